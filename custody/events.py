@@ -1,0 +1,204 @@
+"""Custody events: the ledger's leaves, encoded as RFC 8785 (JCS) canonical JSON.
+
+An event is ``{"v":1,"type":..,"time":..,"actor":{..},"subject":{..},"prev":..,"data":{..}}``
+(ARCHITECTURE.md, Conventions: Events). The encoded bytes are the Merkle leaf, so the encoding
+must be byte-exact: RFC 8785 fixes key order (UTF-16 code units), string escaping and number
+form, and two parties encoding the same event get the same leaf.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+EVENT_VERSION = 1
+# An entry bundle prefixes each entry with a big-endian uint16 length (C2SP tlog-tiles), so
+# one leaf can never be larger than this.
+MAX_EVENT_BYTES = 0xFFFF
+# JCS writes numbers as IEEE doubles (RFC 8785 §3.2.2.3): integers beyond this would round.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_HEX32 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be encoded as a ledger leaf."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a principal id and the role it acted in."""
+
+    id: str
+    role: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"id": self.id, "role": self.role}
+
+
+SYSTEM = Actor(id="custos", role="system")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What it was done to: ``kind`` (evidence, order, principal, key, ...) and its id."""
+
+    kind: str
+    id: str
+
+    def __post_init__(self) -> None:
+        if not _ID.match(self.kind) or not _ID.match(self.id):
+            raise InvalidEvent(f"bad subject {self.kind!r}:{self.id!r}")
+
+    @property
+    def key(self) -> str:
+        """The subject as one string, as the ledger indexes it."""
+        return f"{self.kind}:{self.id}"
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id}
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event before the ledger places it: the ledger adds ``time`` and ``prev``."""
+
+    type: str
+    actor: Actor
+    subject: Subject
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _TYPE.match(self.type):
+            raise InvalidEvent(f"event type {self.type!r} is not <subject>.<verb>")
+        _check_json_value(self.data, "data")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A placed event, as decoded from (or encoded to) its leaf bytes."""
+
+    type: str
+    time: str
+    actor: Actor
+    subject: Subject
+    prev: str | None
+    data: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "v": EVENT_VERSION,
+            "type": self.type,
+            "time": self.time,
+            "actor": self.actor.as_json(),
+            "subject": self.subject.as_json(),
+            "prev": self.prev,
+            "data": dict(self.data),
+        }
+
+    def encode(self) -> bytes:
+        """The canonical leaf bytes (RFC 8785)."""
+        leaf = canonical_json(self.as_json())
+        if len(leaf) > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event is {len(leaf)} bytes, more than {MAX_EVENT_BYTES}")
+        return leaf
+
+    @classmethod
+    def decode(cls, leaf: bytes) -> Event:
+        """Parse leaf bytes; raises InvalidEvent unless they are a canonical v1 event."""
+        try:
+            obj = json.loads(leaf)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidEvent(f"not JSON: {exc}") from None
+        if not isinstance(obj, dict) or obj.get("v") != EVENT_VERSION:
+            raise InvalidEvent("not a v1 event object")
+        try:
+            actor, subject = obj["actor"], obj["subject"]
+            event = cls(
+                type=obj["type"],
+                time=obj["time"],
+                actor=Actor(id=actor["id"], role=actor["role"]),
+                subject=Subject(kind=subject["kind"], id=subject["id"]),
+                prev=obj["prev"],
+                data=obj["data"],
+            )
+        except (KeyError, TypeError) as exc:
+            raise InvalidEvent(f"missing or mistyped field: {exc}") from None
+        if set(obj) != {"v", "type", "time", "actor", "subject", "prev", "data"}:
+            raise InvalidEvent("unexpected fields")
+        if event.prev is not None and not _HEX32.match(event.prev):
+            raise InvalidEvent("prev is not a lowercase hex SHA-256")
+        if event.encode() != leaf:
+            raise InvalidEvent("leaf is not in canonical (RFC 8785) form")
+        return event
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, as every event's ``time`` is written."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 encoding.
+
+    Python's ``json`` with sorted keys produces the same bytes as JCS when no number is a float
+    and no object key lies outside the Basic Multilingual Plane (where code-point and UTF-16
+    order can differ); such values go to the reference ``rfc8785`` encoder instead. The test
+    suite shows the two byte-identical on generated events.
+    """
+    if _plain(value):
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    encoded: bytes = rfc8785.dumps(value)
+    return encoded
+
+
+def _plain(value: Any) -> bool:
+    """True when json.dumps(sort_keys=True) is byte-identical to RFC 8785 for ``value``."""
+    if isinstance(value, str):
+        return not _has_lone_surrogate(value)
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _bmp(k) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _bmp(text: str) -> bool:
+    return all(ord(c) < 0xD800 for c in text)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _check_json_value(value: Any, where: str) -> None:
+    """Event data holds only what canonical JSON carries exactly: no floats, no NaN."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidEvent(f"{where}: key {k!r} is not a string")
+            _check_json_value(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_json_value(v, f"{where}[{i}]")
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise InvalidEvent(f"{where}: integer out of the exact JSON range")
+    else:
+        raise InvalidEvent(f"{where}: {type(value).__name__} is not allowed in an event")

@@ -1,0 +1,122 @@
+"""The interfaces custody needs from the outside world; ``storage/`` implements them.
+
+Implementations are chosen from configuration in one place (``storage.deployment``); the
+domain code sees only these protocols and the project's own exceptions (``custody.errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from custody.merkle import NodeId
+
+
+class Clock(Protocol):
+    """Injectable time, so the ledger and deadlines are deterministic under test."""
+
+    def __call__(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Where an object ended up: its key, size and (on versioned stores) its version id."""
+
+    key: str
+    size: int
+    version_id: str | None = None
+
+
+class ObjectStore(Protocol):
+    """Write-once storage of named byte strings (blobs, manifests, checkpoints).
+
+    ``put`` never replaces content: writing a key that already holds the same bytes succeeds
+    and returns the existing object; different bytes raise ``ObjectExists``. A put that returns
+    is durable. Reads of a missing key raise ``ObjectNotFound``.
+    """
+
+    def put(self, key: str, data: bytes) -> StoredObject: ...
+
+    def put_stream(self, key: str, stream: BinaryIO) -> StoredObject: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One leaf as stored: its index, the subject it concerns, its hash and its bytes."""
+
+    index: int
+    subject: str
+    leaf_hash: bytes
+    leaf: bytes
+
+
+@dataclass(frozen=True)
+class KeptCheckpoint:
+    """A signed checkpoint as kept: the tree size, its root and the signed note's bytes."""
+
+    size: int
+    root: bytes
+    note: bytes
+    signed_at: datetime
+
+
+class AppendTransaction(Protocol):
+    """An open transaction holding the ledger's append lock.
+
+    Only one exists at a time across every thread and process sharing the database, so
+    ``size`` cannot change under it. Other stores may write through the same transaction so
+    that a record and its ledger event commit together.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]: ...
+
+    def last_leaf_hashes(self, subjects: Sequence[str]) -> Mapping[str, bytes]: ...
+
+    def write(self, entries: Sequence[LedgerEntry], nodes: Sequence[tuple[NodeId, bytes]]) -> None:
+        """Store the entries and nodes and move the size past the last entry."""
+
+
+class LedgerStore(Protocol):
+    """Durable storage of ledger entries, Merkle nodes and kept checkpoints."""
+
+    def appending(self) -> AbstractContextManager[AppendTransaction]:
+        """Take the append lock; commit (durably) on normal exit, roll back on an exception."""
+
+    def size(self) -> int: ...
+
+    def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]: ...
+
+    def nodes_at_level(self, level: int, start: int, end: int) -> list[bytes]: ...
+
+    def entries(self, start: int, end: int) -> list[LedgerEntry]: ...
+
+    def subject_entries(self, subject: str) -> list[LedgerEntry]: ...
+
+    def index_of_leaf_hash(self, leaf_hash: bytes) -> int | None: ...
+
+    def iter_entries(self) -> Iterator[LedgerEntry]: ...
+
+    def iter_nodes(self) -> Iterator[tuple[NodeId, bytes]]: ...
+
+    def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
+        """Keep a signed checkpoint; keeping the same size again is a no-op."""
+
+    def latest_checkpoint(self) -> KeptCheckpoint | None: ...
+
+    def checkpoint(self, size: int) -> KeptCheckpoint | None: ...
+
+    def checkpoints(self) -> list[KeptCheckpoint]: ...

@@ -1,0 +1,67 @@
+"""The service's signing keys: one current Ed25519 key, and older ones kept for verification.
+
+Every signed object is a C2SP signed note whose key name is the log origin (ARCHITECTURE.md,
+Keys). Rotation retires the current key at the index of its ``key.rotated`` event; the first
+checkpoint signed after that event carries the old key's signature beside the new one, so a
+verifier that pinned the old key can follow the hand-over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from custody.note import NoteSigner, NoteVerifier
+
+
+@dataclass(frozen=True)
+class ServiceKey:
+    """A key of the ring; ``retired_at`` is the ledger index of its ``key.rotated`` event."""
+
+    signer: NoteSigner
+    retired_at: int | None = None
+
+    @property
+    def verifier_key(self) -> str:
+        return self.signer.verifier.verifier_key()
+
+
+class KeyRing:
+    """The ordered keys of a deployment, oldest first; the last unretired one signs."""
+
+    def __init__(self, keys: Sequence[ServiceKey]) -> None:
+        active = [k for k in keys if k.retired_at is None]
+        if len(active) != 1:
+            raise ValueError(f"a key ring needs exactly one current key, found {len(active)}")
+        if active[0] is not keys[-1]:
+            raise ValueError("the current key must be the newest")
+        names = {k.signer.name for k in keys}
+        if len(names) != 1:
+            raise ValueError(f"all keys must carry the log origin as their name, found {names}")
+        self.keys = tuple(keys)
+
+    @property
+    def origin(self) -> str:
+        return self.current.signer.name
+
+    @property
+    def current(self) -> ServiceKey:
+        return self.keys[-1]
+
+    @property
+    def verifiers(self) -> list[NoteVerifier]:
+        """Every key's verifier, newest first: notes signed by any of them are ours."""
+        return [k.signer.verifier for k in reversed(self.keys)]
+
+    def checkpoint_signers(self, size: int, last_kept_size: int) -> list[NoteSigner]:
+        """Who signs a checkpoint of ``size`` when the newest kept one has ``last_kept_size``.
+
+        The current key always; a retired key too while no kept checkpoint covers its
+        ``key.rotated`` event yet and this one does.
+        """
+        handing_over = [
+            k.signer
+            for k in self.keys
+            if k.retired_at is not None and last_kept_size <= k.retired_at < size
+        ]
+        return [self.current.signer, *handing_over]

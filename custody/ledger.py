@@ -1,0 +1,300 @@
+"""The custody ledger: an append-only RFC 6962 Merkle log of canonical events.
+
+Every act in Custos is one event appended here. Appends are sequenced by the store's append
+lock (one transaction at a time across threads and processes), get dense indexes from 0, chain
+to their subject's previous event through ``prev`` and store every completed Merkle node, so a
+proof reads O(log n) nodes. Checkpoints (C2SP tlog-checkpoint signed notes) are signed when a
+caller needs one that covers a given index, and otherwise at most once per interval while the
+log grows; each signed one is kept in the database and in the object store as
+``checkpoints/<size>``.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from custody import merkle
+from custody.checkpoint import Checkpoint, sign_checkpoint
+from custody.errors import BadRequest, NotFound, ObjectExists
+from custody.events import Event, NewEvent, format_time
+from custody.interfaces import (
+    AppendTransaction,
+    Clock,
+    KeptCheckpoint,
+    LedgerEntry,
+    LedgerStore,
+    ObjectStore,
+)
+from custody.keys import KeyRing
+from custody.note import open_note
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An event as the ledger placed it."""
+
+    index: int
+    leaf_hash: bytes
+    leaf: bytes
+    event: Event
+
+
+def checkpoint_key(size: int) -> str:
+    """Where a kept checkpoint's copy lives in the object store."""
+    return f"checkpoints/{size}"
+
+
+class Ledger:
+    """Appends events, serves proofs, tiles and entries, and signs checkpoints."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        objects: ObjectStore,
+        keys: KeyRing,
+        *,
+        clock: Clock = utc_now,
+        checkpoint_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.objects = objects
+        self.keys = keys
+        self.clock = clock
+        self.checkpoint_interval = timedelta(seconds=checkpoint_interval)
+        # The frontier (the hashes of the complete subtrees covering [0, size)) of the last
+        # size this process committed; it saves O(log n) reads per append while no other
+        # process has appended since.
+        self._frontier: tuple[int, list[bytes]] = (0, [])
+        self._frontier_lock = threading.Lock()
+
+    @property
+    def origin(self) -> str:
+        return self.keys.origin
+
+    # -- appending -------------------------------------------------------------------------
+
+    def append(self, event: NewEvent) -> Appended:
+        """Append one event durably, in its own transaction."""
+        with self.recording() as recorder:
+            return recorder.add(event)
+
+    def append_batch(self, events: Sequence[NewEvent]) -> list[Appended]:
+        """Append many events in one transaction: all of them or none."""
+        with self.recording() as recorder:
+            return recorder.add_all(events)
+
+    @contextmanager
+    def recording(self) -> Iterator[Recorder]:
+        """Open an append transaction; events added to it commit with it, atomically.
+
+        Other stores may write through ``recorder.tx`` so that a record and the events that
+        describe it become durable together or not at all.
+        """
+        with self.store.appending() as tx:
+            recorder = Recorder(self, tx, self._frontier_for(tx))
+            yield recorder
+            size, frontier = recorder.flush()
+        with self._frontier_lock:
+            if size > self._frontier[0]:
+                self._frontier = (size, frontier)
+
+    def _frontier_for(self, tx: AppendTransaction) -> list[bytes]:
+        size = tx.size
+        cached_size, cached = self._frontier
+        if cached_size == size:
+            return list(cached)
+        ids = merkle.subtree_nodes(0, size)
+        found = tx.nodes(ids)
+        return [found[i] for i in ids]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def size(self) -> int:
+        return self.store.size()
+
+    def entry(self, index: int) -> bytes:
+        """The exact leaf bytes at ``index``."""
+        entries = self.store.entries(index, index + 1)
+        if not entries:
+            raise NotFound(f"no ledger entry {index}")
+        return entries[0].leaf
+
+    def subject_entries(self, subject: str) -> list[LedgerEntry]:
+        """Every entry about one subject, in ledger order."""
+        return self.store.subject_entries(subject)
+
+    def root(self, size: int) -> bytes:
+        """The Merkle root of the first ``size`` leaves."""
+        self._check_size(size)
+        ids = merkle.subtree_nodes(0, size)
+        found = self.store.nodes(ids)
+        return merkle.fold_subtree([found[i] for i in ids]) if ids else merkle.EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        """RFC 9162 §2.1.3 inclusion proof of leaf ``index`` in the tree of ``tree_size``."""
+        self._check_size(tree_size)
+        if not 0 <= index < tree_size:
+            raise BadRequest(f"index {index} is not below tree size {tree_size}")
+        return merkle.hashes_for_ranges(
+            merkle.inclusion_proof_ranges(index, tree_size), self.store.nodes
+        )
+
+    def index_of_leaf_hash(self, leaf_hash: bytes) -> int:
+        index = self.store.index_of_leaf_hash(leaf_hash)
+        if index is None:
+            raise NotFound("no entry has that leaf hash")
+        return index
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """RFC 9162 §2.1.4 proof that the tree of ``size1`` is a prefix of that of ``size2``."""
+        self._check_size(size2)
+        if size1 < 1:
+            raise BadRequest("a consistency proof starts from a tree of at least one leaf")
+        if size1 > size2:
+            raise BadRequest(f"from {size1} is larger than to {size2}")
+        return merkle.hashes_for_ranges(
+            merkle.consistency_proof_ranges(size1, size2), self.store.nodes
+        )
+
+    def hash_tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+        """C2SP tlog-tiles hash tile: ``width`` hashes of Merkle level ``8 * level``."""
+        _check_tile(level, index, width)
+        start = index * TILE_WIDTH
+        hashes = self.store.nodes_at_level(TILE_HEIGHT * level, start, start + width)
+        if len(hashes) < width:
+            raise NotFound(f"tile {level}/{index} does not have {width} hashes yet")
+        return b"".join(hashes)
+
+    def entry_bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
+        """C2SP tlog-tiles entry bundle: each leaf prefixed by its big-endian uint16 length."""
+        _check_tile(0, index, width)
+        start = index * TILE_WIDTH
+        entries = self.store.entries(start, start + width)
+        if len(entries) < width:
+            raise NotFound(f"entry bundle {index} does not have {width} entries yet")
+        return b"".join(struct.pack(">H", len(e.leaf)) + e.leaf for e in entries)
+
+    def _check_size(self, size: int) -> None:
+        if size < 0:
+            raise BadRequest("a tree size is not negative")
+        current = self.store.size()
+        if size > current:
+            raise BadRequest(f"tree size {size} is beyond the log's size {current}")
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def checkpoint(self, covering: int | None = None) -> KeptCheckpoint:
+        """The checkpoint to hand out now.
+
+        With ``covering``, one whose tree includes that index, signed now if need be.
+        Otherwise the newest kept one, unless the log has grown and that one is older than
+        the checkpoint interval, in which case a new one is signed.
+        """
+        latest = self.store.latest_checkpoint()
+        if covering is not None:
+            if latest is not None and latest.size > covering:
+                return latest
+            return self._sign_checkpoint(self.store.size(), latest)
+        size = self.store.size()
+        if latest is not None and (
+            latest.size >= size or self.clock() - latest.signed_at < self.checkpoint_interval
+        ):
+            return latest
+        return self._sign_checkpoint(size, latest)
+
+    def kept_checkpoint(self, size: int) -> KeptCheckpoint:
+        kept = self.store.checkpoint(size)
+        if kept is None:
+            raise NotFound(f"no checkpoint was signed at size {size}")
+        return kept
+
+    def _sign_checkpoint(self, size: int, latest: KeptCheckpoint | None) -> KeptCheckpoint:
+        root = self.root(size)
+        signers = self.keys.checkpoint_signers(size, latest.size if latest else 0)
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), signers)
+        try:
+            self.objects.put(checkpoint_key(size), note)
+        except ObjectExists:
+            # Another worker signed this size first (with another hand-over signer set);
+            # keep its copy, which must be ours and for the same root.
+            note = self.objects.get(checkpoint_key(size))
+            open_note(note, self.keys.verifiers)
+        kept = KeptCheckpoint(size=size, root=root, note=note, signed_at=self.clock())
+        self.store.keep_checkpoint(kept)
+        return self.store.checkpoint(size) or kept
+
+
+class Recorder:
+    """Events being appended inside one open append transaction."""
+
+    def __init__(self, ledger: Ledger, tx: AppendTransaction, frontier: list[bytes]) -> None:
+        self.ledger = ledger
+        self.tx = tx
+        self._start = tx.size
+        self._frontier = frontier
+        self._entries: list[LedgerEntry] = []
+        self._heads: dict[str, bytes | None] = {}
+
+    @property
+    def next_index(self) -> int:
+        return self._start + len(self._entries)
+
+    def add(self, event: NewEvent) -> Appended:
+        """Place one event: next index, ``prev`` from its subject's last event, time now."""
+        self._load_heads([event.subject.key])
+        return self._place(event)
+
+    def add_all(self, events: Sequence[NewEvent]) -> list[Appended]:
+        self._load_heads([e.subject.key for e in events])
+        return [self._place(e) for e in events]
+
+    def _load_heads(self, subjects: Sequence[str]) -> None:
+        missing = sorted({s for s in subjects if s not in self._heads})
+        if missing:
+            found = self.tx.last_leaf_hashes(missing)
+            for subject in missing:
+                self._heads[subject] = found.get(subject)
+
+    def _place(self, new: NewEvent) -> Appended:
+        key = new.subject.key
+        head = self._heads[key]
+        event = Event(
+            type=new.type,
+            time=format_time(self.ledger.clock()),
+            actor=new.actor,
+            subject=new.subject,
+            prev=head.hex() if head is not None else None,
+            data=new.data,
+        )
+        leaf = event.encode()
+        leaf_hash = merkle.leaf_hash(leaf)
+        entry = LedgerEntry(index=self.next_index, subject=key, leaf_hash=leaf_hash, leaf=leaf)
+        self._entries.append(entry)
+        self._heads[key] = leaf_hash
+        return Appended(index=entry.index, leaf_hash=leaf_hash, leaf=leaf, event=event)
+
+    def flush(self) -> tuple[int, list[bytes]]:
+        """Write the placed entries and their Merkle nodes; returns the new size and frontier."""
+        nodes, frontier = merkle.append_leaves(
+            self._frontier, self._start, [e.leaf_hash for e in self._entries]
+        )
+        if self._entries:
+            self.tx.write(self._entries, nodes)
+        return self.next_index, frontier
+
+
+def _check_tile(level: int, index: int, width: int) -> None:
+    if level < 0 or index < 0 or not 1 <= width <= TILE_WIDTH:
+        raise BadRequest("tile level and index are not negative; width is 1 to 256")

@@ -1,0 +1,179 @@
+"""The log API: checkpoints, keys, tiles, proofs and entries (C2SP tlog-tiles, RFC 9162).
+
+Checkpoints, keys, hash tiles and proofs are public, so that anyone can witness that the
+ledger only grows. Entries (the events themselves) need a token, and providers may not read
+them: an event names subjects that a provider may not know exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from custody.errors import BadRequest, NotFound
+from custody.ledger import TILE_WIDTH, Ledger
+from service.auth import requires
+
+blp = Blueprint("log", __name__, url_prefix="/v1/log", description="The custody ledger")
+
+_TILE_INDEX = re.compile(r"((?:x[0-9]{3}/)*)([0-9]{3})(?:\.p/([0-9]{1,3}))?")
+_HEX32 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Stores keep indexes and sizes as signed 64-bit integers (SQL BIGINT), and Merkle levels
+# below 64; nothing beyond exists in any log, and the database must not be asked for it.
+_MAX_INDEX = 2**63 - 1
+_MAX_TILE_LEVEL = 7
+
+
+def _ledger() -> Ledger:
+    ledger: Ledger = current_app.extensions["custos"].ledger
+    return ledger
+
+
+def _text(body: bytes | str, mimetype: str = "text/plain; charset=utf-8") -> Response:
+    response = Response(body, mimetype=mimetype)
+    return response
+
+
+def _immutable(body: bytes) -> Response:
+    response = Response(body, mimetype="application/octet-stream")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+def parse_tile_index(path: str) -> tuple[int, int]:
+    """C2SP tlog-tiles ``<N>[.p/<W>]``: 3-digit groups, ``x`` before all but the last."""
+    match = _TILE_INDEX.fullmatch(path)
+    if not match:
+        raise BadRequest(f"malformed tile index {path!r}")
+    groups = [g[1:] for g in match.group(1).split("/") if g] + [match.group(2)]
+    if len(groups) > 1 and groups[0] == "000":
+        raise BadRequest(f"tile index {path!r} has a leading zero group")
+    width = TILE_WIDTH
+    if match.group(3) is not None:
+        width = int(match.group(3))
+        if not 1 <= width < TILE_WIDTH or match.group(3).startswith("0"):
+            raise BadRequest("a partial tile's width is 1 to 255, without leading zeros")
+    return int("".join(groups)), width
+
+
+def _within_any_log(number: int, what: str) -> int:
+    if number > _MAX_INDEX:
+        raise NotFound(f"no log has {what} {number}")
+    return number
+
+
+def _tile(level: int, index: str) -> tuple[int, int]:
+    """The tile's number and width, NotFound for a tile that no log can have."""
+    number, width = parse_tile_index(index)
+    if level > _MAX_TILE_LEVEL:
+        raise NotFound(f"no log has tile level {level}")
+    _within_any_log(number * TILE_WIDTH + width, "a tile reaching")
+    return number, width
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+class InclusionQuery(Schema):
+    index = fields.Integer(validate=validate.Range(min=0))
+    leaf_hash = fields.String(validate=validate.Regexp(_HEX32, error="64 hex digits"))
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def one_of_index_or_hash(self, data: dict[str, Any], **_: Any) -> None:
+        if ("index" in data) == ("leaf_hash" in data):
+            raise ValidationError("give exactly one of index and leaf_hash")
+
+
+class InclusionProof(Schema):
+    index = fields.Integer()
+    tree_size = fields.Integer()
+    hashes = fields.List(fields.String(), metadata={"description": "base64 SHA-256 hashes"})
+
+
+ConsistencyQuery = Schema.from_dict(
+    {
+        "from": fields.Integer(required=True, validate=validate.Range(min=1)),
+        "to": fields.Integer(required=True, validate=validate.Range(min=1)),
+    },
+    name="ConsistencyQuery",
+)
+ConsistencyProof = Schema.from_dict(
+    {"from": fields.Integer(), "to": fields.Integer(), "hashes": fields.List(fields.String())},
+    name="ConsistencyProof",
+)
+
+
+@blp.route("/checkpoint")
+@blp.doc(responses={200: {"description": "C2SP tlog-checkpoint signed note (text/plain)"}})
+def checkpoint() -> Response:
+    """The current signed checkpoint."""
+    response = _text(_ledger().checkpoint().note)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blp.route("/key")
+def key() -> Response:
+    """The service's verifier keys, newest first, one per line."""
+    lines = [v.verifier_key() for v in _ledger().keys.verifiers]
+    return _text("".join(line + "\n" for line in lines))
+
+
+@blp.route("/checkpoints/<int:size>")
+def kept_checkpoint(size: int) -> Response:
+    """A checkpoint signed earlier at exactly this tree size."""
+    return _text(_ledger().kept_checkpoint(_within_any_log(size, "a tree size")).note)
+
+
+@blp.route("/tile/<int:level>/<path:index>")
+def hash_tile(level: int, index: str) -> Response:
+    """A C2SP tlog-tiles hash tile (height 8)."""
+    number, width = _tile(level, index)
+    return _immutable(_ledger().hash_tile(level, number, width))
+
+
+@blp.route("/tile/entries/<path:index>")
+@requires(exclude=("provider",))
+def entry_bundle(index: str) -> Response:
+    """A C2SP tlog-tiles entry bundle: each event's exact leaf bytes, uint16-length-prefixed."""
+    number, width = _tile(0, index)
+    return _immutable(_ledger().entry_bundle(number, width))
+
+
+@blp.route("/entries/<int:index>")
+@requires(exclude=("provider",))
+def entry(index: int) -> Response:
+    """The exact leaf bytes of one event (RFC 8785 JSON)."""
+    return _text(_ledger().entry(_within_any_log(index, "an entry")), "application/json")
+
+
+@blp.route("/proofs/inclusion")
+@blp.arguments(InclusionQuery, location="query", error_status_code=400, as_kwargs=True)
+@blp.response(200, InclusionProof)
+def inclusion_proof(tree_size: int, index: int | None = None, leaf_hash: str | None = None) -> Any:
+    """RFC 9162 inclusion proof of one entry, by index or by leaf hash."""
+    ledger = _ledger()
+    if index is None:
+        assert leaf_hash is not None
+        index = ledger.index_of_leaf_hash(bytes.fromhex(leaf_hash))
+        if index >= tree_size:
+            raise BadRequest(f"that entry (index {index}) is not in a tree of size {tree_size}")
+    hashes = ledger.inclusion_proof(index, tree_size)
+    return {"index": index, "tree_size": tree_size, "hashes": _b64(hashes)}
+
+
+@blp.route("/proofs/consistency")
+@blp.arguments(ConsistencyQuery, location="query", error_status_code=400)
+@blp.response(200, ConsistencyProof)
+def consistency_proof(query: dict[str, int]) -> Any:
+    """RFC 9162 proof that the tree of size ``from`` is a prefix of the tree of size ``to``."""
+    size1, size2 = query["from"], query["to"]
+    hashes = _ledger().consistency_proof(size1, size2)
+    return {"from": size1, "to": size2, "hashes": _b64(hashes)}

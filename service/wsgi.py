@@ -1,0 +1,39 @@
+"""Serving under gunicorn: each worker builds its own app (and database engine) after fork."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from service import create_app
+
+
+class CustosServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with the Custos app factory and settings from the command line."""
+
+    def __init__(self, home: str, options: dict[str, Any]) -> None:
+        self.home = home
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app({"CUSTOS_HOME": self.home})
+
+
+def serve(home: str, host: str, port: int, workers: int, timeout: int = 120) -> None:
+    CustosServer(
+        home,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "timeout": timeout,
+            "accesslog": "-",
+            "preload_app": False,
+        },
+    ).run()

@@ -1,0 +1,139 @@
+"""Configuration: ``custos.toml`` in the home, overridden by ``CUSTOS_*`` environment variables.
+
+The embedded default needs nothing but the package: SQLite at ``<home>/custos.db`` and a
+filesystem object store at ``<home>/objects``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from custody.errors import CustosError
+
+CONFIG_FILE = "custos.toml"
+DEFAULT_HOME = "./var"
+SUPPORTED_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
+
+
+class ConfigError(CustosError):
+    """The configuration is missing, malformed or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """One deployment's settings, resolved."""
+
+    home: Path
+    origin: str = ""
+    database_url: str = ""
+    store: str = ""
+    s3_endpoint_url: str | None = None
+    key_passphrase: str | None = field(default=None, repr=False)
+    digests: tuple[str, ...] = ("sha256",)
+    max_upload_bytes: int = 64 * 1024**3
+    checkpoint_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'custos.db'}")
+        if not self.store:
+            object.__setattr__(self, "store", f"file://{self.home / 'objects'}")
+        unknown = set(self.digests) - set(SUPPORTED_DIGESTS)
+        if unknown or "sha256" not in self.digests:
+            raise ConfigError(
+                f"digests must include sha256 and be among {', '.join(SUPPORTED_DIGESTS)}"
+            )
+        if self.checkpoint_interval < 0 or self.max_upload_bytes <= 0:
+            raise ConfigError("checkpoint_interval and max_upload_bytes must be positive")
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+
+_ENV = {
+    "CUSTOS_DATABASE_URL": "database_url",
+    "CUSTOS_STORE": "store",
+    "CUSTOS_S3_ENDPOINT_URL": "s3_endpoint_url",
+    "CUSTOS_ORIGIN": "origin",
+    "CUSTOS_KEY_PASSPHRASE": "key_passphrase",
+    "CUSTOS_DIGESTS": "digests",
+    "CUSTOS_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "CUSTOS_CHECKPOINT_INTERVAL": "checkpoint_interval",
+}
+_FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
+
+
+def _digest_name(name: str) -> str:
+    """``SHA-256``, ``sha_256`` and ``sha256`` all name sha256; ``sha3-256`` is sha3_256."""
+    plain = name.strip().lower().replace("-", "").replace("_", "")
+    return "sha3_256" if plain == "sha3256" else plain
+
+
+def _typed(name: str, value: Any) -> Any:
+    try:
+        if name == "digests":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(_digest_name(d) for d in items if d.strip())
+        if name == "max_upload_bytes":
+            return int(value)
+        if name == "checkpoint_interval":
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: cannot read {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: expected text, got {value!r}")
+    return value
+
+
+def home_from_env(home: str | os.PathLike[str] | None = None) -> Path:
+    return Path(home or os.environ.get("CUSTOS_HOME") or DEFAULT_HOME).absolute()
+
+
+def load_config(
+    home: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read ``custos.toml`` (if present) from the home, then apply the environment."""
+    environ = os.environ if environ is None else environ
+    base = home_from_env(home or environ.get("CUSTOS_HOME"))
+    values: dict[str, Any] = {}
+    path = base / CONFIG_FILE
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        unknown = set(raw) - _FILE_KEYS
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        values.update({k: _typed(k, v) for k, v in raw.items()})
+    for variable, name in _ENV.items():
+        if environ.get(variable):
+            values[name] = _typed(name, environ[variable])
+    return Config(home=base, **values)
+
+
+def with_overrides(config: Config, **changes: Any) -> Config:
+    return replace(config, **changes)
+
+
+def render_config(config: Config) -> str:
+    """The ``custos.toml`` that ``custos init`` writes: the origin, and the defaults shown."""
+    return (
+        "# Custos deployment. CUSTOS_* environment variables override these settings.\n"
+        f'origin = "{config.origin}"\n'
+        f"checkpoint_interval = {config.checkpoint_interval}\n"
+        f'digests = "{",".join(config.digests)}"\n'
+        f"max_upload_bytes = {config.max_upload_bytes}\n"
+        f'# database_url = "{config.database_url}"\n'
+        f'# store = "{config.store}"\n'
+    )

@@ -1,0 +1,145 @@
+"""Wiring: builds the ledger, stores and keys of one deployment from its configuration.
+
+The app factory and the CLI both call ``open_deployment``, so the HTTP API and the command
+line act through the same objects.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from sqlalchemy import Engine
+
+from custody.errors import NotFound
+from custody.events import SYSTEM, Actor, NewEvent, Subject
+from custody.interfaces import Clock, ObjectStore
+from custody.keys import KeyRing
+from custody.ledger import Ledger, utc_now
+from custody.note import is_valid_key_name
+from custody.principals import Principals
+from storage import keyfiles
+from storage.config import Config, ConfigError, load_config, render_config
+from storage.filesystem import FilesystemObjectStore
+from storage.sql.database import create_database_engine, migrate, schema_is_current
+from storage.sql.ledger import SqlLedgerStore
+from storage.sql.principals import SqlPrincipalStore
+
+OPERATOR = "operator"
+_ORIGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_/-]{0,200}$")
+
+
+@dataclass
+class Deployment:
+    """Everything one Custos deployment acts through."""
+
+    config: Config
+    engine: Engine
+    objects: ObjectStore
+    keys: KeyRing
+    ledger: Ledger
+    principals: Principals
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_object_store(config: Config) -> ObjectStore:
+    url = urlparse(config.store)
+    if url.scheme == "file":
+        return FilesystemObjectStore(url.netloc + url.path)
+    raise ConfigError(f"unsupported object store {config.store!r}: use file://PATH")
+
+
+def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> Deployment:
+    """Open an initialised deployment; ConfigError says what is missing."""
+    config = config or load_config()
+    engine = create_database_engine(config.database_url)
+    if not schema_is_current(engine):
+        engine.dispose()
+        raise ConfigError(
+            f"the database at {config.database_url} is not initialised or not migrated: "
+            "run `custos init`"
+        )
+    if not keyfiles.has_keyring(config):
+        engine.dispose()
+        raise ConfigError(f"no signing key in {config.keys_dir}: run `custos init`")
+    if not config.origin:
+        engine.dispose()
+        raise ConfigError(f"no origin in {config.config_file}: run `custos init`")
+    origin = config.origin
+    keys = keyfiles.load_keyring(config, origin)
+    objects = open_object_store(config)
+    ledger = Ledger(
+        SqlLedgerStore(engine),
+        objects,
+        keys,
+        clock=clock,
+        checkpoint_interval=config.checkpoint_interval,
+    )
+    principals = Principals(SqlPrincipalStore(engine), ledger)
+    return Deployment(config, engine, objects, keys, ledger, principals)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    deployment: Deployment
+    created: bool
+    operator_token: str | None
+
+
+def initialise(config: Config, origin: str | None = None) -> InitResult:
+    """Create (or leave as it is) a deployment: config file, schema, key, the operator.
+
+    Running it again changes nothing: an existing config, key or operator is kept.
+    """
+    config.home.mkdir(parents=True, exist_ok=True)
+    created = False
+    if not config.config_file.exists():
+        chosen = origin or config.origin or f"custos.local/{secrets.token_hex(4)}"
+        if not (_ORIGIN.match(chosen) and is_valid_key_name(chosen)):
+            raise ConfigError(f"origin {chosen!r} is not a valid log origin (e.g. example.org/log)")
+        config = Config(**{**config.__dict__, "origin": chosen})
+        config.config_file.write_text(render_config(config), "utf-8")
+        created = True
+    elif origin and origin != config.origin:
+        raise ConfigError(
+            f"{config.config_file} already names origin {config.origin!r}; it cannot change"
+        )
+    engine = create_database_engine(config.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    if not keyfiles.has_keyring(config):
+        keyfiles.write_ring(config, [{"file": keyfiles.new_key_file(config), "retired_at": None}])
+        created = True
+    deployment = open_deployment(config)
+    token = None
+    try:
+        deployment.principals.get(OPERATOR)
+    except NotFound:
+        _, token = deployment.principals.add(OPERATOR, "admin", SYSTEM)
+        created = True
+    return InitResult(deployment, created, token)
+
+
+def rotate_key(deployment: Deployment, by: Actor) -> tuple[str, str, int]:
+    """Add a new current key and retire the old one at its ``key.rotated`` event.
+
+    Returns the old and new verifier keys and the event's index. Running servers pick up the
+    new key when restarted.
+    """
+    config, origin = deployment.config, deployment.keys.origin
+    ring = keyfiles.read_ring_entries(config)
+    new_file = keyfiles.new_key_file(config)
+    new_key = keyfiles.load_signer(config, new_file, origin).verifier.verifier_key()
+    old_key = deployment.keys.current.verifier_key
+    appended = deployment.ledger.append(
+        NewEvent("key.rotated", by, Subject("key", "service"), {"old": old_key, "new": new_key})
+    )
+    ring[-1]["retired_at"] = appended.index
+    keyfiles.write_ring(config, [*ring, {"file": new_file, "retired_at": None}])
+    return old_key, new_key, appended.index

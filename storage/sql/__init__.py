@@ -1,0 +1,1 @@
+"""SQL storage (SQLAlchemy Core): SQLite embedded, PostgreSQL through psycopg 3."""

@@ -1,0 +1,255 @@
+"""The ledger store on SQL: entries, Merkle nodes and kept checkpoints.
+
+Appends are serialised by a lock the database holds for the whole transaction: on SQLite the
+write lock taken by ``BEGIN IMMEDIATE``, on PostgreSQL a row lock on ``ledger_head``
+(``SELECT ... FOR UPDATE``). Either way one append transaction runs at a time across every
+thread and process, so indexes are dense and never repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from custody.errors import StorageError
+from custody.interfaces import KeptCheckpoint, LedgerEntry
+from custody.merkle import NodeId
+from storage.sql.database import WRITE, is_sqlite
+from storage.sql.schema import checkpoints, ledger_entries, ledger_head, ledger_nodes
+
+# Keep each statement's bound parameters well under SQLite's limit (32,766).
+_CHUNK = 900
+_STREAM_ROWS = 10_000
+
+
+def _read_nodes(connection: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    found: dict[NodeId, bytes] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        rows = connection.execute(
+            select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
+                tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(chunk)
+            )
+        )
+        found.update({(level, idx): bytes(h) for level, idx, h in rows})
+    return found
+
+
+def _entry(row: Sequence[object]) -> LedgerEntry:
+    idx, subject, leaf_hash, leaf = row
+    return LedgerEntry(
+        index=int(idx),  # type: ignore[call-overload]
+        subject=str(subject),
+        leaf_hash=bytes(leaf_hash),  # type: ignore[call-overload]
+        leaf=bytes(leaf),  # type: ignore[call-overload]
+    )
+
+
+_ENTRY_COLUMNS = (
+    ledger_entries.c.idx,
+    ledger_entries.c.subject,
+    ledger_entries.c.leaf_hash,
+    ledger_entries.c.leaf,
+)
+
+
+class SqlAppendTransaction:
+    """The open, locked append transaction (see ``custody.interfaces.AppendTransaction``)."""
+
+    def __init__(self, connection: Connection, size: int) -> None:
+        self.connection = connection
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        return _read_nodes(self.connection, ids)
+
+    def last_leaf_hashes(self, subjects: Sequence[str]) -> Mapping[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(subjects), _CHUNK):
+            chunk = list(subjects[start : start + _CHUNK])
+            last = (
+                select(ledger_entries.c.subject, func.max(ledger_entries.c.idx).label("idx"))
+                .where(ledger_entries.c.subject.in_(chunk))
+                .group_by(ledger_entries.c.subject)
+                .subquery()
+            )
+            rows = self.connection.execute(
+                select(ledger_entries.c.subject, ledger_entries.c.leaf_hash).join(
+                    last, ledger_entries.c.idx == last.c.idx
+                )
+            )
+            found.update({subject: bytes(h) for subject, h in rows})
+        return found
+
+    def write(self, entries: Sequence[LedgerEntry], nodes: Sequence[tuple[NodeId, bytes]]) -> None:
+        if not entries:
+            return
+        if entries[0].index != self._size:
+            raise StorageError(f"entry {entries[0].index} does not follow size {self._size}")
+        self.connection.execute(
+            insert(ledger_entries),
+            [
+                {"idx": e.index, "subject": e.subject, "leaf_hash": e.leaf_hash, "leaf": e.leaf}
+                for e in entries
+            ],
+        )
+        self.connection.execute(
+            insert(ledger_nodes),
+            [{"level": level, "idx": idx, "hash": h} for (level, idx), h in nodes],
+        )
+        self._size = entries[-1].index + 1
+        self.connection.execute(
+            update(ledger_head).where(ledger_head.c.id == 1).values(size=self._size)
+        )
+
+
+class SqlLedgerStore:
+    """``custody.interfaces.LedgerStore`` on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock_head = select(ledger_head.c.size).where(ledger_head.c.id == 1)
+        if not is_sqlite(engine):
+            self._lock_head = self._lock_head.with_for_update()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite, one that holds the write lock from its start)."""
+        with (
+            self.engine.connect().execution_options(**WRITE) as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+    @contextmanager
+    def appending(self) -> Iterator[SqlAppendTransaction]:
+        try:
+            with self._writing() as connection:
+                size = connection.execute(self._lock_head).scalar_one()
+                yield SqlAppendTransaction(connection, int(size))
+        except SQLAlchemyError as exc:
+            raise StorageError(f"ledger append failed: {exc}") from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                yield connection
+        except SQLAlchemyError as exc:
+            raise StorageError(f"ledger read failed: {exc}") from exc
+
+    def size(self) -> int:
+        with self._reading() as connection:
+            return int(connection.execute(select(ledger_head.c.size)).scalar_one())
+
+    def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        with self._reading() as connection:
+            return _read_nodes(connection, ids)
+
+    def nodes_at_level(self, level: int, start: int, end: int) -> list[bytes]:
+        with self._reading() as connection:
+            rows = connection.execute(
+                select(ledger_nodes.c.hash)
+                .where(
+                    ledger_nodes.c.level == level,
+                    ledger_nodes.c.idx >= start,
+                    ledger_nodes.c.idx < end,
+                )
+                .order_by(ledger_nodes.c.idx)
+            )
+            return [bytes(h) for (h,) in rows]
+
+    def entries(self, start: int, end: int) -> list[LedgerEntry]:
+        with self._reading() as connection:
+            rows = connection.execute(
+                select(*_ENTRY_COLUMNS)
+                .where(ledger_entries.c.idx >= start, ledger_entries.c.idx < end)
+                .order_by(ledger_entries.c.idx)
+            )
+            return [_entry(r) for r in rows]
+
+    def subject_entries(self, subject: str) -> list[LedgerEntry]:
+        with self._reading() as connection:
+            rows = connection.execute(
+                select(*_ENTRY_COLUMNS)
+                .where(ledger_entries.c.subject == subject)
+                .order_by(ledger_entries.c.idx)
+            )
+            return [_entry(r) for r in rows]
+
+    def index_of_leaf_hash(self, leaf_hash: bytes) -> int | None:
+        with self._reading() as connection:
+            found = connection.execute(
+                select(func.min(ledger_entries.c.idx)).where(
+                    ledger_entries.c.leaf_hash == leaf_hash
+                )
+            ).scalar()
+            return None if found is None else int(found)
+
+    def iter_entries(self) -> Iterator[LedgerEntry]:
+        with self._reading() as connection:
+            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(
+                select(*_ENTRY_COLUMNS).order_by(ledger_entries.c.idx)
+            )
+            for row in rows:
+                yield _entry(row)
+
+    def iter_nodes(self) -> Iterator[tuple[NodeId, bytes]]:
+        with self._reading() as connection:
+            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(
+                select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).order_by(
+                    ledger_nodes.c.level, ledger_nodes.c.idx
+                )
+            )
+            for level, idx, h in rows:
+                yield (int(level), int(idx)), bytes(h)
+
+    def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
+        try:
+            with self._writing() as connection:
+                exists = connection.execute(
+                    select(checkpoints.c.size).where(checkpoints.c.size == checkpoint.size)
+                ).first()
+                if exists is None:
+                    connection.execute(
+                        insert(checkpoints).values(
+                            size=checkpoint.size,
+                            root=checkpoint.root,
+                            note=checkpoint.note,
+                            signed_at=checkpoint.signed_at,
+                        )
+                    )
+        except SQLAlchemyError as exc:
+            if self.checkpoint(checkpoint.size) is None:
+                raise StorageError(f"keeping checkpoint failed: {exc}") from exc
+
+    def _checkpoints(self, *where: object, newest_only: bool = False) -> list[KeptCheckpoint]:
+        query = select(checkpoints).where(*where).order_by(checkpoints.c.size)  # type: ignore[arg-type]
+        if newest_only:
+            query = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
+        with self._reading() as connection:
+            return [
+                KeptCheckpoint(
+                    size=int(r.size), root=bytes(r.root), note=bytes(r.note), signed_at=r.signed_at
+                )
+                for r in connection.execute(query)
+            ]
+
+    def latest_checkpoint(self) -> KeptCheckpoint | None:
+        found = self._checkpoints(newest_only=True)
+        return found[0] if found else None
+
+    def checkpoint(self, size: int) -> KeptCheckpoint | None:
+        found = self._checkpoints(checkpoints.c.size == size)
+        return found[0] if found else None
+
+    def checkpoints(self) -> list[KeptCheckpoint]:
+        return self._checkpoints()

@@ -1,0 +1,59 @@
+"""Configuration: custos.toml in the home, overridden by CUSTOS_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.config import ConfigError, load_config
+
+
+def test_the_embedded_default_needs_nothing(tmp_path: Path) -> None:
+    config = load_config(tmp_path, environ={})
+    assert config.database_url == f"sqlite:///{tmp_path / 'custos.db'}"
+    assert config.store == f"file://{tmp_path / 'objects'}"
+    assert config.digests == ("sha256",)
+    assert config.checkpoint_interval == 1.0
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    (tmp_path / "custos.toml").write_text('origin = "a.example/log"\ncheckpoint_interval = 5\n')
+    config = load_config(
+        tmp_path,
+        environ={
+            "CUSTOS_CHECKPOINT_INTERVAL": "0.5",
+            "CUSTOS_DIGESTS": "sha256, SHA-1,md5",
+            "CUSTOS_MAX_UPLOAD_BYTES": "1024",
+            "CUSTOS_KEY_PASSPHRASE": "secret",
+        },
+    )
+    assert config.origin == "a.example/log"
+    assert config.checkpoint_interval == 0.5
+    assert config.digests == ("sha256", "sha1", "md5")
+    assert config.max_upload_bytes == 1024
+    assert "secret" not in repr(config)
+
+
+def test_home_comes_from_custos_home(tmp_path: Path) -> None:
+    assert load_config(environ={"CUSTOS_HOME": str(tmp_path)}).home == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("content", "env", "words"),
+    [
+        ("origin = ", {}, "custos.toml"),
+        ("colour = 'blue'\n", {}, "unknown settings colour"),
+        ("", {"CUSTOS_DIGESTS": "md5"}, "must include sha256"),
+        ("", {"CUSTOS_DIGESTS": "sha256,crc32"}, "must include sha256"),
+        ("", {"CUSTOS_MAX_UPLOAD_BYTES": "lots"}, "max_upload_bytes"),
+        ("checkpoint_interval = -1\n", {}, "positive"),
+        ("origin = 3\n", {}, "origin"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(
+    tmp_path: Path, content: str, env: dict[str, str], words: str
+) -> None:
+    (tmp_path / "custos.toml").write_text(content)
+    with pytest.raises(ConfigError, match=words):
+        load_config(tmp_path, environ=env)
