@@ -99,6 +99,7 @@ def audit_ledger(
     # (1)-(3): entries, leaf hashes, canonical events and prev chains.
     leaf_hashes: list[bytes] = []
     heads: dict[str, bytes] = {}
+    head_index: dict[str, int] = {}
     for entry in store.iter_entries():
         if len(found) >= max_findings:
             break
@@ -129,10 +130,24 @@ def audit_ledger(
                 Finding(entry.index, ENTRY, f"prev does not name {subject}'s previous event")
             )
         heads[subject] = computed
+        head_index[subject] = entry.index
     report.size = len(leaf_hashes)
     report.subjects = len(heads)
     if report.size != recorded_size and not found:
         found.append(Finding(report.size, ENTRY, f"the log records size {recorded_size}"))
+
+    # (3, continued): the kept subject heads, which place the next event, are the real ones.
+    for subject, index, last_hash in store.subject_heads():
+        last = head_index.get(subject)
+        if last != index or heads.get(subject) != last_hash:
+            # A head beyond the end of the log means the log lost its tail.
+            first_bad = min(index, report.size)
+            found.append(
+                Finding(first_bad, ENTRY, f"the kept head of {subject} is not its last event")
+            )
+        head_index.pop(subject, None)
+    for subject, index in head_index.items():
+        found.append(Finding(index, ENTRY, f"no head is kept for {subject}"))
 
     # (4): every stored node, and only those, equal the recomputed ones.
     levels = _Levels(leaf_hashes)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,14 +63,16 @@ class Ledger:
         self,
         store: LedgerStore,
         objects: ObjectStore,
-        keys: KeyRing,
+        keys: KeyRing | Callable[[], KeyRing],
         *,
         clock: Clock = utc_now,
         checkpoint_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.objects = objects
-        self.keys = keys
+        # A callable is asked again before each use, so a key rotated by another process
+        # is used without a restart.
+        self._keys = keys if callable(keys) else (lambda: keys)
         self.clock = clock
         self.checkpoint_interval = timedelta(seconds=checkpoint_interval)
         # The frontier (the hashes of the complete subtrees covering [0, size)) of the last
@@ -78,6 +80,10 @@ class Ledger:
         # process has appended since.
         self._frontier: tuple[int, list[bytes]] = (0, [])
         self._frontier_lock = threading.Lock()
+
+    @property
+    def keys(self) -> KeyRing:
+        return self._keys()
 
     @property
     def origin(self) -> str:
@@ -222,15 +228,16 @@ class Ledger:
 
     def _sign_checkpoint(self, size: int, latest: KeptCheckpoint | None) -> KeptCheckpoint:
         root = self.root(size)
-        signers = self.keys.checkpoint_signers(size, latest.size if latest else 0)
-        note = sign_checkpoint(Checkpoint(self.origin, size, root), signers)
+        keys = self.keys
+        signers = keys.checkpoint_signers(size, latest.size if latest else 0)
+        note = sign_checkpoint(Checkpoint(keys.origin, size, root), signers)
         try:
             self.objects.put(checkpoint_key(size), note)
         except ObjectExists:
             # Another worker signed this size first (with another hand-over signer set);
             # keep its copy, which must be ours and for the same root.
             note = self.objects.get(checkpoint_key(size))
-            open_note(note, self.keys.verifiers)
+            open_note(note, keys.verifiers)
         kept = KeptCheckpoint(size=size, root=root, note=note, signed_at=self.clock())
         self.store.keep_checkpoint(kept)
         return self.store.checkpoint(size) or kept
@@ -251,10 +258,11 @@ class Recorder:
     def next_index(self) -> int:
         return self._start + len(self._entries)
 
-    def add(self, event: NewEvent) -> Appended:
-        """Place one event: next index, ``prev`` from its subject's last event, time now."""
+    def add(self, event: NewEvent, at: datetime | None = None) -> Appended:
+        """Place one event: next index, ``prev`` from its subject's last event, time ``at``
+        (default now; a record that states its own time passes the same moment)."""
         self._load_heads([event.subject.key])
-        return self._place(event)
+        return self._place(event, at)
 
     def add_all(self, events: Sequence[NewEvent]) -> list[Appended]:
         self._load_heads([e.subject.key for e in events])
@@ -267,12 +275,12 @@ class Recorder:
             for subject in missing:
                 self._heads[subject] = found.get(subject)
 
-    def _place(self, new: NewEvent) -> Appended:
+    def _place(self, new: NewEvent, at: datetime | None = None) -> Appended:
         key = new.subject.key
         head = self._heads[key]
         event = Event(
             type=new.type,
-            time=format_time(self.ledger.clock()),
+            time=format_time(at or self.ledger.clock()),
             actor=new.actor,
             subject=new.subject,
             prev=head.hex() if head is not None else None,

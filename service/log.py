@@ -61,10 +61,10 @@ def parse_tile_index(path: str) -> tuple[int, int]:
     return int("".join(groups)), width
 
 
-def _within_any_log(number: int, what: str) -> int:
-    if number > _MAX_INDEX:
-        raise NotFound(f"no log has {what} {number}")
-    return number
+def _within_any_log(end: int, what: str) -> None:
+    """NotFound for something that ends beyond the largest index a store can hold."""
+    if end > _MAX_INDEX:
+        raise NotFound(f"no log has {what}")
 
 
 def _tile(level: int, index: str) -> tuple[int, int]:
@@ -72,7 +72,7 @@ def _tile(level: int, index: str) -> tuple[int, int]:
     number, width = parse_tile_index(index)
     if level > _MAX_TILE_LEVEL:
         raise NotFound(f"no log has tile level {level}")
-    _within_any_log(number * TILE_WIDTH + width, "a tile reaching")
+    _within_any_log(number * TILE_WIDTH + width, f"tile {level}/{index}")
     return number, width
 
 
@@ -129,7 +129,8 @@ def key() -> Response:
 @blp.route("/checkpoints/<int:size>")
 def kept_checkpoint(size: int) -> Response:
     """A checkpoint signed earlier at exactly this tree size."""
-    return _text(_ledger().kept_checkpoint(_within_any_log(size, "a tree size")).note)
+    _within_any_log(size, f"tree size {size}")
+    return _text(_ledger().kept_checkpoint(size).note)
 
 
 @blp.route("/tile/<int:level>/<path:index>")
@@ -151,7 +152,8 @@ def entry_bundle(index: str) -> Response:
 @requires(exclude=("provider",))
 def entry(index: int) -> Response:
     """The exact leaf bytes of one event (RFC 8785 JSON)."""
-    return _text(_ledger().entry(_within_any_log(index, "an entry")), "application/json")
+    _within_any_log(index + 1, f"entry {index}")
+    return _text(_ledger().entry(index), "application/json")
 
 
 @blp.route("/proofs/inclusion")

@@ -130,3 +130,23 @@ def load_keyring(config: Config, origin: str) -> KeyRing:
             )
         )
     return KeyRing(keys)
+
+
+class KeyRingFile:
+    """The ring as the files say now: reloaded when ``keyring.json`` changes on disk, so a
+    ``custos key rotate`` reaches running servers without a restart."""
+
+    def __init__(self, config: Config, origin: str) -> None:
+        self.config = config
+        self.origin = origin
+        self._path = config.keys_dir / KEYRING_FILE
+        self._stamp: tuple[int, int] | None = None
+        self._ring: KeyRing | None = None
+
+    def __call__(self) -> KeyRing:
+        stat = self._path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        if self._ring is None or stamp != self._stamp:
+            self._ring = load_keyring(self.config, self.origin)
+            self._stamp = stamp
+        return self._ring

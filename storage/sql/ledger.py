@@ -11,28 +11,40 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
-from custody.interfaces import KeptCheckpoint, LedgerEntry
+from custody.interfaces import AppendTransaction, KeptCheckpoint, LedgerEntry
 from custody.merkle import NodeId
 from storage.sql.database import WRITE, is_sqlite
-from storage.sql.schema import checkpoints, ledger_entries, ledger_head, ledger_nodes
+from storage.sql.schema import (
+    checkpoints,
+    ledger_entries,
+    ledger_head,
+    ledger_nodes,
+    ledger_subjects,
+)
 
-# Keep each statement's bound parameters well under SQLite's limit (32,766).
+# Keep each statement's bound parameters well under SQLite's limit (32,766), and an OR chain
+# well under its expression depth limit (1,000).
 _CHUNK = 900
+_NODE_CHUNK = 200
 _STREAM_ROWS = 10_000
 
 
 def _read_nodes(connection: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    # An OR of (level, idx) pairs: SQLite answers it with one primary-key search per pair,
+    # where a row-value IN list would scan the table.
     found: dict[NodeId, bytes] = {}
     unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
+    for start in range(0, len(unique), _NODE_CHUNK):
+        chunk = unique[start : start + _NODE_CHUNK]
         rows = connection.execute(
             select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
-                tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(chunk)
+                or_(*(and_(ledger_nodes.c.level == lv, ledger_nodes.c.idx == i) for lv, i in chunk))
             )
         )
         found.update({(level, idx): bytes(h) for level, idx, h in rows})
@@ -63,6 +75,7 @@ class SqlAppendTransaction:
     def __init__(self, connection: Connection, size: int) -> None:
         self.connection = connection
         self._size = size
+        self._insert = sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
 
     @property
     def size(self) -> int:
@@ -75,15 +88,9 @@ class SqlAppendTransaction:
         found: dict[str, bytes] = {}
         for start in range(0, len(subjects), _CHUNK):
             chunk = list(subjects[start : start + _CHUNK])
-            last = (
-                select(ledger_entries.c.subject, func.max(ledger_entries.c.idx).label("idx"))
-                .where(ledger_entries.c.subject.in_(chunk))
-                .group_by(ledger_entries.c.subject)
-                .subquery()
-            )
             rows = self.connection.execute(
-                select(ledger_entries.c.subject, ledger_entries.c.leaf_hash).join(
-                    last, ledger_entries.c.idx == last.c.idx
+                select(ledger_subjects.c.subject, ledger_subjects.c.last_hash).where(
+                    ledger_subjects.c.subject.in_(chunk)
                 )
             )
             found.update({subject: bytes(h) for subject, h in rows})
@@ -105,10 +112,32 @@ class SqlAppendTransaction:
             insert(ledger_nodes),
             [{"level": level, "idx": idx, "hash": h} for (level, idx), h in nodes],
         )
+        heads = {e.subject: e for e in entries}  # the last entry of each subject wins
+        upsert = self._insert(ledger_subjects)
+        self.connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[ledger_subjects.c.subject],
+                set_={
+                    "last_idx": upsert.excluded.last_idx,
+                    "last_hash": upsert.excluded.last_hash,
+                },
+            ),
+            [
+                {"subject": s, "last_idx": e.index, "last_hash": e.leaf_hash}
+                for s, e in heads.items()
+            ],
+        )
         self._size = entries[-1].index + 1
         self.connection.execute(
             update(ledger_head).where(ledger_head.c.id == 1).values(size=self._size)
         )
+
+
+def connection_of(tx: AppendTransaction) -> Connection:
+    """The connection of an open append transaction, for stores that write alongside it."""
+    if not isinstance(tx, SqlAppendTransaction):
+        raise TypeError("SQL stores write through a SQL append transaction")
+    return tx.connection
 
 
 class SqlLedgerStore:
@@ -211,6 +240,18 @@ class SqlLedgerStore:
             )
             for level, idx, h in rows:
                 yield (int(level), int(idx)), bytes(h)
+
+    def subject_heads(self) -> Iterator[tuple[str, int, bytes]]:
+        with self._reading() as connection:
+            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(
+                select(
+                    ledger_subjects.c.subject,
+                    ledger_subjects.c.last_idx,
+                    ledger_subjects.c.last_hash,
+                )
+            )
+            for subject, idx, h in rows:
+                yield str(subject), int(idx), bytes(h)
 
     def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
         try:

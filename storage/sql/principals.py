@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from custody.interfaces import AppendTransaction
 from custody.principals import Principal
-from storage.sql.ledger import SqlAppendTransaction
+from storage.sql.ledger import connection_of
 from storage.sql.schema import principals
 
 _COLUMNS = (
@@ -33,12 +33,6 @@ def _principal(row: Any) -> Principal:
     )
 
 
-def _connection(tx: AppendTransaction) -> Connection:
-    if not isinstance(tx, SqlAppendTransaction):
-        raise TypeError("the SQL principal store writes through a SQL append transaction")
-    return tx.connection
-
-
 class SqlPrincipalStore:
     """``custody.principals.PrincipalStore`` on SQLite or PostgreSQL."""
 
@@ -46,7 +40,7 @@ class SqlPrincipalStore:
         self.engine = engine
 
     def insert(self, tx: AppendTransaction, principal: Principal, token_hash: bytes) -> None:
-        _connection(tx).execute(
+        connection_of(tx).execute(
             insert(principals).values(
                 id=principal.id,
                 name=principal.name,
@@ -58,14 +52,14 @@ class SqlPrincipalStore:
         )
 
     def revoke(self, tx: AppendTransaction, principal_id: str, at: datetime) -> None:
-        _connection(tx).execute(
+        connection_of(tx).execute(
             update(principals).where(principals.c.id == principal_id).values(revoked_at=at)
         )
 
     def by_name(self, name: str, tx: AppendTransaction | None = None) -> Principal | None:
         query = select(*_COLUMNS).where(principals.c.name == name)
         if tx is not None:
-            row = _connection(tx).execute(query).first()
+            row = connection_of(tx).execute(query).first()
         else:
             with self.engine.connect() as connection:
                 row = connection.execute(query).first()

@@ -147,7 +147,7 @@ def truncate_the_log(d: Deployment) -> None:
         (replace_checkpoint_in_database, 21, "does not state the kept size"),
         (replace_checkpoint_in_object_store, 21, "object store copy differs"),
         (forge_checkpoint_with_another_key, 40, "signature"),
-        (truncate_the_log, 40, "covers 40 entries but the log has 35"),
+        (truncate_the_log, 35, "is not its last event"),
     ],
 )
 def test_tampering_is_caught_and_names_the_first_bad_index(
@@ -160,6 +160,13 @@ def test_tampering_is_caught_and_names_the_first_bad_index(
     assert isinstance(findings, list)
     assert findings[0]["index"] == first_index, findings
     assert words in findings[0]["problem"], findings
+
+
+def test_a_truncated_log_contradicts_its_kept_checkpoint(busy: Home) -> None:
+    truncate_the_log(busy.deployment)
+    _, report = run_audit(busy)
+    problems = [f["problem"] for f in report["findings"]]  # type: ignore[union-attr]
+    assert "checkpoint 40: covers 40 entries but the log has 35" in problems
 
 
 def test_audit_prints_the_first_finding_for_people(busy: Home) -> None:

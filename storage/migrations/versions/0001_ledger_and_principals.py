@@ -32,6 +32,12 @@ def upgrade() -> None:
     op.create_index("ix_ledger_entries_subject_idx", "ledger_entries", ["subject", "idx"])
     op.create_index("ix_ledger_entries_leaf_hash", "ledger_entries", ["leaf_hash"])
     op.create_table(
+        "ledger_subjects",
+        sa.Column("subject", sa.String(300), primary_key=True),
+        sa.Column("last_idx", sa.BigInteger, nullable=False),
+        sa.Column("last_hash", sa.LargeBinary(32), nullable=False),
+    )
+    op.create_table(
         "ledger_nodes",
         sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
         sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -58,5 +64,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("principals", "checkpoints", "ledger_nodes", "ledger_entries", "ledger_head"):
+    for table in (
+        "principals",
+        "checkpoints",
+        "ledger_nodes",
+        "ledger_subjects",
+        "ledger_entries",
+        "ledger_head",
+    ):
         op.drop_table(table)

@@ -1,0 +1,371 @@
+"""Tests of the ``custos`` command (cli.py), run in-process through click's CliRunner."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import main
+from custody import merkle
+from custody.checkpoint import open_checkpoint
+from custody.note import NoteVerifier
+from service import create_app
+from storage.config import load_config
+from storage.deployment import Deployment, open_deployment
+from tests.conftest import Home, bearer
+
+TOKEN = re.compile(r"^custos_[A-Za-z0-9_-]{43,}$")
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def json_lines(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ok(result).stdout.splitlines()]
+
+
+def json_object(result: Result) -> dict[str, Any]:
+    [obj] = json_lines(result)
+    return obj
+
+
+def failed(result: Result) -> str:
+    """The message of a clean CLI failure: non-zero exit, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.output
+
+
+def entry_types(deployment: Deployment) -> list[str]:
+    ledger = deployment.ledger
+    return [json.loads(ledger.entry(i))["type"] for i in range(ledger.size())]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CUSTOS_* setting leaks in from the environment running the tests."""
+    for name in list(os.environ):
+        if name.startswith("CUSTOS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, clean_env: None) -> Path:
+    return tmp_path / "fresh"
+
+
+# -- init ----------------------------------------------------------------------------------
+
+
+def test_init_twice_changes_nothing_the_second_time(fresh_home: Path) -> None:
+    runner = CliRunner()
+
+    first = json_object(runner.invoke(main, ["--home", str(fresh_home), "init", "--json"]))
+    keys = {p.name: p.read_bytes() for p in (fresh_home / "keys").iterdir()}
+    database = fresh_home / "custos.db"
+    database_size = database.stat().st_size
+    config_text = (fresh_home / "custos.toml").read_text()
+
+    second = json_object(runner.invoke(main, ["--home", str(fresh_home), "init", "--json"]))
+    again = ok(runner.invoke(main, ["--home", str(fresh_home), "init"]))
+
+    assert first["created"] is True
+    assert TOKEN.match(first["operator_token"])
+    assert second["created"] is False
+    assert not second.get("operator_token")
+    assert (second["key"], second["origin"]) == (first["key"], first["origin"])
+    assert {p.name: p.read_bytes() for p in (fresh_home / "keys").iterdir()} == keys
+    assert database.stat().st_size == database_size
+    assert (fresh_home / "custos.toml").read_text() == config_text
+    assert "token" not in again.stdout
+    assert first["operator_token"] not in again.output
+    assert "nothing changed" in again.stdout
+    deployment = open_deployment(load_config(fresh_home))
+    try:
+        assert entry_types(deployment) == ["principal.created"]
+    finally:
+        deployment.close()
+
+
+def test_init_takes_the_origin_once(fresh_home: Path) -> None:
+    runner = CliRunner()
+    home = ["--home", str(fresh_home)]
+
+    first = json_object(runner.invoke(main, [*home, "init", "--origin", "ex.org/log", "--json"]))
+    message = failed(runner.invoke(main, [*home, "init", "--origin", "other.org/log"]))
+
+    assert first["origin"] == "ex.org/log"
+    assert first["key"].startswith("ex.org/log+")
+    assert "cannot change" in message
+
+
+def test_init_rejects_an_invalid_origin(fresh_home: Path) -> None:
+    message = failed(
+        CliRunner().invoke(main, ["--home", str(fresh_home), "init", "--origin", "bad origin"])
+    )
+
+    assert "not a valid log origin" in message
+
+
+def test_init_with_a_passphrase_encrypts_the_key(
+    fresh_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    home = ["--home", str(fresh_home)]
+    monkeypatch.setenv("CUSTOS_KEY_PASSPHRASE", "correct horse battery staple")
+    ok(runner.invoke(main, [*home, "init"]))
+    [pem] = (fresh_home / "keys").glob("*.pem")
+    assert b"ENCRYPTED" in pem.read_bytes().split(b"\n", 1)[0]
+    key = ok(runner.invoke(main, [*home, "log", "key"])).stdout
+
+    monkeypatch.delenv("CUSTOS_KEY_PASSPHRASE")
+    message = failed(runner.invoke(main, [*home, "log", "key"]))
+    assert "CUSTOS_KEY_PASSPHRASE" in message
+    assert "Traceback" not in message
+
+    monkeypatch.setenv("CUSTOS_KEY_PASSPHRASE", "wrong")
+    assert "cannot load the key" in failed(runner.invoke(main, [*home, "log", "key"]))
+
+    monkeypatch.setenv("CUSTOS_KEY_PASSPHRASE", "correct horse battery staple")
+    assert ok(runner.invoke(main, [*home, "log", "key"])).stdout == key
+
+
+def test_a_command_on_an_uninitialised_home_says_to_run_init(fresh_home: Path) -> None:
+    message = failed(CliRunner().invoke(main, ["--home", str(fresh_home), "log", "key"]))
+
+    assert "custos init" in message
+
+
+# -- principals ----------------------------------------------------------------------------
+
+
+def test_principal_add_prints_a_working_token_once(runner: CliRunner, home: Home) -> None:
+    added = json_object(
+        runner.invoke(main, ["principal", "add", "alice", "--role", "examiner", "--json"])
+    )
+
+    assert (added["name"], added["role"], added["provider"]) == ("alice", "examiner", None)
+    assert TOKEN.match(added["token"])
+    assert len(base64.urlsafe_b64decode(added["token"].removeprefix("custos_") + "=")) >= 32
+    deployment = open_deployment(home.config)
+    try:
+        client = create_app({"TESTING": True}, deployment=deployment).test_client()
+        assert client.get("/v1/log/entries/0", headers=bearer(added["token"])).status_code == 200
+        types = entry_types(deployment)
+        assert types[-1] == "principal.created"
+        last = json.loads(deployment.ledger.entry(len(types) - 1))
+        assert last["subject"] == {"kind": "principal", "id": added["id"]}
+        assert last["actor"]["id"] == home.deployment.principals.get("operator").id
+    finally:
+        deployment.close()
+    listed = json_lines(runner.invoke(main, ["principal", "list", "--json"]))
+    assert all("token" not in p for p in listed)
+
+
+def test_principal_add_of_a_duplicate_name_fails_cleanly(runner: CliRunner, home: Home) -> None:
+    ok(runner.invoke(main, ["principal", "add", "alice", "--role", "examiner"]))
+    size = home.deployment.ledger.size()
+
+    message = failed(runner.invoke(main, ["principal", "add", "alice", "--role", "court"]))
+
+    assert "alice" in message and "exists" in message
+    assert home.deployment.ledger.size() == size
+
+
+def test_principal_add_rejects_an_unknown_role(runner: CliRunner, home: Home) -> None:
+    size = home.deployment.ledger.size()
+
+    result = runner.invoke(main, ["principal", "add", "alice", "--role", "superuser"])
+
+    assert result.exit_code == 2
+    assert "superuser" in result.output
+    assert home.deployment.ledger.size() == size
+
+
+def test_principal_add_of_a_provider_needs_a_provider_id(runner: CliRunner, home: Home) -> None:
+    message = failed(runner.invoke(main, ["principal", "add", "acme", "--role", "provider"]))
+    assert "provider" in message
+
+    added = json_object(
+        runner.invoke(
+            main,
+            ["principal", "add", "acme", "--role", "provider", "--provider", "pv_1", "--json"],
+        )
+    )
+    assert added["provider"] == "pv_1"
+
+
+def test_principal_list_prints_one_object_per_line(runner: CliRunner) -> None:
+    ok(runner.invoke(main, ["principal", "add", "alice", "--role", "examiner"]))
+    ok(runner.invoke(main, ["principal", "add", "bob", "--role", "court"]))
+
+    listed = json_lines(runner.invoke(main, ["principal", "list", "--json"]))
+
+    assert [(p["name"], p["role"]) for p in listed] == [
+        ("operator", "admin"),
+        ("alice", "examiner"),
+        ("bob", "court"),
+    ]
+    assert all(p["revoked_at"] is None for p in listed)
+    text = ok(runner.invoke(main, ["principal", "list"])).stdout
+    assert len(text.splitlines()) == 3
+
+
+def test_principal_revoke_records_an_event_and_the_token_stops_working(
+    runner: CliRunner, home: Home
+) -> None:
+    token = json_object(
+        runner.invoke(main, ["principal", "add", "alice", "--role", "examiner", "--json"])
+    )["token"]
+    client = create_app({"TESTING": True}, deployment=home.deployment).test_client()
+    assert client.get("/v1/log/entries/0", headers=bearer(token)).status_code == 200
+
+    revoked = json_object(runner.invoke(main, ["principal", "revoke", "alice", "--json"]))
+
+    assert revoked["name"] == "alice" and revoked["revoked_at"]
+    assert entry_types(home.deployment)[-1] == "principal.revoked"
+    assert client.get("/v1/log/entries/0", headers=bearer(token)).status_code == 401
+    listed = json_lines(runner.invoke(main, ["principal", "list", "--json"]))
+    assert [p["revoked_at"] is not None for p in listed] == [False, True]
+    assert "revoked already" in failed(runner.invoke(main, ["principal", "revoke", "alice"]))
+    assert "no principal" in failed(runner.invoke(main, ["principal", "revoke", "nobody"]))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["principal", "add", "mallory", "--role", "admin"],
+        ["principal", "revoke", "operator"],
+        ["key", "rotate"],
+    ],
+)
+def test_a_non_admin_may_not_act_as_admin(
+    runner: CliRunner, home: Home, command: list[str]
+) -> None:
+    ok(runner.invoke(main, ["principal", "add", "alice", "--role", "examiner"]))
+    size = home.deployment.ledger.size()
+    keys = sorted(p.name for p in home.config.keys_dir.iterdir())
+
+    message = failed(runner.invoke(main, [*command, "--as", "alice"]))
+
+    assert "alice" in message and "admin" in message
+    assert home.deployment.ledger.size() == size
+    assert sorted(p.name for p in home.config.keys_dir.iterdir()) == keys
+    assert [p.name for p in home.deployment.principals.list()] == ["operator", "alice"]
+
+
+def test_a_revoked_or_unknown_admin_may_not_act(runner: CliRunner, home: Home) -> None:
+    ok(runner.invoke(main, ["principal", "add", "root2", "--role", "admin"]))
+    ok(runner.invoke(main, ["principal", "revoke", "root2"]))
+    size = home.deployment.ledger.size()
+
+    revoked = failed(runner.invoke(main, ["key", "rotate", "--as", "root2"]))
+    unknown = failed(runner.invoke(main, ["principal", "add", "x", "--role", "court", "--as", "y"]))
+
+    assert "root2" in revoked
+    assert "'y'" in unknown
+    assert home.deployment.ledger.size() == size
+
+
+# -- log -----------------------------------------------------------------------------------
+
+
+def test_log_key_prints_the_key_alone_on_one_line(runner: CliRunner, home: Home) -> None:
+    result = ok(runner.invoke(main, ["log", "key"]))
+
+    assert result.stdout == home.deployment.keys.current.verifier_key + "\n"
+    NoteVerifier.from_key(result.stdout.strip())
+    obj = json_object(runner.invoke(main, ["log", "key", "--json"]))
+    assert obj == {"key": result.stdout.strip(), "origin": home.deployment.keys.origin}
+
+
+def test_log_checkpoint_prints_a_verifiable_checkpoint(runner: CliRunner, home: Home) -> None:
+    verifier = NoteVerifier.from_key(ok(runner.invoke(main, ["log", "key"])).stdout.strip())
+
+    text = ok(runner.invoke(main, ["log", "checkpoint"])).stdout
+    obj = json_object(runner.invoke(main, ["log", "checkpoint", "--json"]))
+
+    checkpoint, _ = open_checkpoint(text.encode(), [verifier], home.deployment.keys.origin)
+    assert checkpoint.size == home.deployment.ledger.size()
+    assert obj["note"] == text
+    assert (obj["size"], obj["root"]) == (checkpoint.size, checkpoint.root.hex())
+
+
+def test_log_prove_gives_an_inclusion_proof_that_verifies(runner: CliRunner, home: Home) -> None:
+    for name in ("alice", "bob", "carol"):
+        ok(runner.invoke(main, ["principal", "add", name, "--role", "court"]))
+    checkpoint = json_object(runner.invoke(main, ["log", "checkpoint", "--json"]))
+    size, root = checkpoint["size"], bytes.fromhex(checkpoint["root"])
+
+    for index in range(size):
+        proof = json_object(
+            runner.invoke(
+                main, ["log", "prove", "--index", str(index), "--tree-size", str(size), "--json"]
+            )
+        )
+        assert (proof["index"], proof["tree_size"]) == (index, size)
+        hashes = [base64.b64decode(h) for h in proof["hashes"]]
+        leaf = merkle.leaf_hash(home.deployment.ledger.entry(index))
+        merkle.verify_inclusion(leaf, index, size, hashes, root)
+
+    latest = json_object(runner.invoke(main, ["log", "prove", "--index", "0", "--json"]))
+    assert latest["tree_size"] == home.deployment.ledger.size()
+
+
+def test_log_prove_of_an_impossible_index_fails_cleanly(runner: CliRunner, home: Home) -> None:
+    size = home.deployment.ledger.size()
+
+    message = failed(runner.invoke(main, ["log", "prove", "--index", str(size)]))
+    beyond = failed(
+        runner.invoke(main, ["log", "prove", "--index", "0", "--tree-size", str(size + 5)])
+    )
+
+    assert "not below tree size" in message
+    assert "beyond" in beyond
+
+
+# -- audit and key rotation ----------------------------------------------------------------
+
+
+def test_audit_is_ok_on_a_healthy_home(runner: CliRunner, home: Home) -> None:
+    ok(runner.invoke(main, ["principal", "add", "alice", "--role", "examiner"]))
+    ok(runner.invoke(main, ["log", "checkpoint"]))
+
+    text = ok(runner.invoke(main, ["audit"])).stdout
+    report = json_object(runner.invoke(main, ["audit", "--json"]))
+
+    assert text.startswith("ok:")
+    assert report["ok"] is True and report["findings"] == []
+    assert report["size"] == home.deployment.ledger.size()
+    assert report["checkpoints"] >= 1
+
+
+def test_key_rotate_then_audit_is_still_ok(
+    runner: CliRunner, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOS_CHECKPOINT_INTERVAL", "0")
+    old_key = ok(runner.invoke(main, ["log", "key"])).stdout.strip()
+    ok(runner.invoke(main, ["log", "checkpoint"]))
+
+    rotated = json_object(runner.invoke(main, ["key", "rotate", "--json"]))
+    handover = json_object(runner.invoke(main, ["log", "checkpoint", "--json"]))
+
+    assert rotated["old"] == old_key
+    new_key = ok(runner.invoke(main, ["log", "key"])).stdout.strip()
+    assert new_key == rotated["new"] != old_key
+    assert entry_types(home.deployment)[rotated["index"]] == "key.rotated"
+    assert handover["size"] == rotated["index"] + 1
+    for key in (old_key, new_key):
+        open_checkpoint(handover["note"].encode(), [NoteVerifier.from_key(key)])
+    assert ok(runner.invoke(main, ["audit"])).stdout.startswith("ok:")
+    report = json_object(runner.invoke(main, ["audit", "--json"]))
+    assert report["ok"] is True and report["checkpoints"] == 2
