@@ -11,13 +11,25 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import click
 
 from custody.audit import audit_ledger
+from custody.digests import (
+    DigestPipeline,
+    check_expected,
+    http_digest,
+    parse_expected,
+    parse_http_digest,
+)
 from custody.errors import CustosError
+from custody.events import Actor, indexed_event_json
+from custody.evidence import ACTS
 from custody.principals import ROLES, Principal
+from custody.verify.__main__ import verify_command
+from service.client import CustosClient
 from storage.config import load_config
 from storage.deployment import OPERATOR, Deployment, initialise, open_deployment, rotate_key
 
@@ -202,7 +214,8 @@ def key_rotate(ctx: click.Context, as_name: str, as_json: bool) -> None:
         emit(
             as_json,
             {"old": old, "new": new, "index": index},
-            f"old key: {old}\nnew key: {new}\nkey.rotated at index {index}; restart servers",
+            f"old key: {old}\nnew key: {new}\n"
+            f"key.rotated at index {index}; the hand-over checkpoint carries both signatures",
         )
 
 
@@ -248,6 +261,453 @@ def log_prove(ctx: click.Context, index: int, tree_size: int | None, as_json: bo
             {"index": index, "tree_size": size, "hashes": hashes},
             text + "\n".join(hashes),
         )
+
+
+# -- evidence: on the local home, or against a server -----------------------------------------
+
+
+class Evidence(Protocol):
+    """What the evidence commands need; ``LocalEvidence`` and ``RemoteEvidence`` give it."""
+
+    def ingest(
+        self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
+    ) -> dict[str, Any]: ...
+
+    def register(self, metadata: dict[str, Any]) -> dict[str, Any]: ...
+
+    def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]: ...
+
+    def show(self, evidence_id: str) -> dict[str, Any]: ...
+
+    def custody(self, evidence_id: str) -> dict[str, Any]: ...
+
+    def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]: ...
+
+    def download(
+        self, evidence_id: str, purpose: str, out: BinaryIO, progress: Progress
+    ) -> dict[str, Any]: ...
+
+
+Progress = Callable[[int], object]
+
+
+class LocalEvidence:
+    """Evidence commands acting directly on the local home, as the ``--as`` principal."""
+
+    def __init__(self, dep: Deployment, actor: Actor) -> None:
+        self.dep = dep
+        self.actor = actor
+
+    def ingest(
+        self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
+    ) -> dict[str, Any]:
+        session = self.dep.intake.open_session(metadata, self.actor)
+        with path.open("rb") as source:
+            done = self.dep.intake.receive(
+                session.id,
+                source,
+                self.actor,
+                declared=expected,
+                content_length=path.stat().st_size,
+                progress=progress,
+            )
+        receipt = json.loads(done.receipt.to_json())
+        return {**done.record.as_json(), "ledger_index": done.ledger_index, "receipt": receipt}
+
+    def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        appended = self.dep.intake.register_physical(metadata, self.actor)
+        record = self.dep.handling.get(appended.event.subject.id)
+        return {**record.as_json(), "ledger_index": appended.index}
+
+    def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]:
+        after = None
+        while True:
+            page = self.dep.evidence.list(case, exhibit, 200, after)
+            yield from (r.as_json() for r in page)
+            if len(page) < 200:
+                return
+            after = page[-1].ledger_index
+
+    def show(self, evidence_id: str) -> dict[str, Any]:
+        return self.dep.handling.get(evidence_id).as_json()
+
+    def custody(self, evidence_id: str) -> dict[str, Any]:
+        record = self.dep.handling.get(evidence_id)
+        entries = self.dep.ledger.subject_entries(f"evidence:{record.id}")
+        return {"id": record.id, "events": [indexed_event_json(e.index, e.leaf) for e in entries]}
+
+    def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
+        done = self.dep.handling.record_act(evidence_id, act, data, self.actor)
+        return {
+            **done.record.as_json(),
+            "event": indexed_event_json(done.event.index, done.event.leaf),
+        }
+
+    def download(
+        self, evidence_id: str, purpose: str, out: BinaryIO, progress: Progress
+    ) -> dict[str, Any]:
+        record, access, chunks = self.dep.handling.read_content(evidence_id, self.actor, purpose)
+        for chunk in chunks:
+            out.write(chunk)
+            progress(len(chunk))
+        return {"id": record.id, "digests": dict(record.digests), "access_index": access.index}
+
+
+class RemoteEvidence:
+    """Evidence commands against ``--server`` with ``--token``."""
+
+    def __init__(self, client: CustosClient) -> None:
+        self.client = client
+
+    def ingest(
+        self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
+    ) -> dict[str, Any]:
+        header = http_digest(expected)
+        if expected and len(header.split(",")) != len(expected):
+            raise CustosError("over HTTP, --expect takes sha256, sha512, sha1 and md5")
+        session = self.client.json("POST", "/v1/evidence", payload=metadata)
+        with path.open("rb") as source:
+            result: dict[str, Any] = self.client.upload(
+                session["upload"],
+                source,
+                path.stat().st_size,
+                {"Repr-Digest": header} if header else {},
+                progress,
+            )
+        return result
+
+    def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.json("POST", "/v1/evidence", payload=metadata)
+        return result
+
+    def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self.client.json(
+                "GET", "/v1/evidence", {"case": case, "exhibit": exhibit, "cursor": cursor}
+            )
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def show(self, evidence_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.json("GET", f"/v1/evidence/{evidence_id}")
+        return result
+
+    def custody(self, evidence_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.json("GET", f"/v1/evidence/{evidence_id}/custody")
+        return result
+
+    def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
+        path = f"/v1/evidence/{evidence_id}/events"
+        result: dict[str, Any] = self.client.json("POST", path, payload={"type": act, **data})
+        return result
+
+    def download(
+        self, evidence_id: str, purpose: str, out: BinaryIO, progress: Progress
+    ) -> dict[str, Any]:
+        pipeline = DigestPipeline(["sha256"])
+
+        def sink(chunk: bytes) -> None:
+            pipeline.update(chunk)
+            out.write(chunk)
+
+        headers = self.client.download(
+            f"/v1/evidence/{evidence_id}/content", {"purpose": purpose}, sink, progress
+        )
+        declared = parse_http_digest(headers.get("Repr-Digest", ""))
+        check_expected(pipeline.hexdigests(), {"sha256": declared["sha256"]})
+        return {
+            "id": evidence_id,
+            "digests": pipeline.hexdigests(),
+            "access_index": int(headers.get("Custos-Access-Index", "-1")),
+        }
+
+
+def server_options(command: F) -> F:
+    command = click.option("--server", envvar="CUSTOS_SERVER", help="Server URL (CUSTOS_SERVER).")(
+        command
+    )
+    command = click.option("--token", envvar="CUSTOS_TOKEN", help="Bearer token (CUSTOS_TOKEN).")(
+        command
+    )
+    return as_option(json_option(command))
+
+
+@contextmanager
+def evidence_backend(
+    ctx: click.Context, server: str | None, token: str | None, as_name: str
+) -> Iterator[Evidence]:
+    """The server's API when ``--server`` is given, else the local home as ``--as``."""
+    try:
+        if server:
+            if not token:
+                raise click.UsageError("--server needs --token (or CUSTOS_TOKEN)")
+            yield RemoteEvidence(CustosClient(server, token))
+            return
+        with deployment(ctx) as dep:
+            principal = dep.principals.get(as_name)
+            if not principal.active:
+                raise click.ClickException(f"{as_name!r} is revoked")
+            yield LocalEvidence(dep, principal.actor)
+    except CustosError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Progress]:
+    """A progress bar on standard error (shown on a terminal; silent otherwise)."""
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def intake_metadata(kind: str, case: str, exhibit: str, **optional: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"kind": kind, "case": case, "exhibit": exhibit}
+    acquisition = {
+        k: optional.pop(k) for k in ("tool", "acquired_by", "acquired_at") if optional.get(k)
+    }
+    if acquisition:
+        metadata["acquisition"] = acquisition
+    metadata.update({k: v for k, v in optional.items() if v})
+    return metadata
+
+
+@main.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--case", required=True)
+@click.option(
+    "--exhibit",
+    required=True,
+    help="Exhibit number (with several files: a prefix, -1, -2 ... added).",
+)
+@click.option("--description", help="Default: the file name.")
+@click.option("--parent", help="The exhibit this one was derived from (evidence id).")
+@click.option("--acquired-by")
+@click.option("--acquired-at", help="RFC 3339 time of acquisition.")
+@click.option("--tool", help="Acquisition tool and version.")
+@click.option("--authority", help="Warrant or order reference.")
+@click.option(
+    "--expect", multiple=True, help="ALG:HEX the acquisition recorded (sha256, sha1, md5 ...)."
+)
+@server_options
+@click.pass_context
+def ingest(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    case: str,
+    exhibit: str,
+    description: str | None,
+    parent: str | None,
+    acquired_by: str | None,
+    acquired_at: str | None,
+    tool: str | None,
+    authority: str | None,
+    expect: tuple[str, ...],
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Ingest files: hashed as they stream in, signed, stored write-once, one ledger event each."""
+    try:
+        expected = dict(parse_expected(e) for e in expect)
+    except CustosError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expect") from None
+    if expected and len(paths) > 1:
+        raise click.BadParameter("--expect applies to a single file", param_hint="--expect")
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        for number, path in enumerate(paths, start=1):
+            metadata = intake_metadata(
+                "digital",
+                case,
+                exhibit if len(paths) == 1 else f"{exhibit}-{number}",
+                description=description or path.name,
+                parent=parent,
+                acquired_by=acquired_by,
+                acquired_at=acquired_at,
+                tool=tool,
+                authority=authority,
+            )
+            with progress_bar(path.stat().st_size, path.name) as progress:
+                try:
+                    done = backend.ingest(path, metadata, expected, progress)
+                except CustosError as exc:
+                    raise click.ClickException(f"{path}: {exc}; nothing was recorded") from None
+            text = (
+                f"{done['id']}  sha256:{done['digests']['sha256']}  "
+                f"ledger index {done['ledger_index']}  {path}"
+            )
+            emit(as_json, {**done, "path": str(path)}, text)
+
+
+@main.group()
+def evidence() -> None:
+    """Evidence items: list, show, custody history, acts, download, physical items."""
+
+
+@evidence.command("register")
+@click.option("--case", required=True)
+@click.option("--exhibit", required=True)
+@click.option("--description", required=True)
+@click.option("--parent")
+@click.option("--authority")
+@server_options
+@click.pass_context
+def evidence_register(
+    ctx: click.Context,
+    case: str,
+    exhibit: str,
+    description: str,
+    parent: str | None,
+    authority: str | None,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Register a physical item (a seized device, a document): no bytes, the same custody."""
+    metadata = intake_metadata(
+        "physical", case, exhibit, description=description, parent=parent, authority=authority
+    )
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        done = backend.register(metadata)
+    emit(as_json, done, f"{done['id']}  physical  ledger index {done['ledger_index']}")
+
+
+@evidence.command("list")
+@click.option("--case")
+@click.option("--exhibit")
+@server_options
+@click.pass_context
+def evidence_list(
+    ctx: click.Context,
+    case: str | None,
+    exhibit: str | None,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """List items, oldest first."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        for item in backend.list(case, exhibit):
+            state = "disposed" if item["state"]["disposed"] else ""
+            text = f"{item['id']}  {item['kind']:<8}  {item['case']}  {item['exhibit']}  {state}"
+            emit(as_json, item, text.rstrip())
+
+
+@evidence.command("show")
+@click.argument("evidence_id")
+@server_options
+@click.pass_context
+def evidence_show(
+    ctx: click.Context,
+    evidence_id: str,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """One item: its description, digests, state and the acts its state allows."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        item = backend.show(evidence_id)
+    emit(as_json, item, json.dumps(item, indent=2, sort_keys=True))
+
+
+@evidence.command("custody")
+@click.argument("evidence_id")
+@server_options
+@click.pass_context
+def evidence_custody(
+    ctx: click.Context,
+    evidence_id: str,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """The item's custody history: every event, in ledger order."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        history = backend.custody(evidence_id)
+    for event in history["events"]:
+        who = f"{event['actor']['id']} ({event['actor']['role']})"
+        details = ", ".join(f"{k}={v}" for k, v in sorted(event["data"].items()))
+        text = f"#{event['index']:<6} {event['time']}  {event['type']:<26} {who}  {details}"
+        emit(as_json, event, text)
+
+
+@evidence.command("event")
+@click.argument("evidence_id")
+@click.argument("act", type=click.Choice([a.split(".", 1)[1] for a in ACTS]))
+@click.option(
+    "--field", "-f", "fields", multiple=True, metavar="NAME=VALUE", help="An event field; repeat."
+)
+@server_options
+@click.pass_context
+def evidence_event(
+    ctx: click.Context,
+    evidence_id: str,
+    act: str,
+    fields: tuple[str, ...],
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Record a custody act, e.g. ``event ev_.. transferred -f from=A -f to=B ...``."""
+    data = {}
+    for item in fields:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--field")
+        data[name] = value
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        done = backend.act(evidence_id, f"evidence.{act}", data)
+    event = done["event"]
+    emit(as_json, done, f"#{event['index']} {event['type']}  now: {done['state']}")
+
+
+@evidence.command("download")
+@click.argument("evidence_id")
+@click.option("--purpose", required=True, help="Why: recorded in the evidence.accessed event.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@server_options
+@click.pass_context
+def evidence_download(
+    ctx: click.Context,
+    evidence_id: str,
+    purpose: str,
+    output: Path,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Download an item's bytes (recorded as evidence.accessed), re-checking its digests."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        size = int(backend.show(evidence_id).get("size") or 0)
+        partial = output.with_name(output.name + ".part")
+        try:
+            with partial.open("wb") as out, progress_bar(size, output.name) as progress:
+                done = backend.download(evidence_id, purpose, out, progress)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(output)
+    emit(as_json, {**done, "path": str(output)}, f"{output}  sha256:{done['digests']['sha256']}")
+
+
+@main.command(
+    "verify-receipt",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def verify_receipt(args: tuple[str, ...]) -> None:
+    """Verify a receipt file offline against pinned keys: FILE --key VKEY [--key ...] [--json]."""
+    sys.exit(verify_command("receipt", list(args), prog="custos verify-receipt"))
 
 
 @main.command()

@@ -17,12 +17,35 @@ class ObjectExists(CustosError):
     """A write-once key already holds different content."""
 
 
+class ObjectLocked(CustosError):
+    """The object is under retention or a legal hold and cannot be deleted or replaced."""
+
+
 class StorageError(CustosError):
     """The database or object store failed in a way the caller cannot fix."""
 
 
 class Conflict(CustosError):
-    """The action is not allowed in the object's current state."""
+    """The action is not allowed in the object's current state.
+
+    ``allowed_actions`` lists what the current state does allow, where that is known.
+    """
+
+    def __init__(self, message: str, allowed_actions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.allowed_actions = allowed_actions
+
+
+class Forbidden(CustosError):
+    """The principal's role may not do this."""
+
+
+class Invalid(CustosError):
+    """Well-formed but invalid: a declared digest that does not match, a field out of range."""
+
+
+class TooLarge(CustosError):
+    """More bytes than the configured limit."""
 
 
 class BadRequest(CustosError):

@@ -141,6 +141,11 @@ class Event:
         return event
 
 
+def indexed_event_json(index: int, leaf: bytes) -> dict[str, Any]:
+    """An event as the API and the CLI show it: its ledger index, then its fields."""
+    return {"index": index, **Event.decode(leaf).as_json()}
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds, as every event's ``time`` is written."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

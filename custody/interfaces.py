@@ -30,17 +30,43 @@ class StoredObject:
     version_id: str | None = None
 
 
+class StagedUpload(Protocol):
+    """Bytes being received before anyone may see them (an upload, an ingest).
+
+    ``write`` appends; ``finish`` makes what was written durable in the staging area;
+    ``commit`` then makes it visible under ``key``, write-once: when ``key`` already holds an
+    object (blobs are content-addressed, so the same bytes), the staged copy is discarded and
+    the existing object returned. ``discard`` removes every trace and may be called at any
+    point, more than once. Staged data is never under retention or legal hold.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def commit(self, key: str) -> StoredObject: ...
+
+    def discard(self) -> None: ...
+
+
 class ObjectStore(Protocol):
     """Write-once storage of named byte strings (blobs, manifests, checkpoints).
 
     ``put`` never replaces content: writing a key that already holds the same bytes succeeds
-    and returns the existing object; different bytes raise ``ObjectExists``. A put that returns
-    is durable. Reads of a missing key raise ``ObjectNotFound``.
+    and returns the existing object; different bytes raise ``ObjectExists``. A put or commit
+    that returns is durable. Reads of a missing key raise ``ObjectNotFound``. Committed objects
+    may carry retention (until a date) and a legal hold; ``delete`` refuses, with
+    ``ObjectLocked``, while either applies.
     """
 
     def put(self, key: str, data: bytes) -> StoredObject: ...
 
     def put_stream(self, key: str, stream: BinaryIO) -> StoredObject: ...
+
+    def stage(self) -> StagedUpload: ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -49,6 +75,15 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def keys(self, prefix: str) -> Iterator[str]: ...
+
+    def set_legal_hold(self, key: str, on: bool) -> None: ...
+
+    def retained_until(self, key: str) -> datetime | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def sweep_staging(self, older_than_seconds: float) -> int:
+        """Remove abandoned staging data older than that; returns how many were removed."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +146,9 @@ class LedgerStore(Protocol):
     def iter_entries(self) -> Iterator[LedgerEntry]: ...
 
     def iter_nodes(self) -> Iterator[tuple[NodeId, bytes]]: ...
+
+    def subject_heads(self) -> Iterator[tuple[str, int, bytes]]:
+        """Each subject's last (index, leaf hash), as kept for placing the next event."""
 
     def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
         """Keep a signed checkpoint; keeping the same size again is a no-op."""

@@ -31,9 +31,10 @@ def create_app(
         deployment = open_deployment(load_config(app.config.get("CUSTOS_HOME")))
     app.extensions["custos"] = deployment
 
-    from service import log
+    from service import evidence, log
 
     api = ProblemApi(app)
     register_problem_handlers(app)
     api.register_blueprint(log.blp)
+    api.register_blueprint(evidence.blp)
     return app

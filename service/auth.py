@@ -8,14 +8,10 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from custody.errors import CustosError
+from custody.errors import Forbidden
 from custody.principals import Principal, Unauthenticated
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Forbidden(CustosError):
-    """The principal's role may not do this."""
 
 
 def authenticate() -> Principal:

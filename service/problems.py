@@ -9,9 +9,17 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from custody.errors import BadRequest, Conflict, CustosError, NotFound, StorageError
+from custody.errors import (
+    BadRequest,
+    Conflict,
+    CustosError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    StorageError,
+    TooLarge,
+)
 from custody.principals import Unauthenticated
-from service.auth import Forbidden
 
 PROBLEM_TYPE = "https://custos.invalid/problems/"
 _BY_ERROR: list[tuple[type[CustosError], int]] = [
@@ -20,6 +28,8 @@ _BY_ERROR: list[tuple[type[CustosError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (BadRequest, 400),
+    (TooLarge, 413),
+    (Invalid, 422),
     (StorageError, 503),
 ]
 
@@ -45,9 +55,11 @@ def problem(status: int, detail: str, title: str | None = None, **extra: Any) ->
 def _summary(messages: dict[str, Any]) -> str:
     """One line naming each invalid parameter, from marshmallow's ``{location: {field: [..]}}``."""
     parts = []
-    for fields in messages.values():
+    for location, fields in messages.items():
+        if not isinstance(fields, dict):
+            fields = {location: fields}
         for name, errors in fields.items():
-            text = " ".join(errors) if isinstance(errors, list) else str(errors)
+            text = " ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
             parts.append(text if name == "_schema" else f"{name}: {text}")
     return "; ".join(parts)
 
@@ -63,7 +75,11 @@ class ProblemApi(Api):  # type: ignore[misc]
         if messages:
             extra["errors"] = messages
             detail = _summary(messages)
-        return problem(status, str(detail), **extra)
+        response = problem(status, str(detail), **extra)
+        for name, value in error.get_headers():
+            if name.lower() == "allow":  # RFC 9110 section 15.5.6: a 405 lists the methods
+                response.headers[name] = value
+        return response
 
 
 def register_problem_handlers(app: Flask) -> None:
@@ -72,7 +88,16 @@ def register_problem_handlers(app: Flask) -> None:
     def handle(error: CustosError) -> Response:
         for kind, status in _BY_ERROR:
             if isinstance(error, kind):
-                return problem(status, str(error))
+                if status == 503:
+                    # The message names database or store internals: log it, do not send it.
+                    app.logger.error("storage unavailable: %s", error)
+                    return problem(status, "storage is unavailable; try again shortly")
+                extra: dict[str, Any] = {}
+                if isinstance(error, Conflict) and error.allowed_actions is not None:
+                    extra["allowed_actions"] = error.allowed_actions
+                if getattr(error, "errors", None) is not None:
+                    extra["errors"] = getattr(error, "errors")  # noqa: B009
+                return problem(status, str(error), **extra)
         app.logger.exception("unmapped error", exc_info=error)
         return problem(500, "internal error")
 

@@ -18,6 +18,11 @@ from custody.errors import CustosError
 CONFIG_FILE = "custos.toml"
 DEFAULT_HOME = "./var"
 SUPPORTED_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
+RETENTION_MODES = ("GOVERNANCE", "COMPLIANCE")
+MiB = 1024 * 1024
+# S3 multipart limits: every part but the last is at least 5 MiB and at most 5 GiB.
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * 1024 * MiB
 
 
 class ConfigError(CustosError):
@@ -33,10 +38,15 @@ class Config:
     database_url: str = ""
     store: str = ""
     s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     key_passphrase: str | None = field(default=None, repr=False)
     digests: tuple[str, ...] = ("sha256",)
     max_upload_bytes: int = 64 * 1024**3
     checkpoint_interval: float = 1.0
+    retention_mode: str = "GOVERNANCE"
+    retention_days: int = 0
+    multipart_part_size: int = 16 * MiB
+    staging_max_age: float = 86400.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -50,6 +60,16 @@ class Config:
             )
         if self.checkpoint_interval < 0 or self.max_upload_bytes <= 0:
             raise ConfigError("checkpoint_interval and max_upload_bytes must be positive")
+        if self.retention_mode not in RETENTION_MODES:
+            raise ConfigError(f"retention_mode must be one of {', '.join(RETENTION_MODES)}")
+        if self.retention_days < 0:
+            raise ConfigError("retention_days must be 0 (no retention) or more")
+        if not MIN_PART_SIZE <= self.multipart_part_size <= MAX_PART_SIZE:
+            raise ConfigError(
+                f"multipart_part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes"
+            )
+        if self.staging_max_age <= 0:
+            raise ConfigError("staging_max_age must be positive")
 
     @property
     def config_file(self) -> Path:
@@ -64,11 +84,16 @@ _ENV = {
     "CUSTOS_DATABASE_URL": "database_url",
     "CUSTOS_STORE": "store",
     "CUSTOS_S3_ENDPOINT_URL": "s3_endpoint_url",
+    "CUSTOS_S3_REGION": "s3_region",
     "CUSTOS_ORIGIN": "origin",
     "CUSTOS_KEY_PASSPHRASE": "key_passphrase",
     "CUSTOS_DIGESTS": "digests",
     "CUSTOS_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "CUSTOS_CHECKPOINT_INTERVAL": "checkpoint_interval",
+    "CUSTOS_RETENTION_MODE": "retention_mode",
+    "CUSTOS_RETENTION_DAYS": "retention_days",
+    "CUSTOS_MULTIPART_PART_SIZE": "multipart_part_size",
+    "CUSTOS_STAGING_MAX_AGE": "staging_max_age",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -84,10 +109,12 @@ def _typed(name: str, value: Any) -> Any:
         if name == "digests":
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_digest_name(d) for d in items if d.strip())
-        if name == "max_upload_bytes":
+        if name in ("max_upload_bytes", "retention_days", "multipart_part_size"):
             return int(value)
-        if name == "checkpoint_interval":
+        if name in ("checkpoint_interval", "staging_max_age"):
             return float(value)
+        if name == "retention_mode" and isinstance(value, str):
+            return value.strip().upper()
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {value!r}") from None
     if not isinstance(value, str):

@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 
 from custody.errors import NotFound
 from custody.events import SYSTEM, Actor, NewEvent, Subject
+from custody.handling import Handling
+from custody.intake import Intake, IntakeSettings
 from custody.interfaces import Clock, ObjectStore
 from custody.keys import KeyRing
 from custody.ledger import Ledger, utc_now
@@ -23,7 +25,9 @@ from custody.principals import Principals
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
 from storage.filesystem import FilesystemObjectStore
+from storage.s3 import S3ObjectStore, ensure_bucket
 from storage.sql.database import create_database_engine, migrate, schema_is_current
+from storage.sql.evidence import SqlEvidenceStore
 from storage.sql.ledger import SqlLedgerStore
 from storage.sql.principals import SqlPrincipalStore
 
@@ -38,19 +42,40 @@ class Deployment:
     config: Config
     engine: Engine
     objects: ObjectStore
-    keys: KeyRing
+    key_file: keyfiles.KeyRingFile
     ledger: Ledger
     principals: Principals
+    evidence: SqlEvidenceStore
+    intake: Intake
+    handling: Handling
+
+    @property
+    def keys(self) -> KeyRing:
+        """The key ring as it is now (reloaded after a rotation)."""
+        return self.key_file()
 
     def close(self) -> None:
         self.engine.dispose()
 
 
 def open_object_store(config: Config) -> ObjectStore:
+    """The filesystem store for ``file://PATH``, the S3 store for ``s3://BUCKET/PREFIX``."""
     url = urlparse(config.store)
     if url.scheme == "file":
-        return FilesystemObjectStore(url.netloc + url.path)
-    raise ConfigError(f"unsupported object store {config.store!r}: use file://PATH")
+        return FilesystemObjectStore(url.netloc + url.path, retention_days=config.retention_days)
+    if url.scheme == "s3" and url.netloc:
+        return S3ObjectStore(
+            url.netloc,
+            url.path,
+            endpoint_url=config.s3_endpoint_url,
+            region=config.s3_region,
+            part_size=config.multipart_part_size,
+            retention_mode=config.retention_mode,
+            retention_days=config.retention_days,
+        )
+    raise ConfigError(
+        f"unsupported object store {config.store!r}: use file://PATH or s3://BUCKET/PREFIX"
+    )
 
 
 def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> Deployment:
@@ -70,7 +95,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         engine.dispose()
         raise ConfigError(f"no origin in {config.config_file}: run `custos init`")
     origin = config.origin
-    keys = keyfiles.load_keyring(config, origin)
+    keys = keyfiles.KeyRingFile(config, origin)
     objects = open_object_store(config)
     ledger = Ledger(
         SqlLedgerStore(engine),
@@ -80,7 +105,15 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         checkpoint_interval=config.checkpoint_interval,
     )
     principals = Principals(SqlPrincipalStore(engine), ledger)
-    return Deployment(config, engine, objects, keys, ledger, principals)
+    evidence = SqlEvidenceStore(engine)
+    intake = Intake(
+        evidence,
+        ledger,
+        objects,
+        IntakeSettings(digests=config.digests, max_upload_bytes=config.max_upload_bytes),
+    )
+    handling = Handling(evidence, ledger, objects)
+    return Deployment(config, engine, objects, keys, ledger, principals, evidence, intake, handling)
 
 
 @dataclass(frozen=True)
@@ -116,6 +149,8 @@ def initialise(config: Config, origin: str | None = None) -> InitResult:
     if not keyfiles.has_keyring(config):
         keyfiles.write_ring(config, [{"file": keyfiles.new_key_file(config), "retired_at": None}])
         created = True
+    if isinstance(store := open_object_store(config), S3ObjectStore):
+        ensure_bucket(store.client, store.bucket, config.s3_region)
     deployment = open_deployment(config)
     token = None
     try:
@@ -129,8 +164,8 @@ def initialise(config: Config, origin: str | None = None) -> InitResult:
 def rotate_key(deployment: Deployment, by: Actor) -> tuple[str, str, int]:
     """Add a new current key and retire the old one at its ``key.rotated`` event.
 
-    Returns the old and new verifier keys and the event's index. Running servers pick up the
-    new key when restarted.
+    Returns the old and new verifier keys and the event's index. Running servers see the new
+    ring when ``keyring.json`` changes; the hand-over checkpoint is signed here, at once.
     """
     config, origin = deployment.config, deployment.keys.origin
     ring = keyfiles.read_ring_entries(config)
@@ -142,4 +177,6 @@ def rotate_key(deployment: Deployment, by: Actor) -> tuple[str, str, int]:
     )
     ring[-1]["retired_at"] = appended.index
     keyfiles.write_ring(config, [*ring, {"file": new_file, "retired_at": None}])
+    # Sign the hand-over checkpoint now, with both keys, before any server signs past it.
+    deployment.ledger.checkpoint(covering=appended.index)
     return old_key, new_key, appended.index

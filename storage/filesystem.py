@@ -1,28 +1,57 @@
 """The filesystem object store: for one machine (the embedded default), not for many workers
 on many hosts (use S3 there).
 
-Writes go to a temporary file in the destination folder, are fsynced, then linked into place
-with ``os.link``, which fails rather than replace an existing name, and the folder is fsynced:
-a key that exists is complete and durable, and its content never changes.
+Every write is staged: bytes go to a temporary file in ``staging/``, are fsynced, then linked
+into place with ``os.link``, which fails rather than replace an existing name, and the folder
+is fsynced: a key that exists is complete and durable, and its content never changes.
+
+Retention and legal holds live in small JSON markers under ``.locks/`` (the key's path plus
+``.json``), replaced atomically and changed only under an advisory lock (``flock``) shared by
+every process on the machine, so that a hold is never lost to a concurrent update.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
+import json
 import os
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from custody.errors import ObjectExists, ObjectNotFound, StorageError
-from custody.interfaces import StoredObject
+from custody.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
+from custody.interfaces import Clock, StoredObject
+from custody.ledger import utc_now
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 TEMP_PREFIX = ".tmp-"
+STAGING = "staging"
+# Content-addressed evidence; retention applies to these keys only.
+RETAINED_PREFIX = "blobs/"
+_LOCKS = ".locks"
 _CHUNK = 1 << 20
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if every store may use it, else raise ``ValueError``.
+
+    Keys are relative, ``/``-separated names whose segments never start with a dot (so no key
+    escapes the store or collides with a temporary or marker file) and never begin with the
+    ``staging`` folder, which holds uploads not yet committed.
+    """
+    if not _KEY.match(key) or ".." in key.split("/") or key.split("/")[0] == STAGING:
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+def is_retained(key: str) -> bool:
+    return key.startswith(RETAINED_PREFIX)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -38,60 +67,150 @@ def _digest_file(path: Path) -> bytes:
         return hashlib.file_digest(f, "sha256").digest()
 
 
-class FilesystemObjectStore:
-    """``custody.interfaces.ObjectStore`` in a local folder."""
+def _storage_error(what: str, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"no space left {what}")
+    return StorageError(f"{what} failed: {exc}")
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+
+class FilesystemStagedUpload:
+    """``custody.interfaces.StagedUpload`` as a temporary file in the store's ``staging/``."""
+
+    def __init__(self, store: FilesystemObjectStore, path: Path) -> None:
+        self._store = store
+        self.path = path
+        self._file: BinaryIO | None = path.open("xb")
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._discarded = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def sha256(self) -> bytes:
+        return self._digest.digest()
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is None:
+            raise ValueError("the staged upload is finished or discarded")
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise _storage_error("staging an upload", exc) from exc
+        self._digest.update(chunk)
+        self._size += len(chunk)
+
+    def finish(self) -> None:
+        if self._discarded:
+            raise ValueError("the staged upload was discarded")
+        if self._file is None:
+            return
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.chmod(self.path, 0o444)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise _storage_error("staging an upload", exc) from exc
+
+    def commit(self, key: str) -> StoredObject:
+        return self._store._commit(self, key)
+
+    def discard(self) -> None:
+        self._discarded = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
+
+
+class FilesystemObjectStore:
+    """``custody.interfaces.ObjectStore`` in a local folder.
+
+    ``retention_days`` (0 for none) retains each object written under ``blobs/`` for that long
+    after it is written, as told by ``clock``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        retention_days: int = 0,
+        clock: Clock = utc_now,
+    ) -> None:
+        if retention_days < 0:
+            raise ValueError("retention_days must be 0 or more")
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.retention_days = retention_days
+        self.clock = clock
+        self._staging = self.root / STAGING
+        self._locks = self.root / _LOCKS
+        self._staging.mkdir(parents=True, exist_ok=True)
+        self._locks.mkdir(exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or ".." in key.split("/"):
-            raise ValueError(f"invalid object key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
+
+    def _marker_path(self, key: str) -> Path:
+        return self._locks / f"{check_key(key)}.json"
 
     def put(self, key: str, data: bytes) -> StoredObject:
         path = self._path(key)
         if path.exists():
             return self._existing(path, key, hashlib.sha256(data).digest())
-        return self._write(path, key, [data])
+        staged = self.stage()
+        try:
+            staged.write(data)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged.commit(key)
 
     def put_stream(self, key: str, stream: BinaryIO) -> StoredObject:
-        path = self._path(key)
-        return self._write(path, key, iter(lambda: stream.read(_CHUNK), b""))
+        self._path(key)
+        staged = self.stage()
+        try:
+            for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                staged.write(chunk)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged.commit(key)
+
+    def stage(self) -> FilesystemStagedUpload:
+        path = self._staging / f"{TEMP_PREFIX}{secrets.token_hex(16)}"
+        try:
+            return FilesystemStagedUpload(self, path)
+        except OSError as exc:
+            raise _storage_error("staging an upload", exc) from exc
 
     def _existing(self, path: Path, key: str, digest: bytes) -> StoredObject:
         if _digest_file(path) != digest:
             raise ObjectExists(f"{key} already holds different content")
         return StoredObject(key=key, size=path.stat().st_size)
 
-    def _write(self, path: Path, key: str, chunks: Iterator[bytes] | list[bytes]) -> StoredObject:
-        folder = path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        digest = hashlib.sha256()
-        size = 0
+    def _commit(self, staged: FilesystemStagedUpload, key: str) -> StoredObject:
+        path = self._path(key)
         try:
-            with temp.open("xb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(temp, 0o444)
+            staged.finish()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if self.retention_days and is_retained(key):
+                # The marker goes first, so no committed blob is ever without its retention.
+                self._mark_new(key, path)
             try:
-                os.link(temp, path)
+                os.link(staged.path, path)
             except FileExistsError:
-                return self._existing(path, key, digest.digest())
-            _fsync_dir(folder)
+                return self._existing(path, key, staged.sha256)
+            _fsync_dir(path.parent)
+            return StoredObject(key=key, size=staged.size)
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise StorageError(f"no space left writing {key}") from exc
-            raise StorageError(f"writing {key} failed: {exc}") from exc
+            raise _storage_error(f"writing {key}", exc) from exc
         finally:
-            temp.unlink(missing_ok=True)
-        return StoredObject(key=key, size=size)
+            staged.discard()
 
     def get(self, key: str) -> bytes:
         with self.open(key) as f:
@@ -108,10 +227,110 @@ class FilesystemObjectStore:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
+            top = Path(dirpath) == self.root
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and not (top and d == STAGING)
+            )
             for name in sorted(filenames):
                 if name.startswith(TEMP_PREFIX):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+    # Retention and legal holds.
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self._locks / ".mutex").open("a") as mutex:
+            fcntl.flock(mutex, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(mutex, fcntl.LOCK_UN)
+
+    def _read_marker(self, key: str) -> dict[str, Any]:
+        try:
+            marker: dict[str, Any] = json.loads(self._marker_path(key).read_text("utf-8"))
+        except FileNotFoundError:
+            return {"legal_hold": False, "retain_until": None}
+        return marker
+
+    def _write_marker(self, key: str, marker: dict[str, Any]) -> None:
+        path = self._marker_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+        try:
+            with temp.open("x", encoding="utf-8") as f:
+                json.dump(marker, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _mark_new(self, key: str, path: Path) -> None:
+        """Retain ``key`` from now, unless it already exists (its marker is then its own)."""
+        until = self.clock() + timedelta(days=self.retention_days)
+        with self._locked():
+            if not path.exists():
+                self._write_marker(key, {"legal_hold": False, "retain_until": until.isoformat()})
+
+    def _require(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        try:
+            with self._locked():
+                self._require(key)
+                marker = self._read_marker(key)
+                marker["legal_hold"] = on
+                self._write_marker(key, marker)
+        except OSError as exc:
+            raise _storage_error(f"setting the legal hold on {key}", exc) from exc
+
+    def retained_until(self, key: str) -> datetime | None:
+        self._require(key)
+        until = self._read_marker(key)["retain_until"]
+        return None if until is None else datetime.fromisoformat(until)
+
+    def delete(self, key: str) -> None:
+        try:
+            with self._locked():
+                path = self._require(key)
+                marker = self._read_marker(key)
+                if marker["legal_hold"]:
+                    raise ObjectLocked(f"{key} is under a legal hold")
+                until = marker["retain_until"]
+                if until is not None and datetime.fromisoformat(until) > self.clock():
+                    raise ObjectLocked(f"{key} is retained until {until}")
+                # Objects are read-only; some platforms refuse to unlink those.
+                os.chmod(path, 0o644)
+                path.unlink()
+                self._marker_path(key).unlink(missing_ok=True)
+                _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _storage_error(f"deleting {key}", exc) from exc
+
+    def sweep_staging(self, older_than_seconds: float) -> int:
+        """Remove staged files not written to for ``older_than_seconds``; returns how many.
+
+        Every write moves a file's mtime, so only uploads idle that long go. The threshold is
+        the whole rule: it must exceed the longest pause a live upload may take between writes
+        (``staging_max_age``, a day by default); a writer idle beyond it loses its upload and
+        its commit fails.
+        """
+        cutoff = self.clock().timestamp() - older_than_seconds
+        removed = 0
+        for path in self._staging.glob(f"{TEMP_PREFIX}*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

@@ -1,0 +1,255 @@
+"""Evidence items: the record, its custody state and the rules that state imposes.
+
+An item is digital (bytes ingested into the object store) or physical (a seized device or
+document with no bytes, tracked by the same custody events). Its immutable description is
+signed as a ``custos/manifest/v1`` note; its state (sealed, on hold, checked out, disposed)
+changes only through custody events, each checked against the rules below inside the ledger's
+append transaction, so two acts can never both pass a check that only one of them may.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from custody.errors import BadRequest, Conflict
+from custody.events import canonical_json
+from custody.interfaces import AppendTransaction
+
+KINDS = ("digital", "physical")
+MANIFEST_TYPE = "custos/manifest/v1"
+_ID = re.compile(r"^ev_[0-9a-f]{16}$")
+
+# The acts a principal records through POST /v1/evidence/{id}/events, by event type.
+ACTS = (
+    "evidence.transferred",
+    "evidence.checked_out",
+    "evidence.checked_in",
+    "evidence.examined",
+    "evidence.noted",
+    "evidence.sealed",
+    "evidence.unsealed",
+    "evidence.hold_set",
+    "evidence.hold_released",
+    "evidence.disposed",
+)
+
+
+def new_evidence_id() -> str:
+    return "ev_" + secrets.token_hex(8)
+
+
+def is_evidence_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
+@dataclass(frozen=True)
+class CustodyState:
+    """What custody events have made of an item; flags combine (sealed and on hold)."""
+
+    sealed: bool = False
+    on_hold: bool = False
+    checked_out_to: str | None = None
+    disposed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sealed": self.sealed,
+            "on_hold": self.on_hold,
+            "checked_out_to": self.checked_out_to,
+            "disposed": self.disposed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CustodyState:
+        return cls(
+            sealed=bool(data.get("sealed")),
+            on_hold=bool(data.get("on_hold")),
+            checked_out_to=data.get("checked_out_to"),
+            disposed=bool(data.get("disposed")),
+        )
+
+    def allowed_acts(self, kind: str) -> list[str]:
+        """The custody events this state allows, in ``ACTS`` order."""
+        if self.disposed:
+            return []
+        out = self.checked_out_to is not None
+        allowed = {
+            "evidence.transferred": not out,
+            "evidence.checked_out": not out and not self.sealed,
+            "evidence.checked_in": out,
+            "evidence.examined": not self.sealed,
+            "evidence.noted": True,
+            "evidence.sealed": not out and not self.sealed,
+            "evidence.unsealed": self.sealed,
+            "evidence.hold_set": not self.on_hold,
+            "evidence.hold_released": self.on_hold,
+            "evidence.disposed": not out and not self.on_hold,
+        }
+        return [act for act in ACTS if allowed[act]]
+
+    def can_be_read(self, kind: str) -> bool:
+        return kind == "digital" and not self.disposed
+
+    def after(self, act: str, data: Mapping[str, Any], kind: str) -> CustodyState:
+        """The state once ``act`` is recorded; Conflict (with the allowed acts) if refused."""
+        allowed = self.allowed_acts(kind)
+        if act not in allowed:
+            why = "it is disposed" if self.disposed else f"its state is {self.describe()}"
+            raise Conflict(f"{act} is not allowed: {why}", allowed)
+        effects: dict[str, dict[str, Any]] = {
+            "evidence.checked_out": {"checked_out_to": data.get("to")},
+            "evidence.checked_in": {"checked_out_to": None},
+            "evidence.sealed": {"sealed": True},
+            "evidence.unsealed": {"sealed": False},
+            "evidence.hold_set": {"on_hold": True},
+            "evidence.hold_released": {"on_hold": False},
+            "evidence.disposed": {"disposed": True},
+        }
+        return replace(self, **effects.get(act, {}))
+
+    def describe(self) -> str:
+        parts = [
+            name
+            for name, on in (
+                ("sealed", self.sealed),
+                ("on hold", self.on_hold),
+                (f"checked out to {self.checked_out_to}", self.checked_out_to is not None),
+                ("disposed", self.disposed),
+            )
+            if on
+        ]
+        return ", ".join(parts) or "in custody"
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """One evidence item. ``description`` holds everything the manifest signs."""
+
+    id: str
+    kind: str
+    case: str
+    exhibit: str
+    description: Mapping[str, Any]
+    received_at: str
+    created_by: str
+    ledger_index: int
+    size: int | None = None
+    digests: Mapping[str, str] = field(default_factory=dict)
+    storage_key: str | None = None
+    storage_version: str | None = None
+    parent: str | None = None
+    state: CustodyState = field(default_factory=CustodyState)
+
+    def manifest_json(self) -> dict[str, Any]:
+        """The signed description: everything about the item except its changing state."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "case": self.case,
+            "exhibit": self.exhibit,
+            "parent": self.parent,
+            "size": self.size,
+            "digests": dict(self.digests),
+            "storage": {"key": self.storage_key, "version": self.storage_version},
+            "received_at": self.received_at,
+            "created_by": self.created_by,
+            "ledger_index": self.ledger_index,
+            **dict(self.description),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as the API and the CLI show it: state and allowed acts included."""
+        return {
+            **self.manifest_json(),
+            "state": self.state.as_json(),
+            "allowed_actions": self.state.allowed_acts(self.kind),
+        }
+
+
+def manifest_text(record: EvidenceRecord) -> str:
+    """The ``custos/manifest/v1`` note text: the type line, then the record as RFC 8785 JSON."""
+    return f"{MANIFEST_TYPE}\n{canonical_json(record.manifest_json()).decode()}\n"
+
+
+def manifest_key(evidence_id: str) -> str:
+    return f"manifests/{evidence_id}"
+
+
+def blob_key(sha256_hex: str) -> str:
+    return f"blobs/sha256/{sha256_hex}"
+
+
+def commitment(document: bytes) -> tuple[bytes, str]:
+    """A salted commitment to a document: (salt, SHA-256(salt || document) hex)."""
+    salt = secrets.token_bytes(32)
+    return salt, hashlib.sha256(salt + document).hexdigest()
+
+
+# The description fields accepted at intake, beyond case, exhibit and kind.
+DESCRIPTION_FIELDS = ("description", "media_type", "acquisition", "authority")
+ACQUISITION_FIELDS = (
+    "tool",
+    "tool_version",
+    "device",
+    "serial",
+    "acquired_at",
+    "acquired_by",
+    "location",
+    "digests",
+)
+
+
+def check_intake(metadata: Mapping[str, Any]) -> None:
+    """Domain checks the HTTP schema cannot express."""
+    if metadata.get("kind") not in KINDS:
+        raise BadRequest(f"kind is one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A digital item announced but not yet received: no record, no event, until it is."""
+
+    id: str
+    metadata: Mapping[str, Any]
+    created_by: str
+    created_at: str
+    expires_at: str
+
+
+class EvidenceStore(Protocol):
+    """Evidence records, upload sessions and committed documents; writes that go with a
+    ledger event go through the ledger's append transaction."""
+
+    def create_session(self, session: UploadSession) -> None: ...
+
+    def session(self, evidence_id: str) -> UploadSession | None: ...
+
+    def claim_session(self, evidence_id: str, now: str, stale_before: str) -> UploadSession:
+        """Mark an open session as receiving; Conflict if it is receiving or done."""
+
+    def release_session(self, evidence_id: str) -> None: ...
+
+    def purge_sessions(self, now: str) -> int: ...
+
+    def insert(self, tx: AppendTransaction, record: EvidenceRecord) -> None:
+        """Insert a record (and close its upload session, if any)."""
+
+    def get(self, evidence_id: str, tx: AppendTransaction | None = None) -> EvidenceRecord | None:
+        """A record; with ``tx``, read inside the append transaction."""
+
+    def set_state(self, tx: AppendTransaction, evidence_id: str, state: CustodyState) -> None: ...
+
+    def sharing_blob(self, tx: AppendTransaction, key: str) -> Sequence[EvidenceRecord]: ...
+
+    def list(
+        self, case: str | None, exhibit: str | None, limit: int, after: int | None
+    ) -> Sequence[EvidenceRecord]: ...
+
+    def save_document(
+        self, tx: AppendTransaction, evidence_id: str, ledger_index: int, salt: bytes, text: bytes
+    ) -> None: ...

@@ -1,0 +1,241 @@
+"""Evidence intake: upload sessions, streaming ingest, physical registration, receipts.
+
+The server computes every digest itself while the bytes stream into a staging area of the
+object store. A declared digest that differs, an over-size or truncated body, or any failure
+leaves no record, no event and no visible object. Only after the blob is committed and the
+record and its ``evidence.ingested`` event are durable in one transaction does the caller get
+its record, ledger index and receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+from custody import merkle
+from custody.digests import DigestPipeline, check_expected
+from custody.errors import BadRequest, Conflict, NotFound, TooLarge
+from custody.events import Actor, NewEvent, Subject, format_time
+from custody.evidence import (
+    EvidenceRecord,
+    EvidenceStore,
+    UploadSession,
+    blob_key,
+    check_intake,
+    manifest_key,
+    manifest_text,
+    new_evidence_id,
+)
+from custody.interfaces import ObjectStore, StagedUpload
+from custody.ledger import Appended, Ledger
+from custody.note import sign_note
+from custody.receipt import Receipt, ReceiptBundle, sign_receipt
+
+# Intake fields that are columns of the record rather than part of its description.
+_RECORD_FIELDS = ("case", "exhibit", "kind", "parent")
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What the uploader gets: the record, its ledger index and the receipt bundle."""
+
+    record: EvidenceRecord
+    ledger_index: int
+    receipt: ReceiptBundle
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    digests: tuple[str, ...] = ("sha256",)
+    max_upload_bytes: int = 64 * 1024**3
+    session_ttl: timedelta = timedelta(hours=24)
+    # A session claimed by a receiver that went silent this long ago may be claimed again.
+    stale_upload: timedelta = timedelta(hours=1)
+
+
+class Intake:
+    """Opens upload sessions, receives bytes, registers physical items, issues receipts."""
+
+    def __init__(
+        self,
+        store: EvidenceStore,
+        ledger: Ledger,
+        objects: ObjectStore,
+        settings: IntakeSettings,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.objects = objects
+        self.settings = settings
+
+    def _check_parent(self, metadata: Mapping[str, Any]) -> None:
+        parent = metadata.get("parent")
+        if parent is not None and self.store.get(parent) is None:
+            raise BadRequest(f"parent exhibit {parent} does not exist")
+
+    def open_session(self, metadata: Mapping[str, Any], by: Actor) -> UploadSession:
+        """Announce a digital item; nothing is recorded until its bytes arrive."""
+        check_intake(metadata)
+        if metadata["kind"] != "digital":
+            raise BadRequest("only a digital item has content to upload")
+        self._check_parent(metadata)
+        now = self.ledger.clock()
+        self.store.purge_sessions(format_time(now))
+        session = UploadSession(
+            id=new_evidence_id(),
+            metadata=dict(metadata),
+            created_by=by.id,
+            created_at=format_time(now),
+            expires_at=format_time(now + self.settings.session_ttl),
+        )
+        self.store.create_session(session)
+        return session
+
+    def register_physical(self, metadata: Mapping[str, Any], by: Actor) -> Appended:
+        """Record a physical item (no bytes) at once: its record and ``evidence.registered``."""
+        check_intake(metadata)
+        if metadata["kind"] != "physical":
+            raise BadRequest("a digital item is created by uploading its content")
+        self._check_parent(metadata)
+        appended, _ = self._record(new_evidence_id(), metadata, by, None, {}, None, None)
+        return appended
+
+    def receive(
+        self,
+        evidence_id: str,
+        stream: BinaryIO,
+        by: Actor,
+        *,
+        declared: Mapping[str, str] | None = None,
+        content_length: int | None = None,
+        progress: Callable[[int], object] | None = None,
+    ) -> Ingested:
+        """Stream the bytes of an announced item into the store and record it."""
+        session = self.store.session(evidence_id)
+        if session is None or session.created_by != by.id:
+            done = self.store.get(evidence_id)
+            if done is not None and done.created_by == by.id:
+                raise Conflict(f"the content of {evidence_id} was received already")
+            raise NotFound(f"no open upload for {evidence_id}")
+        limit = self.settings.max_upload_bytes
+        if content_length is not None and content_length > limit:
+            raise TooLarge(f"{content_length} bytes is more than the limit of {limit}")
+        now = self.ledger.clock()
+        self.store.claim_session(
+            evidence_id, format_time(now), format_time(now - self.settings.stale_upload)
+        )
+        staged: StagedUpload | None = None
+        try:
+            staged = self.objects.stage()
+            algorithms = [*self.settings.digests, *(declared or {})]
+            pipeline = DigestPipeline(algorithms, staged.write, limit=limit, progress=progress)
+            digests = pipeline.consume_stream(stream)
+            if content_length is not None and pipeline.size != content_length:
+                raise BadRequest(f"the body ended after {pipeline.size} of {content_length} bytes")
+            if declared:
+                check_expected(digests, declared)
+            staged.finish()
+            stored = staged.commit(blob_key(digests["sha256"]))
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            self.store.release_session(evidence_id)
+            raise
+        try:
+            appended, record = self._record(
+                evidence_id,
+                session.metadata,
+                by,
+                pipeline.size,
+                digests,
+                stored.key,
+                stored.version_id,
+            )
+        except BaseException:
+            self.store.release_session(evidence_id)
+            raise
+        return Ingested(record, appended.index, self.receipt(record, appended.leaf))
+
+    def _record(
+        self,
+        evidence_id: str,
+        metadata: Mapping[str, Any],
+        by: Actor,
+        size: int | None,
+        digests: Mapping[str, str],
+        key: str | None,
+        version: str | None,
+    ) -> tuple[Appended, EvidenceRecord]:
+        """Insert the record and append its first event in one transaction, then store the
+        signed manifest (deterministic, so writing it again after a crash gives the same
+        bytes)."""
+        kind = metadata["kind"]
+        description = {
+            k: v for k, v in metadata.items() if k not in ("case", "exhibit", "kind", "parent")
+        }
+        now = self.ledger.clock()
+        with self.ledger.recording() as recorder:
+            record = EvidenceRecord(
+                id=evidence_id,
+                kind=kind,
+                case=metadata["case"],
+                exhibit=metadata["exhibit"],
+                parent=metadata.get("parent"),
+                description=description,
+                received_at=format_time(now),
+                created_by=by.id,
+                ledger_index=recorder.next_index,
+                size=size,
+                digests=dict(digests),
+                storage_key=key,
+                storage_version=version,
+            )
+            manifest = self.manifest(record)
+            self.store.insert(recorder.tx, record)
+            data: dict[str, Any] = {
+                "case": record.case,
+                "exhibit": record.exhibit,
+                "kind": kind,
+                "parent": record.parent,
+                "manifest": hashlib.sha256(manifest).hexdigest(),
+            }
+            if kind == "digital":
+                data.update(
+                    size=size, digests=dict(digests), storage={"key": key, "version": version}
+                )
+            event_type = "evidence.ingested" if kind == "digital" else "evidence.registered"
+            appended = recorder.add(
+                NewEvent(event_type, by, Subject("evidence", evidence_id), data), at=now
+            )
+        self.objects.put(manifest_key(evidence_id), manifest)
+        return appended, record
+
+    def manifest(self, record: EvidenceRecord) -> bytes:
+        """The record as a ``custos/manifest/v1`` note signed by the current key."""
+        return sign_note(manifest_text(record), [self.ledger.keys.current.signer])
+
+    def receipt(self, record: EvidenceRecord, leaf: bytes) -> ReceiptBundle:
+        """The receipt for an ingested item, with a checkpoint covering its event."""
+        if record.size is None:
+            raise BadRequest("only received content has a receipt")
+        receipt = Receipt(
+            evidence_id=record.id,
+            size=record.size,
+            digests=dict(record.digests),
+            received_at=record.received_at,
+            ledger_index=record.ledger_index,
+            leaf_hash=merkle.leaf_hash(leaf),
+        )
+        checkpoint = self.ledger.checkpoint(covering=record.ledger_index)
+        proof = self.ledger.inclusion_proof(record.ledger_index, checkpoint.size)
+        return ReceiptBundle(
+            receipt=sign_receipt(receipt, [self.ledger.keys.current.signer]),
+            checkpoint=checkpoint.note,
+            leaf=leaf,
+            index=record.ledger_index,
+            tree_size=checkpoint.size,
+            proof=tuple(proof),
+        )

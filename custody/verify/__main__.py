@@ -1,0 +1,238 @@
+"""``python -m custody.verify``: check Custos evidence offline against pinned keys.
+
+    python -m custody.verify receipt FILE --key KEY [--key KEY ...] [--json]
+
+Each subcommand runs one numbered verification procedure and prints every check with ``ok`` or
+``FAIL`` (or, with ``--json``, one JSON object on one line). ``--key`` is a verifier key
+``<name>+<hash>+<base64>`` or ``@FILE`` naming a file with one such key per line; only those
+keys are trusted. Exit status: 0 when every check passed, 1 when one failed, 2 when the command
+was used wrongly (a bad option or key, a file that cannot be read).
+
+A procedure is a :class:`Procedure` in :data:`PROCEDURES`: its checklist and a function
+``verify(file_bytes, keys) -> report`` that raises VerificationError; adding one (an exhibit
+``bundle``, say) adds a subcommand with the same options, output and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from custody.verify.errors import VerificationError
+from custody.verify.receipt import RECEIPT_CHECKS, pinned_verifiers, verify_receipt
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_VERIFIED",
+    "PROCEDURES",
+    "Procedure",
+    "main",
+    "read_pinned_keys",
+    "verify_command",
+]
+
+EXIT_VERIFIED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+PROG = "python -m custody.verify"
+
+
+class Report(Protocol):
+    """What a procedure returns when every check passed."""
+
+    def as_json(self) -> dict[str, Any]: ...
+
+    def summary(self) -> list[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """One subcommand: the file it checks, its numbered checks and the function that runs them."""
+
+    name: str
+    help: str
+    file_help: str
+    checks: tuple[str, ...]
+    verify: Callable[[bytes, Sequence[str]], Report]
+
+
+PROCEDURES: tuple[Procedure, ...] = (
+    Procedure(
+        name="receipt",
+        help="verify an ingest receipt file against pinned keys",
+        file_help="the receipt file (custos/receipt-bundle/v1 JSON), or - for standard input",
+        checks=RECEIPT_CHECKS,
+        verify=verify_receipt,
+    ),
+)
+
+
+class UsageError(Exception):
+    """The command was used wrongly: exit status 2, nothing verified."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m custody.verify <procedure> ...`` and return the exit status."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Check Custos evidence offline against keys you pinned."
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="{" + ",".join(p.name for p in PROCEDURES) + "}"
+    )
+    for procedure in PROCEDURES:
+        _add_procedure_arguments(
+            subparsers.add_parser(
+                procedure.name,
+                help=procedure.help,
+                description=_checklist_text(procedure),
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            ),
+            procedure,
+        )
+    return _run(parser, argv)
+
+
+def verify_command(name: str, argv: Sequence[str], prog: str) -> int:
+    """Run one procedure as its own command (e.g. ``custos verify-receipt``); return the status."""
+    procedure = _procedure(name)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=_checklist_text(procedure),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_procedure_arguments(parser, procedure)
+    return _run(parser, argv)
+
+
+def _procedure(name: str) -> Procedure:
+    for procedure in PROCEDURES:
+        if procedure.name == name:
+            return procedure
+    raise KeyError(f"no verification procedure {name!r}")
+
+
+def _checklist_text(procedure: Procedure) -> str:
+    checks = "\n".join(f"  ({n}) {check}" for n, check in enumerate(procedure.checks, 1))
+    return f"{procedure.help[0].upper()}{procedure.help[1:]}. The checks, in order:\n{checks}"
+
+
+def _add_procedure_arguments(parser: argparse.ArgumentParser, procedure: Procedure) -> None:
+    parser.set_defaults(procedure=procedure)
+    parser.add_argument("file", metavar="FILE", help=procedure.file_help)
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        metavar="KEY",
+        help="a pinned verifier key <name>+<hash>+<base64>, or @FILE with one key per line; "
+        "repeat for several keys (e.g. before and after a key rotation)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the checklist"
+    )
+
+
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage or help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    procedure: Procedure = args.procedure
+    try:
+        keys = read_pinned_keys(args.key)
+        data = _read_file(args.file)
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = procedure.verify(data, keys)
+    except VerificationError as exc:
+        _print_outcome(procedure, args.file, args.json, None, exc)
+        return EXIT_FAILED
+    _print_outcome(procedure, args.file, args.json, report, None)
+    return EXIT_VERIFIED
+
+
+def read_pinned_keys(values: Sequence[str]) -> list[str]:
+    """Expand ``--key`` values (a key, or ``@FILE`` with one per line) and check each parses."""
+    keys: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            path = value[1:]
+            try:
+                lines = Path(path).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"cannot read the key file {path}: {exc}") from None
+            found = [line.strip() for line in lines if line.strip()]
+            if not found:
+                raise UsageError(f"the key file {path} holds no key")
+            keys.extend(found)
+        else:
+            keys.append(value)
+    try:
+        pinned_verifiers(keys)
+    except ValueError as exc:
+        raise UsageError(f"--key: {exc}") from None
+    return keys
+
+
+def _read_file(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _print_outcome(
+    procedure: Procedure,
+    file: str,
+    as_json: bool,
+    report: Report | None,
+    error: VerificationError | None,
+) -> None:
+    """Print every check with its result: passed up to the failure, then not checked."""
+    failed = error.step if error is not None else len(procedure.checks) + 1
+    results = [
+        "ok" if n < failed else "FAIL" if n == failed else "not checked"
+        for n in range(1, len(procedure.checks) + 1)
+    ]
+    if as_json:
+        checks: list[dict[str, Any]] = [
+            {"step": n, "check": check, "result": result.lower()}
+            for n, (check, result) in enumerate(zip(procedure.checks, results, strict=True), 1)
+        ]
+        out: dict[str, Any] = {"procedure": procedure.name, "file": file, "checks": checks}
+        if error is not None:
+            checks[error.step - 1]["error"] = error.message
+            out.update(ok=False, failed_step=error.step, error=error.message)
+        elif report is not None:
+            out.update(ok=True, report=report.as_json())
+        print(json.dumps(out, sort_keys=True))
+        return
+    print(f"Verifying {procedure.name} file {file} against pinned keys only")
+    for n, (check, result) in enumerate(zip(procedure.checks, results, strict=True), 1):
+        print(f"({n}) {result if result != 'not checked' else '--':<5} {check}")
+        if error is not None and n == error.step:
+            print(f"          {error.message}")
+    if error is not None:
+        print(f"NOT VERIFIED: check ({error.step}) failed")
+        return
+    if report is not None:
+        lines = report.summary()
+        width = max(len(label) for label, _ in lines)
+        for label, value in lines:
+            print(f"  {label:<{width}}  {value}")
+    print("VERIFIED: every check passed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
