@@ -30,7 +30,8 @@ from custody.evidence import ACTS
 from custody.principals import ROLES, Principal
 from custody.verify.__main__ import verify_command
 from service.client import CustosClient
-from storage.config import load_config
+from service.evidence import load_act
+from storage.config import load_config, with_overrides
 from storage.deployment import OPERATOR, Deployment, initialise, open_deployment, rotate_key
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,12 +102,18 @@ def main(ctx: click.Context, home: str) -> None:
 
 @main.command()
 @click.option("--origin", help="Log origin, e.g. custos.example.org/ledger (fixed once set).")
+@click.option(
+    "--store", help="Object store: file://PATH or s3://BUCKET/PREFIX (created or checked)."
+)
 @json_option
 @click.pass_context
-def init(ctx: click.Context, origin: str | None, as_json: bool) -> None:
+def init(ctx: click.Context, origin: str | None, store: str | None, as_json: bool) -> None:
     """Create a deployment (config, database, key, operator); running it again changes nothing."""
     try:
-        result = initialise(load_config(ctx.obj["home"]), origin)
+        config = load_config(ctx.obj["home"])
+        if store:
+            config = with_overrides(config, store=store)
+        result = initialise(config, origin)
     except CustosError as exc:
         raise click.ClickException(str(exc)) from None
     dep = result.deployment
@@ -337,7 +344,9 @@ class LocalEvidence:
         return {"id": record.id, "events": [indexed_event_json(e.index, e.leaf) for e in entries]}
 
     def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
-        done = self.dep.handling.record_act(evidence_id, act, data, self.actor)
+        # The API's validation, so no unchecked field (a name, free text) reaches the ledger.
+        fields = load_act(act, data)
+        done = self.dep.handling.record_act(evidence_id, act, fields, self.actor)
         return {
             **done.record.as_json(),
             "event": indexed_event_json(done.event.index, done.event.leaf),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import logging
 import math
 import os
@@ -30,6 +31,7 @@ import random
 import shlex
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -442,6 +444,28 @@ def print_table(results: Results) -> None:
         print(f"note: {note}")
 
 
+def code_version() -> str:
+    """The commit measured, whether custody/ or storage/ differed from it, and a digest of
+    their Python sources (read-only: this never changes the repository)."""
+    digest = hashlib.sha256()
+    for folder in ("custody", "storage"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    sources = f"custody/ and storage/ sources sha256 {digest.hexdigest()[:12]}"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "custody", "storage"], cwd=ROOT,
+            capture_output=True,
+        ).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return sources
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "") + f"; {sources}"
+
+
 def load() -> str:
     try:
         return "/".join(f"{x:.1f}" for x in os.getloadavg())
@@ -450,14 +474,15 @@ def load() -> str:
 
 
 def generated_section(
-    results: Results, command: str, wall: float, work: Path, loads: tuple[str, str]
+    results: Results, command: str, wall: float, work: Path, loads: tuple[str, str],
+    version: str,
 ) -> str:
     info = machine()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
         BEGIN_MARK,
         "",
-        f"Run on {now}, in {wall / 60:.1f} minutes, with:",
+        f"Run on {now}, in {wall / 60:.1f} minutes, on {version}, with:",
         "",
         "```sh",
         command,
@@ -562,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     info = machine()
     loads = (load(), "")
+    version = code_version()  # before the run: the code imported is the code measured
+    say(f"measuring {version}")
     say(f"custos ledger benchmark: nproc {info['nproc']}, Python {info['python']}, "
         f"SQLite {info['sqlite']}, pymerkle {info['pymerkle']}")
     results = Results()
@@ -598,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(
             [".venv/bin/python", "bench/bench_ledger.py", *(shlex.quote(a) for a in argv)]
         )
-        write_docs(args.docs, generated_section(results, command, wall, work, loads))
+        write_docs(args.docs, generated_section(results, command, wall, work, loads, version))
         say(f"wrote {args.docs}")
     return 0
 

@@ -128,10 +128,15 @@ class Handling:
     def _stream(self, record: EvidenceRecord, by: Actor) -> Iterator[bytes]:
         assert record.storage_key is not None
         pipeline = DigestPipeline(list(record.digests))
+        # The last chunk is held back until the digests are checked: a reader of a bad copy
+        # then gets fewer bytes than Content-Length, never a complete-looking body.
+        held = b""
         with self.objects.open(record.storage_key) as source:
             for chunk in iter(lambda: source.read(READ_CHUNK), b""):
                 pipeline.update(chunk)
-                yield chunk
+                if held:
+                    yield held
+                held = chunk
         computed = pipeline.hexdigests()
         bad = sorted(alg for alg, value in record.digests.items() if computed.get(alg) != value)
         if bad or pipeline.size != record.size:
@@ -144,3 +149,5 @@ class Handling:
                 )
             )
             raise IntegrityError(f"{record.id}: stored bytes no longer match {bad or 'size'}")
+        if held:
+            yield held

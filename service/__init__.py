@@ -30,6 +30,8 @@ def create_app(
     if deployment is None:
         deployment = open_deployment(load_config(app.config.get("CUSTOS_HOME")))
     app.extensions["custos"] = deployment
+    # Staging data older than the configured age belongs to no live upload: remove it.
+    deployment.objects.sweep_staging(deployment.config.staging_max_age)
 
     from service import evidence, log
 

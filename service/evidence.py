@@ -162,8 +162,14 @@ class InvalidFields(Invalid):
     """Schema validation failed; ``errors`` says which field and why."""
 
     def __init__(self, errors: Any) -> None:
-        super().__init__("the request has invalid fields: see errors")
+        names = ", ".join(sorted(errors)) if isinstance(errors, dict) else "see errors"
+        super().__init__(f"invalid fields: {names}")
         self.errors = errors
+
+
+def load_act(act: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A custody act's fields, validated: the one check the API and the local CLI share."""
+    return _load(ACT_SCHEMAS[act](), data)
 
 
 @blp.route("", methods=["POST"])
@@ -200,10 +206,13 @@ def upload(evidence_id: str) -> Response:
                 if declared.get(alg, value) != value:
                     raise Invalid(f"{header} contradicts another declared {alg} digest")
                 declared[alg] = value
-    if request.content_length is None and "chunked" not in request.headers.get(
-        "Transfer-Encoding", ""
+    # Without Content-Length, only a server that ends the chunked body for us
+    # (``wsgi.input_terminated``) lets us read it; otherwise the body reads as empty.
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if request.content_length is None and not (
+        chunked and request.environ.get("wsgi.input_terminated")
     ):
-        raise BadRequest("send Content-Length or a chunked body")
+        raise BadRequest("send Content-Length, or a chunked body to a server that supports it")
     deployment = _deployment()
     ingested = deployment.intake.receive(
         evidence_id,
@@ -269,7 +278,7 @@ def record_act(evidence_id: str) -> tuple[dict[str, Any], int]:
     body = dict(_json_body())
     act = _load(ActSchema(), body)["type"]
     del body["type"]
-    data = _load(ACT_SCHEMAS[act](), body)
+    data = load_act(act, body)
     _record(evidence_id)
     recorded = _deployment().handling.record_act(evidence_id, act, data, g.principal.actor)
     return {

@@ -154,13 +154,18 @@ def with_overrides(config: Config, **changes: Any) -> Config:
 
 
 def render_config(config: Config) -> str:
-    """The ``custos.toml`` that ``custos init`` writes: the origin, and the defaults shown."""
-    return (
-        "# Custos deployment. CUSTOS_* environment variables override these settings.\n"
-        f'origin = "{config.origin}"\n'
-        f"checkpoint_interval = {config.checkpoint_interval}\n"
-        f'digests = "{",".join(config.digests)}"\n'
-        f"max_upload_bytes = {config.max_upload_bytes}\n"
-        f'# database_url = "{config.database_url}"\n'
-        f'# store = "{config.store}"\n'
-    )
+    """The ``custos.toml`` that ``custos init`` writes: the origin and the store it chose, and
+    every other setting at its current value, commented where it is the default."""
+    default = Config(home=config.home)
+    lines = ["# Custos deployment. CUSTOS_* environment variables override these settings."]
+    for name in sorted(_FILE_KEYS):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        differs = value != getattr(default, name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        rendered = f'"{value}"' if isinstance(value, str) else str(value)
+        prefix = "" if name == "origin" or differs else "# "
+        lines.append(f"{prefix}{name} = {rendered}")
+    return "\n".join(lines) + "\n"

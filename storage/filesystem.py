@@ -171,7 +171,7 @@ class FilesystemObjectStore:
         return staged.commit(key)
 
     def put_stream(self, key: str, stream: BinaryIO) -> StoredObject:
-        self._path(key)
+        check_key(key)
         staged = self.stage()
         try:
             for chunk in iter(lambda: stream.read(_CHUNK), b""):
@@ -191,6 +191,7 @@ class FilesystemObjectStore:
     def _existing(self, path: Path, key: str, digest: bytes) -> StoredObject:
         if _digest_file(path) != digest:
             raise ObjectExists(f"{key} already holds different content")
+        self._retain(key, path)
         return StoredObject(key=key, size=path.stat().st_size)
 
     def _commit(self, staged: FilesystemStagedUpload, key: str) -> StoredObject:
@@ -198,9 +199,7 @@ class FilesystemObjectStore:
         try:
             staged.finish()
             path.parent.mkdir(parents=True, exist_ok=True)
-            if self.retention_days and is_retained(key):
-                # The marker goes first, so no committed blob is ever without its retention.
-                self._mark_new(key, path)
+            self._retain(key, path)
             try:
                 os.link(staged.path, path)
             except FileExistsError:
@@ -270,12 +269,25 @@ class FilesystemObjectStore:
         finally:
             temp.unlink(missing_ok=True)
 
-    def _mark_new(self, key: str, path: Path) -> None:
-        """Retain ``key`` from now, unless it already exists (its marker is then its own)."""
-        until = self.clock() + timedelta(days=self.retention_days)
+    def _retain(self, key: str, path: Path) -> None:
+        """Retain a blob from now, as configured.
+
+        A key not yet linked gets a fresh marker, written first so that no committed blob is
+        ever without its retention; an existing key keeps its marker (and any hold on it),
+        gaining a date only if it had none, as the S3 store does.
+        """
+        if not (self.retention_days and is_retained(key)):
+            return
+        until = (self.clock() + timedelta(days=self.retention_days)).isoformat()
         with self._locked():
-            if not path.exists():
-                self._write_marker(key, {"legal_hold": False, "retain_until": until.isoformat()})
+            if path.exists():
+                marker = self._read_marker(key)
+                if marker["retain_until"] is not None:
+                    return
+                marker["retain_until"] = until
+            else:
+                marker = {"legal_hold": False, "retain_until": until}
+            self._write_marker(key, marker)
 
     def _require(self, key: str) -> Path:
         path = self._path(key)

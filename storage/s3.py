@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, NoReturn, cast
@@ -58,7 +58,7 @@ def _s3_errors(key: str) -> Iterator[None]:
         _raise_translated(exc, key)
 
 
-def _remove(request: Any, **arguments: Any) -> int:
+def _remove(request: Callable[..., Any], **arguments: Any) -> int:
     """Make a delete or abort request: 1 if it removed something, 0 if it was already gone."""
     try:
         request(**arguments)
@@ -304,7 +304,7 @@ class S3ObjectStore:
         return StoredObject(key=key, size=len(data), version_id=response.get("VersionId"))
 
     def put_stream(self, key: str, stream: BinaryIO) -> StoredObject:
-        self._name(key)
+        check_key(key)
         staged = self.stage()
         try:
             for chunk in iter(lambda: stream.read(_CHUNK), b""):

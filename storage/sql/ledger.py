@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
 from custody.interfaces import AppendTransaction, KeptCheckpoint, LedgerEntry
 from custody.merkle import NodeId
-from storage.sql.database import WRITE, is_sqlite
+from storage.sql.database import WRITE
 from storage.sql.schema import (
     checkpoints,
     ledger_entries,
@@ -69,31 +67,68 @@ _ENTRY_COLUMNS = (
 )
 
 
+class _HotSql:
+    """The append path's statements as driver SQL for one dialect's parameter style.
+
+    An append runs a handful of statements while holding the ledger's lock; compiling them
+    through SQLAlchemy cost more than the statements themselves, so they are written once
+    here, in the SQL both SQLite (3.24+) and PostgreSQL accept.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        p = "?" if dialect == "sqlite" else "%s"
+        self.p = p
+        self.lock = "SELECT size FROM ledger_head WHERE id = 1" + (
+            "" if dialect == "sqlite" else " FOR UPDATE"
+        )
+        columns = "idx, subject, leaf_hash, leaf"
+        self.insert_entry = f"INSERT INTO ledger_entries ({columns}) VALUES ({p}, {p}, {p}, {p})"
+        self.insert_node = f"INSERT INTO ledger_nodes (level, idx, hash) VALUES ({p}, {p}, {p})"
+        self.upsert_head = (
+            f"INSERT INTO ledger_subjects (subject, last_idx, last_hash) VALUES ({p}, {p}, {p}) "
+            "ON CONFLICT (subject) DO UPDATE "
+            "SET last_idx = excluded.last_idx, last_hash = excluded.last_hash"
+        )
+        self.set_size = f"UPDATE ledger_head SET size = {p} WHERE id = 1"
+
+    def heads(self, count: int) -> str:
+        marks = ", ".join([self.p] * count)
+        return f"SELECT subject, last_hash FROM ledger_subjects WHERE subject IN ({marks})"
+
+    def nodes(self, count: int) -> str:
+        pairs = " OR ".join([f"(level = {self.p} AND idx = {self.p})"] * count)
+        return f"SELECT level, idx, hash FROM ledger_nodes WHERE {pairs}"
+
+
 class SqlAppendTransaction:
     """The open, locked append transaction (see ``custody.interfaces.AppendTransaction``)."""
 
-    def __init__(self, connection: Connection, size: int) -> None:
+    def __init__(self, connection: Connection, sql: _HotSql) -> None:
         self.connection = connection
-        self._size = size
-        self._insert = sqlite_insert if connection.dialect.name == "sqlite" else postgresql_insert
+        self._sql = sql
+        self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        self._cursor.execute(sql.lock)
+        self._size = int(self._cursor.fetchone()[0])
 
     @property
     def size(self) -> int:
         return self._size
 
     def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-        return _read_nodes(self.connection, ids)
+        found: dict[NodeId, bytes] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _NODE_CHUNK):
+            chunk = unique[start : start + _NODE_CHUNK]
+            self._cursor.execute(self._sql.nodes(len(chunk)), [x for pair in chunk for x in pair])
+            found.update({(lv, i): bytes(h) for lv, i, h in self._cursor.fetchall()})
+        return found
 
     def last_leaf_hashes(self, subjects: Sequence[str]) -> Mapping[str, bytes]:
         found: dict[str, bytes] = {}
         for start in range(0, len(subjects), _CHUNK):
             chunk = list(subjects[start : start + _CHUNK])
-            rows = self.connection.execute(
-                select(ledger_subjects.c.subject, ledger_subjects.c.last_hash).where(
-                    ledger_subjects.c.subject.in_(chunk)
-                )
-            )
-            found.update({subject: bytes(h) for subject, h in rows})
+            self._cursor.execute(self._sql.heads(len(chunk)), chunk)
+            found.update({subject: bytes(h) for subject, h in self._cursor.fetchall()})
         return found
 
     def write(self, entries: Sequence[LedgerEntry], nodes: Sequence[tuple[NodeId, bytes]]) -> None:
@@ -101,36 +136,15 @@ class SqlAppendTransaction:
             return
         if entries[0].index != self._size:
             raise StorageError(f"entry {entries[0].index} does not follow size {self._size}")
-        self.connection.execute(
-            insert(ledger_entries),
-            [
-                {"idx": e.index, "subject": e.subject, "leaf_hash": e.leaf_hash, "leaf": e.leaf}
-                for e in entries
-            ],
+        cursor, sql = self._cursor, self._sql
+        cursor.executemany(
+            sql.insert_entry, [(e.index, e.subject, e.leaf_hash, e.leaf) for e in entries]
         )
-        self.connection.execute(
-            insert(ledger_nodes),
-            [{"level": level, "idx": idx, "hash": h} for (level, idx), h in nodes],
-        )
+        cursor.executemany(sql.insert_node, [(lv, i, h) for (lv, i), h in nodes])
         heads = {e.subject: e for e in entries}  # the last entry of each subject wins
-        upsert = self._insert(ledger_subjects)
-        self.connection.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[ledger_subjects.c.subject],
-                set_={
-                    "last_idx": upsert.excluded.last_idx,
-                    "last_hash": upsert.excluded.last_hash,
-                },
-            ),
-            [
-                {"subject": s, "last_idx": e.index, "last_hash": e.leaf_hash}
-                for s, e in heads.items()
-            ],
-        )
+        cursor.executemany(sql.upsert_head, [(s, e.index, e.leaf_hash) for s, e in heads.items()])
         self._size = entries[-1].index + 1
-        self.connection.execute(
-            update(ledger_head).where(ledger_head.c.id == 1).values(size=self._size)
-        )
+        cursor.execute(sql.set_size, (self._size,))
 
 
 def connection_of(tx: AppendTransaction) -> Connection:
@@ -145,9 +159,7 @@ class SqlLedgerStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._lock_head = select(ledger_head.c.size).where(ledger_head.c.id == 1)
-        if not is_sqlite(engine):
-            self._lock_head = self._lock_head.with_for_update()
+        self._sql = _HotSql(engine.dialect.name)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -162,8 +174,7 @@ class SqlLedgerStore:
     def appending(self) -> Iterator[SqlAppendTransaction]:
         try:
             with self._writing() as connection:
-                size = connection.execute(self._lock_head).scalar_one()
-                yield SqlAppendTransaction(connection, int(size))
+                yield SqlAppendTransaction(connection, self._sql)
         except SQLAlchemyError as exc:
             raise StorageError(f"ledger append failed: {exc}") from exc
 

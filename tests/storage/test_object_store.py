@@ -26,10 +26,10 @@ from moto.server import ThreadedMotoServer
 from custody.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
 from custody.interfaces import ObjectStore
 from storage.config import MIN_PART_SIZE, Config, MiB
-from storage.deployment import open_object_store
+from storage.deployment import initialise, open_object_store
 from storage.filesystem import TEMP_PREFIX, FilesystemObjectStore
 from storage.s3 import S3ObjectStore, ensure_bucket
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, make_config
 
 REGION = "us-east-1"
 BACKENDS = ["filesystem", "s3-in-process", "s3-over-http"]
@@ -307,6 +307,18 @@ def test_a_retained_blob_cannot_be_deleted_or_replaced(
     assert store.get(BLOB) == b"disk image"
 
 
+def test_a_blob_stored_before_retention_gains_it_when_stored_again(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    make_store().put(BLOB, b"old evidence")
+    retaining = make_store(retention_days=1)
+    assert retaining.retained_until(BLOB) is None
+    retaining.put(BLOB, b"old evidence")
+    assert retaining.retained_until(BLOB) == clock.now + timedelta(days=1)
+    with pytest.raises(ObjectLocked):
+        retaining.delete(BLOB)
+
+
 def test_retention_applies_to_blobs_only(make_store: StoreFactory) -> None:
     store = make_store(retention_days=1)
     store.put("manifests/e1", b"manifest")
@@ -473,3 +485,20 @@ def test_an_s3_url_opens_the_s3_store_with_the_configured_settings(
     assert (store.retention_mode, store.retention_days) == ("COMPLIANCE", 3650)
     assert store.client.meta.endpoint_url == "http://127.0.0.1:9"
     assert store.client.meta.region_name == "eu-central-1"
+
+
+def test_initialise_creates_the_locked_bucket_of_an_s3_store(
+    tmp_path: Path, sqlite_url: str, http_s3_client: Any
+) -> None:
+    bucket = _bucket_name()
+    config = make_config(
+        tmp_path,
+        sqlite_url,
+        store=f"s3://{bucket}/custos",
+        s3_endpoint_url=http_s3_client.meta.endpoint_url,
+        s3_region=REGION,
+    )
+    initialise(config).deployment.close()
+    assert http_s3_client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    lock = http_s3_client.get_object_lock_configuration(Bucket=bucket)
+    assert lock["ObjectLockConfiguration"] == {"ObjectLockEnabled": "Enabled"}

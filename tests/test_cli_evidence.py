@@ -1,0 +1,745 @@
+"""Tests of the evidence commands of ``custos`` (cli.py): ``ingest``, ``evidence ...`` and
+``verify-receipt``, on the local home and against a real server over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from cli import main
+from custody.audit import audit_ledger
+from custody.events import Event
+from service import create_app
+from storage.deployment import Deployment
+from tests.conftest import Home
+
+CONTENT = b"\x7fELF forensic image " * 4_000  # ~80 KB
+SHA256 = hashlib.sha256(CONTENT).hexdigest()
+MD5 = hashlib.md5(CONTENT).hexdigest()
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def json_lines(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ok(result).stdout.splitlines()]
+
+
+def json_object(result: Result) -> dict[str, Any]:
+    [obj] = json_lines(result)
+    return obj
+
+
+def failed(result: Result) -> str:
+    """The message of a clean CLI failure: non-zero exit, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.output
+
+
+def state_of(deployment: Deployment) -> tuple[int, list[str], list[str]]:
+    """Ledger size, evidence ids and blob keys: what a refused command must not change."""
+    records = [r.id for r in deployment.evidence.list(None, None, 1000, None)]
+    return deployment.ledger.size(), records, sorted(deployment.objects.keys("blobs/"))
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "laptop.E01"
+    path.write_bytes(CONTENT)
+    return path
+
+
+@pytest.fixture
+def examiner(home: Home) -> str:
+    """The name of an examiner principal, for ``--as``."""
+    operator = home.deployment.principals.get("operator")
+    home.deployment.principals.add("alice", "examiner", operator.actor)
+    return "alice"
+
+
+@pytest.fixture
+def approver(home: Home) -> str:
+    operator = home.deployment.principals.get("operator")
+    home.deployment.principals.add("judge", "approver", operator.actor)
+    return "judge"
+
+
+def ingest(runner: CliRunner, path: Path, examiner: str, *extra: str) -> dict[str, Any]:
+    args = ["ingest", str(path), "--case", "C-1", "--exhibit", "HD-1", "--as", examiner, "--json"]
+    return json_object(runner.invoke(main, [*args, *extra]))
+
+
+# -- ingest --------------------------------------------------------------------------------------
+
+
+def test_ingest_prints_the_id_digests_and_ledger_index(
+    runner: CliRunner, home: Home, examiner: str, image: Path
+) -> None:
+    size = home.deployment.ledger.size()
+
+    done = ingest(
+        runner,
+        image,
+        examiner,
+        "--expect",
+        f"sha256:{SHA256}",
+        "--expect",
+        f"MD5:{MD5.upper()}",
+        "--tool",
+        "FTK Imager 4.7",
+        "--acquired-by",
+        "alice",
+        "--authority",
+        "W-2026-17",
+    )
+
+    assert done["digests"] == {"sha256": SHA256, "md5": MD5}
+    assert done["ledger_index"] == size
+    assert done["path"] == str(image) and done["size"] == len(CONTENT)
+    record = home.deployment.handling.get(done["id"])
+    assert record.case == "C-1" and record.exhibit == "HD-1"
+    assert record.description["acquisition"]["tool"] == "FTK Imager 4.7"
+    assert record.description["authority"] == "W-2026-17"
+    event = Event.decode(home.deployment.ledger.entry(size))
+    assert event.type == "evidence.ingested" and event.subject.id == done["id"]
+    assert home.deployment.objects.get(record.storage_key or "") == CONTENT
+
+
+def test_ingest_without_json_prints_one_line_per_file(
+    runner: CliRunner, home: Home, examiner: str, image: Path, tmp_path: Path
+) -> None:
+    second = tmp_path / "phone.bin"
+    second.write_bytes(b"phone extraction")
+
+    result = ok(
+        runner.invoke(
+            main,
+            [
+                "ingest",
+                str(image),
+                str(second),
+                "--case",
+                "C-1",
+                "--exhibit",
+                "X",
+                "--as",
+                examiner,
+            ],
+        )
+    )
+
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert f"sha256:{SHA256}" in lines[0] and lines[0].endswith(str(image))
+    exhibits = sorted(r.exhibit for r in home.deployment.evidence.list(None, None, 10, None))
+    assert exhibits == ["X-1", "X-2"]
+
+
+@pytest.mark.parametrize(
+    "expect",
+    [f"sha256:{'0' * 64}", f"md5:{'f' * 32}", f"sha1:{'a' * 40}"],
+    ids=["sha256", "md5", "sha1"],
+)
+def test_a_wrong_expected_digest_fails_and_records_nothing(
+    runner: CliRunner, home: Home, examiner: str, image: Path, expect: str
+) -> None:
+    before = state_of(home.deployment)
+
+    message = failed(
+        runner.invoke(
+            main,
+            [
+                "ingest",
+                str(image),
+                "--case",
+                "C-1",
+                "--exhibit",
+                "HD-1",
+                "--as",
+                examiner,
+                "--expect",
+                f"sha256:{SHA256}",
+                "--expect",
+                expect,
+            ],
+        )
+    )
+
+    assert "mismatch" in message and "nothing was recorded" in message
+    assert state_of(home.deployment) == before
+
+
+@pytest.mark.parametrize("expect", ["sha256", "sha256:xyz", "crc32:00000000", f"md5:{SHA256}"])
+def test_a_malformed_expected_digest_is_a_usage_error(
+    runner: CliRunner, home: Home, examiner: str, image: Path, expect: str
+) -> None:
+    before = state_of(home.deployment)
+
+    result = runner.invoke(
+        main,
+        [
+            "ingest",
+            str(image),
+            "--case",
+            "C",
+            "--exhibit",
+            "E",
+            "--as",
+            examiner,
+            "--expect",
+            expect,
+        ],
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "--expect" in result.output
+    assert state_of(home.deployment) == before
+
+
+def test_the_receipt_from_ingest_verifies_offline(
+    runner: CliRunner, home: Home, examiner: str, image: Path, tmp_path: Path
+) -> None:
+    done = ingest(runner, image, examiner)
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(done["receipt"]), encoding="utf-8")
+    key = home.deployment.keys.current.verifier_key
+
+    verified = runner.invoke(main, ["verify-receipt", str(receipt), "--key", key, "--json"])
+
+    report = json_object(verified)
+    assert json.dumps(report).count(done["id"]) >= 1
+    receipt.write_text(json.dumps({**done["receipt"], "leaf": done["receipt"]["leaf"][::-1]}))
+    assert runner.invoke(main, ["verify-receipt", str(receipt), "--key", key]).exit_code == 1
+
+
+# -- evidence register, list, show, custody, event, download -------------------------------------
+
+
+def test_the_evidence_commands_work_together(
+    runner: CliRunner, home: Home, examiner: str, approver: str, image: Path, tmp_path: Path
+) -> None:
+    as_examiner = ["--as", examiner, "--json"]
+    phone = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "register",
+                "--case",
+                "C-1",
+                "--exhibit",
+                "PH-1",
+                "--description",
+                "seized phone",
+                "--authority",
+                "W-17",
+                *as_examiner,
+            ],
+        )
+    )
+    assert phone["kind"] == "physical" and phone["state"]["sealed"] is False
+    disk = ingest(runner, image, examiner, "--parent", phone["id"])
+    other = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "register",
+                "--case",
+                "C-2",
+                "--exhibit",
+                "PH-9",
+                "--description",
+                "tablet",
+                *as_examiner,
+            ],
+        )
+    )
+
+    listed = json_lines(runner.invoke(main, ["evidence", "list", "--case", "C-1", *as_examiner]))
+    assert [i["id"] for i in listed] == [phone["id"], disk["id"]]
+    everything = json_lines(runner.invoke(main, ["evidence", "list", *as_examiner]))
+    assert [i["id"] for i in everything] == [phone["id"], disk["id"], other["id"]]
+    text = ok(runner.invoke(main, ["evidence", "list", "--exhibit", "PH-9", "--as", examiner]))
+    assert text.stdout.split() == [other["id"], "physical", "C-2", "PH-9"]
+
+    shown = json_object(runner.invoke(main, ["evidence", "show", disk["id"], *as_examiner]))
+    assert shown["parent"] == phone["id"] and shown["digests"]["sha256"] == SHA256
+
+    sealed = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "event",
+                phone["id"],
+                "sealed",
+                "-f",
+                "seal=S-1",
+                *as_examiner,
+            ],
+        )
+    )
+    assert sealed["event"]["type"] == "evidence.sealed" and sealed["state"]["sealed"] is True
+    moved = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "event",
+                disk["id"],
+                "transferred",
+                "-f",
+                "from=lab",
+                "-f",
+                "to=vault",
+                "-f",
+                "location=room 2",
+                "-f",
+                "reason=storage",
+                *as_examiner,
+            ],
+        )
+    )
+    assert moved["event"]["data"] == {
+        "from": "lab",
+        "to": "vault",
+        "location": "room 2",
+        "reason": "storage",
+    }
+
+    output = tmp_path / "copy.E01"
+    got = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "download",
+                disk["id"],
+                "--purpose",
+                "defence copy",
+                "-o",
+                str(output),
+                *as_examiner,
+            ],
+        )
+    )
+    assert output.read_bytes() == CONTENT
+    assert got["digests"]["sha256"] == SHA256
+    assert not output.with_name(output.name + ".part").exists()
+
+    history = json_lines(runner.invoke(main, ["evidence", "custody", disk["id"], *as_examiner]))
+    assert [e["type"] for e in history] == [
+        "evidence.ingested",
+        "evidence.transferred",
+        "evidence.accessed",
+    ]
+    assert history[-1]["index"] == got["access_index"]
+    assert history[-1]["data"] == {"purpose": "defence copy"}
+    assert history[-1]["actor"]["role"] == "examiner"
+    readable = ok(runner.invoke(main, ["evidence", "custody", disk["id"], "--as", examiner]))
+    assert "evidence.accessed" in readable.stdout and "purpose=defence copy" in readable.stdout
+
+    disposed = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "event",
+                other["id"],
+                "disposed",
+                "-f",
+                "authority=order 5",
+                "-f",
+                "method=returned",
+                "--as",
+                approver,
+                "--json",
+            ],
+        )
+    )
+    assert disposed["state"]["disposed"] is True
+
+    audit = json_object(runner.invoke(main, ["audit", "--json"]))
+    assert audit["ok"] is True and audit["size"] == home.deployment.ledger.size()
+
+
+def test_a_refused_act_fails_cleanly_and_changes_nothing(
+    runner: CliRunner, home: Home, examiner: str
+) -> None:
+    item = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "register",
+                "--case",
+                "C",
+                "--exhibit",
+                "E",
+                "--description",
+                "box",
+                "--as",
+                examiner,
+                "--json",
+            ],
+        )
+    )
+    ok(runner.invoke(main, ["evidence", "event", item["id"], "sealed", "--as", examiner]))
+    before = state_of(home.deployment)
+
+    refused = failed(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "event",
+                item["id"],
+                "checked_out",
+                "-f",
+                "to=bob",
+                "-f",
+                "purpose=x",
+                "-f",
+                "authority=y",
+                "--as",
+                examiner,
+            ],
+        )
+    )
+    forbidden = failed(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "event",
+                item["id"],
+                "disposed",
+                "-f",
+                "authority=a",
+                "-f",
+                "method=m",
+                "--as",
+                examiner,
+            ],
+        )
+    )
+
+    assert "not allowed" in refused and "approver" in forbidden
+    assert state_of(home.deployment) == before
+    assert home.deployment.handling.get(item["id"]).state.sealed
+
+
+@pytest.mark.parametrize(
+    ("act", "fields", "named"),
+    [
+        ("examined", ["tool=X-Ways"], "findings"),
+        ("transferred", ["from=a", "to=b", "location=c"], "reason"),
+        ("sealed", ["suspect=John Doe"], "suspect"),
+        ("noted", ["text="], "text"),
+    ],
+    ids=["missing-findings", "missing-reason", "unknown-field", "empty-text"],
+)
+def test_an_invalid_act_fails_cleanly_naming_the_field_and_records_nothing(
+    runner: CliRunner, home: Home, examiner: str, act: str, fields: list[str], named: str
+) -> None:
+    item = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "register",
+                "--case",
+                "C",
+                "--exhibit",
+                "E",
+                "--description",
+                "box",
+                "--as",
+                examiner,
+                "--json",
+            ],
+        )
+    )
+    before = state_of(home.deployment)
+    options = [x for field in fields for x in ("-f", field)]
+
+    message = failed(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "event",
+                item["id"],
+                act,
+                *options,
+                "--as",
+                examiner,
+            ],
+        )
+    )
+
+    assert named in message
+    assert state_of(home.deployment) == before
+    assert b"John Doe" not in b"".join(
+        home.deployment.ledger.entry(i) for i in range(home.deployment.ledger.size())
+    )
+
+
+def test_an_unknown_item_fails_cleanly(runner: CliRunner, examiner: str, tmp_path: Path) -> None:
+    missing = "ev_0000000000000000"
+    for args in (
+        ["evidence", "show", missing],
+        ["evidence", "custody", missing],
+        ["evidence", "event", missing, "noted", "-f", "text=x"],
+        ["evidence", "download", missing, "--purpose", "x", "-o", str(tmp_path / "out")],
+    ):
+        assert missing in failed(runner.invoke(main, [*args, "--as", examiner]))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()
+
+
+# -- against a server over HTTP ------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@pytest.fixture
+def server_url(home: Home) -> Iterator[str]:
+    """The real app over real HTTP on 127.0.0.1, served from a background thread."""
+    app = create_app({"TESTING": True}, deployment=home.deployment)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def examiner_token(home: Home) -> str:
+    operator = home.deployment.principals.get("operator")
+    return home.deployment.principals.add("erin", "examiner", operator.actor)[1]
+
+
+def test_ingest_and_download_against_a_server(
+    runner: CliRunner,
+    home: Home,
+    server_url: str,
+    examiner_token: str,
+    image: Path,
+    tmp_path: Path,
+) -> None:
+    remote = ["--server", server_url, "--token", examiner_token, "--json"]
+    before = state_of(home.deployment)
+
+    wrong = runner.invoke(
+        main,
+        [
+            "ingest",
+            str(image),
+            "--case",
+            "C-1",
+            "--exhibit",
+            "HD-1",
+            "--expect",
+            f"md5:{'0' * 32}",
+            *remote,
+        ],
+    )
+    assert "422" in failed(wrong) and "nothing was recorded" in wrong.output
+    assert state_of(home.deployment) == before
+
+    done = json_object(
+        runner.invoke(
+            main,
+            [
+                "ingest",
+                str(image),
+                "--case",
+                "C-1",
+                "--exhibit",
+                "HD-1",
+                "--expect",
+                f"sha256:{SHA256}",
+                "--expect",
+                f"md5:{MD5}",
+                *remote,
+            ],
+        )
+    )
+    assert done["digests"] == {"sha256": SHA256, "md5": MD5}
+    assert done["ledger_index"] == before[0]
+    assert (
+        home.deployment.handling.get(done["id"]).created_by
+        == home.deployment.principals.get("erin").id
+    )
+
+    output = tmp_path / "copy.E01"
+    got = json_object(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "download",
+                done["id"],
+                "--purpose",
+                "court copy",
+                "-o",
+                str(output),
+                *remote,
+            ],
+        )
+    )
+    assert output.read_bytes() == CONTENT
+    assert got["digests"]["sha256"] == SHA256
+    accessed = Event.decode(home.deployment.ledger.entry(got["access_index"]))
+    assert accessed.type == "evidence.accessed" and accessed.data == {"purpose": "court copy"}
+
+    listed = json_lines(runner.invoke(main, ["evidence", "list", "--case", "C-1", *remote]))
+    assert [i["id"] for i in listed] == [done["id"]]
+    history = json_lines(runner.invoke(main, ["evidence", "custody", done["id"], *remote]))
+    assert [e["type"] for e in history] == ["evidence.ingested", "evidence.accessed"]
+
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(done["receipt"]), encoding="utf-8")
+    key = home.deployment.keys.current.verifier_key
+    ok(runner.invoke(main, ["verify-receipt", str(receipt), "--key", key]))
+    report = audit_ledger(
+        home.deployment.ledger.store, home.deployment.objects, home.deployment.keys
+    )
+    assert report.ok, [str(f) for f in report.findings]
+
+
+def test_a_refused_request_to_the_server_fails_cleanly(
+    runner: CliRunner, home: Home, server_url: str, image: Path
+) -> None:
+    before = state_of(home.deployment)
+
+    result = runner.invoke(
+        main,
+        [
+            "ingest",
+            str(image),
+            "--case",
+            "C",
+            "--exhibit",
+            "E",
+            "--server",
+            server_url,
+            "--token",
+            home.operator_token,
+        ],
+    )
+
+    assert "403" in failed(result)
+    assert state_of(home.deployment) == before
+    unknown = runner.invoke(main, ["evidence", "list", "--server", server_url, "--token", "nope"])
+    assert "401" in failed(unknown)
+
+
+@pytest.mark.parametrize("size", [len(CONTENT), (5 << 20) // 2], ids=["one-chunk", "3-chunks"])
+def test_downloading_a_corrupted_item_from_the_server_fails_and_keeps_no_file(
+    runner: CliRunner,
+    home: Home,
+    server_url: str,
+    examiner_token: str,
+    tmp_path: Path,
+    size: int,
+) -> None:
+    remote = ["--server", server_url, "--token", examiner_token, "--json"]
+    image = tmp_path / "image.bin"
+    image.write_bytes(b"\x5a" * size)
+    done = json_object(
+        runner.invoke(
+            main,
+            [
+                "ingest",
+                str(image),
+                "--case",
+                "C-1",
+                "--exhibit",
+                "HD-1",
+                *remote,
+            ],
+        )
+    )
+    blob = home.config.home / "objects" / done["storage"]["key"]
+    blob.chmod(0o600)
+    blob.write_bytes(b"\x5a" * (size - 1) + b"\x00")
+    output = tmp_path / "copy.E01"
+
+    message = failed(
+        runner.invoke(
+            main,
+            [
+                "evidence",
+                "download",
+                done["id"],
+                "--purpose",
+                "copy",
+                "-o",
+                str(output),
+                *remote,
+            ],
+        )
+    )
+
+    assert "HTTP 500" in message or "sha256 mismatch" in message
+    assert not output.exists() and not output.with_name(output.name + ".part").exists()
+    events = [
+        Event.decode(e.leaf).type
+        for e in home.deployment.ledger.subject_entries(f"evidence:{done['id']}")
+    ]
+    assert events[-2:] == ["evidence.accessed", "evidence.integrity_failed"]
+
+
+def test_the_server_cuts_a_corrupted_download_short(
+    home: Home, server_url: str, examiner_token: str
+) -> None:
+    deployment = home.deployment
+    examiner = deployment.principals.authenticate(examiner_token).actor
+    content = b"\x33" * ((5 << 20) // 2)  # three read chunks
+    session = deployment.intake.open_session(
+        {"kind": "digital", "case": "C", "exhibit": "E", "description": "d"}, examiner
+    )
+    record = deployment.intake.receive(session.id, io.BytesIO(content), examiner).record
+    blob = home.config.home / "objects" / str(record.storage_key)
+    blob.chmod(0o600)
+    blob.write_bytes(content[:-1] + b"\x00")
+    port = int(server_url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    connection.request(
+        "GET",
+        f"/v1/evidence/{record.id}/content?purpose=check",
+        headers={"Authorization": f"Bearer {examiner_token}"},
+    )
+    response = connection.getresponse()
+    received = 0
+    while chunk := response.read(1 << 16):
+        received += len(chunk)
+    connection.close()
+
+    assert response.status == 200 and int(response.headers["Content-Length"]) == len(content)
+    assert received < len(content)  # short of its Content-Length: never a complete bad copy
