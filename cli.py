@@ -30,7 +30,7 @@ from custody.evidence import ACTS
 from custody.principals import ROLES, Principal
 from custody.verify.__main__ import verify_command
 from service.client import CustosClient
-from service.evidence import load_act
+from service.evidence import load_act, load_intake
 from storage.config import load_config, with_overrides
 from storage.deployment import OPERATOR, Deployment, initialise, open_deployment, rotate_key
 
@@ -308,7 +308,7 @@ class LocalEvidence:
     def ingest(
         self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
     ) -> dict[str, Any]:
-        session = self.dep.intake.open_session(metadata, self.actor)
+        session = self.dep.intake.open_session(load_intake(metadata), self.actor)
         with path.open("rb") as source:
             done = self.dep.intake.receive(
                 session.id,
@@ -322,7 +322,7 @@ class LocalEvidence:
         return {**done.record.as_json(), "ledger_index": done.ledger_index, "receipt": receipt}
 
     def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        appended = self.dep.intake.register_physical(metadata, self.actor)
+        appended = self.dep.intake.register_physical(load_intake(metadata), self.actor)
         record = self.dep.handling.get(appended.event.subject.id)
         return {**record.as_json(), "ledger_index": appended.index}
 

@@ -88,11 +88,13 @@ class Workload:
         kind = rng.randrange(3)
         subject = Subject("evidence", f"EV-{rng.randint(1, self.subjects):07d}")
         if kind == 0:
-            return NewEvent("evidence.transferred", actor, subject,
-                            {"to": f"officer-{rng.randrange(400):03d}"})
+            return NewEvent(
+                "evidence.transferred", actor, subject, {"to": f"officer-{rng.randrange(400):03d}"}
+            )
         if kind == 1:
-            return NewEvent("evidence.sealed", actor, subject,
-                            {"seal": f"S-{rng.randrange(10**6):06d}"})
+            return NewEvent(
+                "evidence.sealed", actor, subject, {"seal": f"S-{rng.randrange(10**6):06d}"}
+            )
         return NewEvent("evidence.examined", actor, subject)
 
     def batch(self, count: int) -> list[NewEvent]:
@@ -201,8 +203,10 @@ def bench_durable(work: Path, count: int, rounds: int, results: Results) -> None
     Each Custos block appends with ``Ledger.append`` (one transaction, committed and fsynced,
     per event); the pymerkle block that follows appends exactly the leaves Custos produced.
     """
-    say(f"1. durable appends: {count:,} events, one transaction each, in {rounds} alternating "
-        "blocks with pymerkle")
+    say(
+        f"1. durable appends: {count:,} events, one transaction each, in {rounds} alternating "
+        "blocks with pymerkle"
+    )
     deployment = open_deployment_in(work / "durable")
     tree = pymerkle_tree(work / "pymerkle-durable.db")
     workload = Workload(seed=1)
@@ -242,8 +246,9 @@ def bench_durable(work: Path, count: int, rounds: int, results: Results) -> None
     )
     measure = "Durable appends (1 event per transaction, fsync each)"
     if tree is None:
-        results.add(Row(measure, fmt_rate(custos_rate), ">= 2x pymerkle", None,
-                        "pymerkle not installed"))
+        results.add(
+            Row(measure, fmt_rate(custos_rate), ">= 2x pymerkle", None, "pymerkle not installed")
+        )
         return
     peer_rate = rate(done, peer_time)
     ratio = custos_rate / peer_rate
@@ -297,8 +302,10 @@ def bench_proofs(
     ledger = deployment.ledger
     rng = random.Random(3)
     count = args.proofs
-    say(f"3. proofs at {size:,} entries: up to {count:,} random inclusion and {count:,} "
-        f"consistency proofs (at most {args.proof_seconds:.0f} s of each)")
+    say(
+        f"3. proofs at {size:,} entries: up to {count:,} random inclusion and {count:,} "
+        f"consistency proofs (at most {args.proof_seconds:.0f} s of each)"
+    )
     root = ledger.root(size)
 
     # Check a few before timing, so the figures are for correct proofs.
@@ -312,13 +319,18 @@ def bench_proofs(
             old, size, ledger.consistency_proof(old, size), ledger.root(old), root
         )
 
-    inclusion = timed(lambda i: ledger.inclusion_proof(i, size),
-                      [rng.randrange(size) for _ in range(count)], args.proof_seconds)
+    inclusion = timed(
+        lambda i: ledger.inclusion_proof(i, size),
+        [rng.randrange(size) for _ in range(count)],
+        args.proof_seconds,
+    )
     say(f"  inclusion: {len(inclusion):,} proofs, mean {fmt_ms(statistics.mean(inclusion))}")
-    consistency = timed(lambda m: ledger.consistency_proof(m, size),
-                        [rng.randrange(1, size) for _ in range(count)], args.proof_seconds)
-    say(f"  consistency: {len(consistency):,} proofs, "
-        f"mean {fmt_ms(statistics.mean(consistency))}")
+    consistency = timed(
+        lambda m: ledger.consistency_proof(m, size),
+        [rng.randrange(1, size) for _ in range(count)],
+        args.proof_seconds,
+    )
+    say(f"  consistency: {len(consistency):,} proofs, mean {fmt_ms(statistics.mean(consistency))}")
 
     peer = ""
     tree = pymerkle_tree(work / "pymerkle-proofs.db")
@@ -335,16 +347,21 @@ def bench_proofs(
                 raise RuntimeError("pymerkle's root differs from the ledger's: not the same tree")
             tree.cache_clear()  # get_root warmed it; the proofs start cold, as after a restart
             say(f"  pymerkle: {args.peer_proofs} random inclusion proofs")
-            peer_samples = timed(lambda i: tree.prove_inclusion(i + 1, size),
-                                 [rng.randrange(size) for _ in range(args.peer_proofs)],
-                                 args.proof_seconds)
-            peer = (f"inclusion: mean {fmt_ms(statistics.mean(peer_samples))}, "
-                    f"max {fmt_ms(max(peer_samples))} ({len(peer_samples)} proofs)")
+            peer_samples = timed(
+                lambda i: tree.prove_inclusion(i + 1, size),
+                [rng.randrange(size) for _ in range(args.peer_proofs)],
+                args.proof_seconds,
+            )
+            peer = (
+                f"inclusion: mean {fmt_ms(statistics.mean(peer_samples))}, "
+                f"max {fmt_ms(max(peer_samples))} ({len(peer_samples)} proofs)"
+            )
             results.notes.append(
                 f"pymerkle built its {size:,}-leaf tree with append_entries in {built:.1f} s. "
                 f"Its inclusion proofs, {len(peer_samples)} random indexes on one tree whose "
                 "subroot cache starts empty and warms as it goes, took (ms): "
-                + ", ".join(f"{s * 1000:.0f}" for s in peer_samples) + "."
+                + ", ".join(f"{s * 1000:.0f}" for s in peer_samples)
+                + "."
             )
         finally:
             tree.close()
@@ -454,13 +471,20 @@ def code_version() -> str:
     sources = f"custody/ and storage/ sources sha256 {digest.hexdigest()[:12]}"
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
             check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--", "custody", "storage"], cwd=ROOT,
-            capture_output=True,
-        ).returncode != 0
+        dirty = (
+            subprocess.run(
+                ["git", "diff", "--quiet", "HEAD", "--", "custody", "storage"],
+                cwd=ROOT,
+                capture_output=True,
+            ).returncode
+            != 0
+        )
     except (OSError, subprocess.CalledProcessError):
         return sources
     return f"commit {head}" + (" with uncommitted changes" if dirty else "") + f"; {sources}"
@@ -474,7 +498,11 @@ def load() -> str:
 
 
 def generated_section(
-    results: Results, command: str, wall: float, work: Path, loads: tuple[str, str],
+    results: Results,
+    command: str,
+    wall: float,
+    work: Path,
+    loads: tuple[str, str],
     version: str,
 ) -> str:
     info = machine()
@@ -493,8 +521,9 @@ def generated_section(
         f"SQLAlchemy {info['sqlalchemy']}; pymerkle {info['pymerkle']} "
         f"(its default SQLite settings: rollback journal, synchronous=FULL). "
         f"Databases in a temporary directory under `{work.parent}`. Load average "
-        f"(1/5/15 min) {loads[0]} at the start and {loads[1]} at the end; other work may have "
-        "shared the machine, and fsync times on its virtual disk vary from run to run.",
+        f"(1/5/15 min) {loads[0]} at the start and {loads[1]} at the end (the benchmark itself "
+        "adds about 1); other work may have shared the machine, and fsync times on its virtual "
+        "disk vary from run to run.",
         "",
         *table(results),
         "",
@@ -528,7 +557,7 @@ def write_docs(path: Path, section: str) -> None:
         text = path.read_text("utf-8")
         begin, end = text.find(BEGIN_MARK), text.find(END_MARK)
         if begin != -1 and end > begin:
-            text = text[:begin] + section + text[end + len(END_MARK):].lstrip("\n")
+            text = text[:begin] + section + text[end + len(END_MARK) :].lstrip("\n")
             path.write_text(text, "utf-8")
             return
         path.write_text(text.rstrip("\n") + "\n\n" + section, "utf-8")
@@ -541,21 +570,31 @@ def write_docs(path: Path, section: str) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink everything for a smoke run of a few seconds (no docs)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shrink everything for a smoke run of a few seconds (no docs)",
+    )
     parser.add_argument("--entries", type=int, help="ledger size for proofs and audit (10^6)")
     parser.add_argument("--durable", type=int, help="single-transaction appends (2,000)")
     parser.add_argument("--batched", type=int, help="events for batched appends (200,000)")
     parser.add_argument("--proofs", type=int, help="proofs of each kind to time (2,000)")
     parser.add_argument("--peer-proofs", type=int, help="pymerkle inclusion proofs (5)")
-    parser.add_argument("--proof-seconds", type=float, default=30.0,
-                        help="stop timing each kind of proof after this long (30)")
-    parser.add_argument("--rounds", type=int,
-                        help="alternating Custos/pymerkle blocks of durable appends (10)")
+    parser.add_argument(
+        "--proof-seconds",
+        type=float,
+        default=30.0,
+        help="stop timing each kind of proof after this long (30)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="alternating Custos/pymerkle blocks of durable appends (10)"
+    )
     parser.add_argument("--tmpdir", type=Path, help="where the temporary databases go")
-    parser.add_argument("--docs", type=Path,
-                        help=f"write the figures here (default {DOCS.relative_to(ROOT)}, "
-                        "full runs only)")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help=f"write the figures here (default {DOCS.relative_to(ROOT)}, full runs only)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not write any docs file")
     args = parser.parse_args(argv)
     small = args.quick
@@ -589,8 +628,10 @@ def main(argv: list[str] | None = None) -> int:
     loads = (load(), "")
     version = code_version()  # before the run: the code imported is the code measured
     say(f"measuring {version}")
-    say(f"custos ledger benchmark: nproc {info['nproc']}, Python {info['python']}, "
-        f"SQLite {info['sqlite']}, pymerkle {info['pymerkle']}")
+    say(
+        f"custos ledger benchmark: nproc {info['nproc']}, Python {info['python']}, "
+        f"SQLite {info['sqlite']}, pymerkle {info['pymerkle']}"
+    )
     results = Results()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="custos-bench-", dir=args.tmpdir) as tmp:

@@ -15,14 +15,18 @@ Findings are ordered by ledger index; the first one is the one to investigate fi
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain, islice
 
 from custody import merkle
 from custody.checkpoint import MalformedCheckpoint, open_checkpoint
 from custody.errors import ObjectNotFound
 from custody.events import Event, InvalidEvent
-from custody.interfaces import LedgerStore, ObjectStore
+from custody.interfaces import LedgerEntry, LedgerStore, ObjectStore
 from custody.keys import KeyRing
 from custody.ledger import checkpoint_key
 from custody.note import MalformedNote, NoteVerificationError
@@ -88,6 +92,50 @@ class _Levels:
         )
 
 
+_CHUNK = 5_000
+_PARALLEL_FROM = 20_000
+
+Decoded = tuple[bytes, str | None, str | None, str | None]
+
+
+def _decode_chunk(leaves: list[bytes]) -> list[Decoded]:
+    """Per leaf: its recomputed leaf hash, and its subject and prev, or why it is no event."""
+    out: list[Decoded] = []
+    for leaf in leaves:
+        computed = merkle.leaf_hash(leaf)
+        try:
+            event = Event.decode(leaf)
+        except InvalidEvent as exc:
+            out.append((computed, None, None, str(exc)))
+        else:
+            out.append((computed, event.subject.key, event.prev, None))
+    return out
+
+
+def _decoded_chunks(
+    entries: Iterator[LedgerEntry],
+) -> Iterator[tuple[list[LedgerEntry], list[Decoded]]]:
+    """The entries in chunks, each with its decoding; on worker processes for large logs."""
+    chunks = iter(lambda: list(islice(entries, _CHUNK)), [])
+    first = list(islice(chunks, _PARALLEL_FROM // _CHUNK))
+    workers = os.cpu_count() or 1
+    if len(first) < _PARALLEL_FROM // _CHUNK or workers < 2:
+        for chunk in chain(first, chunks):
+            yield chunk, _decode_chunk([e.leaf for e in chunk])
+        return
+    # A bounded window of chunks in flight keeps memory flat whatever the log's size.
+    with ProcessPoolExecutor(workers) as pool:
+        window: deque[tuple[list[LedgerEntry], Future[list[Decoded]]]] = deque()
+        for chunk in chain(first, chunks):
+            window.append((chunk, pool.submit(_decode_chunk, [e.leaf for e in chunk])))
+            if len(window) > 2 * workers:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
+
+
 def audit_ledger(
     store: LedgerStore, objects: ObjectStore, keys: KeyRing, *, max_findings: int = 100
 ) -> AuditReport:
@@ -96,41 +144,48 @@ def audit_ledger(
     found = report.findings
     recorded_size = store.size()
 
-    # (1)-(3): entries, leaf hashes, canonical events and prev chains.
+    # (1)-(3): entries, leaf hashes, canonical events and prev chains. Decoding is the costly
+    # part and each entry's is independent, so it runs on every core; the chain checks need
+    # ledger order and run here, as the decoded chunks come back in order.
     leaf_hashes: list[bytes] = []
     heads: dict[str, bytes] = {}
     head_index: dict[str, int] = {}
-    for entry in store.iter_entries():
-        if len(found) >= max_findings:
-            break
-        if entry.index != len(leaf_hashes):
-            found.append(
-                Finding(len(leaf_hashes), ENTRY, f"entry missing (next stored is {entry.index})")
-            )
-            break
-        computed = merkle.leaf_hash(entry.leaf)
-        leaf_hashes.append(computed)
-        if computed != entry.leaf_hash:
-            found.append(
-                Finding(entry.index, ENTRY, "leaf bytes do not match the stored leaf hash")
-            )
-        try:
-            event = Event.decode(entry.leaf)
-        except InvalidEvent as exc:
-            found.append(Finding(entry.index, ENTRY, f"leaf is not a valid event: {exc}"))
+    for chunk, decoded in _decoded_chunks(store.iter_entries()):
+        for entry, (computed, subject, prev, error) in zip(chunk, decoded, strict=True):
+            if len(found) >= max_findings:
+                break
+            if entry.index != len(leaf_hashes):
+                found.append(
+                    Finding(
+                        len(leaf_hashes), ENTRY, f"entry missing (next stored is {entry.index})"
+                    )
+                )
+                break
+            leaf_hashes.append(computed)
+            if computed != entry.leaf_hash:
+                found.append(
+                    Finding(entry.index, ENTRY, "leaf bytes do not match the stored leaf hash")
+                )
+            if error is not None:
+                found.append(Finding(entry.index, ENTRY, f"leaf is not a valid event: {error}"))
+                continue
+            assert subject is not None
+            if subject != entry.subject:
+                found.append(
+                    Finding(
+                        entry.index, ENTRY, f"filed under {entry.subject} but is about {subject}"
+                    )
+                )
+            expected = heads.get(subject)
+            if prev != (expected.hex() if expected else None):
+                found.append(
+                    Finding(entry.index, ENTRY, f"prev does not name {subject}'s previous event")
+                )
+            heads[subject] = computed
+            head_index[subject] = entry.index
+        else:
             continue
-        subject = event.subject.key
-        if subject != entry.subject:
-            found.append(
-                Finding(entry.index, ENTRY, f"filed under {entry.subject} but is about {subject}")
-            )
-        expected = heads.get(subject)
-        if event.prev != (expected.hex() if expected else None):
-            found.append(
-                Finding(entry.index, ENTRY, f"prev does not name {subject}'s previous event")
-            )
-        heads[subject] = computed
-        head_index[subject] = entry.index
+        break
     report.size = len(leaf_hashes)
     report.subjects = len(heads)
     if report.size != recorded_size and not found:

@@ -115,7 +115,7 @@ class Event:
     def decode(cls, leaf: bytes) -> Event:
         """Parse leaf bytes; raises InvalidEvent unless they are a canonical v1 event."""
         try:
-            obj = json.loads(leaf)
+            obj = _DECODER.decode(leaf.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidEvent(f"not JSON: {exc}") from None
         if not isinstance(obj, dict) or obj.get("v") != EVENT_VERSION:
@@ -136,7 +136,9 @@ class Event:
             raise InvalidEvent("unexpected fields")
         if event.prev is not None and not _HEX32.match(event.prev):
             raise InvalidEvent("prev is not a lowercase hex SHA-256")
-        if event.encode() != leaf:
+        # The parsed object re-encoded must give the same bytes. Floats were refused while
+        # parsing, so the number check of canonical_json is not needed again.
+        if canonical_json(obj, numbers_checked=True) != leaf:
             raise InvalidEvent("leaf is not in canonical (RFC 8785) form")
         return event
 
@@ -156,7 +158,18 @@ def format_time(moment: datetime) -> str:
 _HIGH = re.compile("[\ud800-\U0010ffff]")
 
 
-def canonical_json(value: Any) -> bytes:
+def _refuse_float(text: str) -> Any:
+    raise ValueError(f"number {text} is not an integer (events carry no floats)")
+
+
+# Made once: json.dumps and json.loads with options build a new coder on every call.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float)
+
+
+def canonical_json(value: Any, *, numbers_checked: bool = False) -> bytes:
     """RFC 8785 encoding.
 
     Python's ``json`` with sorted keys produces the same bytes as JCS when no number is a
@@ -164,10 +177,8 @@ def canonical_json(value: Any) -> bytes:
     UTF-16 order can differ); anything else goes to the reference ``rfc8785`` encoder. The
     test suite shows the two byte-identical on generated events.
     """
-    if _plain_numbers(value):
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+    if numbers_checked or _plain_numbers(value):
+        text = _ENCODER.encode(value)
         if not _HIGH.search(text):
             return text.encode("utf-8")
     encoded: bytes = rfc8785.dumps(value)
@@ -175,15 +186,27 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _plain_numbers(value: Any) -> bool:
-    """True when every number in ``value`` is an integer JCS writes exactly."""
-    if isinstance(value, dict):
-        return all(_plain_numbers(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(_plain_numbers(v) for v in value)
-    if isinstance(value, float):
-        return False
-    if isinstance(value, int) and not isinstance(value, bool):
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    """True when every number in ``value`` is an integer JCS writes exactly.
+
+    Iterative, with exact type tests first: this runs once per appended event.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, float) or (
+            isinstance(item, int) and not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
+        ):
+            return False
     return True
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from custody.errors import BadRequest, Conflict
+from custody.errors import BadRequest, Conflict, Forbidden
 from custody.events import canonical_json
 from custody.interfaces import AppendTransaction
 
@@ -37,6 +37,18 @@ ACTS = (
     "evidence.hold_released",
     "evidence.disposed",
 )
+
+
+# Who may do what with evidence. The HTTP edge checks these too, to answer 403 early; the
+# domain checks them for every caller, the local CLI included.
+INTAKE_ROLES = ("examiner",)
+ACT_ROLES = ("examiner", "approver")
+READ_ROLES = ("examiner", "approver", "court", "admin", "authority")
+
+
+def require_role(role: str, allowed: Sequence[str], what: str) -> None:
+    if role not in allowed:
+        raise Forbidden(f"the {role} role may not {what}; {', '.join(allowed)} may")
 
 
 def new_evidence_id() -> str:

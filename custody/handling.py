@@ -15,7 +15,15 @@ from typing import Any
 from custody.digests import DigestPipeline
 from custody.errors import Conflict, Forbidden, IntegrityError, NotFound, ObjectLocked
 from custody.events import Actor, NewEvent, Subject
-from custody.evidence import ACTS, EvidenceRecord, EvidenceStore, commitment
+from custody.evidence import (
+    ACT_ROLES,
+    ACTS,
+    READ_ROLES,
+    EvidenceRecord,
+    EvidenceStore,
+    commitment,
+    require_role,
+)
 from custody.interfaces import ObjectStore
 from custody.ledger import Appended, Ledger
 
@@ -51,6 +59,7 @@ class Handling:
         self, evidence_id: str, act: str, data: Mapping[str, Any], by: Actor
     ) -> Recorded:
         """Record one custody act; Conflict (with the allowed acts) if the state forbids it."""
+        require_role(by.role, ACT_ROLES, "record custody acts")
         if act not in ACTS:
             raise NotFound(f"no custody act {act}")
         if act == "evidence.disposed" and by.role not in DISPOSERS:
@@ -83,11 +92,25 @@ class Handling:
         if release_hold and record.storage_key:
             self.objects.set_legal_hold(record.storage_key, False)
         if delete_blob and record.storage_key:
+            self._delete_blob_if_unused(record)
+        return Recorded(EvidenceRecord(**{**record.__dict__, "state": state}), event)
+
+    def _delete_blob_if_unused(self, record: EvidenceRecord) -> None:
+        """Delete a disposed item's bytes, deciding again under the ledger's lock.
+
+        Intake records an item only under the same lock, after checking its blob exists; so
+        either a new record sharing the blob is seen here and the bytes stay, or the new
+        record's check fails and its upload is refused. No record ever points at deleted bytes.
+        """
+        assert record.storage_key is not None
+        with self.ledger.recording() as recorder:
+            if not self._blob_unused_after_disposal(recorder.tx, record):
+                log.warning("kept the blob of disposed %s: another record uses it now", record.id)
+                return
             try:
                 self.objects.delete(record.storage_key)
             except ObjectLocked:
                 log.error("disposed %s but its blob is still locked", record.id)
-        return Recorded(EvidenceRecord(**{**record.__dict__, "state": state}), event)
 
     def _check_retention(self, record: EvidenceRecord) -> None:
         if record.storage_key is None:
@@ -118,6 +141,7 @@ class Handling:
         appended and the stream ends with an error, so the reader never gets a silent copy.
         """
         record = self.get(evidence_id)
+        require_role(by.role, READ_ROLES, "read evidence")
         if not record.state.can_be_read(record.kind) or record.storage_key is None:
             raise Conflict(f"{evidence_id} has no content to read ({record.state.describe()})")
         access = self.ledger.append(

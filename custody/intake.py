@@ -17,9 +17,10 @@ from typing import Any, BinaryIO
 
 from custody import merkle
 from custody.digests import DigestPipeline, check_expected
-from custody.errors import BadRequest, Conflict, NotFound, TooLarge
+from custody.errors import BadRequest, Conflict, NotFound, StorageError, TooLarge
 from custody.events import Actor, NewEvent, Subject, format_time
 from custody.evidence import (
+    INTAKE_ROLES,
     EvidenceRecord,
     EvidenceStore,
     UploadSession,
@@ -28,6 +29,7 @@ from custody.evidence import (
     manifest_key,
     manifest_text,
     new_evidence_id,
+    require_role,
 )
 from custody.interfaces import ObjectStore, StagedUpload
 from custody.ledger import Appended, Ledger
@@ -78,6 +80,7 @@ class Intake:
 
     def open_session(self, metadata: Mapping[str, Any], by: Actor) -> UploadSession:
         """Announce a digital item; nothing is recorded until its bytes arrive."""
+        require_role(by.role, INTAKE_ROLES, "take in evidence")
         check_intake(metadata)
         if metadata["kind"] != "digital":
             raise BadRequest("only a digital item has content to upload")
@@ -96,6 +99,7 @@ class Intake:
 
     def register_physical(self, metadata: Mapping[str, Any], by: Actor) -> Appended:
         """Record a physical item (no bytes) at once: its record and ``evidence.registered``."""
+        require_role(by.role, INTAKE_ROLES, "take in evidence")
         check_intake(metadata)
         if metadata["kind"] != "physical":
             raise BadRequest("a digital item is created by uploading its content")
@@ -114,6 +118,7 @@ class Intake:
         progress: Callable[[int], object] | None = None,
     ) -> Ingested:
         """Stream the bytes of an announced item into the store and record it."""
+        require_role(by.role, INTAKE_ROLES, "take in evidence")
         session = self.store.session(evidence_id)
         if session is None or session.created_by != by.id:
             done = self.store.get(evidence_id)
@@ -194,6 +199,11 @@ class Intake:
                 storage_version=version,
             )
             manifest = self.manifest(record)
+            if key is not None and not self.objects.exists(key):
+                # A disposal removed this blob after our copy was committed; under the ledger
+                # lock nothing can remove it while we record, so refuse rather than point a
+                # record at bytes that are gone. The upload can simply be sent again.
+                raise StorageError(f"the blob {key} was disposed of during the upload; retry")
             self.store.insert(recorder.tx, record)
             data: dict[str, Any] = {
                 "case": record.case,

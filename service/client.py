@@ -114,8 +114,17 @@ class CustosClient:
     ) -> Mapping[str, str]:
         """Stream a body into ``sink``; returns the response headers."""
         response = self._send("GET", path, query)
+        received = 0
         for chunk in iter(lambda: response.read(CHUNK), b""):
             sink(chunk)
+            received += len(chunk)
             if progress is not None:
                 progress(len(chunk))
-        return dict(response.getheaders())
+        headers = dict(response.getheaders())
+        expected = headers.get("Content-Length")
+        if expected is not None and received != int(expected):
+            raise CustosError(
+                f"the download was cut short after {received} of {expected} bytes "
+                "(the server stops a download whose bytes fail their digest check)"
+            )
+        return headers

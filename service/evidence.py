@@ -22,15 +22,20 @@ from marshmallow import (
 from custody.digests import DIGEST_SIZES, http_digest, parse_http_digest
 from custody.errors import BadRequest, Invalid, NotFound
 from custody.events import indexed_event_json
-from custody.evidence import EvidenceRecord, is_evidence_id, manifest_key
+from custody.evidence import (
+    ACT_ROLES,
+    INTAKE_ROLES,
+    READ_ROLES,
+    EvidenceRecord,
+    is_evidence_id,
+    manifest_key,
+)
 from service.auth import requires
 from storage.deployment import Deployment
 
 blp = Blueprint("evidence", __name__, url_prefix="/v1/evidence", description="Evidence items")
 
-INTAKE = ("examiner",)
-ACTORS = ("examiner", "approver")
-READERS = ("examiner", "approver", "court", "admin", "authority")
+INTAKE, ACTORS, READERS = INTAKE_ROLES, ACT_ROLES, READ_ROLES
 HEX = validate.Regexp(r"^[0-9a-f]+$", error="lowercase hex digits")
 Text200 = fields.String(validate=validate.Length(min=1, max=200))
 
@@ -167,6 +172,15 @@ class InvalidFields(Invalid):
         self.errors = errors
 
 
+def load_intake(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Intake metadata, validated: the one check the API and the local CLI share."""
+    metadata = _load(IntakeSchema(), data)
+    acquisition = metadata.get("acquisition", {})
+    if "acquired_at" in acquisition:
+        acquisition["acquired_at"] = acquisition["acquired_at"].isoformat()
+    return metadata
+
+
 def load_act(act: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """A custody act's fields, validated: the one check the API and the local CLI share."""
     return _load(ACT_SCHEMAS[act](), data)
@@ -177,9 +191,7 @@ def load_act(act: str, data: Mapping[str, Any]) -> dict[str, Any]:
 @requires(*INTAKE)
 def intake() -> tuple[dict[str, Any], int]:
     """Register a physical item at once, or open an upload session for a digital one."""
-    metadata = _load(IntakeSchema(), _json_body())
-    if "acquisition" in metadata and "acquired_at" in metadata["acquisition"]:
-        metadata["acquisition"]["acquired_at"] = metadata["acquisition"]["acquired_at"].isoformat()
+    metadata = load_intake(_json_body())
     deployment = _deployment()
     if metadata["kind"] == "physical":
         appended = deployment.intake.register_physical(metadata, g.principal.actor)

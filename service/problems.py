@@ -14,6 +14,7 @@ from custody.errors import (
     Conflict,
     CustosError,
     Forbidden,
+    IntegrityError,
     Invalid,
     NotFound,
     StorageError,
@@ -31,6 +32,7 @@ _BY_ERROR: list[tuple[type[CustosError], int]] = [
     (TooLarge, 413),
     (Invalid, 422),
     (StorageError, 503),
+    (IntegrityError, 500),
 ]
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
@@ -21,7 +22,6 @@ from storage.sql.database import WRITE
 from storage.sql.schema import (
     checkpoints,
     ledger_entries,
-    ledger_head,
     ledger_nodes,
     ledger_subjects,
 )
@@ -31,22 +31,6 @@ from storage.sql.schema import (
 _CHUNK = 900
 _NODE_CHUNK = 200
 _STREAM_ROWS = 10_000
-
-
-def _read_nodes(connection: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-    # An OR of (level, idx) pairs: SQLite answers it with one primary-key search per pair,
-    # where a row-value IN list would scan the table.
-    found: dict[NodeId, bytes] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _NODE_CHUNK):
-        chunk = unique[start : start + _NODE_CHUNK]
-        rows = connection.execute(
-            select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
-                or_(*(and_(ledger_nodes.c.level == lv, ledger_nodes.c.idx == i) for lv, i in chunk))
-            )
-        )
-        found.update({(level, idx): bytes(h) for level, idx, h in rows})
-    return found
 
 
 def _entry(row: Sequence[object]) -> LedgerEntry:
@@ -78,9 +62,8 @@ class _HotSql:
     def __init__(self, dialect: str) -> None:
         p = "?" if dialect == "sqlite" else "%s"
         self.p = p
-        self.lock = "SELECT size FROM ledger_head WHERE id = 1" + (
-            "" if dialect == "sqlite" else " FOR UPDATE"
-        )
+        self.size = "SELECT size FROM ledger_head WHERE id = 1"
+        self.lock = self.size + ("" if dialect == "sqlite" else " FOR UPDATE")
         columns = "idx, subject, leaf_hash, leaf"
         self.insert_entry = f"INSERT INTO ledger_entries ({columns}) VALUES ({p}, {p}, {p}, {p})"
         self.insert_node = f"INSERT INTO ledger_nodes (level, idx, hash) VALUES ({p}, {p}, {p})"
@@ -96,8 +79,19 @@ class _HotSql:
         return f"SELECT subject, last_hash FROM ledger_subjects WHERE subject IN ({marks})"
 
     def nodes(self, count: int) -> str:
+        # An OR of (level, idx) pairs: SQLite answers it with one primary-key search per
+        # pair, where a row-value IN list would scan the table.
         pairs = " OR ".join([f"(level = {self.p} AND idx = {self.p})"] * count)
         return f"SELECT level, idx, hash FROM ledger_nodes WHERE {pairs}"
+
+    def read_nodes(self, cursor: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        found: dict[NodeId, bytes] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _NODE_CHUNK):
+            chunk = unique[start : start + _NODE_CHUNK]
+            cursor.execute(self.nodes(len(chunk)), [x for pair in chunk for x in pair])
+            found.update({(lv, i): bytes(h) for lv, i, h in cursor.fetchall()})
+        return found
 
 
 class SqlAppendTransaction:
@@ -115,13 +109,7 @@ class SqlAppendTransaction:
         return self._size
 
     def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-        found: dict[NodeId, bytes] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), _NODE_CHUNK):
-            chunk = unique[start : start + _NODE_CHUNK]
-            self._cursor.execute(self._sql.nodes(len(chunk)), [x for pair in chunk for x in pair])
-            found.update({(lv, i): bytes(h) for lv, i, h in self._cursor.fetchall()})
-        return found
+        return self._sql.read_nodes(self._cursor, ids)
 
     def last_leaf_hashes(self, subjects: Sequence[str]) -> Mapping[str, bytes]:
         found: dict[str, bytes] = {}
@@ -186,13 +174,29 @@ class SqlLedgerStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"ledger read failed: {exc}") from exc
 
+    @contextmanager
+    def _driver(self) -> Iterator[Any]:
+        """A pooled driver cursor for the hot reads (size, proof nodes): they run in every
+        request, and SQLAlchemy's per-statement work cost more than the queries."""
+        try:
+            connection = self.engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"ledger read failed: {exc}") from exc
+        try:
+            yield connection.cursor()
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise StorageError(f"ledger read failed: {exc}") from exc
+        finally:
+            connection.close()
+
     def size(self) -> int:
-        with self._reading() as connection:
-            return int(connection.execute(select(ledger_head.c.size)).scalar_one())
+        with self._driver() as cursor:
+            cursor.execute(self._sql.size)
+            return int(cursor.fetchone()[0])
 
     def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-        with self._reading() as connection:
-            return _read_nodes(connection, ids)
+        with self._driver() as cursor:
+            return self._sql.read_nodes(cursor, ids)
 
     def nodes_at_level(self, level: int, start: int, end: int) -> list[bytes]:
         with self._reading() as connection:

@@ -458,3 +458,28 @@ def test_a_corrupted_blob_fails_the_read_and_records_the_integrity_failure(
     assert failed.type == "evidence.integrity_failed"
     assert failed.data["algorithms"] == ["sha256"]
     assert failed.data["size"] == failed.data["expected_size"] == len(CONTENT)
+
+
+def test_a_disposal_racing_an_ingest_of_the_same_bytes_never_leaves_a_dangling_record(
+    deployment: Deployment, examiner: Actor, approver: Actor
+) -> None:
+    from custody.errors import StorageError
+
+    first = ingest(deployment, examiner, exhibit="E-1")
+    record_second = deployment.intake._record
+
+    def dispose_first_then_record(*args: Any, **kwargs: Any) -> Any:
+        # The second upload's blob is committed (it existed); the first record's disposal
+        # deletes it before the second record is written.
+        act(deployment, first, "evidence.disposed", approver)
+        deployment.intake._record = record_second  # type: ignore[method-assign]
+        return record_second(*args, **kwargs)
+
+    deployment.intake._record = dispose_first_then_record  # type: ignore[method-assign]
+    size_before = deployment.ledger.size()
+    with pytest.raises(StorageError, match="disposed of during the upload"):
+        ingest(deployment, examiner, exhibit="E-2")
+    assert deployment.ledger.size() == size_before + 1  # only the disposal
+    again = ingest(deployment, examiner, exhibit="E-2")  # the upload is simply sent again
+    assert blob_path(deployment, again).read_bytes() == CONTENT
+    assert audit_ledger(deployment.ledger.store, deployment.objects, deployment.keys).ok
