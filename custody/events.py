@@ -150,7 +150,7 @@ def indexed_event_json(index: int, leaf: bytes) -> dict[str, Any]:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds, as every event's ``time`` is written."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # Characters from U+D800 up: lone surrogates, and the range where UTF-16 order (JCS key

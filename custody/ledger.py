@@ -265,8 +265,10 @@ class Recorder:
         return self._place(event, at)
 
     def add_all(self, events: Sequence[NewEvent]) -> list[Appended]:
+        """Place several events; one transaction, so one moment: they share its time."""
         self._load_heads([e.subject.key for e in events])
-        return [self._place(e) for e in events]
+        now = self.ledger.clock()
+        return [self._place(e, now) for e in events]
 
     def _load_heads(self, subjects: Sequence[str]) -> None:
         missing = sorted({s for s in subjects if s not in self._heads})

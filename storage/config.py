@@ -47,6 +47,7 @@ class Config:
     retention_days: int = 0
     multipart_part_size: int = 16 * MiB
     staging_max_age: float = 86400.0
+    upload_session_ttl: float = 86400.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -68,8 +69,8 @@ class Config:
             raise ConfigError(
                 f"multipart_part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes"
             )
-        if self.staging_max_age <= 0:
-            raise ConfigError("staging_max_age must be positive")
+        if self.staging_max_age <= 0 or self.upload_session_ttl <= 0:
+            raise ConfigError("staging_max_age and upload_session_ttl must be positive")
 
     @property
     def config_file(self) -> Path:
@@ -94,6 +95,7 @@ _ENV = {
     "CUSTOS_RETENTION_DAYS": "retention_days",
     "CUSTOS_MULTIPART_PART_SIZE": "multipart_part_size",
     "CUSTOS_STAGING_MAX_AGE": "staging_max_age",
+    "CUSTOS_UPLOAD_SESSION_TTL": "upload_session_ttl",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -111,7 +113,7 @@ def _typed(name: str, value: Any) -> Any:
             return tuple(_digest_name(d) for d in items if d.strip())
         if name in ("max_upload_bytes", "retention_days", "multipart_part_size"):
             return int(value)
-        if name in ("checkpoint_interval", "staging_max_age"):
+        if name in ("checkpoint_interval", "staging_max_age", "upload_session_ttl"):
             return float(value)
         if name == "retention_mode" and isinstance(value, str):
             return value.strip().upper()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlparse
 
 from sqlalchemy import Engine
@@ -110,7 +111,11 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         evidence,
         ledger,
         objects,
-        IntakeSettings(digests=config.digests, max_upload_bytes=config.max_upload_bytes),
+        IntakeSettings(
+            digests=config.digests,
+            max_upload_bytes=config.max_upload_bytes,
+            session_ttl=timedelta(seconds=config.upload_session_ttl),
+        ),
     )
     handling = Handling(evidence, ledger, objects)
     return Deployment(config, engine, objects, keys, ledger, principals, evidence, intake, handling)

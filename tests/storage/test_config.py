@@ -57,3 +57,48 @@ def test_bad_configuration_is_a_clear_error(
     (tmp_path / "custos.toml").write_text(content)
     with pytest.raises(ConfigError, match=words):
         load_config(tmp_path, environ=env)
+
+
+def test_storage_and_upload_settings_come_from_the_environment(tmp_path: Path) -> None:
+    config = load_config(
+        tmp_path,
+        environ={
+            "CUSTOS_STORE": "s3://evidence/custos/",
+            "CUSTOS_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "CUSTOS_S3_REGION": "eu-central-1",
+            "CUSTOS_RETENTION_MODE": "COMPLIANCE",
+            "CUSTOS_RETENTION_DAYS": "3650",
+            "CUSTOS_MULTIPART_PART_SIZE": str(8 * 1024 * 1024),
+            "CUSTOS_STAGING_MAX_AGE": "3600",
+            "CUSTOS_UPLOAD_SESSION_TTL": "7200",
+        },
+    )
+    assert config.store == "s3://evidence/custos/"
+    assert (config.s3_endpoint_url, config.s3_region) == ("http://127.0.0.1:9000", "eu-central-1")
+    assert (config.retention_mode, config.retention_days) == ("COMPLIANCE", 3650)
+    assert config.multipart_part_size == 8 * 1024 * 1024
+    assert (config.staging_max_age, config.upload_session_ttl) == (3600.0, 7200.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"CUSTOS_RETENTION_MODE": "FOREVER"}, "retention_mode"),
+        ({"CUSTOS_RETENTION_DAYS": "-1"}, "retention_days"),
+        ({"CUSTOS_MULTIPART_PART_SIZE": "1024"}, "multipart_part_size"),
+        ({"CUSTOS_UPLOAD_SESSION_TTL": "0"}, "upload_session_ttl"),
+    ],
+)
+def test_bad_storage_settings_are_clear_errors(
+    tmp_path: Path, env: dict[str, str], words: str
+) -> None:
+    with pytest.raises(ConfigError, match=words):
+        load_config(tmp_path, environ=env)
+
+
+def test_init_writes_back_the_settings_it_was_given(tmp_path: Path) -> None:
+    from storage.config import Config, render_config
+
+    config = Config(home=tmp_path, origin="a.example/log", retention_days=7)
+    (tmp_path / "custos.toml").write_text(render_config(config))
+    assert load_config(tmp_path, environ={}) == config
