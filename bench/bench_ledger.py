@@ -1,6 +1,7 @@
 """Ledger benchmark: Custos on SQLite against pymerkle 7's ``SqliteTree``.
 
-Run from the repository root (the Makefile's ``bench`` target does exactly this)::
+Run from the repository root, as the root Makefile does (``$(VENV)/bin/python
+bench/bench_ledger.py``); it also works from any other directory::
 
     .venv/bin/python bench/bench_ledger.py            # full run, writes docs/benchmarks.md
     .venv/bin/python bench/bench_ledger.py --quick    # smoke run, a few seconds, no docs
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ledger.py` puts bench/, not the root, first
@@ -186,9 +188,11 @@ def append_in_batches(
     return spent
 
 
-def pymerkle_tree(path: Path):  # type: ignore[no-untyped-def]
+def pymerkle_tree(path: Path) -> Any:
+    """pymerkle's SQLite tree at ``path``, or None when pymerkle is not installed (it is the
+    ``bench`` extra)."""
     try:
-        from pymerkle import SqliteTree
+        from pymerkle import SqliteTree  # type: ignore[import-untyped]
     except ImportError:
         return None
     return SqliteTree(str(path))
@@ -545,8 +549,9 @@ two do the same thing. Durable appends commit one event per transaction (each fs
 receive a new evidence item (its SHA-256 and size), half transfer, seal or examine an earlier
 one (and so carry `prev`); pymerkle gets exactly the same leaf bytes. Rates count only the
 time spent in the ledger (building the `NewEvent` objects is left out). The section between
-the markers below is rewritten by each full run (`make bench`, or the command shown); the
-text outside it is not.
+the markers below is rewritten by each full run (the root Makefile's benchmark target, or the
+command shown); the text outside it is not. `--quick` is a smoke run of a few seconds that
+writes no docs.
 
 """
 

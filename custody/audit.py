@@ -15,18 +15,18 @@ Findings are ordered by ledger index; the first one is the one to investigate fi
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import chain, islice
 
 from custody import merkle
 from custody.checkpoint import MalformedCheckpoint, open_checkpoint
 from custody.errors import ObjectNotFound
 from custody.events import Event, InvalidEvent
-from custody.interfaces import LedgerEntry, LedgerStore, ObjectStore
+from custody.interfaces import LedgerStore, ObjectStore
 from custody.keys import KeyRing
 from custody.ledger import checkpoint_key
 from custody.note import MalformedNote, NoteVerificationError
@@ -66,170 +66,201 @@ class AuditReport:
         return min(self.findings) if self.findings else None
 
 
-class _Levels:
-    """Every complete node of the tree, recomputed from the leaf hashes, level by level."""
-
-    def __init__(self, leaf_hashes: list[bytes]) -> None:
-        self.levels = [leaf_hashes]
-        node = merkle.node_hash
-        while len(self.levels[-1]) > 1:
-            below = self.levels[-1]
-            self.levels.append([node(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
-
-    def get(self, node_id: merkle.NodeId) -> bytes | None:
-        level, index = node_id
-        if level < len(self.levels) and index < len(self.levels[level]):
-            return self.levels[level][index]
-        return None
-
-    def count(self) -> int:
-        return sum(len(level) for level in self.levels)
-
-    def root(self, size: int) -> bytes:
-        ids = merkle.subtree_nodes(0, size)
-        return (
-            merkle.fold_subtree([self.levels[lv][i] for lv, i in ids]) if ids else merkle.EMPTY_ROOT
-        )
+# The audit works in aligned blocks of 2**BLOCK_LEVEL leaves: each block's entries and the
+# Merkle nodes inside it are checked on their own, on every core; the chains across blocks,
+# the nodes above them and the checkpoints are checked here.
+BLOCK_LEVEL = 16
 
 
-_CHUNK = 5_000
-_PARALLEL_FROM = 20_000
+@dataclass
+class BlockResult:
+    """What one block's audit found, and what the checks across blocks need from it."""
 
-Decoded = tuple[bytes, str | None, str | None, str | None]
+    start: int
+    end: int
+    findings: list[Finding]
+    # Per subject, its first event in the block (index, prev hex, stored prev index) and
+    # its last (index, leaf hash).
+    first: dict[str, tuple[int, str | None, int | None]]
+    last: dict[str, tuple[int, bytes]]
+    root: bytes | None  # the block's node at BLOCK_LEVEL, when the block is complete
+    entries: int
+    nodes: int
 
 
-def _decode_chunk(leaves: list[bytes]) -> list[Decoded]:
-    """Per leaf: its recomputed leaf hash, and its subject and prev, or why it is no event."""
-    out: list[Decoded] = []
-    for leaf in leaves:
-        computed = merkle.leaf_hash(leaf)
+def _block_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
+    """The complete nodes within one aligned block, level by level from the leaves."""
+    levels = [leaf_hashes]
+    node = merkle.node_hash
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([node(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+    return levels
+
+
+def audit_block(
+    opener: Callable[[], LedgerStore], start: int, end: int, block_level: int = BLOCK_LEVEL
+) -> BlockResult:
+    """Check leaves [start, end) and the nodes within them; runs in a worker process."""
+    store = opener()
+    found: list[Finding] = []
+    first: dict[str, tuple[int, str | None, int | None]] = {}
+    last: dict[str, tuple[int, bytes]] = {}
+    leaf_hashes: list[bytes] = []
+    entries = store.entries(start, end)
+    for entry in entries:
+        expected_index = start + len(leaf_hashes)
+        if entry.index != expected_index:
+            found.append(
+                Finding(expected_index, ENTRY, f"entry missing (next stored is {entry.index})")
+            )
+            break
+        computed = merkle.leaf_hash(entry.leaf)
+        leaf_hashes.append(computed)
+        if computed != entry.leaf_hash:
+            found.append(
+                Finding(entry.index, ENTRY, "leaf bytes do not match the stored leaf hash")
+            )
         try:
-            event = Event.decode(leaf)
+            event = Event.decode(entry.leaf)
         except InvalidEvent as exc:
-            out.append((computed, None, None, str(exc)))
-        else:
-            out.append((computed, event.subject.key, event.prev, None))
-    return out
+            found.append(Finding(entry.index, ENTRY, f"leaf is not a valid event: {exc}"))
+            continue
+        subject = event.subject.key
+        if subject != entry.subject:
+            found.append(
+                Finding(entry.index, ENTRY, f"filed under {entry.subject} but is about {subject}")
+            )
+        before = last.get(subject)
+        if before is None:
+            first[subject] = (entry.index, event.prev, entry.prev_index)
+        elif event.prev != before[1].hex() or entry.prev_index != before[0]:
+            found.append(
+                Finding(entry.index, ENTRY, f"prev does not name {subject}'s previous event")
+            )
+        last[subject] = (entry.index, computed)
+    if len(leaf_hashes) < end - start and not found:
+        found.append(Finding(start + len(leaf_hashes), ENTRY, "entries missing at the end"))
+
+    levels = _block_levels(leaf_hashes)
+    nodes = 0
+    for level, computed_level in enumerate(levels):
+        first_index = start >> level
+        stored = store.nodes_at_level(level, first_index, first_index + len(computed_level))
+        nodes += len(stored)
+        for offset, (mine, theirs) in enumerate(zip(computed_level, stored, strict=False)):
+            if mine != theirs:
+                index = first_index + offset
+                last_leaf = ((index + 1) << level) - 1
+                found.append(
+                    Finding(last_leaf, NODE, f"node {level}/{index} differs from its recomputation")
+                )
+        if len(stored) < len(computed_level):
+            index = first_index + len(stored)
+            found.append(
+                Finding(((index + 1) << level) - 1, NODE, f"node {level}/{index} is missing")
+            )
+    complete = len(leaf_hashes) == 1 << block_level
+    root = levels[block_level][0] if complete else None
+    return BlockResult(start, end, found, first, last, root, len(leaf_hashes), nodes)
 
 
-def _decoded_chunks(
-    entries: Iterator[LedgerEntry],
-) -> Iterator[tuple[list[LedgerEntry], list[Decoded]]]:
-    """The entries in chunks, each with its decoding; on worker processes for large logs."""
-    chunks = iter(lambda: list(islice(entries, _CHUNK)), [])
-    first = list(islice(chunks, _PARALLEL_FROM // _CHUNK))
-    workers = os.cpu_count() or 1
-    if len(first) < _PARALLEL_FROM // _CHUNK or workers < 2:
-        for chunk in chain(first, chunks):
-            yield chunk, _decode_chunk([e.leaf for e in chunk])
+def _blocks(store: LedgerStore, size: int, block_level: int) -> Iterator[BlockResult]:
+    """Every block's result in ledger order; on worker processes when there are several."""
+    block = 1 << block_level
+    ranges = [(b, min(b + block, size)) for b in range(0, size, block)]
+    opener = store.opener()
+    workers = min(os.cpu_count() or 1, len(ranges))
+    if workers < 2:
+        for block_start, block_end in ranges:
+            yield audit_block(opener, block_start, block_end, block_level)
         return
-    # A bounded window of chunks in flight keeps memory flat whatever the log's size.
-    with ProcessPoolExecutor(workers) as pool:
-        window: deque[tuple[list[LedgerEntry], Future[list[Decoded]]]] = deque()
-        for chunk in chain(first, chunks):
-            window.append((chunk, pool.submit(_decode_chunk, [e.leaf for e in chunk])))
-            if len(window) > 2 * workers:
-                done, future = window.popleft()
-                yield done, future.result()
-        while window:
-            done, future = window.popleft()
-            yield done, future.result()
+    # Spawned, not forked: a forked worker would share the parent's database connections.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = deque(
+            pool.submit(audit_block, opener, block_start, block_end, block_level)
+            for block_start, block_end in ranges
+        )
+        while futures:
+            yield futures.popleft().result()
 
 
 def audit_ledger(
-    store: LedgerStore, objects: ObjectStore, keys: KeyRing, *, max_findings: int = 100
+    store: LedgerStore,
+    objects: ObjectStore,
+    keys: KeyRing,
+    *,
+    max_findings: int = 100,
+    block_level: int = BLOCK_LEVEL,
 ) -> AuditReport:
     """Audit every entry, node and kept checkpoint; never raises for what it finds."""
     report = AuditReport()
     found = report.findings
-    recorded_size = store.size()
+    size = store.size()
 
-    # (1)-(3): entries, leaf hashes, canonical events and prev chains. Decoding is the costly
-    # part and each entry's is independent, so it runs on every core; the chain checks need
-    # ledger order and run here, as the decoded chunks come back in order.
-    leaf_hashes: list[bytes] = []
-    heads: dict[str, bytes] = {}
-    head_index: dict[str, int] = {}
-    for chunk, decoded in _decoded_chunks(store.iter_entries()):
-        for entry, (computed, subject, prev, error) in zip(chunk, decoded, strict=True):
-            if len(found) >= max_findings:
-                break
-            if entry.index != len(leaf_hashes):
+    # (1)-(4) within each block, on every core; (3) across blocks here.
+    heads: dict[str, tuple[int, bytes]] = {}
+    block_roots: list[bytes] = []
+    counted = 0
+    for block in _blocks(store, size, block_level):
+        found.extend(block.findings)
+        counted += block.entries
+        report.nodes += block.nodes
+        for subject, (index, prev, prev_index) in block.first.items():
+            before = heads.get(subject)
+            want = (before[1].hex(), before[0]) if before else (None, None)
+            if (prev, prev_index) != want:
                 found.append(
-                    Finding(
-                        len(leaf_hashes), ENTRY, f"entry missing (next stored is {entry.index})"
-                    )
+                    Finding(index, ENTRY, f"prev does not name {subject}'s previous event")
                 )
-                break
-            leaf_hashes.append(computed)
-            if computed != entry.leaf_hash:
-                found.append(
-                    Finding(entry.index, ENTRY, "leaf bytes do not match the stored leaf hash")
-                )
-            if error is not None:
-                found.append(Finding(entry.index, ENTRY, f"leaf is not a valid event: {error}"))
-                continue
-            assert subject is not None
-            if subject != entry.subject:
-                found.append(
-                    Finding(
-                        entry.index, ENTRY, f"filed under {entry.subject} but is about {subject}"
-                    )
-                )
-            expected = heads.get(subject)
-            if prev != (expected.hex() if expected else None):
-                found.append(
-                    Finding(entry.index, ENTRY, f"prev does not name {subject}'s previous event")
-                )
-            heads[subject] = computed
-            head_index[subject] = entry.index
-        else:
-            continue
-        break
-    report.size = len(leaf_hashes)
-    report.subjects = len(heads)
-    if report.size != recorded_size and not found:
-        found.append(Finding(report.size, ENTRY, f"the log records size {recorded_size}"))
-
-    # (3, continued): the kept subject heads, which place the next event, are the real ones.
-    for subject, index, last_hash in store.subject_heads():
-        last = head_index.get(subject)
-        if last != index or heads.get(subject) != last_hash:
-            # A head beyond the end of the log means the log lost its tail.
-            first_bad = min(index, report.size)
-            found.append(
-                Finding(first_bad, ENTRY, f"the kept head of {subject} is not its last event")
-            )
-        head_index.pop(subject, None)
-    for subject, index in head_index.items():
-        found.append(Finding(index, ENTRY, f"no head is kept for {subject}"))
-
-    # (4): every stored node, and only those, equal the recomputed ones.
-    levels = _Levels(leaf_hashes)
-    expected_nodes = levels.count()
-    seen = 0
-    for node_id, stored in store.iter_nodes():
+        heads.update(block.last)
+        if block.root is not None:
+            block_roots.append(block.root)
         if len(found) >= max_findings:
             break
-        level, index = node_id
-        computed_node = levels.get(node_id)
-        last_leaf = ((index + 1) << level) - 1
-        if computed_node is None:
-            found.append(Finding(last_leaf, NODE, f"node {level}/{index} should not exist"))
-        elif computed_node != stored:
-            found.append(
-                Finding(last_leaf, NODE, f"node {level}/{index} differs from its recomputation")
-            )
-        else:
-            seen += 1
-    report.nodes = seen
-    if seen < expected_nodes and not found:
-        found.append(Finding(0, NODE, f"{expected_nodes - seen} Merkle nodes are missing"))
+    report.size = counted
+    report.subjects = len(heads)
 
-    # (5): kept checkpoints.
+    # (4) the nodes above the blocks, recomputed from the block roots.
+    for offset, computed_level in enumerate(_block_levels(block_roots)[1:], start=1):
+        level = block_level + offset
+        stored = store.nodes_at_level(level, 0, len(computed_level))
+        report.nodes += len(stored)
+        for index, (mine, theirs) in enumerate(zip(computed_level, stored, strict=False)):
+            if mine != theirs:
+                found.append(
+                    Finding(
+                        ((index + 1) << level) - 1,
+                        NODE,
+                        f"node {level}/{index} differs from its recomputation",
+                    )
+                )
+        if len(stored) < len(computed_level):
+            found.append(Finding(0, NODE, f"nodes of level {level} are missing"))
+    extra = store.node_count() - report.nodes
+    if extra > 0:
+        found.append(Finding(report.size, NODE, f"{extra} stored Merkle nodes should not exist"))
+
+    # (3, continued): the kept subject heads, which place the next event, are the real ones.
+    real = dict(heads)
+    for subject, index, last_hash in store.all_subject_heads():
+        if real.pop(subject, None) != (index, last_hash):
+            # A head beyond the end of the log means the log lost its tail.
+            found.append(
+                Finding(
+                    min(index, report.size),
+                    ENTRY,
+                    f"the kept head of {subject} is not its last event",
+                )
+            )
+    for subject, (index, _) in real.items():
+        found.append(Finding(index, ENTRY, f"no head is kept for {subject}"))
+
+    # (5): kept checkpoints. Every stored node below the log's size was just checked against
+    # its recomputation, so the roots are computed from them.
     for kept in store.checkpoints():
         report.checkpoints += 1
-        problems = _checkpoint_problems(kept.size, kept.root, kept.note, levels, report, keys)
+        problems = _checkpoint_problems(kept.size, kept.root, kept.note, store, report, keys)
         for problem in problems:
             found.append(Finding(kept.size, CHECKPOINT, f"checkpoint {kept.size}: {problem}"))
         try:
@@ -249,12 +280,14 @@ def audit_ledger(
                         f"checkpoint {kept.size}: object store copy differs",
                     )
                 )
+    if size != report.size and not found:
+        found.append(Finding(report.size, ENTRY, f"the log records size {size}"))
     found.sort()  # stable: within one rank, the order found
     return report
 
 
 def _checkpoint_problems(
-    size: int, root: bytes, note: bytes, levels: _Levels, report: AuditReport, keys: KeyRing
+    size: int, root: bytes, note: bytes, store: LedgerStore, report: AuditReport, keys: KeyRing
 ) -> Iterator[str]:
     try:
         checkpoint, _ = open_checkpoint(note, keys.verifiers, keys.origin)
@@ -263,7 +296,14 @@ def _checkpoint_problems(
         return
     if checkpoint.size != size or checkpoint.root != root:
         yield "the signed note does not state the kept size and root"
-    if size > report.size:
-        yield f"covers {size} entries but the log has {report.size}"
-    elif levels.root(size) != checkpoint.root:
+    if checkpoint.size > report.size:
+        yield f"covers {checkpoint.size} entries but the log has {report.size}"
+        return
+    ids = merkle.subtree_nodes(0, checkpoint.size)
+    found = store.nodes(ids)
+    if any(i not in found for i in ids):
+        yield "nodes under its root are missing"
+    elif (merkle.fold_subtree([found[i] for i in ids]) if ids else merkle.EMPTY_ROOT) != (
+        checkpoint.root
+    ):
         yield "its root is not the root recomputed from the entries"

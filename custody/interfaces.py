@@ -6,7 +6,7 @@ domain code sees only these protocols and the project's own exceptions (``custod
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,12 +88,14 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One leaf as stored: its index, the subject it concerns, its hash and its bytes."""
+    """One leaf as stored: its index, the subject it concerns, its hash, its bytes, and the
+    index of the same subject's previous event (the chain ``prev`` names by hash)."""
 
     index: int
     subject: str
     leaf_hash: bytes
     leaf: bytes
+    prev_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ class AppendTransaction(Protocol):
 
     def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]: ...
 
-    def last_leaf_hashes(self, subjects: Sequence[str]) -> Mapping[str, bytes]: ...
+    def subject_heads(self, subjects: Sequence[str]) -> Mapping[str, tuple[int, bytes]]:
+        """Each named subject's last event so far: (index, leaf hash)."""
 
     def write(self, entries: Sequence[LedgerEntry], nodes: Sequence[tuple[NodeId, bytes]]) -> None:
         """Store the entries and nodes and move the size past the last entry."""
@@ -145,10 +148,13 @@ class LedgerStore(Protocol):
 
     def iter_entries(self) -> Iterator[LedgerEntry]: ...
 
-    def iter_nodes(self) -> Iterator[tuple[NodeId, bytes]]: ...
-
-    def subject_heads(self) -> Iterator[tuple[str, int, bytes]]:
+    def all_subject_heads(self) -> Iterator[tuple[str, int, bytes]]:
         """Each subject's last (index, leaf hash), as kept for placing the next event."""
+
+    def node_count(self) -> int: ...
+
+    def opener(self) -> Callable[[], LedgerStore]:
+        """A picklable callable that opens this same store in another process."""
 
     def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
         """Keep a signed checkpoint; keeping the same size again is a no-op."""

@@ -252,7 +252,7 @@ class Recorder:
         self._start = tx.size
         self._frontier = frontier
         self._entries: list[LedgerEntry] = []
-        self._heads: dict[str, bytes | None] = {}
+        self._heads: dict[str, tuple[int, bytes] | None] = {}
 
     @property
     def next_index(self) -> int:
@@ -273,7 +273,7 @@ class Recorder:
     def _load_heads(self, subjects: Sequence[str]) -> None:
         missing = sorted({s for s in subjects if s not in self._heads})
         if missing:
-            found = self.tx.last_leaf_hashes(missing)
+            found = self.tx.subject_heads(missing)
             for subject in missing:
                 self._heads[subject] = found.get(subject)
 
@@ -285,14 +285,20 @@ class Recorder:
             time=format_time(at or self.ledger.clock()),
             actor=new.actor,
             subject=new.subject,
-            prev=head.hex() if head is not None else None,
+            prev=head[1].hex() if head is not None else None,
             data=new.data,
         )
         leaf = event.encode()
         leaf_hash = merkle.leaf_hash(leaf)
-        entry = LedgerEntry(index=self.next_index, subject=key, leaf_hash=leaf_hash, leaf=leaf)
+        entry = LedgerEntry(
+            index=self.next_index,
+            subject=key,
+            leaf_hash=leaf_hash,
+            leaf=leaf,
+            prev_index=head[0] if head is not None else None,
+        )
         self._entries.append(entry)
-        self._heads[key] = leaf_hash
+        self._heads[key] = (entry.index, leaf_hash)
         return Appended(index=entry.index, leaf_hash=leaf_hash, leaf=leaf, event=event)
 
     def flush(self) -> tuple[int, list[bytes]]:

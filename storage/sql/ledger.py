@@ -1,62 +1,62 @@
-"""The ledger store on SQL: entries, Merkle nodes and kept checkpoints.
+"""The ledger store on SQL: entries, Merkle nodes, subject heads and kept checkpoints.
 
 Appends are serialised by a lock the database holds for the whole transaction: on SQLite the
 write lock taken by ``BEGIN IMMEDIATE``, on PostgreSQL a row lock on ``ledger_head``
 (``SELECT ... FOR UPDATE``). Either way one append transaction runs at a time across every
 thread and process, so indexes are dense and never repeat.
+
+Only append-ordered structures are written on the append path (entries, nodes by level and
+index, and one row per subject); a subject's history is the chain of ``prev_idx`` pointers
+walked back from its head, and the leaf-hash index is caught up when a lookup needs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
-from custody.interfaces import AppendTransaction, KeptCheckpoint, LedgerEntry
+from custody.interfaces import AppendTransaction, KeptCheckpoint, LedgerEntry, LedgerStore
 from custody.merkle import NodeId
-from storage.sql.database import WRITE
-from storage.sql.schema import (
-    checkpoints,
-    ledger_entries,
-    ledger_nodes,
-    ledger_subjects,
-)
+from storage.sql.database import WRITE, create_database_engine
+from storage.sql.schema import checkpoints
 
 # Keep each statement's bound parameters well under SQLite's limit (32,766), and an OR chain
 # well under its expression depth limit (1,000).
 _CHUNK = 900
 _NODE_CHUNK = 200
-_STREAM_ROWS = 10_000
+# Leaves indexed by hash per transaction while catching the leaf index up.
+_LEAF_INDEX_CHUNK = 50_000
 
 
-def _entry(row: Sequence[object]) -> LedgerEntry:
-    idx, subject, leaf_hash, leaf = row
+def _entry(row: Sequence[Any]) -> LedgerEntry:
+    idx, subject, leaf_hash, leaf, prev_idx = row
     return LedgerEntry(
-        index=int(idx),  # type: ignore[call-overload]
+        index=int(idx),
         subject=str(subject),
-        leaf_hash=bytes(leaf_hash),  # type: ignore[call-overload]
-        leaf=bytes(leaf),  # type: ignore[call-overload]
+        leaf_hash=bytes(leaf_hash),
+        leaf=bytes(leaf),
+        prev_index=None if prev_idx is None else int(prev_idx),
     )
 
 
-_ENTRY_COLUMNS = (
-    ledger_entries.c.idx,
-    ledger_entries.c.subject,
-    ledger_entries.c.leaf_hash,
-    ledger_entries.c.leaf,
-)
+def hash8(leaf_hash: bytes) -> int:
+    """The leaf-index key: the hash's first 8 bytes as a signed 64-bit integer."""
+    return int.from_bytes(leaf_hash[:8], "big", signed=True)
 
 
 class _HotSql:
-    """The append path's statements as driver SQL for one dialect's parameter style.
+    """The ledger's frequent statements as driver SQL for one dialect's parameter style.
 
-    An append runs a handful of statements while holding the ledger's lock; compiling them
-    through SQLAlchemy cost more than the statements themselves, so they are written once
-    here, in the SQL both SQLite (3.24+) and PostgreSQL accept.
+    Appends, proofs and audits run these many times; compiling them through SQLAlchemy cost
+    more than the statements themselves, so they are written once here, in SQL that both
+    SQLite (3.24+) and PostgreSQL accept.
     """
 
     def __init__(self, dialect: str) -> None:
@@ -64,19 +64,48 @@ class _HotSql:
         self.p = p
         self.size = "SELECT size FROM ledger_head WHERE id = 1"
         self.lock = self.size + ("" if dialect == "sqlite" else " FOR UPDATE")
-        columns = "idx, subject, leaf_hash, leaf"
-        self.insert_entry = f"INSERT INTO ledger_entries ({columns}) VALUES ({p}, {p}, {p}, {p})"
+        columns = "idx, subject, leaf_hash, leaf, prev_idx"
+        self.insert_entry = (
+            f"INSERT INTO ledger_entries ({columns}) VALUES ({p}, {p}, {p}, {p}, {p})"
+        )
+        self.entries = (
+            f"SELECT {columns} FROM ledger_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx"
+        )
         self.insert_node = f"INSERT INTO ledger_nodes (level, idx, hash) VALUES ({p}, {p}, {p})"
+        self.level_range = (
+            f"SELECT hash FROM ledger_nodes WHERE level = {p} AND idx >= {p} AND idx < {p} "
+            "ORDER BY idx"
+        )
         self.upsert_head = (
             f"INSERT INTO ledger_subjects (subject, last_idx, last_hash) VALUES ({p}, {p}, {p}) "
             "ON CONFLICT (subject) DO UPDATE "
             "SET last_idx = excluded.last_idx, last_hash = excluded.last_hash"
         )
         self.set_size = f"UPDATE ledger_head SET size = {p} WHERE id = 1"
+        self.history = (
+            "WITH RECURSIVE chain(idx) AS ("
+            f" SELECT last_idx FROM ledger_subjects WHERE subject = {p}"
+            " UNION ALL"
+            " SELECT e.prev_idx FROM ledger_entries e JOIN chain ON e.idx = chain.idx"
+            " WHERE e.prev_idx IS NOT NULL)"
+            f" SELECT {columns} FROM ledger_entries WHERE idx IN (SELECT idx FROM chain)"
+            " ORDER BY idx"
+        )
+        self.indexed = "SELECT size, leaf_indexed FROM ledger_head WHERE id = 1"
+        self.lock_indexed = self.indexed + ("" if dialect == "sqlite" else " FOR UPDATE")
+        self.insert_leaf_index = f"INSERT INTO ledger_leaf_index (hash8, idx) VALUES ({p}, {p})"
+        self.set_indexed = f"UPDATE ledger_head SET leaf_indexed = {p} WHERE id = 1"
+        self.find_leaf = (
+            "SELECT l.idx FROM ledger_leaf_index l"
+            " JOIN ledger_nodes n ON n.level = 0 AND n.idx = l.idx"
+            f" WHERE l.hash8 = {p} AND n.hash = {p} ORDER BY l.idx LIMIT 1"
+        )
 
     def heads(self, count: int) -> str:
         marks = ", ".join([self.p] * count)
-        return f"SELECT subject, last_hash FROM ledger_subjects WHERE subject IN ({marks})"
+        return (
+            f"SELECT subject, last_idx, last_hash FROM ledger_subjects WHERE subject IN ({marks})"
+        )
 
     def nodes(self, count: int) -> str:
         # An OR of (level, idx) pairs: SQLite answers it with one primary-key search per
@@ -111,12 +140,12 @@ class SqlAppendTransaction:
     def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
         return self._sql.read_nodes(self._cursor, ids)
 
-    def last_leaf_hashes(self, subjects: Sequence[str]) -> Mapping[str, bytes]:
-        found: dict[str, bytes] = {}
+    def subject_heads(self, subjects: Sequence[str]) -> Mapping[str, tuple[int, bytes]]:
+        found: dict[str, tuple[int, bytes]] = {}
         for start in range(0, len(subjects), _CHUNK):
             chunk = list(subjects[start : start + _CHUNK])
             self._cursor.execute(self._sql.heads(len(chunk)), chunk)
-            found.update({subject: bytes(h) for subject, h in self._cursor.fetchall()})
+            found.update({s: (int(i), bytes(h)) for s, i, h in self._cursor.fetchall()})
         return found
 
     def write(self, entries: Sequence[LedgerEntry], nodes: Sequence[tuple[NodeId, bytes]]) -> None:
@@ -126,7 +155,8 @@ class SqlAppendTransaction:
             raise StorageError(f"entry {entries[0].index} does not follow size {self._size}")
         cursor, sql = self._cursor, self._sql
         cursor.executemany(
-            sql.insert_entry, [(e.index, e.subject, e.leaf_hash, e.leaf) for e in entries]
+            sql.insert_entry,
+            [(e.index, e.subject, e.leaf_hash, e.leaf, e.prev_index) for e in entries],
         )
         cursor.executemany(sql.insert_node, [(lv, i, h) for (lv, i), h in nodes])
         heads = {e.subject: e for e in entries}  # the last entry of each subject wins
@@ -142,12 +172,27 @@ def connection_of(tx: AppendTransaction) -> Connection:
     return tx.connection
 
 
+_OPENED: dict[tuple[int, str], SqlLedgerStore] = {}
+
+
+def open_sql_ledger_store(url: str) -> SqlLedgerStore:
+    """The store at ``url``, one per process (used by audit workers). Keyed by process id:
+    a forked worker must never reuse its parent's pooled connections."""
+    key = (os.getpid(), url)
+    if key not in _OPENED:
+        _OPENED[key] = SqlLedgerStore(create_database_engine(url))
+    return _OPENED[key]
+
+
 class SqlLedgerStore:
     """``custody.interfaces.LedgerStore`` on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sql = _HotSql(engine.dialect.name)
+
+    def opener(self) -> Callable[[], LedgerStore]:
+        return partial(open_sql_ledger_store, self.engine.url.render_as_string(False))
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -176,8 +221,8 @@ class SqlLedgerStore:
 
     @contextmanager
     def _driver(self) -> Iterator[Any]:
-        """A pooled driver cursor for the hot reads (size, proof nodes): they run in every
-        request, and SQLAlchemy's per-statement work cost more than the queries."""
+        """A pooled driver cursor for the frequent reads: SQLAlchemy's per-statement work
+        cost more than these queries."""
         try:
             connection = self.engine.raw_connection()
         except SQLAlchemyError as exc:
@@ -199,74 +244,70 @@ class SqlLedgerStore:
             return self._sql.read_nodes(cursor, ids)
 
     def nodes_at_level(self, level: int, start: int, end: int) -> list[bytes]:
-        with self._reading() as connection:
-            rows = connection.execute(
-                select(ledger_nodes.c.hash)
-                .where(
-                    ledger_nodes.c.level == level,
-                    ledger_nodes.c.idx >= start,
-                    ledger_nodes.c.idx < end,
-                )
-                .order_by(ledger_nodes.c.idx)
-            )
-            return [bytes(h) for (h,) in rows]
+        with self._driver() as cursor:
+            cursor.execute(self._sql.level_range, (level, start, end))
+            return [bytes(h) for (h,) in cursor.fetchall()]
+
+    def node_count(self) -> int:
+        with self._driver() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM ledger_nodes")
+            return int(cursor.fetchone()[0])
 
     def entries(self, start: int, end: int) -> list[LedgerEntry]:
-        with self._reading() as connection:
-            rows = connection.execute(
-                select(*_ENTRY_COLUMNS)
-                .where(ledger_entries.c.idx >= start, ledger_entries.c.idx < end)
-                .order_by(ledger_entries.c.idx)
-            )
-            return [_entry(r) for r in rows]
+        with self._driver() as cursor:
+            cursor.execute(self._sql.entries, (start, end))
+            return [_entry(r) for r in cursor.fetchall()]
 
     def subject_entries(self, subject: str) -> list[LedgerEntry]:
-        with self._reading() as connection:
-            rows = connection.execute(
-                select(*_ENTRY_COLUMNS)
-                .where(ledger_entries.c.subject == subject)
-                .order_by(ledger_entries.c.idx)
-            )
-            return [_entry(r) for r in rows]
+        with self._driver() as cursor:
+            cursor.execute(self._sql.history, (subject,))
+            return [_entry(r) for r in cursor.fetchall()]
+
+    def iter_entries(self, batch: int = 10_000) -> Iterator[LedgerEntry]:
+        start = 0
+        while True:
+            chunk = self.entries(start, start + batch)
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            start = chunk[-1].index + 1
+
+    def all_subject_heads(self) -> Iterator[tuple[str, int, bytes]]:
+        with self._driver() as cursor:
+            cursor.execute("SELECT subject, last_idx, last_hash FROM ledger_subjects")
+            for subject, idx, h in cursor.fetchall():
+                yield str(subject), int(idx), bytes(h)
 
     def index_of_leaf_hash(self, leaf_hash: bytes) -> int | None:
-        with self._reading() as connection:
-            found = connection.execute(
-                select(func.min(ledger_entries.c.idx)).where(
-                    ledger_entries.c.leaf_hash == leaf_hash
-                )
-            ).scalar()
-            return None if found is None else int(found)
+        self._catch_up_leaf_index()
+        with self._driver() as cursor:
+            cursor.execute(self._sql.find_leaf, (hash8(leaf_hash), leaf_hash))
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
 
-    def iter_entries(self) -> Iterator[LedgerEntry]:
-        with self._reading() as connection:
-            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(
-                select(*_ENTRY_COLUMNS).order_by(ledger_entries.c.idx)
-            )
-            for row in rows:
-                yield _entry(row)
-
-    def iter_nodes(self) -> Iterator[tuple[NodeId, bytes]]:
-        with self._reading() as connection:
-            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(
-                select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).order_by(
-                    ledger_nodes.c.level, ledger_nodes.c.idx
-                )
-            )
-            for level, idx, h in rows:
-                yield (int(level), int(idx)), bytes(h)
-
-    def subject_heads(self) -> Iterator[tuple[str, int, bytes]]:
-        with self._reading() as connection:
-            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(
-                select(
-                    ledger_subjects.c.subject,
-                    ledger_subjects.c.last_idx,
-                    ledger_subjects.c.last_hash,
-                )
-            )
-            for subject, idx, h in rows:
-                yield str(subject), int(idx), bytes(h)
+    def _catch_up_leaf_index(self) -> None:
+        """Index the leaves appended since the last lookup, a bounded chunk per transaction."""
+        while True:
+            with self._driver() as cursor:
+                cursor.execute(self._sql.indexed)
+                size, indexed = cursor.fetchone()
+            if indexed >= size:
+                return
+            try:
+                with self._writing() as connection:
+                    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                    cursor.execute(self._sql.lock_indexed)
+                    size, indexed = cursor.fetchone()
+                    end = min(size, indexed + _LEAF_INDEX_CHUNK)
+                    cursor.execute(self._sql.level_range, (0, indexed, end))
+                    keys = sorted(
+                        (hash8(bytes(h)), i)
+                        for i, (h,) in enumerate(cursor.fetchall(), start=indexed)
+                    )
+                    cursor.executemany(self._sql.insert_leaf_index, keys)
+                    cursor.execute(self._sql.set_indexed, (end,))
+            except SQLAlchemyError as exc:
+                raise StorageError(f"leaf index update failed: {exc}") from exc
 
     def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
         try:

@@ -49,6 +49,9 @@ ledger_head = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("size", BigInteger, nullable=False),
+    # How many leaves ledger_leaf_index covers: it is caught up when a lookup needs it, off
+    # the append path, because a random-keyed index would cost every append.
+    Column("leaf_indexed", BigInteger, nullable=False),
 )
 
 ledger_entries = Table(
@@ -58,8 +61,17 @@ ledger_entries = Table(
     Column("subject", String(300), nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
     Column("leaf", LargeBinary, nullable=False),
-    Index("ix_ledger_entries_subject_idx", "subject", "idx"),
-    Index("ix_ledger_entries_leaf_hash", "leaf_hash"),
+    # The same subject's previous event: a subject's history is a chain walked from its head.
+    Column("prev_idx", BigInteger, nullable=True),
+)
+
+# Leaf hash (its first 8 bytes as a signed integer) -> index, for proofs by leaf hash.
+ledger_leaf_index = Table(
+    "ledger_leaf_index",
+    metadata,
+    Column("hash8", BigInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 # The last event of each subject, so that placing an event finds its ``prev`` by primary key.
@@ -70,6 +82,7 @@ ledger_subjects = Table(
     Column("subject", String(300), primary_key=True),
     Column("last_idx", BigInteger, nullable=False),
     Column("last_hash", LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # A stored node (level, idx) is the hash of the complete subtree over leaves

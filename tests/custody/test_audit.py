@@ -175,3 +175,28 @@ def test_audit_prints_the_first_finding_for_people(busy: Home) -> None:
     result = CliRunner().invoke(main, ["audit"], env=env)
     assert result.exit_code == 1
     assert "FAIL index 7: entry missing" in result.output
+
+
+@pytest.mark.parametrize("tamper", [None, change_one_byte, delete_a_row, swap_two_rows])
+def test_the_block_parallel_audit_finds_the_same_as_one_block(
+    busy: Home, tamper: Callable[[Deployment], None] | None
+) -> None:
+    """Blocks of 4 leaves put chains, nodes and checkpoints across blocks and workers."""
+    from custody.audit import audit_ledger
+
+    deployment = busy.deployment
+    if tamper is not None:
+        tamper(deployment)
+    store, objects, keys = deployment.ledger.store, deployment.objects, deployment.keys
+    whole = audit_ledger(store, objects, keys)
+    blocks = audit_ledger(store, objects, keys, block_level=2)
+    assert blocks.ok == whole.ok == (tamper is None)
+    if tamper is None:
+        assert (blocks.size, blocks.subjects, blocks.nodes) == (
+            whole.size,
+            whole.subjects,
+            whole.nodes,
+        )
+    else:
+        assert blocks.first is not None and whole.first is not None
+        assert blocks.first.index == whole.first.index

@@ -20,22 +20,29 @@ def upgrade() -> None:
         "ledger_head",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("leaf_indexed", sa.BigInteger, nullable=False),
     )
-    op.bulk_insert(head, [{"id": 1, "size": 0}])
+    op.bulk_insert(head, [{"id": 1, "size": 0, "leaf_indexed": 0}])
     op.create_table(
         "ledger_entries",
         sa.Column("idx", Index64, primary_key=True, autoincrement=False),
         sa.Column("subject", sa.String(300), nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("leaf", sa.LargeBinary, nullable=False),
+        sa.Column("prev_idx", sa.BigInteger, nullable=True),
     )
-    op.create_index("ix_ledger_entries_subject_idx", "ledger_entries", ["subject", "idx"])
-    op.create_index("ix_ledger_entries_leaf_hash", "ledger_entries", ["leaf_hash"])
+    op.create_table(
+        "ledger_leaf_index",
+        sa.Column("hash8", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
     op.create_table(
         "ledger_subjects",
         sa.Column("subject", sa.String(300), primary_key=True),
         sa.Column("last_idx", sa.BigInteger, nullable=False),
         sa.Column("last_hash", sa.LargeBinary(32), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_nodes",
@@ -69,6 +76,7 @@ def downgrade() -> None:
         "checkpoints",
         "ledger_nodes",
         "ledger_subjects",
+        "ledger_leaf_index",
         "ledger_entries",
         "ledger_head",
     ):
