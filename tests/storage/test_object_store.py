@@ -502,3 +502,51 @@ def test_initialise_creates_the_locked_bucket_of_an_s3_store(
     assert http_s3_client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     lock = http_s3_client.get_object_lock_configuration(Bucket=bucket)
     assert lock["ObjectLockConfiguration"] == {"ObjectLockEnabled": "Enabled"}
+
+
+def test_an_ingest_on_s3_records_the_committed_version_under_retention(
+    tmp_path: Path, sqlite_url: str, http_s3_client: Any
+) -> None:
+    """End to end on S3 over HTTP: intake, event, receipt, read-back, audit."""
+    import io
+
+    from custody.audit import audit_ledger
+    from custody.events import Event
+    from custody.verify.receipt import verify_receipt
+
+    bucket = _bucket_name()
+    config = make_config(
+        tmp_path,
+        sqlite_url,
+        store=f"s3://{bucket}/custos",
+        s3_endpoint_url=http_s3_client.meta.endpoint_url,
+        s3_region=REGION,
+        retention_days=1,
+        retention_mode="GOVERNANCE",
+    )
+    deployment = initialise(config).deployment
+    try:
+        operator = deployment.principals.get("operator")
+        examiner, _ = deployment.principals.add("alice", "examiner", operator.actor)
+        content = os.urandom(3 * 1024 * 1024)
+        session = deployment.intake.open_session(
+            {"kind": "digital", "case": "C-1", "exhibit": "E-1", "description": "image"},
+            examiner.actor,
+        )
+        done = deployment.intake.receive(session.id, io.BytesIO(content), examiner.actor)
+
+        event = Event.decode(deployment.ledger.entry(done.ledger_index))
+        key = done.record.storage_key
+        assert key is not None and done.record.storage_version is not None
+        assert event.data["storage"] == {"key": key, "version": done.record.storage_version}
+        head = http_s3_client.head_object(Bucket=bucket, Key=f"custos/{key}")
+        assert head["VersionId"] == done.record.storage_version
+        assert head["ObjectLockMode"] == "GOVERNANCE"
+        with pytest.raises(ObjectLocked):
+            deployment.objects.delete(key)
+        verify_receipt(done.receipt.to_json(), [deployment.keys.current.verifier_key])
+        _, _, chunks = deployment.handling.read_content(session.id, examiner.actor, "check")
+        assert b"".join(chunks) == content
+        assert audit_ledger(deployment.ledger.store, deployment.objects, deployment.keys).ok
+    finally:
+        deployment.close()
