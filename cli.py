@@ -12,25 +12,20 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from custody.audit import audit_ledger
 from custody.digests import (
-    DigestPipeline,
-    check_expected,
-    http_digest,
     parse_expected,
-    parse_http_digest,
 )
 from custody.errors import CustosError
-from custody.events import Actor, indexed_event_json
 from custody.evidence import ACTS
 from custody.principals import ROLES, Principal
 from custody.verify.__main__ import verify_command
+from service.backends import Evidence, LocalEvidence, Progress, RemoteEvidence
 from service.client import CustosClient
-from service.evidence import load_act, load_intake
 from storage.config import load_config, with_overrides
 from storage.deployment import OPERATOR, Deployment, initialise, open_deployment, rotate_key
 
@@ -271,167 +266,6 @@ def log_prove(ctx: click.Context, index: int, tree_size: int | None, as_json: bo
 
 
 # -- evidence: on the local home, or against a server -----------------------------------------
-
-
-class Evidence(Protocol):
-    """What the evidence commands need; ``LocalEvidence`` and ``RemoteEvidence`` give it."""
-
-    def ingest(
-        self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
-    ) -> dict[str, Any]: ...
-
-    def register(self, metadata: dict[str, Any]) -> dict[str, Any]: ...
-
-    def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]: ...
-
-    def show(self, evidence_id: str) -> dict[str, Any]: ...
-
-    def custody(self, evidence_id: str) -> dict[str, Any]: ...
-
-    def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]: ...
-
-    def download(
-        self, evidence_id: str, purpose: str, out: BinaryIO, progress: Progress
-    ) -> dict[str, Any]: ...
-
-
-Progress = Callable[[int], object]
-
-
-class LocalEvidence:
-    """Evidence commands acting directly on the local home, as the ``--as`` principal."""
-
-    def __init__(self, dep: Deployment, actor: Actor) -> None:
-        self.dep = dep
-        self.actor = actor
-
-    def ingest(
-        self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
-    ) -> dict[str, Any]:
-        session = self.dep.intake.open_session(load_intake(metadata), self.actor)
-        with path.open("rb") as source:
-            done = self.dep.intake.receive(
-                session.id,
-                source,
-                self.actor,
-                declared=expected,
-                content_length=path.stat().st_size,
-                progress=progress,
-            )
-        receipt = json.loads(done.receipt.to_json())
-        return {**done.record.as_json(), "ledger_index": done.ledger_index, "receipt": receipt}
-
-    def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        appended = self.dep.intake.register_physical(load_intake(metadata), self.actor)
-        record = self.dep.handling.get(appended.event.subject.id)
-        return {**record.as_json(), "ledger_index": appended.index}
-
-    def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]:
-        after = None
-        while True:
-            page = self.dep.evidence.list(case, exhibit, 200, after)
-            yield from (r.as_json() for r in page)
-            if len(page) < 200:
-                return
-            after = page[-1].ledger_index
-
-    def show(self, evidence_id: str) -> dict[str, Any]:
-        return self.dep.handling.get(evidence_id).as_json()
-
-    def custody(self, evidence_id: str) -> dict[str, Any]:
-        record = self.dep.handling.get(evidence_id)
-        entries = self.dep.ledger.subject_entries(f"evidence:{record.id}")
-        return {"id": record.id, "events": [indexed_event_json(e.index, e.leaf) for e in entries]}
-
-    def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
-        # The API's validation, so no unchecked field (a name, free text) reaches the ledger.
-        fields = load_act(act, data)
-        done = self.dep.handling.record_act(evidence_id, act, fields, self.actor)
-        return {
-            **done.record.as_json(),
-            "event": indexed_event_json(done.event.index, done.event.leaf),
-        }
-
-    def download(
-        self, evidence_id: str, purpose: str, out: BinaryIO, progress: Progress
-    ) -> dict[str, Any]:
-        record, access, chunks = self.dep.handling.read_content(evidence_id, self.actor, purpose)
-        for chunk in chunks:
-            out.write(chunk)
-            progress(len(chunk))
-        return {"id": record.id, "digests": dict(record.digests), "access_index": access.index}
-
-
-class RemoteEvidence:
-    """Evidence commands against ``--server`` with ``--token``."""
-
-    def __init__(self, client: CustosClient) -> None:
-        self.client = client
-
-    def ingest(
-        self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
-    ) -> dict[str, Any]:
-        header = http_digest(expected)
-        if expected and len(header.split(",")) != len(expected):
-            raise CustosError("over HTTP, --expect takes sha256, sha512, sha1 and md5")
-        session = self.client.json("POST", "/v1/evidence", payload=metadata)
-        with path.open("rb") as source:
-            result: dict[str, Any] = self.client.upload(
-                session["upload"],
-                source,
-                path.stat().st_size,
-                {"Repr-Digest": header} if header else {},
-                progress,
-            )
-        return result
-
-    def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.client.json("POST", "/v1/evidence", payload=metadata)
-        return result
-
-    def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]:
-        cursor = None
-        while True:
-            page = self.client.json(
-                "GET", "/v1/evidence", {"case": case, "exhibit": exhibit, "cursor": cursor}
-            )
-            yield from page["items"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return
-
-    def show(self, evidence_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.client.json("GET", f"/v1/evidence/{evidence_id}")
-        return result
-
-    def custody(self, evidence_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.client.json("GET", f"/v1/evidence/{evidence_id}/custody")
-        return result
-
-    def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
-        path = f"/v1/evidence/{evidence_id}/events"
-        result: dict[str, Any] = self.client.json("POST", path, payload={"type": act, **data})
-        return result
-
-    def download(
-        self, evidence_id: str, purpose: str, out: BinaryIO, progress: Progress
-    ) -> dict[str, Any]:
-        pipeline = DigestPipeline(["sha256"])
-
-        def sink(chunk: bytes) -> None:
-            pipeline.update(chunk)
-            out.write(chunk)
-
-        headers = self.client.download(
-            f"/v1/evidence/{evidence_id}/content", {"purpose": purpose}, sink, progress
-        )
-        declared = parse_http_digest(headers.get("Repr-Digest", ""))
-        check_expected(pipeline.hexdigests(), {"sha256": declared["sha256"]})
-        return {
-            "id": evidence_id,
-            "digests": pipeline.hexdigests(),
-            "access_index": int(headers.get("Custos-Access-Index", "-1")),
-        }
 
 
 def server_options(command: F) -> F:

@@ -18,9 +18,11 @@ warm file:
    serve``, gunicorn, SHA-256 only), streamed with ``http.client`` in 1 MiB chunks with a
    Content-Length: ``POST /v1/evidence`` then ``PUT`` the content.
 
-Every Custos run uses a new home (so no run finds its blob already stored), and the disk is
-synced before every timed run (so no run pays for the previous one's dirty pages). The median of
-the runs is reported. Last, a child process ingests a file of ``--memory-size`` (2 GiB) and
+Every Custos run uses a new home (so no run finds its blob already stored). Before every timed
+run the disk is synced (so no run pays for the previous one's dirty pages) and a scratch file is
+written and deleted (see ``Settle``: on a virtual machine that returns free memory to its host,
+it keeps a run that follows a pause from paying seconds of page faults that the others do not).
+The median of the runs is reported. Last, a child process ingests a file of ``--memory-size`` (2 GiB) and
 reports its peak memory (``VmHWM`` from ``/proc/self/status``) at its end; its ``ru_maxrss``
 (from ``os.wait4`` once it exits) is shown too, but it is only an upper bound: Linux carries the
 parent's high-water mark into a child across fork and exec. Every data file is
@@ -205,9 +207,46 @@ def filesystem_of(path: Path) -> str:
 # -- the measures ----------------------------------------------------------------------------
 
 
+class Settle:
+    """Run just before every timed run: sync the disk, so no run pays for an earlier one's
+    dirty pages, then (unless ``--no-prime``) write and delete, unsynced, a scratch file a
+    little larger than the test file.
+
+    The priming is for virtual machines that return free memory to their host (virtio-balloon
+    free page reporting, as on Firecracker): there, page-cache memory freed a few seconds
+    earlier is handed back, and writing a GiB into it again costs seconds of faults, whereas
+    memory freed just now is reused at once. Without priming, whichever run follows a pause
+    (the setting up of a new home, the start of a server) pays that cost and the others do
+    not. Primed, every run writes into memory the machine already holds, as on a server whose
+    memory is in use; the scratch file is deleted before it reaches the disk.
+    """
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        self.size = 0
+
+    def __call__(self) -> None:
+        os.sync()
+        if self.directory is None:
+            return
+        scratch = self.directory / "prime.bin"
+        block = bytes(8 * CHUNK)
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            left = self.size + 64 * MiB
+            while left > 0:
+                left -= os.write(fd, block[: min(len(block), left)])
+        finally:
+            os.close(fd)
+            scratch.unlink()
+
+
+settle = Settle()
+
+
 def timed_shell(script: str, cwd: Path, leaves: Path | None = None) -> float:
     """Seconds ``sh -c script`` takes; ``leaves``, a file it writes, is removed untimed."""
-    os.sync()
+    settle()
     started = time.perf_counter()
     subprocess.run(["sh", "-c", script], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     spent = time.perf_counter() - started
@@ -241,7 +280,7 @@ def local_ingest(
     """Seconds for one local ingest into a new home (set up before, removed after, untimed)."""
     deployment, examiner = open_home(home, digests)
     try:
-        os.sync()
+        settle()
         started = time.perf_counter()
         got = ingest_file(deployment, examiner, path)
         spent = time.perf_counter() - started
@@ -360,7 +399,7 @@ def http_upload(server: Server, path: Path) -> tuple[float, dict[str, Any]]:
     """POST /v1/evidence then PUT the file in 1 MiB chunks with a Content-Length."""
     size = path.stat().st_size
     auth = {"Authorization": f"Bearer {server.token}"}
-    os.sync()
+    settle()
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
     conn.request(
@@ -672,6 +711,7 @@ def generated_section(
     version: str,
     size: int,
     repeat: int,
+    primed: bool,
 ) -> str:
     info = machine()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -697,11 +737,21 @@ def generated_section(
         f"One file of {fmt_size(size)} of random bytes, read once beforehand so that it is in "
         "the page cache: the floor, the peers and Custos all read the same warm file, so none "
         "of them pays for reading the disk and the comparison is of hashing, writing and "
-        f"fsyncing alone. Each figure is the median of {repeat} runs, taken in turn (floor, "
-        "Custos, hashdeep, Custos, HTTP, then again); the disk is synced before each run. Every "
-        "Custos run uses a new home (SQLite, filesystem store), so it writes and fsyncs a new "
-        "blob and appends its `evidence.ingested` event; the time runs from `open_session` to "
-        "the receipt (for HTTP, from the POST to the PUT's 201 response).",
+        f"fsyncing alone. Each figure is the median of {repeat} runs, taken in turn (the "
+        "references, the floor, Custos, hashdeep, Custos, HTTP, then again). Before each timed "
+        "run the disk is synced and"
+        + (
+            " a scratch file of the test file's size is written and deleted (unsynced, untimed): "
+            "this virtual machine returns freed memory to its host, and writing into memory "
+            "freed more than a second or two earlier costs 2-3 s per GiB of faults, so without "
+            "this whichever run followed a pause paid that and the others did not."
+            if primed
+            else " (`--no-prime`) nothing else is done: runs that follow a pause may pay for "
+            "faulting in memory the virtual machine returned to its host."
+        )
+        + " Every Custos run uses a new home (SQLite, filesystem store), so it writes and "
+        "fsyncs a new blob and appends its `evidence.ingested` event; its time runs from "
+        "`open_session` to the receipt (for HTTP, from the POST to the PUT's 201 response).",
         "",
         *table(results),
         "",
@@ -744,6 +794,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--memory-size", type=parse_size, help="size ingested for peak memory (2G)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measure (3)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP upload")
+    parser.add_argument(
+        "--no-prime",
+        action="store_true",
+        help="do not write a scratch file before each timed run (see Settle)",
+    )
     parser.add_argument("--tmpdir", type=Path, help="where the temporary data files go (/tmp)")
     parser.add_argument(
         "--docs",
@@ -783,8 +838,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['python']}, {info['openssl']}, {info['hashdeep']}; load average {loads[0]}"
     )
     tmp_parent = args.tmpdir or Path(tempfile.gettempdir())
-    # The test file, the floor's copy and a blob at once; later the memory file and its blob.
-    needed = max(3 * args.size, 2 * args.memory_size) + 256 * MiB
+    # The test file, the floor's copy or a blob, and the priming scratch file (never written
+    # out, but the filesystem reserves its space); later the memory file and its blob.
+    needed = max(3 * args.size + 64 * MiB, 2 * args.memory_size) + 256 * MiB
     free = shutil.disk_usage(tmp_parent).free
     say(f"free disk under {tmp_parent}: {free / GiB:.1f} GiB (this run needs {needed / GiB:.1f})")
     if free < needed:
@@ -808,6 +864,8 @@ def main(argv: list[str] | None = None) -> int:
         make_random_file(path, size)
         say("reading it once, to warm the page cache and take the reference digests")
         reference = warm_and_digest(path)
+        if not args.no_prime:
+            settle.directory, settle.size = work, size
         cached = page_cache_note(path)
         say(
             f"  sha256 {reference['sha256']}" + (f"; in the page cache: {cached}" if cached else "")
@@ -877,7 +935,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         write_docs(
             args.docs,
-            generated_section(results, command, wall, work, loads, version, size, args.repeat),
+            generated_section(
+                results, command, wall, work, loads, version, size, args.repeat, not args.no_prime
+            ),
         )
         say(f"wrote {args.docs}")
     return 0
