@@ -1,0 +1,774 @@
+"""Tests of custody.orders: the order document, its lifecycle, its note text and event data.
+
+The deadline clock (service, pauses, holds, expiry) is tested in test_order_deadlines.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from custody.errors import BadRequest, Conflict, Forbidden
+from custody.events import SYSTEM, Actor, NewEvent, Subject, canonical_json
+from custody.evidence import commitment
+from custody.note import NoteSigner, open_note, sign_note
+from custody.order_deadlines import OrderClock, service_period
+from custody.order_document import (
+    KINDS,
+    OBJECTION_GROUNDS,
+    ORDER_TYPE,
+    PARTIAL_TRAFFIC_DISCLOSURE,
+    PRESERVATION,
+    PRODUCTION,
+    Authority,
+    OrderDocument,
+    Target,
+)
+from custody.orders import (
+    ACTIONS,
+    ACTOR_OF_ACTION,
+    EVENT_OF_ACTION,
+    Order,
+    OrderState,
+    allowed_actions,
+    apply,
+    draft_order,
+    order_document_text,
+    order_event_data,
+    revise_draft,
+)
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LATE = T0 + timedelta(days=400)  # past every deadline and hold
+ORDER_ID = "ord_0123456789abcdef"
+PROVIDER_ID = "prov_mailco"
+AUTHORITY = Actor(id="pr_author", role="authority")
+APPROVER = Actor(id="pr_approver", role="approver")
+PROVIDER = Actor(id="pr_mailco", role="provider")
+EMAIL = "suspect@example.com"
+IP = "203.0.113.7"
+FACTS = "On 3 January the victim's files were encrypted and a ransom demanded."
+
+_BASES = {
+    PRODUCTION: ("un_cybercrime_art27", "UN Convention against Cybercrime, Art 27(1)(a)"),
+    PRESERVATION: ("un_cybercrime_art25", "UN Convention against Cybercrime, Art 25(1)"),
+    PARTIAL_TRAFFIC_DISCLOSURE: ("un_cybercrime_art26", "UN Convention against Cybercrime, Art 26"),
+}
+
+
+def document_json(kind: str = PRODUCTION, **changes: Any) -> dict[str, Any]:
+    """A valid order document of ``kind`` in JSON form, with ``changes`` applied."""
+    instrument, citation = _BASES[kind]
+    base: dict[str, Any] = {
+        "reference": "PO-2026-0017",
+        "case": "CASE-1",
+        "kind": kind,
+        "legal_basis": {"instrument": instrument, "citation": citation},
+        "issuing_authority": {
+            "name": "Investigating judge, Lisbon",
+            "type": "judge",
+            "file_number": "123/26.0",
+            "contact": "judge.lisbon@example.org",
+        },
+        "provider": PROVIDER_ID,
+        "offence": {"description": "ransomware extortion", "provision": "Penal Code s. 221"},
+        "facts": FACTS,
+        "link": "The ransom note named this mailbox; the attack came from this address.",
+        "necessity_and_proportionality": "Only the two identifiers, for two months.",
+        "targets": [
+            {"type": "email", "value": EMAIL},
+            {"type": "ip", "value": IP, "port": 51234, "time": "2026-01-03T10:00:00Z"},
+        ],
+        "data_categories": ["traffic"] if kind == PARTIAL_TRAFFIC_DISCLOSURE else ["subscriber"],
+        "time_range": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-28T00:00:00Z"},
+    }
+    base.update(changes)
+    return base
+
+
+def document(kind: str = PRODUCTION, **changes: Any) -> OrderDocument:
+    return OrderDocument.from_json(document_json(kind, **changes))
+
+
+EMERGENCY = {
+    "flag": True,
+    "category": "threat_to_life",
+    "justification": "The ransom note threatens the hospital's patients tonight.",
+}
+PAUSED = (OrderState.OBJECTED, OrderState.CLARIFICATION_REQUESTED)
+
+
+def order_in(state: OrderState, kind: str = PRODUCTION, **changes: Any) -> Order:
+    """An order of ``kind`` in ``state``, served at T0 unless still a draft or pending."""
+    doc = document(kind, **changes)
+    served = state not in (OrderState.DRAFT, OrderState.PENDING_APPROVAL)
+    period = service_period(preservation_days=doc.preservation_days, emergency=doc.emergency.flag)
+    clock = OrderClock(
+        served_at=T0,
+        period=period,
+        paused_since=T0 + timedelta(hours=1) if state in PAUSED else None,
+    )
+    return Order(
+        id=ORDER_ID,
+        document=doc,
+        state=state,
+        drafted_by=AUTHORITY.id,
+        drafted_at=T0 - timedelta(days=1),
+        approved_by=APPROVER.id if served else None,
+        clock=clock if served else None,
+    )
+
+
+ACTOR_OF_PARTY = {"authority": AUTHORITY, "approver": APPROVER, "provider": PROVIDER}
+DATA: dict[str, dict[str, Any]] = {
+    "extend": {"days": 30},
+    "object": {"ground": "data_not_held"},
+    "request_clarification": {"question": "Which of the two mailboxes is meant?"},
+    "answer_objection": {"answer": "The order stands: the mailbox is yours."},
+    "answer_clarification": {"answer": "The first one."},
+    "respond": {"evidence": "ev_0123456789abcdef"},
+}
+
+
+def act(
+    order: Order, action: str, at: datetime = LATE, data: dict[str, Any] | None = None
+) -> tuple[Order, str, dict[str, Any]]:
+    """Apply ``action`` as the party it belongs to, with valid data unless ``data`` is given."""
+    party = ACTOR_OF_ACTION[action]
+    by = SYSTEM if party == "system" else ACTOR_OF_PARTY[party]
+    given = DATA.get(action, {}) if data is None else data
+    return apply(order, action, by, at, given, provider_id=PROVIDER_ID)
+
+
+# The lifecycle as the issue states it, written out independently of custody.orders.
+# Some states are unreachable for a kind (a production order is never preserved); their
+# rows still say what the table would allow.
+_S = OrderState
+PRODUCTION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
+    _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _S.WITHDRAWN},
+    _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _S.WITHDRAWN},
+    _S.SERVED: {
+        "withdraw": _S.WITHDRAWN,
+        "acknowledge": _S.ACKNOWLEDGED,
+        "object": _S.OBJECTED,
+        "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "expire": _S.EXPIRED,
+    },
+    _S.ACKNOWLEDGED: {
+        "withdraw": _S.WITHDRAWN,
+        "object": _S.OBJECTED,
+        "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "no_data": _S.NO_DATA,
+        "respond": _S.PRODUCED_PARTIAL,
+        "expire": _S.EXPIRED,
+    },
+    _S.OBJECTED: {"withdraw": _S.WITHDRAWN, "answer_objection": _S.ACKNOWLEDGED},
+    _S.CLARIFICATION_REQUESTED: {
+        "withdraw": _S.WITHDRAWN,
+        "answer_clarification": _S.ACKNOWLEDGED,
+    },
+    _S.PRESERVED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED, "expire": _S.EXPIRED},
+    _S.PRODUCED_PARTIAL: {
+        "withdraw": _S.WITHDRAWN,
+        "respond": _S.PRODUCED_PARTIAL,
+        "complete": _S.PRODUCED,
+        "expire": _S.EXPIRED,
+    },
+    _S.PRODUCED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
+    _S.NO_DATA: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
+    _S.CLOSED: {},
+    _S.WITHDRAWN: {},
+    _S.EXPIRED: {},
+}
+PRESERVATION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
+    _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _S.WITHDRAWN},
+    _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _S.WITHDRAWN},
+    _S.SERVED: {
+        "withdraw": _S.WITHDRAWN,
+        "extend": _S.SERVED,
+        "acknowledge": _S.ACKNOWLEDGED,
+        "object": _S.OBJECTED,
+        "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "expire": _S.EXPIRED,
+    },
+    _S.ACKNOWLEDGED: {
+        "withdraw": _S.WITHDRAWN,
+        "extend": _S.ACKNOWLEDGED,
+        "object": _S.OBJECTED,
+        "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "confirm_preservation": _S.PRESERVED,
+        "no_data": _S.NO_DATA,
+        "expire": _S.EXPIRED,
+    },
+    _S.OBJECTED: {
+        "withdraw": _S.WITHDRAWN,
+        "extend": _S.OBJECTED,
+        "answer_objection": _S.ACKNOWLEDGED,
+    },
+    _S.CLARIFICATION_REQUESTED: {
+        "withdraw": _S.WITHDRAWN,
+        "extend": _S.CLARIFICATION_REQUESTED,
+        "answer_clarification": _S.ACKNOWLEDGED,
+    },
+    _S.PRESERVED: {
+        "withdraw": _S.WITHDRAWN,
+        "extend": _S.PRESERVED,
+        "close": _S.CLOSED,
+        "expire": _S.EXPIRED,
+    },
+    _S.PRODUCED_PARTIAL: {"withdraw": _S.WITHDRAWN, "expire": _S.EXPIRED},
+    _S.PRODUCED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
+    _S.NO_DATA: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
+    _S.CLOSED: {},
+    _S.WITHDRAWN: {},
+    _S.EXPIRED: {},
+}
+LIFECYCLE = {
+    PRODUCTION: PRODUCTION_LIFECYCLE,
+    PARTIAL_TRAFFIC_DISCLOSURE: PRODUCTION_LIFECYCLE,
+    PRESERVATION: PRESERVATION_LIFECYCLE,
+}
+
+
+def test_every_action_is_the_act_of_one_party_and_records_one_event_type() -> None:
+    assert set(ACTOR_OF_ACTION) == set(ACTIONS) == set(EVENT_OF_ACTION)
+    assert set(ACTOR_OF_ACTION.values()) == {"authority", "approver", "provider", "system"}
+    for event_type in EVENT_OF_ACTION.values():
+        NewEvent(event_type, SYSTEM, Subject("order", ORDER_ID))
+
+
+def test_the_lifecycle_covers_every_state() -> None:
+    assert set(PRODUCTION_LIFECYCLE) == set(PRESERVATION_LIFECYCLE) == set(OrderState)
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("state", list(OrderState))
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_machine_allows_exactly_the_lifecycle(
+    kind: str, state: OrderState, action: str
+) -> None:
+    order = order_in(state, kind)
+    before = order_in(state, kind)
+    allowed = LIFECYCLE[kind][state]
+    expected_allowed = [a for a in ACTIONS if a in allowed]
+    assert allowed_actions(order, LATE) == expected_allowed
+    if action in allowed:
+        new, event_type, _ = act(order, action)
+        assert new.state is allowed[action]
+        assert event_type == EVENT_OF_ACTION[action]
+    else:
+        with pytest.raises(Conflict) as refused:
+            act(order, action)
+        assert refused.value.allowed_actions == expected_allowed
+        assert action in str(refused.value)
+    assert order == before
+
+
+def test_preservation_order_cannot_be_responded_to_because_it_is_not_disclosure() -> None:
+    with pytest.raises(Conflict, match="preservation is not disclosure"):
+        act(order_in(OrderState.ACKNOWLEDGED, PRESERVATION), "respond")
+
+
+def test_production_order_is_never_confirmed_as_preserved_or_extended() -> None:
+    order = order_in(OrderState.ACKNOWLEDGED)
+    with pytest.raises(Conflict, match="only a preservation order is preserved"):
+        act(order, "confirm_preservation")
+    with pytest.raises(Conflict, match="hold is extended"):
+        act(order, "extend")
+
+
+def test_nothing_but_reading_follows_closing_withdrawal_or_expiry() -> None:
+    for state in (OrderState.CLOSED, OrderState.WITHDRAWN, OrderState.EXPIRED):
+        for kind in KINDS:
+            assert allowed_actions(order_in(state, kind), LATE) == []
+
+
+def test_production_journey_from_draft_to_close() -> None:
+    order, event_type, _ = draft_order(document(), AUTHORITY, T0)
+    assert (order.state, event_type, order.drafted_by) == (
+        OrderState.DRAFT,
+        "order.drafted",
+        AUTHORITY.id,
+    )
+    events = []
+    for action in ("submit", "approve", "acknowledge", "respond", "respond", "complete", "close"):
+        order, event_type, _ = act(order, action, T0 + timedelta(days=1))
+        events.append(event_type)
+    assert order.state is OrderState.CLOSED
+    assert events == [
+        "order.submitted",
+        "order.served",
+        "order.acknowledged",
+        "order.responded",
+        "order.responded",
+        "order.produced",
+        "order.closed",
+    ]
+
+
+def test_preservation_journey_goes_served_acknowledged_preserved() -> None:
+    order, _, _ = draft_order(document(PRESERVATION), AUTHORITY, T0)
+    states = []
+    for action in ("submit", "approve", "acknowledge", "confirm_preservation", "extend", "close"):
+        order, _, _ = act(order, action, T0 + timedelta(days=1))
+        states.append(order.state.value)
+    assert states == [
+        "pending_approval",
+        "served",
+        "acknowledged",
+        "preserved",
+        "preserved",
+        "closed",
+    ]
+
+
+def test_an_answered_objection_or_clarification_leads_on_from_acknowledged() -> None:
+    for state, action in ((_S.SERVED, "object"), (_S.SERVED, "request_clarification")):
+        paused, _, _ = act(order_in(state), action, T0)
+        answer = "answer_objection" if action == "object" else "answer_clarification"
+        answered, _, _ = act(paused, answer, T0 + timedelta(days=1))
+        assert answered.state is OrderState.ACKNOWLEDGED
+
+
+def test_drafter_cannot_approve_own_order() -> None:
+    drafter = Actor(id="pr_senior", role="approver")
+    order, _, _ = draft_order(document(), drafter, T0)
+    order, _, _ = apply(order, "submit", drafter, T0)
+    with pytest.raises(Forbidden, match="four-eyes"):
+        apply(order, "approve", drafter, T0)
+    served, event_type, _ = apply(order, "approve", APPROVER, T0)
+    assert (served.state, served.approved_by, event_type) == (
+        OrderState.SERVED,
+        APPROVER.id,
+        "order.served",
+    )
+
+
+def test_reviser_of_a_draft_cannot_approve_it() -> None:
+    order, _, _ = draft_order(document(), AUTHORITY, T0)
+    order, event_type, _ = revise_draft(order, document(reference="PO-2026-0018"), APPROVER)
+    assert event_type == "order.revised"
+    assert order.revised_by == (APPROVER.id,)
+    assert order.document.reference == "PO-2026-0018"
+    order, _, _ = apply(order, "submit", AUTHORITY, T0)
+    with pytest.raises(Forbidden, match="four-eyes"):
+        apply(order, "approve", APPROVER, T0)
+    other = Actor(id="pr_other_approver", role="approver")
+    assert apply(order, "approve", other, T0)[0].approved_by == other.id
+
+
+def test_only_a_draft_is_revised() -> None:
+    order = order_in(OrderState.PENDING_APPROVAL)
+    with pytest.raises(Conflict) as refused:
+        revise_draft(order, document(), AUTHORITY)
+    assert refused.value.allowed_actions == ["approve", "withdraw"]
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "by"),
+    [
+        (_S.DRAFT, "submit", PROVIDER),
+        (_S.PENDING_APPROVAL, "approve", AUTHORITY),
+        (_S.SERVED, "acknowledge", AUTHORITY),
+        (_S.SERVED, "acknowledge", APPROVER),
+        (_S.SERVED, "withdraw", PROVIDER),
+        (_S.SERVED, "expire", AUTHORITY),
+        (_S.SERVED, "acknowledge", SYSTEM),
+        (_S.SERVED, "acknowledge", Actor(id="pr_court", role="court")),
+        (_S.CLOSED, "approve", PROVIDER),  # the wrong party is refused before the state is read
+    ],
+)
+def test_the_wrong_party_is_forbidden(state: OrderState, action: str, by: Actor) -> None:
+    with pytest.raises(Forbidden):
+        apply(order_in(state), action, by, LATE, DATA.get(action), provider_id=PROVIDER_ID)
+
+
+def test_provider_acts_only_on_orders_addressed_to_it() -> None:
+    order = order_in(OrderState.SERVED)
+    with pytest.raises(Forbidden, match="another provider"):
+        apply(order, "acknowledge", PROVIDER, T0, provider_id="prov_other")
+    with pytest.raises(Forbidden, match="another provider"):
+        apply(order, "acknowledge", PROVIDER, T0)
+    assert apply(order, "acknowledge", PROVIDER, T0, provider_id=PROVIDER_ID)[0].state is (
+        OrderState.ACKNOWLEDGED
+    )
+
+
+def test_only_an_authority_drafts_or_revises() -> None:
+    with pytest.raises(Forbidden):
+        draft_order(document(), PROVIDER, T0)
+    with pytest.raises(Forbidden):
+        revise_draft(order_in(OrderState.DRAFT), document(), Actor(id="pr_x", role="examiner"))
+
+
+def test_objection_grounds_are_those_of_the_issue() -> None:
+    assert OBJECTION_GROUNDS == (
+        "incomplete",
+        "manifest_error",
+        "insufficient_information",
+        "data_not_stored",
+        "data_not_held",
+        "de_facto_impossible",
+        "issuer_not_competent",
+        "offence_not_covered",
+        "service_out_of_scope",
+        "privilege_or_immunity",
+        "third_country_law_conflict",
+        "other",
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "data", "field"),
+    [
+        ("object", {}, "ground"),
+        ("object", {"ground": "too_busy"}, "ground"),
+        ("object", {"ground": "third_country_law_conflict"}, "details"),
+        ("object", {"ground": "other", "details": "  "}, "details"),
+        ("request_clarification", {"question": ""}, "question"),
+        ("respond", {"evidence": "not-an-id"}, "evidence"),
+        ("extend", {"days": 0}, "days"),
+        ("extend", {"days": 91}, "days"),
+        ("extend", {"days": True}, "days"),
+    ],
+)
+def test_action_data_is_checked(action: str, data: dict[str, Any], field: str) -> None:
+    kind = PRESERVATION if action == "extend" else PRODUCTION
+    with pytest.raises(BadRequest, match=field):
+        act(order_in(OrderState.ACKNOWLEDGED, kind), action, T0, data)
+
+
+@pytest.mark.parametrize(
+    ("state", "action"),
+    [(_S.OBJECTED, "answer_objection"), (_S.CLARIFICATION_REQUESTED, "answer_clarification")],
+)
+def test_an_answer_needs_its_text(state: OrderState, action: str) -> None:
+    with pytest.raises(BadRequest, match="answer"):
+        act(order_in(state), action, T0, {"answer": " "})
+
+
+def test_objection_grounds_needing_details_are_accepted_with_them() -> None:
+    for ground in OBJECTION_GROUNDS:
+        data = {"ground": ground, "details": "Law 12/2020 forbids disclosure to a foreign body."}
+        new, _, details = act(order_in(OrderState.ACKNOWLEDGED), "object", T0, data)
+        assert (new.state, details) == (OrderState.OBJECTED, {"ground": ground})
+
+
+def test_unknown_action_and_naive_time_are_bad_requests() -> None:
+    order = order_in(OrderState.SERVED)
+    with pytest.raises(BadRequest, match="unknown order action"):
+        apply(order, "approve_quickly", APPROVER, T0)
+    with pytest.raises(BadRequest, match="timezone"):
+        apply(order, "acknowledge", PROVIDER, datetime(2026, 3, 3), provider_id=PROVIDER_ID)
+
+
+# --- the document -------------------------------------------------------------------------
+
+
+def test_document_round_trips_through_json() -> None:
+    doc = document(
+        validating_authority={
+            "name": "Court of Lisbon",
+            "type": "court",
+            "file_number": "9/26",
+            "contact": "court@example.org",
+        },
+        emergency=EMERGENCY,
+        confidentiality={"no_user_notice": True, "until": "2026-09-01T00:00:00+02:00"},
+        linked_order="ord_fedcba9876543210",
+    )
+    assert OrderDocument.from_json(json.loads(json.dumps(doc.as_json()))) == doc
+    assert doc.as_json()["confidentiality"]["until"] == "2026-08-31T22:00:00.000000Z"
+
+
+def test_document_built_directly_normalises_categories_and_defaults() -> None:
+    doc = OrderDocument(
+        **{
+            **document(PRESERVATION).__dict__,
+            "data_categories": ["content", "subscriber"],
+            "targets": [Target(type="account", value="mailco:12345")],
+            "preservation_days": None,
+        }
+    )
+    assert doc.data_categories == ("subscriber", "content")
+    assert doc.targets == (Target(type="account", value="mailco:12345"),)
+    assert doc.preservation_days == 90
+
+
+def eu(kind: str = PRODUCTION, **changes: Any) -> dict[str, Any]:
+    instrument = "eu_2023_1543_epoc" if kind == PRODUCTION else "eu_2023_1543_epoc_pr"
+    return {
+        "legal_basis": {"instrument": instrument, "citation": "Regulation (EU) 2023/1543"},
+        **changes,
+    }
+
+
+def prosecutor() -> dict[str, str]:
+    return {
+        "name": "Public Prosecutor, Porto",
+        "type": "prosecutor",
+        "file_number": "77/26",
+        "contact": "p@example.org",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "field"),
+    [
+        (PRESERVATION, {"data_categories": []}, "data_categories"),
+        (PRODUCTION, {"data_categories": ["subscriber", "subscriber"]}, "data_categories"),
+        (PRODUCTION, {"data_categories": ["metadata"]}, "data_categories"),
+        (PARTIAL_TRAFFIC_DISCLOSURE, {"data_categories": ["subscriber"]}, "data_categories"),
+        (
+            PARTIAL_TRAFFIC_DISCLOSURE,
+            {"data_categories": ["traffic", "content"]},
+            "data_categories",
+        ),
+        (
+            PRODUCTION,
+            {"emergency": {"flag": True, "category": "threat_to_life"}},
+            "emergency.justification",
+        ),
+        (PRODUCTION, {"emergency": {"flag": True, "justification": "soon"}}, "emergency.category"),
+        (PRODUCTION, {"emergency": {"flag": False, "justification": "soon"}}, "emergency"),
+        (PRODUCTION, {"emergency": {"flag": "yes"}}, "emergency.flag"),
+        (
+            PRODUCTION,
+            {"time_range": {"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}},
+            "time_range.end",
+        ),
+        (PRODUCTION, {"time_range": {"start": "2026-02-01T00:00:00Z"}}, "time_range.end"),
+        (
+            PRODUCTION,
+            {"time_range": {"start": "2026-01-01", "end": "2026-02-01"}},
+            "time_range.start",
+        ),
+        (
+            PRODUCTION,
+            {"time_range": {"start": "yesterday", "end": "2026-02-01T00:00:00Z"}},
+            "time_range.start",
+        ),
+        (
+            PRODUCTION,
+            {"legal_basis": {"instrument": "un_cybercrime_art25", "citation": "Art 25"}},
+            "legal_basis.instrument",
+        ),
+        (
+            PRODUCTION,
+            {"legal_basis": {"instrument": "magna_carta", "citation": "cl 39"}},
+            "legal_basis.instrument",
+        ),
+        (
+            PRODUCTION,
+            {"legal_basis": {"instrument": "national_law", "citation": ""}},
+            "legal_basis.citation",
+        ),
+        (
+            PRODUCTION,
+            {
+                "legal_basis": {"instrument": "budapest_protocol2_art7", "citation": "Art 7"},
+                "data_categories": ["subscriber", "content"],
+            },
+            "data_categories",
+        ),
+        (
+            PRODUCTION,
+            {"issuing_authority": {**prosecutor(), "type": "sheriff"}},
+            "issuing_authority.type",
+        ),
+        (
+            PRODUCTION,
+            {"issuing_authority": {**prosecutor(), "contact": ""}},
+            "issuing_authority.contact",
+        ),
+        (
+            PRODUCTION,
+            {"validating_authority": {**prosecutor(), "name": None}},
+            "validating_authority.name",
+        ),
+        (PRODUCTION, {"targets": []}, "targets"),
+        (PRODUCTION, {"targets": [{"type": "ip", "value": IP}]}, "targets[0].time"),
+        (
+            PRODUCTION,
+            {"targets": [{"type": "ip", "value": "203.0.113.999", "time": "2026-01-03T10:00:00Z"}]},
+            "targets[0].value",
+        ),
+        (
+            PRODUCTION,
+            {
+                "targets": [
+                    {"type": "ip", "value": IP, "port": 70000, "time": "2026-01-03T10:00:00Z"}
+                ]
+            },
+            "targets[0].port",
+        ),
+        (
+            PRODUCTION,
+            {"targets": [{"type": "email", "value": EMAIL, "port": 25}]},
+            "targets[0].port",
+        ),
+        (PRODUCTION, {"targets": [{"type": "carrier_pigeon", "value": "Bob"}]}, "targets[0].type"),
+        (PRODUCTION, {"targets": {"type": "email", "value": EMAIL}}, "targets"),
+        (PRODUCTION, {"preservation_days": 30}, "preservation_days"),
+        (PRESERVATION, {"preservation_days": 91}, "preservation_days"),
+        (PRESERVATION, {"preservation_days": 0}, "preservation_days"),
+        (
+            PRODUCTION,
+            {"confidentiality": {"until": "2026-09-01T00:00:00Z"}},
+            "confidentiality.until",
+        ),
+        (PRODUCTION, {"language": "English"}, "language"),
+        (PRODUCTION, {"kind": "seizure"}, "kind"),
+        (PRODUCTION, {"facts": "   "}, "facts"),
+        (PRODUCTION, {"necessity_and_proportionality": "\ud800"}, "necessity_and_proportionality"),
+        (PRODUCTION, {"offence": "fraud"}, "offence"),
+        (PRODUCTION, {"legal_basis": None}, "legal_basis"),
+        (PRODUCTION, {"colour": "red"}, "colour"),
+        (
+            PRODUCTION,
+            {"offence": {"description": "fraud", "provision": "s 1", "penalty": "3y"}},
+            "offence.penalty",
+        ),
+    ],
+)
+def test_document_refuses_invalid_fields_naming_them(
+    kind: str, changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        OrderDocument.from_json({**document_json(kind), **changes})
+    assert str(refused.value).startswith(field), str(refused.value)
+
+
+def test_document_names_a_missing_required_field() -> None:
+    data = document_json()
+    del data["link"]
+    with pytest.raises(BadRequest, match=r"^link is required"):
+        OrderDocument.from_json(data)
+    with pytest.raises(BadRequest, match="must be a JSON object"):
+        OrderDocument.from_json([data])
+
+
+def test_eu_order_for_traffic_or_content_needs_a_judge_or_court() -> None:
+    traffic = {"data_categories": ["subscriber", "traffic"]}
+    with pytest.raises(BadRequest, match=r"^validating_authority is required.*judge or court"):
+        document(**eu(issuing_authority=prosecutor(), **traffic))
+    with pytest.raises(BadRequest, match=r"^validating_authority"):
+        document(**eu(issuing_authority=prosecutor(), validating_authority=prosecutor(), **traffic))
+    judge = {**prosecutor(), "type": "judge", "name": "Investigating judge, Porto"}
+    assert document(**eu(issuing_authority=prosecutor(), validating_authority=judge, **traffic))
+    assert document(**eu(issuing_authority=judge, **traffic))
+
+
+def test_eu_subscriber_or_preservation_order_may_come_from_a_prosecutor() -> None:
+    assert document(**eu(issuing_authority=prosecutor()))
+    assert document(PRESERVATION, **eu(PRESERVATION, issuing_authority=prosecutor()))
+    police = {**prosecutor(), "type": "other", "name": "Judicial Police"}
+    with pytest.raises(BadRequest, match=r"^validating_authority"):
+        document(**eu(issuing_authority=police))
+    assert document(**eu(issuing_authority=police, validating_authority=prosecutor()))
+
+
+def test_identification_only_ip_target_needs_no_port() -> None:
+    doc = document(
+        data_categories=["identification_only"],
+        targets=[{"type": "ip", "value": "2001:db8::1", "time": "2026-01-03T11:00:00+01:00"}],
+    )
+    assert doc.targets[0].time == datetime(2026, 1, 3, 10, 0, tzinfo=UTC)
+
+
+def test_authority_checks_itself_when_built() -> None:
+    with pytest.raises(BadRequest, match=r"authority.type"):
+        Authority(name="X", type="mayor", file_number="1", contact="x@example.org")
+
+
+# --- the issued document and the events ---------------------------------------------------
+
+
+def served_order() -> Order:
+    order, _, _ = draft_order(document(), AUTHORITY, T0, order_id=ORDER_ID)
+    order, _, _ = apply(order, "submit", AUTHORITY, T0)
+    return apply(order, "approve", APPROVER, T0 + timedelta(hours=2))[0]
+
+
+def test_document_text_is_the_type_line_then_canonical_json() -> None:
+    text = order_document_text(served_order())
+    first, body, end = text.split("\n")
+    assert (first, end) == (ORDER_TYPE, "")
+    issued = json.loads(body)
+    assert canonical_json(issued).decode() == body
+    assert issued["id"] == ORDER_ID
+    assert issued["drafted_by"] == AUTHORITY.id
+    assert issued["approved_by"] == APPROVER.id
+    assert issued["served_at"] == "2026-03-02T11:00:00.000000Z"
+    assert issued["targets"][0]["value"] == EMAIL
+
+
+def test_same_order_gives_the_same_document_bytes() -> None:
+    assert (
+        order_document_text(served_order()).encode() == order_document_text(served_order()).encode()
+    )
+
+
+def test_document_text_does_not_change_after_service() -> None:
+    order = served_order()
+    issued = order_document_text(order)
+    later = order
+    for action in ("object", "answer_objection", "respond", "complete", "close"):
+        later = act(later, action, T0 + timedelta(days=1))[0]
+        assert order_document_text(later) == issued
+
+
+def test_document_text_depends_on_approver_and_content() -> None:
+    order = served_order()
+    text = order_document_text(order)
+    from dataclasses import replace
+
+    assert order_document_text(replace(order, approved_by="pr_someone_else")) != text
+    assert order_document_text(replace(order, document=document(facts="Other facts."))) != text
+
+
+def test_document_text_signs_as_a_note_that_opens() -> None:
+    signer = NoteSigner("test.custos.invalid/ledger", Ed25519PrivateKey.generate())
+    text = order_document_text(served_order())
+    assert open_note(sign_note(text, [signer]), [signer.verifier]).text == text
+
+
+def test_event_data_carries_order_state_and_commitment_never_targets() -> None:
+    order, event_type, details = draft_order(document(emergency=EMERGENCY), AUTHORITY, T0)
+    steps = [(order, event_type, details)]
+    for action in (
+        "submit",
+        "approve",
+        "object",
+        "answer_objection",
+        "request_clarification",
+        "answer_clarification",
+        "respond",
+        "complete",
+        "close",
+    ):
+        data = (
+            {"ground": "other", "details": f"{EMAIL} is a shared mailbox"}
+            if action == "object"
+            else {}
+        )
+        steps.append(act(steps[-1][0], action, T0 + timedelta(hours=len(steps)), data or None))
+    for new, event_type, details in steps:
+        _, digest = commitment(order_document_text(new).encode())
+        data = {**order_event_data(new, digest), **details}
+        assert data["order"] == new.id
+        assert data["state"] == new.state.value
+        assert data["document_commitment"] == digest
+        encoded = canonical_json(data).decode()
+        for secret in (EMAIL, IP, FACTS, "shared mailbox", "hospital", "Which of"):
+            assert secret not in encoded
+        NewEvent(event_type, AUTHORITY, Subject("order", new.id), data)
+
+
+def test_event_data_refuses_a_malformed_commitment() -> None:
+    with pytest.raises(BadRequest, match="commitment"):
+        order_event_data(served_order(), "ABC")
