@@ -22,11 +22,11 @@ Every Custos run uses a new home (so no run finds its blob already stored). Befo
 run the disk is synced (so no run pays for the previous one's dirty pages) and a scratch file is
 written and deleted (see ``Settle``: on a virtual machine that returns free memory to its host,
 it keeps a run that follows a pause from paying seconds of page faults that the others do not).
-The median of the runs is reported. Last, a child process ingests a file of ``--memory-size`` (2 GiB) and
-reports its peak memory (``VmHWM`` from ``/proc/self/status``) at its end; its ``ru_maxrss``
-(from ``os.wait4`` once it exits) is shown too, but it is only an upper bound: Linux carries the
-parent's high-water mark into a child across fork and exec. Every data file is
-deleted at the end.
+The median of the runs is reported, with the CPU seconds each run used. Last, a child process
+ingests a file of ``--memory-size`` (2 GiB) and reports its peak memory (``VmHWM`` from
+``/proc/self/status``) at its end; its ``ru_maxrss`` (from ``os.wait4`` once it exits) is shown
+too, but it is only an upper bound: Linux carries the parent's high-water mark into a child
+across fork and exec. Every data file is deleted at the end.
 
 Each goal is printed with PASS or FAIL beside it. A benchmark reports; it does not assert, so
 the exit status is 0 whatever the figures (it is 1 only if the benchmark itself breaks, 2 if
@@ -36,6 +36,7 @@ there is not enough free disk).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -43,6 +44,7 @@ import logging
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -56,7 +58,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ingest.py` puts bench/, not the root, first
@@ -152,6 +154,32 @@ def parse_size(text: str) -> int:
     return value
 
 
+class Timing(NamedTuple):
+    """One timed run: wall-clock seconds and the CPU seconds (user + system, every thread and
+    process that did the work) spent in it."""
+
+    wall: float
+    cpu: float
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of a live process and its live children (a gunicorn master and workers)."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for one in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 # -- data ----------------------------------------------------------------------------------
 
 
@@ -244,15 +272,17 @@ class Settle:
 settle = Settle()
 
 
-def timed_shell(script: str, cwd: Path, leaves: Path | None = None) -> float:
-    """Seconds ``sh -c script`` takes; ``leaves``, a file it writes, is removed untimed."""
+def timed_shell(script: str, cwd: Path, leaves: Path | None = None) -> Timing:
+    """How long ``sh -c script`` takes; ``leaves``, a file it writes, is removed untimed."""
     settle()
+    cpu = children_cpu()
     started = time.perf_counter()
     subprocess.run(["sh", "-c", script], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     spent = time.perf_counter() - started
+    cpu = children_cpu() - cpu
     if leaves is not None:
         leaves.unlink()
-    return spent
+    return Timing(spent, cpu)
 
 
 def open_home(home: Path, digests: tuple[str, ...]) -> tuple[Deployment, Actor]:
@@ -276,19 +306,21 @@ def ingest_file(deployment: Deployment, examiner: Actor, path: Path) -> dict[str
 
 def local_ingest(
     home: Path, path: Path, digests: tuple[str, ...], reference: dict[str, str]
-) -> float:
-    """Seconds for one local ingest into a new home (set up before, removed after, untimed)."""
+) -> Timing:
+    """One local ingest into a new home (set up before, removed after, untimed)."""
     deployment, examiner = open_home(home, digests)
     try:
         settle()
+        cpu = time.process_time()
         started = time.perf_counter()
         got = ingest_file(deployment, examiner, path)
         spent = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         deployment.close()
         shutil.rmtree(home, ignore_errors=True)
     check_digests("local ingest", got, reference)
-    return spent
+    return Timing(spent, cpu)
 
 
 def check_digests(what: str, got: dict[str, str], reference: dict[str, str]) -> None:
@@ -395,11 +427,16 @@ class Server:
         self.process = None
 
 
-def http_upload(server: Server, path: Path) -> tuple[float, dict[str, Any]]:
-    """POST /v1/evidence then PUT the file in 1 MiB chunks with a Content-Length."""
+def http_upload(server: Server, path: Path) -> tuple[Timing, Timing, dict[str, Any]]:
+    """POST /v1/evidence then PUT the file in 1 MiB chunks with a Content-Length; returns the
+    run's timing (CPU of client and server), the client's and server's CPU apart (as a
+    Timing's two fields) and the PUT's response."""
     size = path.stat().st_size
     auth = {"Authorization": f"Bearer {server.token}"}
+    assert server.process is not None
     settle()
+    server_cpu = process_tree_cpu(server.process.pid)
+    client_cpu = time.process_time()
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
     conn.request(
@@ -428,21 +465,27 @@ def http_upload(server: Server, path: Path) -> tuple[float, dict[str, Any]]:
     response = conn.getresponse()
     body = json.loads(response.read())
     spent = time.perf_counter() - started
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = process_tree_cpu(server.process.pid) - server_cpu
     conn.close()
     if response.status != 201:
         raise RuntimeError(f"PUT {session['upload']}: {response.status} {body}")
-    return spent, body
+    return Timing(spent, client_cpu + server_cpu), Timing(client_cpu, server_cpu), body
 
 
-def one_http_upload(work: Path, path: Path, reference: dict[str, str]) -> float:
+def one_http_upload(
+    work: Path, path: Path, reference: dict[str, str], split: list[Timing]
+) -> Timing:
+    """One upload to a new server; the client's and server's CPU go to ``split``."""
     home = work / "server-home"
     try:
         with Server(home, work / "server.log") as server:
-            spent, body = http_upload(server, path)
+            timing, apart, body = http_upload(server, path)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     check_digests("HTTP upload", body["digests"], reference)
-    return spent
+    split.append(apart)
+    return timing
 
 
 # -- peak memory -----------------------------------------------------------------------------
@@ -501,17 +544,23 @@ def measure_memory(work: Path, path: Path, digests: tuple[str, ...]) -> tuple[in
 @dataclass
 class Samples:
     runs: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    http_split: list[Timing] = field(default_factory=list)
 
-    def add(self, name: str, seconds: float) -> None:
-        self.runs.setdefault(name, []).append(seconds)
+    def add(self, name: str, timing: Timing) -> None:
+        self.runs.setdefault(name, []).append(timing.wall)
+        self.cpu.setdefault(name, []).append(timing.cpu)
 
     def median(self, name: str) -> float:
         return statistics.median(self.runs[name])
 
+    def median_cpu(self, name: str) -> float:
+        return statistics.median(self.cpu[name])
+
 
 def run_round(
-    args: argparse.Namespace, work: Path, path: Path, ref: dict[str, str]
-) -> Iterator[tuple[str, Callable[[], float]]]:
+    args: argparse.Namespace, work: Path, path: Path, ref: dict[str, str], samples: Samples
+) -> Iterator[tuple[str, Callable[[], Timing]]]:
     """The measures of one round, in the order they run (the floor and Custos alternate)."""
     out = work / "copy.bin"
     file, copy = shlex.quote(str(path)), shlex.quote(str(out))
@@ -531,7 +580,7 @@ def run_round(
         )
     yield "local3", lambda: local_ingest(work / "home", path, LEGACY_SET, ref)
     if not args.no_http:
-        yield "http", lambda: one_http_upload(work, path, ref)
+        yield "http", lambda: one_http_upload(work, path, ref, samples.http_split)
 
 
 LABELS = {
@@ -702,6 +751,48 @@ def load() -> str:
         return "unknown"
 
 
+class Disturbance:
+    """CPU the machine spent on work other than this benchmark's, and CPU stolen by the
+    hypervisor, between ``start`` and ``stop``: busy time from /proc/stat minus the user and
+    system time of this process and its children (kernel threads that write back our files
+    count as other work, so this overstates others a little)."""
+
+    def __init__(self) -> None:
+        self.other = self.steal = self.span = 0.0
+        self._at: tuple[float, float, float, float] | None = None
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat", encoding="utf-8") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        own = sum(
+            u.ru_utime + u.ru_stime
+            for u in (
+                resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN),
+            )
+        )
+        busy = (user + nice + system + irq + softirq) / ticks
+        return busy, own, steal / ticks, time.monotonic()
+
+    def start(self) -> None:
+        self._at = self._sample()
+
+    def stop(self) -> tuple[float, float, float]:
+        """(other CPU s, stolen s, wall s) since ``start``; also added to the totals."""
+        assert self._at is not None
+        busy, own, steal, at = self._sample()
+        other = max(0.0, (busy - self._at[0]) - (own - self._at[1]))
+        stolen, span = steal - self._at[2], at - self._at[3]
+        self.other += other
+        self.steal += stolen
+        self.span += span
+        self._at = None
+        return other, stolen, span
+
+
 def generated_section(
     results: Results,
     command: str,
@@ -853,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         say("hashdeep is not installed (apt-get install -y hashdeep): its comparison is skipped")
     results = Results()
     samples = Samples()
+    disturbance = Disturbance()
     memory: dict[str, Any] | None = None
     size = args.size
     started = time.perf_counter()
@@ -872,16 +964,41 @@ def main(argv: list[str] | None = None) -> int:
         )
         for n in range(1, args.repeat + 1):
             say(f"round {n}/{args.repeat} (load average {load()})")
-            for name, measure in run_round(args, work, path, reference):
-                seconds = measure()
-                samples.add(name, seconds)
-                say(f"  {LABELS[name]}: {fmt_time(seconds, size)}")
+            disturbance.start()
+            for name, measure in run_round(args, work, path, reference, samples):
+                timing = measure()
+                samples.add(name, timing)
+                say(f"  {LABELS[name]}: {fmt_time(timing.wall, size)}, CPU {timing.cpu:.2f} s")
+            # A running server's CPU is not ours until it is reaped; each server is gone here.
+            other, stolen, span = disturbance.stop()
+            say(
+                f"  other work on the machine during round {n}: {other:.1f} CPU s of "
+                f"{span * (os.cpu_count() or 1):.0f} available; stolen by the hypervisor "
+                f"{stolen:.1f} s"
+            )
         for name, label in LABELS.items():
             if name in samples.runs:
                 results.notes.append(
-                    f"{label}: median {fmt_time(samples.median(name), size)}; "
-                    f"runs {fmt_runs(samples.runs[name])}."
+                    f"{label}: median {fmt_time(samples.median(name), size)}, CPU "
+                    f"{samples.median_cpu(name):.2f} s; runs {fmt_runs(samples.runs[name])}."
                 )
+        results.notes.append(
+            f"Other work on the machine during the {args.repeat} rounds: "
+            f"{disturbance.other:.1f} CPU s of the {disturbance.span * (os.cpu_count() or 1):.0f} "
+            f"available ({disturbance.other / max(disturbance.span, 1e-9):.2f} cores on average; "
+            "from /proc/stat, less this benchmark's own CPU; kernel writeback counts as other "
+            f"work); {disturbance.steal:.1f} s stolen by the hypervisor."
+        )
+        if samples.http_split:
+            client = statistics.median(t.wall for t in samples.http_split)
+            server = statistics.median(t.cpu for t in samples.http_split)
+            results.notes.append(
+                f"CPU of the HTTP upload (median): the client (this benchmark) {client:.2f} s, "
+                f"the server (gunicorn master and workers) {server:.2f} s. CPU is user + system "
+                "time of every thread and process doing the work; on "
+                f"{os.cpu_count()} cores a run's wall time is at least its CPU / "
+                f"{os.cpu_count()}."
+            )
         path.unlink()
 
         mem_size = args.memory_size

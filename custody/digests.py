@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import BinaryIO
 
 from custody.errors import BadRequest, Invalid, TooLarge
@@ -30,6 +31,8 @@ ALGORITHMS: dict[str, Callable[[], hashlib._Hash]] = {
 LEGACY = frozenset({"sha1", "md5"})
 DIGEST_SIZES = {name: make().digest_size for name, make in ALGORITHMS.items()}
 CHUNK_SIZE = 1 << 20
+# Chunks waiting per digest or sink: enough to ride out a slow write, little memory.
+QUEUE_DEPTH = 4
 # RFC 9530 names (IANA Hash Algorithms for HTTP Digest Fields) of the ones we accept; "md5"
 # and "sha" (SHA-1) are registered as deprecated, and accepted only to match the legacy
 # digests acquisition tools record.
@@ -145,20 +148,47 @@ class DigestPipeline:
         return tasks
 
     def consume(self, chunks: Iterable[bytes]) -> dict[str, str]:
-        """Digest (and sink) every chunk; returns the lowercase hex digests."""
+        """Digest (and sink) every chunk; returns the lowercase hex digests.
+
+        Each digest and the sink run on a thread of their own, fed through a short queue;
+        this thread only reads and hands out chunks, so reading, every digest and the write
+        all overlap, and the slowest of them sets the pace. The first error stops everything
+        and is raised here.
+        """
         tasks = self._tasks()
-        iterator = iter(chunks)
-        with ThreadPoolExecutor(max_workers=max(1, len(tasks) - 1)) as pool:
-            chunk = next(iterator, b"")
-            while chunk:
-                self._count(len(chunk))
-                # The first task runs here; the rest on the pool; the next read overlaps all.
-                futures = [pool.submit(task, chunk) for task in tasks[1:]]
-                tasks[0](chunk)
-                following = next(iterator, b"")
-                for future in wait(futures).done:
-                    future.result()
-                chunk = following
+        queues: list[queue.Queue[bytes | None]] = [queue.Queue(QUEUE_DEPTH) for _ in tasks]
+        failures: list[BaseException] = []
+
+        def work(task: Callable[[bytes], object], inbox: queue.Queue[bytes | None]) -> None:
+            while (chunk := inbox.get()) is not None:
+                if failures:
+                    continue  # keep draining so the reader is never blocked
+                try:
+                    task(chunk)
+                except BaseException as exc:
+                    failures.append(exc)
+
+        threads = [
+            threading.Thread(target=work, args=(task, inbox), daemon=True)
+            for task, inbox in zip(tasks, queues, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for chunk in chunks:
+                if failures:
+                    break
+                if chunk:
+                    self._count(len(chunk))
+                    for inbox in queues:
+                        inbox.put(chunk)
+        finally:
+            for inbox in queues:
+                inbox.put(None)
+            for thread in threads:
+                thread.join()
+        if failures:
+            raise failures[0]
         return self.hexdigests()
 
     def update(self, chunk: bytes) -> None:
