@@ -143,8 +143,9 @@ def audit_block(
         found.append(Finding(start + len(leaf_hashes), ENTRY, "entries missing at the end"))
 
     levels = _block_levels(leaf_hashes)
-    nodes = 0
-    for level, computed_level in enumerate(levels):
+    # Level 0 is the leaf hashes, compared with the stored ones entry by entry above.
+    nodes = len(leaf_hashes)
+    for level, computed_level in enumerate(levels[1:], start=1):
         first_index = start >> level
         stored = store.nodes_at_level(level, first_index, first_index + len(computed_level))
         nodes += len(stored)

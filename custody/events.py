@@ -104,9 +104,13 @@ class Event:
             "data": dict(self.data),
         }
 
-    def encode(self) -> bytes:
-        """The canonical leaf bytes (RFC 8785)."""
-        leaf = canonical_json(self.as_json())
+    def encode(self, *, data_checked: bool = False) -> bytes:
+        """The canonical leaf bytes (RFC 8785).
+
+        ``data_checked`` says the data came from a ``NewEvent``, which refused floats and
+        out-of-range integers when it was made; the other fields are strings.
+        """
+        leaf = canonical_json(self.as_json(), numbers_checked=data_checked)
         if len(leaf) > MAX_EVENT_BYTES:
             raise InvalidEvent(f"event is {len(leaf)} bytes, more than {MAX_EVENT_BYTES}")
         return leaf

@@ -262,12 +262,12 @@ class Recorder:
         """Place one event: next index, ``prev`` from its subject's last event, time ``at``
         (default now; a record that states its own time passes the same moment)."""
         self._load_heads([event.subject.key])
-        return self._place(event, at)
+        return self._place(event, format_time(at or self.ledger.clock()))
 
     def add_all(self, events: Sequence[NewEvent]) -> list[Appended]:
         """Place several events; one transaction, so one moment: they share its time."""
         self._load_heads([e.subject.key for e in events])
-        now = self.ledger.clock()
+        now = format_time(self.ledger.clock())
         return [self._place(e, now) for e in events]
 
     def _load_heads(self, subjects: Sequence[str]) -> None:
@@ -277,18 +277,18 @@ class Recorder:
             for subject in missing:
                 self._heads[subject] = found.get(subject)
 
-    def _place(self, new: NewEvent, at: datetime | None = None) -> Appended:
+    def _place(self, new: NewEvent, time: str) -> Appended:
         key = new.subject.key
         head = self._heads[key]
         event = Event(
             type=new.type,
-            time=format_time(at or self.ledger.clock()),
+            time=time,
             actor=new.actor,
             subject=new.subject,
             prev=head[1].hex() if head is not None else None,
             data=new.data,
         )
-        leaf = event.encode()
+        leaf = event.encode(data_checked=True)
         leaf_hash = merkle.leaf_hash(leaf)
         entry = LedgerEntry(
             index=self.next_index,

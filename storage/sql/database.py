@@ -18,6 +18,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Page cache per connection (KiB): the append path updates pages all over the subject and
+# node tables, and re-reading them from the OS on every batch costs more than the memory.
+SQLITE_CACHE_KIB = 65_536
 WRITE = {"custos_write": True}
 
 
@@ -38,6 +41,7 @@ def create_database_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -76,6 +76,9 @@ class _HotSql:
             f"SELECT hash FROM ledger_nodes WHERE level = {p} AND idx >= {p} AND idx < {p} "
             "ORDER BY idx"
         )
+        self.leaf_range = (
+            f"SELECT leaf_hash FROM ledger_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx"
+        )
         self.upsert_head = (
             f"INSERT INTO ledger_subjects (subject, last_idx, last_hash) VALUES ({p}, {p}, {p}) "
             "ON CONFLICT (subject) DO UPDATE "
@@ -97,8 +100,8 @@ class _HotSql:
         self.set_indexed = f"UPDATE ledger_head SET leaf_indexed = {p} WHERE id = 1"
         self.find_leaf = (
             "SELECT l.idx FROM ledger_leaf_index l"
-            " JOIN ledger_nodes n ON n.level = 0 AND n.idx = l.idx"
-            f" WHERE l.hash8 = {p} AND n.hash = {p} ORDER BY l.idx LIMIT 1"
+            " JOIN ledger_entries e ON e.idx = l.idx"
+            f" WHERE l.hash8 = {p} AND e.leaf_hash = {p} ORDER BY l.idx LIMIT 1"
         )
 
     def heads(self, count: int) -> str:
@@ -113,11 +116,20 @@ class _HotSql:
         pairs = " OR ".join([f"(level = {self.p} AND idx = {self.p})"] * count)
         return f"SELECT level, idx, hash FROM ledger_nodes WHERE {pairs}"
 
+    def leaves(self, count: int) -> str:
+        marks = ", ".join([self.p] * count)
+        return f"SELECT idx, leaf_hash FROM ledger_entries WHERE idx IN ({marks})"
+
     def read_nodes(self, cursor: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         found: dict[NodeId, bytes] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), _NODE_CHUNK):
-            chunk = unique[start : start + _NODE_CHUNK]
+        leaves = [i for level, i in dict.fromkeys(ids) if level == 0]
+        for start in range(0, len(leaves), _CHUNK):
+            indexes = leaves[start : start + _CHUNK]
+            cursor.execute(self.leaves(len(indexes)), indexes)
+            found.update({(0, i): bytes(h) for i, h in cursor.fetchall()})
+        above = [node for node in dict.fromkeys(ids) if node[0] > 0]
+        for start in range(0, len(above), _NODE_CHUNK):
+            chunk = above[start : start + _NODE_CHUNK]
             cursor.execute(self.nodes(len(chunk)), [x for pair in chunk for x in pair])
             found.update({(lv, i): bytes(h) for lv, i, h in cursor.fetchall()})
         return found
@@ -158,7 +170,9 @@ class SqlAppendTransaction:
             sql.insert_entry,
             [(e.index, e.subject, e.leaf_hash, e.leaf, e.prev_index) for e in entries],
         )
-        cursor.executemany(sql.insert_node, [(lv, i, h) for (lv, i), h in nodes])
+        # Level 0 is the entries' own leaf_hash column: storing it again would double the
+        # rows every append writes.
+        cursor.executemany(sql.insert_node, [(lv, i, h) for (lv, i), h in nodes if lv > 0])
         heads = {e.subject: e for e in entries}  # the last entry of each subject wins
         cursor.executemany(sql.upsert_head, [(s, e.index, e.leaf_hash) for s, e in heads.items()])
         self._size = entries[-1].index + 1
@@ -245,13 +259,18 @@ class SqlLedgerStore:
 
     def nodes_at_level(self, level: int, start: int, end: int) -> list[bytes]:
         with self._driver() as cursor:
-            cursor.execute(self._sql.level_range, (level, start, end))
+            if level == 0:
+                cursor.execute(self._sql.leaf_range, (start, end))
+            else:
+                cursor.execute(self._sql.level_range, (level, start, end))
             return [bytes(h) for (h,) in cursor.fetchall()]
 
     def node_count(self) -> int:
         with self._driver() as cursor:
             cursor.execute("SELECT COUNT(*) FROM ledger_nodes")
-            return int(cursor.fetchone()[0])
+            above = int(cursor.fetchone()[0])
+            cursor.execute("SELECT COUNT(*) FROM ledger_entries")
+            return above + int(cursor.fetchone()[0])
 
     def entries(self, start: int, end: int) -> list[LedgerEntry]:
         with self._driver() as cursor:
@@ -299,7 +318,7 @@ class SqlLedgerStore:
                     cursor.execute(self._sql.lock_indexed)
                     size, indexed = cursor.fetchone()
                     end = min(size, indexed + _LEAF_INDEX_CHUNK)
-                    cursor.execute(self._sql.level_range, (0, indexed, end))
+                    cursor.execute(self._sql.leaf_range, (indexed, end))
                     keys = sorted(
                         (hash8(bytes(h)), i)
                         for i, (h,) in enumerate(cursor.fetchall(), start=indexed)

@@ -86,7 +86,8 @@ ledger_subjects = Table(
 )
 
 # A stored node (level, idx) is the hash of the complete subtree over leaves
-# [idx << level, (idx + 1) << level); level 0 holds the leaf hashes.
+# [idx << level, (idx + 1) << level), for levels 1 and up; level 0, the leaf hashes, is
+# ledger_entries.leaf_hash.
 ledger_nodes = Table(
     "ledger_nodes",
     metadata,

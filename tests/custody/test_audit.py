@@ -141,7 +141,7 @@ def truncate_the_log(d: Deployment) -> None:
     ("tamper", "first_index", "words"),
     [
         (change_one_byte, 7, "leaf bytes do not match"),
-        (change_byte_and_hash, 7, "node 0/7 differs"),
+        (change_byte_and_hash, 7, "node 1/3 differs"),
         (delete_a_row, 7, "entry missing"),
         (swap_two_rows, 7, "prev"),
         (replace_checkpoint_in_database, 21, "does not state the kept size"),

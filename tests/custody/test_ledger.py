@@ -42,9 +42,7 @@ def test_batch_appends_are_one_transaction_all_or_nothing(home_on_each_database:
     before = ledger.size()
     with pytest.raises(InvalidEvent), ledger.recording() as recorder:
         recorder.add(noted("e1"))
-        recorder.add(
-            NewEvent("evidence.noted", EXAMINER, Subject("e", "1"), {"t": "x" * 70_000})
-        )
+        recorder.add(NewEvent("evidence.noted", EXAMINER, Subject("e", "1"), {"t": "x" * 70_000}))
     assert ledger.size() == before
     placed = ledger.append_batch([noted("e1", i) for i in range(5)])
     assert [p.index for p in placed] == list(range(before, before + 5))

@@ -170,9 +170,7 @@ def test_signature_of_unknown_algorithm_and_length_is_parsed_and_ignored() -> No
     assert open_note(data, [ALICE.verifier]).signatures == (ALICE.sign(TEXT),)
 
 
-_TEXT_CHARS = st.characters(
-    codec="utf-8", exclude_characters="".join(map(chr, range(0x20)))
-)
+_TEXT_CHARS = st.characters(codec="utf-8", exclude_characters="".join(map(chr, range(0x20))))
 
 
 @settings(max_examples=60, deadline=None)
@@ -415,8 +413,20 @@ def test_valid_key_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "a b", "a+b", "+", "a\tb", "a\nb", "a\u00a0b", "a\u0085b", "a\u2003b", "a\u2028b",
-     "a\u3000b", "\ud800"],
+    [
+        "",
+        "a b",
+        "a+b",
+        "+",
+        "a\tb",
+        "a\nb",
+        "a\u00a0b",
+        "a\u0085b",
+        "a\u2003b",
+        "a\u2028b",
+        "a\u3000b",
+        "\ud800",
+    ],
 )
 def test_invalid_key_names_have_spaces_pluses_or_are_empty(name: str) -> None:
     assert not is_valid_key_name(name)

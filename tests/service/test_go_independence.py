@@ -245,7 +245,7 @@ def test_go_checker_rejects_a_corrupted_merkle_leaf_node(
 
     with home.deployment.engine.begin() as connection:
         changed = connection.execute(
-            text("UPDATE ledger_nodes SET hash = :h WHERE level = 0 AND idx = 5"),
+            text("UPDATE ledger_entries SET leaf_hash = :h WHERE idx = 5"),
             {"h": b"\x42" * 32},
         ).rowcount
     assert changed == 1
