@@ -21,6 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Page cache per connection (KiB): the append path updates pages all over the subject and
 # node tables, and re-reading them from the OS on every batch costs more than the memory.
 SQLITE_CACHE_KIB = 65_536
+# Pages the WAL may hold before they are copied back into the database (default 1,000):
+# pages that several appends touch are then copied once, not once per few batches.
+SQLITE_WAL_PAGES = 10_000
 WRITE = {"custos_write": True}
 
 
@@ -42,6 +45,8 @@ def create_database_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_PAGES}")
+        cursor.execute("")
         cursor.close()
 
     @event.listens_for(engine, "begin")
