@@ -64,6 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ingest.py` puts bench/, not the root, first
     sys.path.insert(0, str(ROOT))
 
+from report import Results, Row, say  # noqa: E402  (bench/ is first on sys.path)
+
 from custody.events import Actor  # noqa: E402
 from storage.config import Config  # noqa: E402
 from storage.deployment import OPERATOR, Deployment, initialise  # noqa: E402
@@ -87,39 +89,6 @@ METADATA = {
 
 
 # -- results -------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    measure: str
-    figure: str
-    goal: str = ""
-    passed: bool | None = None
-    peer: str = ""
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.passed is None else ("PASS" if self.passed else "FAIL")
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-        tag = f"  [{row.verdict}]" if row.verdict else ""
-        goal = f"  (goal {row.goal})" if row.goal else ""
-        peer = f"  | peer: {row.peer}" if row.peer else ""
-        say(f"  => {row.measure}: {row.figure}{goal}{tag}{peer}")
-
-
-_T0 = time.perf_counter()
-
-
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", flush=True)
 
 
 def fmt_size(n: int) -> str:

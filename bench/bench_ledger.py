@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ledger.py` puts bench/, not the root, first
     sys.path.insert(0, str(ROOT))
+
+from report import Results, Row, say  # noqa: E402  (bench/ is first on sys.path)
 
 from custody import merkle  # noqa: E402
 from custody.audit import audit_ledger  # noqa: E402
@@ -104,39 +105,6 @@ class Workload:
 
 
 # -- results -------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    measure: str
-    figure: str
-    goal: str = ""
-    passed: bool | None = None
-    peer: str = ""
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.passed is None else ("PASS" if self.passed else "FAIL")
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-        tag = f"  [{row.verdict}]" if row.verdict else ""
-        goal = f"  (goal {row.goal})" if row.goal else ""
-        peer = f"  | pymerkle: {row.peer}" if row.peer else ""
-        say(f"  => {row.measure}: {row.figure}{goal}{tag}{peer}")
-
-
-_T0 = time.perf_counter()
-
-
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", flush=True)
 
 
 def rate(count: int, seconds: float) -> float:
@@ -637,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         f"custos ledger benchmark: nproc {info['nproc']}, Python {info['python']}, "
         f"SQLite {info['sqlite']}, pymerkle {info['pymerkle']}"
     )
-    results = Results()
+    results = Results(peer_label="pymerkle")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="custos-bench-", dir=args.tmpdir) as tmp:
         work = Path(tmp)
