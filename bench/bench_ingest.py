@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ingest.py` puts bench/, not the root, first
     sys.path.insert(0, str(ROOT))
 
-from report import Results, Row, say  # noqa: E402  (bench/ is first on sys.path)
+from report import Results, Row, code_version, load, say  # noqa: E402  (bench/ is first on sys.path)
 
 from custody.events import Actor  # noqa: E402
 from storage.config import Config  # noqa: E402
@@ -682,44 +682,6 @@ def machine() -> dict[str, str]:
     }
 
 
-def code_version() -> str:
-    """The commit measured, whether the measured code differed from it, and a digest of its
-    Python sources (read-only: this never changes the repository)."""
-    digest = hashlib.sha256()
-    paths = [ROOT / "cli.py"]
-    for folder in ("custody", "storage", "service"):
-        paths.extend(sorted((ROOT / folder).rglob("*.py")))
-    for path in paths:
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    sources = f"custody/, storage/, service/ and cli.py sources sha256 {digest.hexdigest()[:12]}"
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "diff", "--quiet", "HEAD", "--", "custody", "storage", "service", "cli.py"],
-                cwd=ROOT,
-                capture_output=True,
-            ).returncode
-            != 0
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return sources
-    return f"commit {head}" + (" with uncommitted changes" if dirty else "") + f"; {sources}"
-
-
-def load() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 class Disturbance:
     """CPU the machine spent on work other than this benchmark's, and CPU stolen by the
     hypervisor, between ``start`` and ``stop``: busy time from /proc/stat minus the user and
@@ -891,7 +853,9 @@ def main(argv: list[str] | None = None) -> int:
         return memory_child(home, path, tuple(args.digests.split(",")))
     info = machine()
     loads = (load(), "")
-    version = code_version()  # before the run: the code imported is the code measured
+    version = code_version(
+        ("custody", "storage", "service", "cli.py")
+    )  # before the run: the code imported is the code measured
     say(f"measuring {version}")
     say(
         f"custos ingest benchmark: nproc {info['nproc']} ({info['cpu']}), Python "

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import logging
 import math
 import os
@@ -32,7 +31,6 @@ import random
 import shlex
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ledger.py` puts bench/, not the root, first
     sys.path.insert(0, str(ROOT))
 
-from report import Results, Row, say  # noqa: E402  (bench/ is first on sys.path)
+from report import Results, Row, code_version, load, say  # noqa: E402  (bench/ is first on sys.path)
 
 from custody import merkle  # noqa: E402
 from custody.audit import audit_ledger  # noqa: E402
@@ -433,42 +431,6 @@ def print_table(results: Results) -> None:
         print(f"note: {note}")
 
 
-def code_version() -> str:
-    """The commit measured, whether custody/ or storage/ differed from it, and a digest of
-    their Python sources (read-only: this never changes the repository)."""
-    digest = hashlib.sha256()
-    for folder in ("custody", "storage"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    sources = f"custody/ and storage/ sources sha256 {digest.hexdigest()[:12]}"
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "diff", "--quiet", "HEAD", "--", "custody", "storage"],
-                cwd=ROOT,
-                capture_output=True,
-            ).returncode
-            != 0
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return sources
-    return f"commit {head}" + (" with uncommitted changes" if dirty else "") + f"; {sources}"
-
-
-def load() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def generated_section(
     results: Results,
     command: str,
@@ -599,7 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     info = machine()
     loads = (load(), "")
-    version = code_version()  # before the run: the code imported is the code measured
+    version = code_version(
+        ("custody", "storage")
+    )  # before the run: the code imported is the code measured
     say(f"measuring {version}")
     say(
         f"custos ledger benchmark: nproc {info['nproc']}, Python {info['python']}, "

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _T0 = time.perf_counter()
 
@@ -42,3 +47,47 @@ class Results:
         goal = f"  (goal {row.goal})" if row.goal else ""
         peer = f"  | {self.peer_label}: {row.peer}" if row.peer else ""
         say(f"  => {row.measure}: {row.figure}{goal}{tag}{peer}")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_version(measured: Sequence[str]) -> str:
+    """The commit measured, whether the ``measured`` files and folders differed from it, and
+    a digest of their Python sources (read-only: this never changes the repository)."""
+    digest = hashlib.sha256()
+    paths: list[Path] = []
+    for name in measured:
+        target = ROOT / name
+        paths.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target])
+    for path in paths:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    described = ", ".join(f"{n}/" if (ROOT / n).is_dir() else n for n in measured)
+    sources = f"{described} sources sha256 {digest.hexdigest()[:12]}"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "diff", "--quiet", "HEAD", "--", *measured],
+                cwd=ROOT,
+                capture_output=True,
+            ).returncode
+            != 0
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return sources
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "") + f"; {sources}"
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages."""
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
