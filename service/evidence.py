@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
 
 from flask import Response, current_app, g, jsonify, request, stream_with_context, url_for
@@ -303,22 +303,19 @@ def record_act(evidence_id: str) -> tuple[dict[str, Any], int]:
 @blp.arguments(ContentQuery, location="query", error_status_code=400, as_kwargs=True)
 @requires(*READERS)
 def content(evidence_id: str, purpose: str) -> Response:
-    """The item's bytes; ``evidence.accessed`` is recorded before the first byte goes out."""
-    _record(evidence_id)
+    """The item's bytes; ``evidence.accessed`` is recorded before the first byte goes out.
+
+    An integrity failure mid-stream has no status code left to send: the exception aborts
+    the response, so the client sees a short body, never a silent bad copy.
+    """
     record, access, chunks = _deployment().handling.read_content(
         evidence_id, g.principal.actor, purpose
     )
-    response = Response(stream_with_context(_guarded(chunks)), mimetype="application/octet-stream")
+    response = Response(stream_with_context(chunks), mimetype="application/octet-stream")
     response.headers["Content-Length"] = str(record.size)
     response.headers["Repr-Digest"] = http_digest(record.digests)
     response.headers["Custos-Access-Index"] = str(access.index)
     return response
-
-
-def _guarded(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    # An integrity failure mid-stream has no status code left to send: the exception aborts
-    # the response, so the client sees a short body, never a silent bad copy.
-    yield from chunks
 
 
 @blp.route("/<evidence_id>/manifest", methods=["GET"])
