@@ -10,7 +10,7 @@ its record, ledger index and receipt.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -32,7 +32,7 @@ from custody.evidence import (
     require_role,
 )
 from custody.interfaces import ObjectStore, StagedUpload
-from custody.ledger import Appended, Ledger
+from custody.ledger import Appended, Ledger, Recorder
 from custody.note import sign_note
 from custody.receipt import Receipt, ReceiptBundle, sign_receipt
 
@@ -78,9 +78,14 @@ class Intake:
         if parent is not None and self.store.get(parent) is None:
             raise BadRequest(f"parent exhibit {parent} does not exist")
 
-    def open_session(self, metadata: Mapping[str, Any], by: Actor) -> UploadSession:
-        """Announce a digital item; nothing is recorded until its bytes arrive."""
-        require_role(by.role, INTAKE_ROLES, "take in evidence")
+    def open_session(
+        self, metadata: Mapping[str, Any], by: Actor, *, roles: Sequence[str] = INTAKE_ROLES
+    ) -> UploadSession:
+        """Announce a digital item; nothing is recorded until its bytes arrive.
+
+        ``roles`` may take it in: examiners, or providers answering an order (the order desk).
+        """
+        require_role(by.role, roles, "take in evidence")
         check_intake(metadata)
         if metadata["kind"] != "digital":
             raise BadRequest("only a digital item has content to upload")
@@ -116,9 +121,15 @@ class Intake:
         declared: Mapping[str, str] | None = None,
         content_length: int | None = None,
         progress: Callable[[int], object] | None = None,
+        roles: Sequence[str] = INTAKE_ROLES,
+        within: Callable[[Recorder, EvidenceRecord], object] | None = None,
     ) -> Ingested:
-        """Stream the bytes of an announced item into the store and record it."""
-        require_role(by.role, INTAKE_ROLES, "take in evidence")
+        """Stream the bytes of an announced item into the store and record it.
+
+        ``within`` runs inside the transaction that records the item, so that what it writes
+        (an order's response event) commits with the record or, if it raises, nothing does.
+        """
+        require_role(by.role, roles, "take in evidence")
         session = self.store.session(evidence_id)
         if session is None or session.created_by != by.id:
             done = self.store.get(evidence_id)
@@ -158,6 +169,7 @@ class Intake:
                 digests,
                 stored.key,
                 stored.version_id,
+                within,
             )
         except BaseException:
             self.store.release_session(evidence_id)
@@ -173,6 +185,7 @@ class Intake:
         digests: Mapping[str, str],
         key: str | None,
         version: str | None,
+        within: Callable[[Recorder, EvidenceRecord], object] | None = None,
     ) -> tuple[Appended, EvidenceRecord]:
         """Insert the record and append its first event in one transaction, then store the
         signed manifest (deterministic, so writing it again after a crash gives the same
@@ -220,6 +233,8 @@ class Intake:
             appended = recorder.add(
                 NewEvent(event_type, by, Subject("evidence", evidence_id), data), at=now
             )
+            if within is not None:
+                within(recorder, record)
         self.objects.put(manifest_key(evidence_id), manifest)
         return appended, record
 

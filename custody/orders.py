@@ -289,6 +289,17 @@ def apply(
     text (objection details, questions, answers are checked here, stored by the caller and
     committed to); the event's data is ``{**order_event_data(next, commitment), **details}``.
     """
+    at = check_may(order, action, by, at, provider_id=provider_id)
+    following = replace(order, state=TRANSITIONS[order.state][action])
+    new, details = _effect(following, action, by, at, data or {})
+    return new, EVENT_OF_ACTION[action], details
+
+
+def check_may(
+    order: Order, action: str, by: Actor, at: datetime, *, provider_id: str | None = None
+) -> datetime:
+    """Whether ``by`` may take ``action`` on the order at ``at`` (``apply``'s checks of party
+    and state, without its effect); returns ``at`` in UTC."""
     if action not in ACTIONS:
         raise BadRequest(f"unknown order action {action!r}; actions are {', '.join(ACTIONS)}")
     at = check_utc(at, "at")
@@ -302,9 +313,7 @@ def apply(
     allowed = allowed_actions(order, at)
     if action not in allowed:
         raise Conflict(f"{action} is not allowed: {_refusal(order, action)}", allowed)
-    following = replace(order, state=TRANSITIONS[order.state][action])
-    new, details = _effect(following, action, by, at, data or {})
-    return new, EVENT_OF_ACTION[action], details
+    return at
 
 
 def _refusal(order: Order, action: str) -> str:
@@ -398,9 +407,13 @@ def overdue(order: Order, now: datetime) -> bool:
 
 
 def expired(order: Order, now: datetime) -> bool:
-    """Whether the order has lapsed: a production order unanswered after its deadline, or a
-    preservation order past its hold. The system then applies ``expire``."""
-    return "expire" in TRANSITIONS[order.state] and _passed(order, now)
+    """Whether the order has lapsed, so that the sweep applies ``expire``: a preservation
+    order past its hold, or an order to disclose that the provider never answered at all by
+    its deadline. A provider that acknowledged or produced in part is overdue instead, and
+    stays open for the authority to chase, extend or close."""
+    if "expire" not in TRANSITIONS[order.state] or not _passed(order, now):
+        return False
+    return order.document.kind == PRESERVATION or order.state is OrderState.SERVED
 
 
 def _passed(order: Order, now: datetime) -> bool:

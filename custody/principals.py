@@ -20,6 +20,7 @@ from custody.errors import BadRequest, Conflict, CustosError, NotFound
 from custody.events import Actor, NewEvent, Subject
 from custody.interfaces import AppendTransaction
 from custody.ledger import Ledger
+from custody.providers import ProviderStore
 
 ROLES = ("admin", "examiner", "authority", "approver", "provider", "court")
 TOKEN_PREFIX = "custos_"
@@ -75,9 +76,12 @@ class PrincipalStore(Protocol):
 class Principals:
     """Adds, revokes, lists and authenticates principals."""
 
-    def __init__(self, store: PrincipalStore, ledger: Ledger) -> None:
+    def __init__(
+        self, store: PrincipalStore, ledger: Ledger, providers: ProviderStore | None = None
+    ) -> None:
         self.store = store
         self.ledger = ledger
+        self.providers = providers
 
     def add(
         self, name: str, role: str, by: Actor, provider_id: str | None = None
@@ -92,6 +96,10 @@ class Principals:
             raise BadRequest(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         if (role == "provider") != (provider_id is not None):
             raise BadRequest("a provider principal, and only one, is bound to a provider")
+        if provider_id is not None and (
+            self.providers is None or self.providers.get(provider_id) is None
+        ):
+            raise NotFound(f"no provider {provider_id}")
         token = new_token()
         principal = Principal(
             id="pr_" + secrets.token_hex(8),

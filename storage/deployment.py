@@ -22,7 +22,9 @@ from custody.interfaces import Clock, ObjectStore
 from custody.keys import KeyRing
 from custody.ledger import Ledger, utc_now
 from custody.note import is_valid_key_name
+from custody.order_desk import OrderDesk
 from custody.principals import Principals
+from custody.providers import Providers
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
 from storage.filesystem import FilesystemObjectStore
@@ -30,6 +32,7 @@ from storage.s3 import S3ObjectStore, ensure_bucket
 from storage.sql.database import create_database_engine, migrate, schema_is_current
 from storage.sql.evidence import SqlEvidenceStore
 from storage.sql.ledger import SqlLedgerStore
+from storage.sql.orders import SqlNoticeStore, SqlOrderStore, SqlProviderStore
 from storage.sql.principals import SqlPrincipalStore
 
 OPERATOR = "operator"
@@ -49,6 +52,8 @@ class Deployment:
     evidence: SqlEvidenceStore
     intake: Intake
     handling: Handling
+    providers: Providers
+    orders: OrderDesk
 
     @property
     def keys(self) -> KeyRing:
@@ -105,7 +110,8 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         clock=clock,
         checkpoint_interval=config.checkpoint_interval,
     )
-    principals = Principals(SqlPrincipalStore(engine), ledger)
+    provider_store = SqlProviderStore(engine)
+    principals = Principals(SqlPrincipalStore(engine), ledger, provider_store)
     evidence = SqlEvidenceStore(engine)
     intake = Intake(
         evidence,
@@ -118,7 +124,23 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         ),
     )
     handling = Handling(evidence, ledger, objects)
-    return Deployment(config, engine, objects, keys, ledger, principals, evidence, intake, handling)
+    providers = Providers(provider_store, ledger)
+    orders = OrderDesk(
+        SqlOrderStore(engine), provider_store, SqlNoticeStore(engine), ledger, intake
+    )
+    return Deployment(
+        config,
+        engine,
+        objects,
+        keys,
+        ledger,
+        principals,
+        evidence,
+        intake,
+        handling,
+        providers,
+        orders,
+    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from custody.providers import Provider
 from service import create_app
 from storage.config import Config
 from storage.deployment import Deployment, initialise
@@ -170,6 +171,19 @@ def runner(home: Home, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("CUSTOS_HOME", str(home.config.home))
     monkeypatch.setenv("CUSTOS_DATABASE_URL", home.config.database_url)
     return CliRunner()
+
+
+def add_provider(deployment: Deployment, name: str = "Example ISP", **fields: str) -> Provider:
+    """Register a provider as the operator (admin)."""
+    operator = deployment.principals.get("operator").actor
+    values = {
+        "name": name,
+        "jurisdiction": "IE",
+        "legal_representative": f"{name} Legal",
+        "contact": "lawful-requests@isp.example",
+        **fields,
+    }
+    return deployment.providers.add(values, operator)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -191,17 +191,31 @@ def test_principal_add_rejects_an_unknown_role(runner: CliRunner, home: Home) ->
     assert home.deployment.ledger.size() == size
 
 
-def test_principal_add_of_a_provider_needs_a_provider_id(runner: CliRunner, home: Home) -> None:
+def test_principal_add_of_a_provider_needs_an_existing_provider(
+    runner: CliRunner, home: Home
+) -> None:
     message = failed(runner.invoke(main, ["principal", "add", "acme", "--role", "provider"]))
     assert "provider" in message
 
+    operator = home.deployment.principals.get("operator").actor
+    acme = home.deployment.providers.add(
+        {
+            "name": "Acme",
+            "jurisdiction": "IE",
+            "legal_representative": "Acme Legal",
+            "contact": "legal@acme.example",
+        },
+        operator,
+    )
+    unknown = ["principal", "add", "acme", "--role", "provider", "--provider", "prv_1"]
+    assert "no provider prv_1" in failed(runner.invoke(main, unknown))
     added = json_object(
         runner.invoke(
             main,
-            ["principal", "add", "acme", "--role", "provider", "--provider", "pv_1", "--json"],
+            ["principal", "add", "acme", "--role", "provider", "--provider", acme.id, "--json"],
         )
     )
-    assert added["provider"] == "pv_1"
+    assert added["provider"] == acme.id
 
 
 def test_principal_list_prints_one_object_per_line(runner: CliRunner) -> None:

@@ -153,3 +153,63 @@ evidence_documents = Table(
     Column("salt", LargeBinary(32), nullable=False),
     Column("text", LargeBinary, nullable=False),
 )
+
+providers = Table(
+    "providers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(1000), nullable=False, unique=True),
+    Column("record", Text, nullable=False),
+)
+
+# An order's document and lifecycle are in ``record`` (JSON); the columns beside it are what
+# lists filter on. ``seq`` is the ledger index of its ``order.drafted`` event: the list order
+# and cursor. ``due`` is the running deadline as RFC 3339 UTC text (it sorts as time), null
+# before service and while the clock is stopped.
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("provider_id", String(32), nullable=False),
+    Column("case_ref", String(1000), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("due", String(32), nullable=True),
+    Column("salt", LargeBinary(32), nullable=False),
+    Column("record", Text, nullable=False),
+    Column("note", LargeBinary, nullable=True),
+    Index("ix_orders_provider_seq", "provider_id", "seq"),
+    Index("ix_orders_state_due", "state", "due"),
+    Index("ix_orders_case", "case_ref"),
+)
+
+# Free text an order event commits to (objection details, questions, answers, reasons).
+order_texts = Table(
+    "order_texts",
+    metadata,
+    Column("ledger_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("field", String(32), primary_key=True),
+    Column("order_id", String(32), nullable=False, index=True),
+    Column("salt", LargeBinary(32), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+# The outbox of notices to providers, written with the event each announces.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Index64, primary_key=True, autoincrement=True),
+    Column("order_id", String(32), nullable=False, index=True),
+    Column("provider_id", String(32), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("note", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_notices_state_next", "state", "next_attempt_at"),
+)

@@ -24,7 +24,7 @@ from custody.evidence import ACTS
 from custody.verify.receipt import verify_receipt
 from service import create_app
 from storage.deployment import Deployment, initialise, open_deployment
-from tests.conftest import FakeClock, Home, bearer, make_config
+from tests.conftest import FakeClock, Home, add_provider, bearer, make_config
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
 PHYSICAL = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a phone"}
@@ -80,12 +80,14 @@ def add_tokens(home: Home) -> Tokens:
     def token(name: str, role: str, provider: str | None = None) -> str:
         return principals.add(name, role, operator, provider_id=provider)[1]
 
+    isp = add_provider(home.deployment)
+
     return Tokens(
         examiner=token("alice", "examiner"),
         other_examiner=token("bob", "examiner"),
         approver=token("judge", "approver"),
         court=token("clerk", "court"),
-        provider=token("isp", "provider", "pv_example"),
+        provider=token("isp", "provider", isp.id),
         operator=home.operator_token,
     )
 

@@ -21,7 +21,15 @@ from custody.note import NoteSigner, NoteVerificationError, NoteVerifier
 from service import create_app
 from service.log import parse_tile_index
 from storage.deployment import Deployment, open_deployment, rotate_key
-from tests.conftest import TEST_ORIGIN, FakeClock, Home, _home, bearer, make_config
+from tests.conftest import (
+    TEST_ORIGIN,
+    FakeClock,
+    Home,
+    _home,
+    add_provider,
+    bearer,
+    make_config,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -64,7 +72,8 @@ def examiner_token(deployment: Deployment) -> str:
 @pytest.fixture
 def provider_token(deployment: Deployment) -> str:
     operator = deployment.principals.get("operator")
-    _, token = deployment.principals.add("pv-user", "provider", operator.actor, provider_id="pv_1")
+    isp = add_provider(deployment)
+    _, token = deployment.principals.add("pv-user", "provider", operator.actor, provider_id=isp.id)
     return token
 
 

@@ -1,0 +1,548 @@
+"""The order desk: drafting, serving and answering orders, each step one ledger event.
+
+Every change reads the order inside the ledger's append transaction, applies the transition
+table of ``custody.orders`` and writes the order, any committed text, the notice to the
+provider and the event together, so a refused action (403, 404, 409) changes nothing in the
+database or the ledger. Providers reach an order only when it is addressed to them and has
+been served; for anyone else it does not exist (NotFound).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, BinaryIO, Protocol
+
+from custody.errors import BadRequest, Invalid, NotFound
+from custody.events import SYSTEM, Actor, Event, NewEvent, Subject, format_time
+from custody.evidence import EvidenceRecord, UploadSession, require_role
+from custody.intake import Ingested, Intake
+from custody.interfaces import AppendTransaction
+from custody.ledger import Appended, Ledger, Recorder
+from custody.note import sign_note
+from custody.notices import NOTIFY_EVENTS, Notice, NoticeStore, notice_text
+from custody.order_document import OrderDocument
+from custody.orders import (
+    AWAITING_ANSWER,
+    DRAFTED_EVENT,
+    READ_EVENT,
+    Order,
+    OrderState,
+    allowed_actions,
+    apply,
+    check_may,
+    deadline,
+    draft_order,
+    expired,
+    is_order_id,
+    order_document_text,
+    order_event_data,
+    overdue,
+    record_first_read,
+    revise_draft,
+)
+from custody.providers import ProviderStore
+
+AUTHORITY_ROLES = ("authority", "approver")
+PROVIDER_ROLES = ("provider",)
+# Free text an action carries: kept beside the order, committed to in the event.
+COMMITTED_FIELDS = ("details", "question", "answer", "reason")
+# What a provider sees: orders from service on, and their events from service on.
+UNSERVED = (OrderState.DRAFT, OrderState.PENDING_APPROVAL)
+SERVED_STATES = tuple(s for s in OrderState if s not in UNSERVED)
+_INTERNAL_EVENTS = ("order.drafted", "order.revised", "order.submitted")
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    """An order as kept: ``seq`` is the ledger index of its ``order.drafted`` event (the list
+    order and cursor), ``salt`` the salt of its document commitment, ``note`` the signed
+    ``custos/order/v1`` note from service on."""
+
+    order: Order
+    seq: int
+    salt: bytes
+    note: bytes | None = None
+
+    @property
+    def id(self) -> str:
+        return self.order.id
+
+
+class OrderStore(Protocol):
+    """Orders and their committed texts; writes go through the append transaction."""
+
+    def insert(self, tx: AppendTransaction, stored: StoredOrder) -> None: ...
+
+    def update(self, tx: AppendTransaction, order: Order, note: bytes | None = None) -> None:
+        """Store the order's new state (and, at service, its signed note)."""
+
+    def get(self, order_id: str, tx: AppendTransaction | None = None) -> StoredOrder | None: ...
+
+    def list(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        provider: str | None = None,
+        case: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> Sequence[StoredOrder]:
+        """Orders by ``seq``, after the cursor; ``due_before`` keeps those whose running
+        deadline lies before it."""
+
+    def save_text(
+        self,
+        tx: AppendTransaction,
+        ledger_index: int,
+        order_id: str,
+        field: str,
+        salt: bytes,
+        text: str,
+    ) -> None: ...
+
+    def texts(self, order_id: str) -> Mapping[int, Mapping[str, str]]:
+        """The committed texts of the order's events: ledger index -> field -> text."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    index: int
+    event: Event
+    texts: Mapping[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        data = dict(self.event.data)
+        for name in ("order", "document_commitment"):
+            data.pop(name, None)
+        return {
+            "index": self.index,
+            "type": self.event.type,
+            "time": self.event.time,
+            "actor": self.event.actor.as_json(),
+            "state": data.pop("state", None),
+            "data": data,
+            "texts": dict(self.texts),
+        }
+
+
+@dataclass(frozen=True)
+class Acted:
+    """The order after an action and the event that recorded it."""
+
+    stored: StoredOrder
+    event: Appended
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired: Sequence[Acted]
+    overdue: Sequence[StoredOrder]
+
+
+def document_commitment(salt: bytes, order: Order) -> str:
+    """SHA-256 over the order's salt and its ``custos/order/v1`` text, as the events carry."""
+    return hashlib.sha256(salt + order_document_text(order).encode("utf-8")).hexdigest()
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: objects merge, null removes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+def _document(data: object) -> OrderDocument:
+    """The order document from JSON; a faulty field is 422, naming the field."""
+    try:
+        return OrderDocument.from_json(data)
+    except BadRequest as exc:
+        raise Invalid(str(exc)) from None
+
+
+class OrderDesk:
+    """Drafts, serves, answers and sweeps orders; takes in a provider's responses."""
+
+    def __init__(
+        self,
+        store: OrderStore,
+        providers: ProviderStore,
+        notices: NoticeStore,
+        ledger: Ledger,
+        intake: Intake,
+        *,
+        on_notice: Callable[[], object] | None = None,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.notices = notices
+        self.ledger = ledger
+        self.intake = intake
+        # Called after a transaction that queued a notice commits (wakes the deliverer).
+        self.on_notice = on_notice
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, order_id: str, by: Actor) -> StoredOrder:
+        """An order as its authority sees it."""
+        require_role(by.role, AUTHORITY_ROLES, "read orders")
+        stored = self.store.get(order_id) if is_order_id(order_id) else None
+        if stored is None:
+            raise NotFound(f"no order {order_id}")
+        return stored
+
+    def get_for_provider(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
+        """A served order of the provider's own, its first read recorded (``order.read``).
+
+        Any other order, or one not yet served, does not exist for a provider.
+        """
+        stored = self._provider_view(order_id, by, provider_id)
+        if stored.order.first_read_at is not None:
+            return stored
+        with self.ledger.recording() as recorder:
+            current = self._load(order_id, recorder.tx)
+            at = self.ledger.clock()
+            read = record_first_read(current.order, by, at, provider_id=provider_id)
+            if read is None:
+                return current
+            self.store.update(recorder.tx, read)
+            self._record(recorder, current, read, READ_EVENT, by, at, {})
+        return replace(current, order=read)
+
+    def _provider_view(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
+        require_role(by.role, PROVIDER_ROLES, "use the provider API")
+        stored = self.store.get(order_id) if is_order_id(order_id) else None
+        if (
+            stored is None
+            or provider_id is None
+            or stored.order.document.provider != provider_id
+            or stored.order.state in UNSERVED
+        ):
+            raise NotFound(f"no order {order_id}")
+        return stored
+
+    def list(
+        self,
+        by: Actor,
+        *,
+        state: str | None = None,
+        provider: str | None = None,
+        case: str | None = None,
+        overdue_only: bool = False,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> Sequence[StoredOrder]:
+        """Orders for an authority, filtered; ``overdue_only`` keeps those still owed past
+        their deadline."""
+        require_role(by.role, AUTHORITY_ROLES, "list orders")
+        states: list[str] | None = None
+        if state is not None:
+            if state not in OrderState.__members__.values():
+                raise BadRequest(f"unknown order state {state!r}")
+            states = [state]
+        due_before = None
+        if overdue_only:
+            due_before = self.ledger.clock()
+            awaiting = [s.value for s in AWAITING_ANSWER]
+            states = [s for s in (states or awaiting) if s in awaiting]
+            if not states:
+                return []
+        return self.store.list(
+            states=states,
+            provider=provider,
+            case=case,
+            due_before=due_before,
+            limit=limit,
+            after=after,
+        )
+
+    def list_for_provider(
+        self, by: Actor, provider_id: str | None, *, limit: int = 50, after: int | None = None
+    ) -> Sequence[StoredOrder]:
+        require_role(by.role, PROVIDER_ROLES, "use the provider API")
+        if provider_id is None:
+            return []
+        states = [s.value for s in SERVED_STATES]
+        return self.store.list(states=states, provider=provider_id, limit=limit, after=after)
+
+    def timeline(
+        self, stored: StoredOrder, *, for_provider: bool = False
+    ) -> Sequence[TimelineEntry]:
+        """The order's events in ledger order, with the texts they committed to.
+
+        A provider sees the order from its service on, not how it was drafted.
+        """
+        texts = self.store.texts(stored.id)
+        entries: list[TimelineEntry] = []
+        for entry in self.ledger.subject_entries(Subject("order", stored.id).key):
+            event = Event.decode(entry.leaf)
+            if for_provider and event.type in _INTERNAL_EVENTS:
+                continue
+            entries.append(TimelineEntry(entry.index, event, texts.get(entry.index, {})))
+        return entries
+
+    def notices_of(self, stored: StoredOrder) -> Sequence[Notice]:
+        return self.notices.for_order(stored.id)
+
+    def document_note(self, stored: StoredOrder) -> bytes:
+        """The signed ``custos/order/v1`` note; an order has one from its service on."""
+        if stored.note is None:
+            raise NotFound(
+                f"order {stored.id} is {stored.order.state}: its document is signed at approval"
+            )
+        return stored.note
+
+    def view(self, stored: StoredOrder, now: datetime | None = None) -> dict[str, Any]:
+        """The order as JSON, with its deadline and what its state allows now."""
+        order = stored.order
+        now = now or self.ledger.clock()
+        due = deadline(order)
+        clock = order.clock
+        return {
+            "id": order.id,
+            "reference": order.document.reference,
+            "case": order.document.case,
+            "kind": order.document.kind,
+            "provider": order.document.provider,
+            "emergency": order.document.emergency.flag,
+            "state": order.state.value,
+            "drafted_by": order.drafted_by,
+            "drafted_at": format_time(order.drafted_at),
+            "revised_by": list(order.revised_by),
+            "approved_by": order.approved_by,
+            "served_at": format_time(order.served_at) if order.served_at else None,
+            "first_read_at": format_time(order.first_read_at) if order.first_read_at else None,
+            "due": format_time(due) if due else None,
+            "clock_paused": bool(clock and clock.paused_since),
+            "overdue": overdue(order, now),
+            "allowed_actions": allowed_actions(order, now),
+            "document": order.document.as_json(),
+        }
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def draft(self, document: object, by: Actor) -> Acted:
+        """A new draft (``order.drafted``) of an authority's."""
+        require_role(by.role, AUTHORITY_ROLES, "draft orders")
+        doc = _document(document)
+        self._check_provider(doc.provider)
+        at = self.ledger.clock()
+        order, event_type, details = draft_order(doc, by, at)
+        with self.ledger.recording() as recorder:
+            stored = StoredOrder(order, seq=recorder.next_index, salt=secrets.token_bytes(32))
+            self.store.insert(recorder.tx, stored)
+            appended = self._record(recorder, stored, order, event_type, by, at, details)
+        return Acted(stored, appended)
+
+    def revise(self, order_id: str, patch: object, by: Actor) -> Acted:
+        """Apply a JSON Merge Patch to a draft's document (``order.revised``)."""
+        require_role(by.role, AUTHORITY_ROLES, "revise orders")
+        if not isinstance(patch, Mapping) or not patch:
+            raise BadRequest("the body is a JSON Merge Patch of the order document")
+        with self.ledger.recording() as recorder:
+            stored = self._load(order_id, recorder.tx)
+            doc = _document(merge_patch(stored.order.document.as_json(), patch))
+            self._check_provider(doc.provider)
+            order, event_type, details = revise_draft(stored.order, doc, by)
+            at = self.ledger.clock()
+            self.store.update(recorder.tx, order)
+            appended = self._record(recorder, stored, order, event_type, by, at, details)
+        return Acted(replace(stored, order=order), appended)
+
+    def act(
+        self,
+        order_id: str,
+        action: str,
+        data: Mapping[str, Any],
+        by: Actor,
+        *,
+        provider_id: str | None = None,
+    ) -> Acted:
+        """Take ``action`` on the order: Forbidden, NotFound or Conflict change nothing."""
+        if by.role in PROVIDER_ROLES:
+            self._provider_view(order_id, by, provider_id)
+        elif by.role != SYSTEM.role:
+            require_role(by.role, AUTHORITY_ROLES, "act on orders")
+        notified = False
+        with self.ledger.recording() as recorder:
+            stored = self._load(order_id, recorder.tx)
+            at = self.ledger.clock()
+            order, event_type, details = apply(
+                stored.order, action, by, at, data, provider_id=provider_id
+            )
+            for name in COMMITTED_FIELDS:
+                text = data.get(name)
+                if isinstance(text, str) and text:
+                    salt = secrets.token_bytes(32)
+                    digest = hashlib.sha256(salt + text.encode("utf-8")).hexdigest()
+                    self.store.save_text(
+                        recorder.tx, recorder.next_index, order.id, name, salt, text
+                    )
+                    details[f"{name}_commitment"] = digest
+            note = None
+            if action == "approve":
+                note = sign_note(order_document_text(order), [self.ledger.keys.current.signer])
+            self.store.update(recorder.tx, order, note)
+            appended = self._record(recorder, stored, order, event_type, by, at, details)
+            notified = self._queue_notice(recorder, order, event_type, appended, at)
+        if notified and self.on_notice is not None:
+            self.on_notice()
+        return Acted(StoredOrder(order, stored.seq, stored.salt, note or stored.note), appended)
+
+    def sweep(self) -> SweepReport:
+        """Expire the orders that lapsed; list those still owed past their deadline."""
+        now = self.ledger.clock()
+        lapsing = self.store.list(
+            states=[s.value for s in SERVED_STATES], due_before=now, limit=1_000_000
+        )
+        done = []
+        for stored in lapsing:
+            if expired(stored.order, now):
+                done.append(self.act(stored.id, "expire", {}, SYSTEM))
+        owed = [s.value for s in AWAITING_ANSWER]
+        still = self.store.list(states=owed, due_before=now, limit=1_000_000)
+        return SweepReport(done, [s for s in still if overdue(s.order, now)])
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def open_response(
+        self,
+        order_id: str,
+        metadata: Mapping[str, Any],
+        by: Actor,
+        provider_id: str | None,
+    ) -> UploadSession:
+        """Announce a response to the order: an upload session for evidence in its case.
+
+        Refused (409) when the order's state or kind does not take a response: a preservation
+        order, a closed, withdrawn or expired one, or one not yet acknowledged.
+        """
+        stored = self._provider_view(order_id, by, provider_id)
+        order = stored.order
+        check_may(order, "respond", by, self.ledger.clock(), provider_id=provider_id)
+        description = metadata.get("description")
+        if not isinstance(description, str) or not description.strip():
+            raise Invalid("description is required")
+        document = order.document
+        intake: dict[str, Any] = {
+            "kind": "digital",
+            "case": document.case,
+            "exhibit": metadata.get("exhibit") or f"{document.reference} response",
+            "description": description,
+            "authority": document.reference,
+            "order": order.id,
+            "provider": document.provider,
+        }
+        if metadata.get("media_type"):
+            intake["media_type"] = metadata["media_type"]
+        return self.intake.open_session(intake, by, roles=PROVIDER_ROLES)
+
+    def receive_response(
+        self,
+        order_id: str,
+        evidence_id: str,
+        stream: BinaryIO,
+        by: Actor,
+        provider_id: str | None,
+        *,
+        declared: Mapping[str, str] | None = None,
+        content_length: int | None = None,
+    ) -> Ingested:
+        """Stream a response in exactly as evidence intake does; its ``evidence.ingested``
+        and the order's ``order.responded`` commit together."""
+        stored = self._provider_view(order_id, by, provider_id)
+        # Refuse before reading the body; the check is made again when the response commits.
+        check_may(stored.order, "respond", by, self.ledger.clock(), provider_id=provider_id)
+        session = self.intake.store.session(evidence_id)
+        if session is not None and session.metadata.get("order") != order_id:
+            raise NotFound(f"no response {evidence_id} to order {order_id}")
+
+        def link(recorder: Recorder, record: EvidenceRecord) -> None:
+            if record.description.get("order") != order_id:
+                raise NotFound(f"no response {evidence_id} to order {order_id}")
+            current = self._load(order_id, recorder.tx)
+            at = self.ledger.clock()
+            data = {"evidence": record.id}
+            order, event_type, details = apply(
+                current.order, "respond", by, at, data, provider_id=provider_id
+            )
+            self.store.update(recorder.tx, order)
+            self._record(recorder, current, order, event_type, by, at, details)
+
+        return self.intake.receive(
+            evidence_id,
+            stream,
+            by,
+            declared=declared,
+            content_length=content_length,
+            roles=PROVIDER_ROLES,
+            within=link,
+        )
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _load(self, order_id: str, tx: AppendTransaction) -> StoredOrder:
+        stored = self.store.get(order_id, tx) if is_order_id(order_id) else None
+        if stored is None:
+            raise NotFound(f"no order {order_id}")
+        return stored
+
+    def _check_provider(self, provider_id: str) -> None:
+        if self.providers.get(provider_id) is None:
+            raise Invalid(f"provider: no provider {provider_id}")
+
+    def _record(
+        self,
+        recorder: Recorder,
+        stored: StoredOrder,
+        order: Order,
+        event_type: str,
+        by: Actor,
+        at: datetime,
+        details: Mapping[str, Any],
+    ) -> Appended:
+        data = {**order_event_data(order, document_commitment(stored.salt, order)), **details}
+        return recorder.add(NewEvent(event_type, by, Subject("order", order.id), data), at=at)
+
+    def _queue_notice(
+        self, recorder: Recorder, order: Order, event_type: str, appended: Appended, at: datetime
+    ) -> bool:
+        if event_type not in NOTIFY_EVENTS:
+            return False
+        provider = self.providers.get(order.document.provider)
+        if provider is None or provider.notification_url is None:
+            return False
+        text = notice_text(
+            order_id=order.id,
+            provider_id=provider.id,
+            event=event_type,
+            state=order.state.value,
+            ledger_index=appended.index,
+            time=at,
+            due=deadline(order),
+        )
+        notice = Notice(
+            order_id=order.id,
+            provider_id=provider.id,
+            event=event_type,
+            ledger_index=appended.index,
+            url=provider.notification_url,
+            note=sign_note(text, [self.ledger.keys.current.signer]),
+            created_at=at,
+            next_attempt_at=at,
+        )
+        self.notices.add(recorder.tx, notice)
+        return True
+
+
+__all__ = ["DRAFTED_EVENT", "Acted", "OrderDesk", "StoredOrder", "SweepReport"]

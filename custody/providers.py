@@ -1,0 +1,119 @@
+"""Service providers: the addressees of orders, and where Custos tells them of one.
+
+A provider is registered by an admin (``provider.registered``, a ledger event committed with
+the record). Provider principals are bound to one provider and see only its orders. When a
+provider gives a notification URL, Custos POSTs a signed ``custos/notice/v1`` note there on
+service and on every change it must act on (see ``custody.notices``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from custody.errors import BadRequest, Conflict, NotFound
+from custody.events import Actor, NewEvent, Subject, format_time
+from custody.evidence import require_role
+from custody.interfaces import AppendTransaction
+from custody.ledger import Ledger
+from custody.order_document import MAX_LINE, check_text
+
+ADMINS = ("admin",)
+# Who may see the provider register: admins, and the authorities who address orders to them.
+READERS = ("admin", "authority", "approver")
+FIELDS = ("name", "jurisdiction", "legal_representative", "contact")
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str
+    name: str
+    jurisdiction: str
+    legal_representative: str
+    contact: str
+    created_at: datetime
+    notification_url: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "jurisdiction": self.jurisdiction,
+            "legal_representative": self.legal_representative,
+            "contact": self.contact,
+            "notification_url": self.notification_url,
+            "created_at": format_time(self.created_at),
+        }
+
+
+def new_provider_id() -> str:
+    return "prv_" + secrets.token_hex(8)
+
+
+def check_notification_url(url: object) -> None:
+    """An absolute http(s) URL with a host; nothing else is ever POSTed to."""
+    if not isinstance(url, str) or len(url) > 2000:
+        raise BadRequest("notification_url is an http or https URL")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"notification_url is an http or https URL, not {url!r}")
+
+
+class ProviderStore(Protocol):
+    def insert(self, tx: AppendTransaction, provider: Provider) -> None: ...
+
+    def get(self, provider_id: str) -> Provider | None: ...
+
+    def by_name(self, name: str, tx: AppendTransaction | None = None) -> Provider | None: ...
+
+    def list(self) -> Sequence[Provider]: ...
+
+
+class Providers:
+    """Registers and lists providers."""
+
+    def __init__(self, store: ProviderStore, ledger: Ledger) -> None:
+        self.store = store
+        self.ledger = ledger
+
+    def add(self, fields: Mapping[str, Any], by: Actor) -> Provider:
+        require_role(by.role, ADMINS, "register providers")
+        for name in FIELDS:
+            check_text(fields.get(name), name, MAX_LINE)
+        url = fields.get("notification_url")
+        if url is not None:
+            check_notification_url(url)
+        provider = Provider(
+            id=new_provider_id(),
+            name=fields["name"],
+            jurisdiction=fields["jurisdiction"],
+            legal_representative=fields["legal_representative"],
+            contact=fields["contact"],
+            notification_url=url,
+            created_at=self.ledger.clock(),
+        )
+        with self.ledger.recording() as recorder:
+            if self.store.by_name(provider.name, recorder.tx) is not None:
+                raise Conflict(f"a provider named {provider.name!r} exists already")
+            self.store.insert(recorder.tx, provider)
+            # A provider is an organisation, not a person: its name and jurisdiction are
+            # recorded; its contacts and notification URL are not.
+            data = {"name": provider.name, "jurisdiction": provider.jurisdiction}
+            recorder.add(
+                NewEvent("provider.registered", by, Subject("provider", provider.id), data),
+                at=provider.created_at,
+            )
+        return provider
+
+    def get(self, provider_id: str) -> Provider:
+        provider = self.store.get(provider_id)
+        if provider is None:
+            raise NotFound(f"no provider {provider_id}")
+        return provider
+
+    def list(self) -> Sequence[Provider]:
+        return self.store.list()

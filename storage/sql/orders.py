@@ -1,0 +1,318 @@
+"""Providers, orders, committed order texts and the notice outbox on SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from custody.errors import StorageError
+from custody.events import format_time
+from custody.interfaces import AppendTransaction
+from custody.notices import PENDING, Notice
+from custody.order_deadlines import OrderClock
+from custody.order_desk import StoredOrder
+from custody.order_document import OrderDocument
+from custody.orders import Order, deadline
+from custody.providers import Provider
+from storage.sql.database import WRITE
+from storage.sql.ledger import connection_of
+from storage.sql.schema import notices, order_texts, orders, providers
+
+_US = timedelta(microseconds=1)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else format_time(moment)
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _clock_json(clock: OrderClock | None) -> dict[str, Any] | None:
+    if clock is None:
+        return None
+    return {
+        "served_at": format_time(clock.served_at),
+        "period_us": clock.period // _US,
+        "paused_since": _time(clock.paused_since),
+        "paused_for_us": clock.paused_for // _US,
+    }
+
+
+def _clock(data: Mapping[str, Any] | None) -> OrderClock | None:
+    if data is None:
+        return None
+    served_at = _parse(data["served_at"])
+    assert served_at is not None
+    return OrderClock(
+        served_at=served_at,
+        period=data["period_us"] * _US,
+        paused_since=_parse(data["paused_since"]),
+        paused_for=data["paused_for_us"] * _US,
+    )
+
+
+def order_json(order: Order) -> str:
+    return _dump(
+        {
+            "id": order.id,
+            "document": order.document.as_json(),
+            "state": order.state.value,
+            "drafted_by": order.drafted_by,
+            "drafted_at": format_time(order.drafted_at),
+            "revised_by": list(order.revised_by),
+            "approved_by": order.approved_by,
+            "clock": _clock_json(order.clock),
+            "first_read_at": _time(order.first_read_at),
+        }
+    )
+
+
+def order_from_json(text: str) -> Order:
+    data = json.loads(text)
+    drafted_at = _parse(data["drafted_at"])
+    assert drafted_at is not None
+    return Order(
+        id=data["id"],
+        document=OrderDocument.from_json(data["document"]),
+        state=data["state"],
+        drafted_by=data["drafted_by"],
+        drafted_at=drafted_at,
+        revised_by=tuple(data["revised_by"]),
+        approved_by=data["approved_by"],
+        clock=_clock(data["clock"]),
+        first_read_at=_parse(data["first_read_at"]),
+    )
+
+
+class _Sql:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
+        try:
+            options = WRITE if write else {}
+            with self.engine.connect().execution_options(**options) as c, c.begin():
+                yield c
+        except SQLAlchemyError as exc:
+            raise StorageError(f"order store failed: {exc}") from exc
+
+    def _rows(self, query: Any, tx: AppendTransaction | None = None) -> list[Any]:
+        if tx is not None:
+            return list(connection_of(tx).execute(query))
+        with self._connect() as c:
+            return list(c.execute(query))
+
+
+class SqlProviderStore(_Sql):
+    """``custody.providers.ProviderStore`` on SQLite or PostgreSQL."""
+
+    def insert(self, tx: AppendTransaction, provider: Provider) -> None:
+        connection_of(tx).execute(
+            insert(providers).values(
+                id=provider.id, name=provider.name, record=_dump(provider.as_json())
+            )
+        )
+
+    def get(self, provider_id: str) -> Provider | None:
+        rows = self._rows(select(providers.c.record).where(providers.c.id == provider_id))
+        return _provider(rows[0].record) if rows else None
+
+    def by_name(self, name: str, tx: AppendTransaction | None = None) -> Provider | None:
+        rows = self._rows(select(providers.c.record).where(providers.c.name == name), tx)
+        return _provider(rows[0].record) if rows else None
+
+    def list(self) -> list[Provider]:
+        rows = self._rows(select(providers.c.record).order_by(providers.c.name))
+        return [_provider(r.record) for r in rows]
+
+
+def _provider(text: str) -> Provider:
+    data = json.loads(text)
+    created_at = _parse(data.pop("created_at"))
+    assert created_at is not None
+    return Provider(**data, created_at=created_at)
+
+
+_ORDER_COLUMNS = (orders.c.record, orders.c.seq, orders.c.salt, orders.c.note)
+
+
+def _stored(row: Any) -> StoredOrder:
+    note = None if row.note is None else bytes(row.note)
+    return StoredOrder(order_from_json(row.record), row.seq, bytes(row.salt), note)
+
+
+def _columns(order: Order) -> dict[str, Any]:
+    return {
+        "provider_id": order.document.provider,
+        "case_ref": order.document.case,
+        "state": order.state.value,
+        "due": _time(deadline(order)),
+        "record": order_json(order),
+    }
+
+
+class SqlOrderStore(_Sql):
+    """``custody.order_desk.OrderStore`` on SQLite or PostgreSQL."""
+
+    def insert(self, tx: AppendTransaction, stored: StoredOrder) -> None:
+        connection_of(tx).execute(
+            insert(orders).values(
+                id=stored.id,
+                seq=stored.seq,
+                salt=stored.salt,
+                note=stored.note,
+                **_columns(stored.order),
+            )
+        )
+
+    def update(self, tx: AppendTransaction, order: Order, note: bytes | None = None) -> None:
+        values = _columns(order)
+        if note is not None:
+            values["note"] = note
+        connection_of(tx).execute(update(orders).where(orders.c.id == order.id).values(**values))
+
+    def get(self, order_id: str, tx: AppendTransaction | None = None) -> StoredOrder | None:
+        rows = self._rows(select(*_ORDER_COLUMNS).where(orders.c.id == order_id), tx)
+        return _stored(rows[0]) if rows else None
+
+    def list(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        provider: str | None = None,
+        case: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> list[StoredOrder]:
+        query = select(*_ORDER_COLUMNS).order_by(orders.c.seq).limit(limit)
+        if states is not None:
+            query = query.where(orders.c.state.in_(list(states)))
+        if provider is not None:
+            query = query.where(orders.c.provider_id == provider)
+        if case is not None:
+            query = query.where(orders.c.case_ref == case)
+        if due_before is not None:
+            query = query.where(orders.c.due < format_time(due_before))
+        if after is not None:
+            query = query.where(orders.c.seq > after)
+        return [_stored(r) for r in self._rows(query)]
+
+    def save_text(
+        self,
+        tx: AppendTransaction,
+        ledger_index: int,
+        order_id: str,
+        field: str,
+        salt: bytes,
+        text: str,
+    ) -> None:
+        connection_of(tx).execute(
+            insert(order_texts).values(
+                ledger_index=ledger_index, field=field, order_id=order_id, salt=salt, text=text
+            )
+        )
+
+    def texts(self, order_id: str) -> dict[int, dict[str, str]]:
+        query = select(order_texts.c.ledger_index, order_texts.c.field, order_texts.c.text).where(
+            order_texts.c.order_id == order_id
+        )
+        result: dict[int, dict[str, str]] = {}
+        for row in self._rows(query):
+            result.setdefault(row.ledger_index, {})[row.field] = row.text
+        return result
+
+
+def _notice(row: Any) -> Notice:
+    return Notice(
+        id=row.id,
+        order_id=row.order_id,
+        provider_id=row.provider_id,
+        event=row.event,
+        ledger_index=row.ledger_index,
+        url=row.url,
+        note=bytes(row.note),
+        created_at=row.created_at,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        delivered_at=row.delivered_at,
+        last_error=row.last_error,
+    )
+
+
+class SqlNoticeStore(_Sql):
+    """``custody.notices.NoticeStore`` on SQLite or PostgreSQL."""
+
+    def add(self, tx: AppendTransaction, notice: Notice) -> None:
+        connection_of(tx).execute(
+            insert(notices).values(
+                order_id=notice.order_id,
+                provider_id=notice.provider_id,
+                event=notice.event,
+                ledger_index=notice.ledger_index,
+                url=notice.url,
+                note=notice.note,
+                created_at=notice.created_at,
+                state=notice.state,
+                attempts=notice.attempts,
+                next_attempt_at=notice.next_attempt_at,
+                delivered_at=notice.delivered_at,
+                last_error=notice.last_error,
+            )
+        )
+
+    def for_order(self, order_id: str) -> list[Notice]:
+        query = select(notices).where(notices.c.order_id == order_id).order_by(notices.c.id)
+        return [_notice(r) for r in self._rows(query)]
+
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Notice]:
+        claimed = []
+        with self._connect(write=True) as c:
+            due = c.execute(
+                select(notices)
+                .where(notices.c.state == PENDING, notices.c.next_attempt_at <= now)
+                .order_by(notices.c.next_attempt_at, notices.c.id)
+                .limit(limit)
+            ).all()
+            for row in due:
+                # Moved only if nobody moved it since we read it: a lease of our own.
+                moved = c.execute(
+                    update(notices)
+                    .where(
+                        notices.c.id == row.id,
+                        notices.c.state == PENDING,
+                        notices.c.next_attempt_at == row.next_attempt_at,
+                    )
+                    .values(next_attempt_at=lease_until)
+                )
+                if moved.rowcount == 1:
+                    claimed.append(_notice(row))
+        return claimed
+
+    def record_attempt(self, notice: Notice) -> None:
+        with self._connect(write=True) as c:
+            c.execute(
+                update(notices)
+                .where(notices.c.id == notice.id)
+                .values(
+                    state=notice.state,
+                    attempts=notice.attempts,
+                    next_attempt_at=notice.next_attempt_at,
+                    delivered_at=notice.delivered_at,
+                    last_error=notice.last_error,
+                )
+            )
