@@ -43,7 +43,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_ledger.py` puts bench/, not the root, first
     sys.path.insert(0, str(ROOT))
 
-from report import Results, Row, code_version, load, say  # noqa: E402  (bench/ is first on sys.path)
+from report import (  # noqa: E402  (bench/ is first on sys.path)
+    Results,
+    Row,
+    code_version,
+    load,
+    say,
+    write_section,
+)
 
 from custody import merkle  # noqa: E402
 from custody.audit import audit_ledger  # noqa: E402
@@ -486,20 +493,6 @@ writes no docs.
 """
 
 
-def write_docs(path: Path, section: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        text = path.read_text("utf-8")
-        begin, end = text.find(BEGIN_MARK), text.find(END_MARK)
-        if begin != -1 and end > begin:
-            text = text[:begin] + section + text[end + len(END_MARK) :].lstrip("\n")
-            path.write_text(text, "utf-8")
-            return
-        path.write_text(text.rstrip("\n") + "\n\n" + section, "utf-8")
-        return
-    path.write_text(INTRO + section, "utf-8")
-
-
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -603,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(
             [".venv/bin/python", "bench/bench_ledger.py", *(shlex.quote(a) for a in argv)]
         )
-        write_docs(args.docs, generated_section(results, command, wall, work, loads, version))
+        section = generated_section(results, command, wall, work, loads, version)
+        write_section(args.docs, section, BEGIN_MARK, END_MARK, INTRO)
         say(f"wrote {args.docs}")
     return 0
 

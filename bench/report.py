@@ -91,3 +91,19 @@ def load() -> str:
         return "/".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+def write_section(path: Path, section: str, begin_mark: str, end_mark: str, intro: str) -> None:
+    """Replace the section between its markers in ``path``, or append it (after ``intro``
+    when the file is new); nothing outside the markers is touched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(intro + section, "utf-8")
+        return
+    text = path.read_text("utf-8")
+    begin, end = text.find(begin_mark), text.find(end_mark)
+    if begin != -1 and end > begin:
+        text = text[:begin] + section + text[end + len(end_mark) :].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, "utf-8")
