@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
-from custody.errors import BadRequest, Invalid, NotFound
+from custody.errors import BadRequest, Conflict, Invalid, NotFound
 from custody.events import SYSTEM, Actor, Event, NewEvent, Subject, format_time
 from custody.evidence import EvidenceRecord, UploadSession, require_role
 from custody.intake import Ingested, Intake
@@ -29,6 +29,7 @@ from custody.orders import (
     AWAITING_ANSWER,
     DRAFTED_EVENT,
     READ_EVENT,
+    TRANSITIONS,
     Order,
     OrderState,
     allowed_actions,
@@ -54,6 +55,9 @@ COMMITTED_FIELDS = ("details", "question", "answer", "reason")
 UNSERVED = (OrderState.DRAFT, OrderState.PENDING_APPROVAL)
 SERVED_STATES = tuple(s for s in OrderState if s not in UNSERVED)
 _INTERNAL_EVENTS = ("order.drafted", "order.revised", "order.submitted")
+# The states an order may lapse in; closed, withdrawn and expired ones keep their old
+# deadline but never lapse, so the sweep does not read them again and again.
+_EXPIRABLE = [s.value for s in OrderState if "expire" in TRANSITIONS[s]]
 
 
 @dataclass(frozen=True)
@@ -222,11 +226,12 @@ class OrderDesk:
     def _provider_view(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
         require_role(by.role, PROVIDER_ROLES, "use the provider API")
         stored = self.store.get(order_id) if is_order_id(order_id) else None
+        # An order withdrawn before service was never the provider's: no clock, never served.
         if (
             stored is None
             or provider_id is None
             or stored.order.document.provider != provider_id
-            or stored.order.state in UNSERVED
+            or stored.order.clock is None
         ):
             raise NotFound(f"no order {order_id}")
         return stored
@@ -273,7 +278,16 @@ class OrderDesk:
         if provider_id is None:
             return []
         states = [s.value for s in SERVED_STATES]
-        return self.store.list(states=states, provider=provider_id, limit=limit, after=after)
+        # Withdrawn includes orders withdrawn before service, which the provider never saw:
+        # skip them, reading on until the page is full.
+        found: list[StoredOrder] = []
+        while len(found) < limit:
+            page = self.store.list(states=states, provider=provider_id, limit=limit, after=after)
+            found.extend(s for s in page if s.order.clock is not None)
+            if len(page) < limit:
+                break
+            after = page[-1].seq
+        return found[:limit]
 
     def timeline(
         self, stored: StoredOrder, *, for_provider: bool = False
@@ -353,8 +367,12 @@ class OrderDesk:
             stored = self._load(order_id, recorder.tx)
             doc = _document(merge_patch(stored.order.document.as_json(), patch))
             self._check_provider(doc.provider)
-            order, event_type, details = revise_draft(stored.order, doc, by)
             at = self.ledger.clock()
+            try:
+                order, event_type, details = revise_draft(stored.order, doc, by)
+            except Conflict as exc:
+                # revise_draft lists every action of the state; a refusal lists those open now.
+                raise Conflict(str(exc), allowed_actions(stored.order, at)) from None
             self.store.update(recorder.tx, order)
             appended = self._record(recorder, stored, order, event_type, by, at, details)
         return Acted(replace(stored, order=order), appended)
@@ -402,13 +420,14 @@ class OrderDesk:
     def sweep(self) -> SweepReport:
         """Expire the orders that lapsed; list those still owed past their deadline."""
         now = self.ledger.clock()
-        lapsing = self.store.list(
-            states=[s.value for s in SERVED_STATES], due_before=now, limit=1_000_000
-        )
+        lapsing = self.store.list(states=_EXPIRABLE, due_before=now, limit=1_000_000)
         done = []
         for stored in lapsing:
             if expired(stored.order, now):
-                done.append(self.act(stored.id, "expire", {}, SYSTEM))
+                try:
+                    done.append(self.act(stored.id, "expire", {}, SYSTEM))
+                except Conflict:
+                    continue  # answered, extended or withdrawn since it was listed
         owed = [s.value for s in AWAITING_ANSWER]
         still = self.store.list(states=owed, due_before=now, limit=1_000_000)
         return SweepReport(done, [s for s in still if overdue(s.order, now)])
@@ -517,8 +536,8 @@ class OrderDesk:
     def _queue_notice(
         self, recorder: Recorder, order: Order, event_type: str, appended: Appended, at: datetime
     ) -> bool:
-        if event_type not in NOTIFY_EVENTS:
-            return False
+        if event_type not in NOTIFY_EVENTS or order.clock is None:
+            return False  # nothing to act on, or an order withdrawn before it was served
         provider = self.providers.get(order.document.provider)
         if provider is None or provider.notification_url is None:
             return False

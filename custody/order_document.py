@@ -12,8 +12,9 @@ import ipaddress
 import re
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
+from functools import cache
 from types import UnionType
 from typing import Any, ClassVar, TypeVar
 
@@ -102,7 +103,11 @@ def check_choice(value: object, choices: Sequence[str], where: str) -> None:
 def check_utc(value: object, where: str) -> datetime:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise BadRequest(f"{where} must be a timezone-aware date and time")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is a valid RFC 3339 time that falls before year 1 in UTC.
+        raise BadRequest(f"{where} is outside the years 1 to 9999 in UTC") from None
 
 
 def set_utc(obj: object, name: str, where: str) -> None:
@@ -378,12 +383,18 @@ def _at(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
+@cache
+def _shape(cls: Any) -> tuple[dict[str, Field[Any]], dict[str, Any]]:
+    """A document part's fields and resolved type hints (resolved once: every stored order
+    read builds its document from JSON)."""
+    return {f.name: f for f in fields(cls)}, typing.get_type_hints(cls)
+
+
 def _from_json(cls: type[_T], data: object, where: str) -> _T:
     """A document part from JSON, by its type hints; errors name the field's full path."""
     if not isinstance(data, Mapping):
         raise BadRequest(f"{where or 'the order document'} must be a JSON object")
-    known = {f.name: f for f in fields(typing.cast(Any, cls))}
-    hints = typing.get_type_hints(cls)
+    known, hints = _shape(typing.cast(Any, cls))
     for name in data:
         if name not in known:
             raise BadRequest(f"{_at(where, str(name))} is not a field of an order document")

@@ -355,6 +355,9 @@ def _effect(
         check_text(data.get("answer"), "answer")
         resumed = replace(order, clock=_clock(order).resumed(at))
         return resumed, {"due": format_time(_due(resumed))}
+    if action in ("withdraw", "close") and data.get("reason") is not None:
+        check_text(data.get("reason"), "reason")
+        return order, {}
     if action == "respond":
         evidence = data.get("evidence")
         if not isinstance(evidence, str) or not is_evidence_id(evidence):

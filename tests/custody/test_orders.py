@@ -451,6 +451,20 @@ def test_an_answer_needs_its_text(state: OrderState, action: str) -> None:
         act(order_in(state), action, T0, {"answer": " "})
 
 
+@pytest.mark.parametrize(("state", "action"), [(_S.SERVED, "withdraw"), (_S.NO_DATA, "close")])
+def test_a_reason_given_for_withdrawal_or_closing_is_text(state: OrderState, action: str) -> None:
+    for reason in (" ", 7, "x" * 20_001):
+        with pytest.raises(BadRequest, match="reason"):
+            act(order_in(state), action, T0, {"reason": reason})
+    assert act(order_in(state), action, T0, {"reason": "superseded"})[0].state is not state
+
+
+def test_a_time_that_falls_before_year_one_in_utc_is_a_bad_request() -> None:
+    data = document_json(time_range={"start": "0001-01-01T00:00:00+01:00", "end": T0.isoformat()})
+    with pytest.raises(BadRequest, match=r"time_range\.start"):
+        OrderDocument.from_json(data)
+
+
 def test_objection_grounds_needing_details_are_accepted_with_them() -> None:
     for ground in OBJECTION_GROUNDS:
         data = {"ground": ground, "details": "Law 12/2020 forbids disclosure to a foreign body."}
