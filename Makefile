@@ -34,7 +34,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/python bench/bench_ledger.py && $(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_ledger.py && $(BIN)/python bench/bench_ingest.py \
+		&& $(BIN)/python bench/bench_orders.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from service import notifier
+from service.docs import SWAGGER_UI_URL, ResponsesByStatus, register_docs
 from service.problems import ProblemApi, register_problem_handlers
 from storage.config import load_config
 from storage.deployment import Deployment, open_deployment
@@ -21,8 +23,15 @@ def create_app(
         API_TITLE="Custos",
         API_VERSION="v1",
         OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/",
+        OPENAPI_URL_PREFIX="/v1",
         OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
+        # Swagger UI would otherwise show a badge fetched from an online validator.
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
+        API_SPEC_OPTIONS={
+            "info": {"description": "Errors are RFC 9457 problem details (problem+json)."}
+        },
         JSON_SORT_KEYS=False,
     )
     if test_config:
@@ -33,10 +42,15 @@ def create_app(
     # Staging data older than the configured age belongs to no live upload: remove it.
     deployment.objects.sweep_staging(deployment.config.staging_max_age)
 
-    from service import evidence, log
+    from service import evidence, log, orders, provider_api, providers
 
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [ResponsesByStatus()]})
     register_problem_handlers(app)
+    register_docs(app, api)
     api.register_blueprint(log.blp)
     api.register_blueprint(evidence.blp)
+    api.register_blueprint(providers.blp)
+    api.register_blueprint(orders.blp)
+    api.register_blueprint(provider_api.blp)
+    notifier.init_app(app)
     return app

@@ -1,6 +1,6 @@
-"""The two backends of the evidence commands: the local home, acting as a principal, and a
-server's API over HTTP. Both return the JSON shapes the API returns, so ``custos`` prints
-the same whichever it talks to."""
+"""The two backends of the evidence and order commands: the local home, acting as a principal,
+and a server's API over HTTP. Both return the JSON shapes the API returns, so ``custos``
+prints the same whichever it talks to."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from custody.errors import CustosError
 from custody.events import Actor, indexed_event_json
 from service.client import CustosClient
 from service.evidence import load_act, load_intake
+from service.orders import order_detail
 from storage.deployment import Deployment
 
 Progress = Callable[[int], object]
@@ -175,3 +176,72 @@ class RemoteEvidence:
             "digests": pipeline.hexdigests(),
             "access_index": int(headers.get("Custos-Access-Index", "-1")),
         }
+
+
+class Orders(Protocol):
+    """What the order commands need; ``LocalOrders`` and ``RemoteOrders`` give it."""
+
+    def list(
+        self, status: str | None, provider: str | None, case: str | None, overdue: bool
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def show(self, order_id: str) -> dict[str, Any]: ...
+
+
+class LocalOrders:
+    """Order commands acting directly on the local home, as the ``--as`` principal."""
+
+    def __init__(self, dep: Deployment, actor: Actor) -> None:
+        self.dep = dep
+        self.actor = actor
+
+    def list(
+        self, status: str | None, provider: str | None, case: str | None, overdue: bool
+    ) -> Iterator[dict[str, Any]]:
+        desk = self.dep.orders
+        after = None
+        while True:
+            page = desk.list(
+                self.actor,
+                state=status,
+                provider=provider,
+                case=case,
+                overdue_only=overdue,
+                limit=200,
+                after=after,
+            )
+            yield from (desk.view(stored) for stored in page)
+            if len(page) < 200:
+                return
+            after = page[-1].seq
+
+    def show(self, order_id: str) -> dict[str, Any]:
+        desk = self.dep.orders
+        return order_detail(desk, desk.get(order_id, self.actor))
+
+
+class RemoteOrders:
+    """Order commands against ``--server`` with ``--token``."""
+
+    def __init__(self, client: CustosClient) -> None:
+        self.client = client
+
+    def list(
+        self, status: str | None, provider: str | None, case: str | None, overdue: bool
+    ) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "status": status,
+            "provider": provider,
+            "case": case,
+            "overdue": "true" if overdue else None,
+        }
+        while True:
+            page = self.client.json("GET", "/v1/orders", query)
+            yield from page["items"]
+            if page["next_cursor"] is None:
+                return
+            query["cursor"] = page["next_cursor"]
+
+    def show(self, order_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.json("GET", f"/v1/orders/{order_id}")
+        return result

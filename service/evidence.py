@@ -3,15 +3,15 @@ custody acts, custody history, content with an access event, manifests and recei
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
 
-from flask import Response, current_app, g, jsonify, request, stream_with_context, url_for
+from flask import Response, current_app, g, request, stream_with_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import (
     EXCLUDE,
+    INCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -19,8 +19,8 @@ from marshmallow import (
     validate,
 )
 
-from custody.digests import DIGEST_SIZES, http_digest, parse_http_digest
-from custody.errors import BadRequest, Invalid, NotFound
+from custody.digests import DIGEST_SIZES, http_digest
+from custody.errors import NotFound
 from custody.events import indexed_event_json
 from custody.evidence import (
     ACT_ROLES,
@@ -31,6 +31,19 @@ from custody.evidence import (
     manifest_key,
 )
 from service.auth import requires
+from service.docs import bearer_auth, problem_responses
+from service.log import EventSchema, InclusionProof
+from service.requests import (
+    DIGEST_HEADERS,
+    NO_NUL,
+    declared_digests,
+    decode_cursor,
+    ingested_response,
+    load_body,
+    page,
+    read_json_object,
+    require_readable_body,
+)
 from storage.deployment import Deployment
 
 blp = Blueprint("evidence", __name__, url_prefix="/v1/evidence", description="Evidence items")
@@ -77,8 +90,8 @@ class IntakeSchema(Schema):
         unknown = RAISE
 
     kind = fields.String(required=True, validate=validate.OneOf(["digital", "physical"]))
-    case = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    exhibit = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    case = fields.String(required=True, validate=[validate.Length(min=1, max=200), NO_NUL])
+    exhibit = fields.String(required=True, validate=[validate.Length(min=1, max=200), NO_NUL])
     description = fields.String(required=True, validate=validate.Length(min=1, max=4000))
     parent = fields.String(validate=validate.Regexp(r"^ev_[0-9a-f]{16}$"))
     media_type = fields.String(validate=validate.Length(max=200))
@@ -131,9 +144,18 @@ class ActSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(list(ACT_SCHEMAS)))
 
 
+def _act_body(act: str) -> type[Schema]:
+    """The body of one custody act, as the OpenAPI document describes it."""
+    spec: dict[str, Any] = {
+        "type": fields.String(required=True, validate=validate.Equal(act)),
+        **ACT_SCHEMAS[act]().fields,
+    }
+    return Schema.from_dict(spec, name=act.split(".")[1].title().replace("_", "") + "Act")
+
+
 class ListQuery(Schema):
-    case = fields.String()
-    exhibit = fields.String()
+    case = fields.String(validate=NO_NUL)
+    exhibit = fields.String(validate=NO_NUL)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     cursor = fields.String()
 
@@ -142,39 +164,92 @@ class ContentQuery(Schema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
+# The views return what custody builds, as JSON; these schemas document it (through
+# ``alt_response``) and never serialise it, so nothing the record carries is dropped.
+class StateSchema(Schema):
+    sealed = fields.Boolean(required=True)
+    on_hold = fields.Boolean(required=True)
+    checked_out_to = fields.String(required=True, allow_none=True)
+    disposed = fields.Boolean(required=True)
+
+
+class StorageSchema(Schema):
+    key = fields.String(required=True, allow_none=True)
+    version = fields.String(required=True, allow_none=True)
+
+
+class EvidenceSchema(Schema):
+    """An item: the fields its manifest signs (those given at intake too), then its state."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["digital", "physical"]))
+    case = fields.String(required=True)
+    exhibit = fields.String(required=True)
+    parent = fields.String(required=True, allow_none=True)
+    size = fields.Integer(required=True, allow_none=True)
+    digests = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    storage = fields.Nested(StorageSchema, required=True)
+    received_at = fields.DateTime(required=True)
+    created_by = fields.String(required=True)
+    ledger_index = fields.Integer(required=True)
+    description = fields.String()
+    media_type = fields.String()
+    authority = fields.String()
+    acquisition = fields.Nested(AcquisitionSchema)
+    state = fields.Nested(StateSchema, required=True)
+    allowed_actions = fields.List(fields.String(), required=True)
+
+
+class UploadSessionSchema(Schema):
+    id = fields.String(required=True)
+    upload = fields.String(required=True, metadata={"description": "where to PUT the bytes"})
+    expires_at = fields.DateTime(required=True)
+
+
+class ReceiptBundleSchema(Schema):
+    """A receipt with its proof, for ``custody.verify`` to check offline."""
+
+    format = fields.String(required=True)
+    receipt = fields.String(required=True, metadata={"description": "signed note"})
+    checkpoint = fields.String(required=True, metadata={"description": "signed note"})
+    leaf = fields.String(required=True, metadata={"description": "base64 leaf bytes"})
+    inclusion_proof = fields.Nested(InclusionProof, required=True)
+
+
+class IngestedSchema(EvidenceSchema):
+    receipt = fields.Nested(ReceiptBundleSchema, required=True)
+
+
+class IndexedEventSchema(EventSchema):
+    index = fields.Integer(required=True)
+
+
+class ActRecordedSchema(EvidenceSchema):
+    event = fields.Nested(IndexedEventSchema, required=True)
+
+
+class EvidencePageSchema(Schema):
+    items = fields.List(fields.Nested(EvidenceSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class CustodySchema(Schema):
+    id = fields.String(required=True)
+    events = fields.List(fields.Nested(IndexedEventSchema), required=True)
+
+
 def _record(evidence_id: str) -> EvidenceRecord:
     if not is_evidence_id(evidence_id):
         raise NotFound(f"no evidence {evidence_id}")
     return _deployment().handling.get(evidence_id)
 
 
-def _json_body() -> Mapping[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
-
-
-def _load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        loaded: dict[str, Any] = schema.load(data)
-    except ValidationError as exc:
-        raise InvalidFields(exc.messages) from None
-    return loaded
-
-
-class InvalidFields(Invalid):
-    """Schema validation failed; ``errors`` says which field and why."""
-
-    def __init__(self, errors: Any) -> None:
-        names = ", ".join(sorted(errors)) if isinstance(errors, dict) else "see errors"
-        super().__init__(f"invalid fields: {names}")
-        self.errors = errors
-
-
 def load_intake(data: Mapping[str, Any]) -> dict[str, Any]:
     """Intake metadata, validated: the one check the API and the local CLI share."""
-    metadata = _load(IntakeSchema(), data)
+    metadata = load_body(IntakeSchema(), data)
     acquisition = metadata.get("acquisition", {})
     if "acquired_at" in acquisition:
         acquisition["acquired_at"] = acquisition["acquired_at"].isoformat()
@@ -183,15 +258,23 @@ def load_intake(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_act(act: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """A custody act's fields, validated: the one check the API and the local CLI share."""
-    return _load(ACT_SCHEMAS[act](), data)
+    return load_body(ACT_SCHEMAS[act](), data)
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(requestBody={"content": {"application/json": {"schema": IntakeSchema}}})
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": IntakeSchema}}})
+@blp.alt_response(
+    201,
+    schema={"oneOf": [EvidenceSchema, UploadSessionSchema]},
+    description="the physical item recorded, or the digital item's upload session",
+    success=True,
+)
+@problem_responses(blp, 400, 422)
+@bearer_auth(blp)
 @requires(*INTAKE)
 def intake() -> tuple[dict[str, Any], int]:
     """Register a physical item at once, or open an upload session for a digital one."""
-    metadata = load_intake(_json_body())
+    metadata = load_intake(read_json_object())
     deployment = _deployment()
     if metadata["kind"] == "physical":
         appended = deployment.intake.register_physical(metadata, g.principal.actor)
@@ -204,48 +287,45 @@ def intake() -> tuple[dict[str, Any], int]:
 
 @blp.route("/<evidence_id>/content", methods=["PUT"])
 @blp.doc(
+    parameters=DIGEST_HEADERS,
     requestBody={
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-    }
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
 )
+@blp.alt_response(
+    201,
+    schema=IngestedSchema,
+    description="the item, with its receipt",
+    headers={
+        "Repr-Digest": {"schema": {"type": "string"}, "required": True},
+        "Location": {"schema": {"type": "string"}, "required": True},
+    },
+    success=True,
+)
+@problem_responses(blp, 400, 404, 409, 413, 422)
+@bearer_auth(blp)
 @requires(*INTAKE)
 def upload(evidence_id: str) -> Response:
     """Upload the bytes of an announced digital item (raw body; optional RFC 9530 digest)."""
-    declared: dict[str, str] = {}
-    for header in ("Repr-Digest", "Content-Digest"):
-        if header in request.headers:
-            for alg, value in parse_http_digest(request.headers[header]).items():
-                if declared.get(alg, value) != value:
-                    raise Invalid(f"{header} contradicts another declared {alg} digest")
-                declared[alg] = value
-    # Without Content-Length, only a server that ends the chunked body for us
-    # (``wsgi.input_terminated``) lets us read it; otherwise the body reads as empty.
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if request.content_length is None and not (
-        chunked and request.environ.get("wsgi.input_terminated")
-    ):
-        raise BadRequest("send Content-Length, or a chunked body to a server that supports it")
-    deployment = _deployment()
-    ingested = deployment.intake.receive(
+    declared = declared_digests()
+    require_readable_body()
+    ingested = _deployment().intake.receive(
         evidence_id,
         cast(BinaryIO, request.stream),
         g.principal.actor,
         declared=declared,
         content_length=request.content_length,
     )
-    body = {
-        **ingested.record.as_json(),
-        "ledger_index": ingested.ledger_index,
-        "receipt": json.loads(ingested.receipt.to_json()),
-    }
-    response = jsonify(body)
-    response.status_code = 201
-    response.headers["Repr-Digest"] = http_digest(ingested.record.digests)
+    response = ingested_response(ingested)
     response.headers["Location"] = url_for("evidence.show", evidence_id=evidence_id)
     return response
 
 
 @blp.route("/<evidence_id>", methods=["GET"])
+@blp.alt_response(200, schema=EvidenceSchema, description="the item", success=True)
+@problem_responses(blp, 404)
+@bearer_auth(blp)
 @requires(*READERS)
 def show(evidence_id: str) -> dict[str, Any]:
     """One item, its state and the acts its state allows."""
@@ -254,26 +334,22 @@ def show(evidence_id: str) -> dict[str, Any]:
 
 @blp.route("", methods=["GET"])
 @blp.arguments(ListQuery, location="query", error_status_code=400, as_kwargs=True)
+@blp.alt_response(200, schema=EvidencePageSchema, description="a page of items", success=True)
+@bearer_auth(blp)
 @requires(*READERS)
 def list_items(
     limit: int, case: str | None = None, exhibit: str | None = None, cursor: str | None = None
 ) -> dict[str, Any]:
     """Items by case and exhibit, oldest first; follow ``next_cursor`` for more."""
-    after = None
-    if cursor is not None:
-        try:
-            after = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-        except ValueError:
-            raise BadRequest("malformed cursor") from None
-    records = _deployment().evidence.list(case, exhibit, limit + 1, after)
-    page, more = records[:limit], len(records) > limit
-    next_cursor = (
-        base64.urlsafe_b64encode(str(page[-1].ledger_index).encode()).decode() if more else None
-    )
-    return {"items": [r.as_json() for r in page], "next_cursor": next_cursor}
+    records = _deployment().evidence.list(case, exhibit, limit + 1, decode_cursor(cursor))
+    shown, next_cursor = page(records, limit, lambda r: r.ledger_index)
+    return {"items": [r.as_json() for r in shown], "next_cursor": next_cursor}
 
 
 @blp.route("/<evidence_id>/custody", methods=["GET"])
+@blp.alt_response(200, schema=CustodySchema, description="the item's events", success=True)
+@problem_responses(blp, 404)
+@bearer_auth(blp)
 @requires(*READERS)
 def custody(evidence_id: str) -> dict[str, Any]:
     """Every event of the item, in ledger order, with its ledger index."""
@@ -283,12 +359,20 @@ def custody(evidence_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<evidence_id>/events", methods=["POST"])
-@blp.doc(requestBody={"content": {"application/json": {"schema": ActSchema}}})
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {"application/json": {"schema": {"oneOf": [_act_body(a) for a in ACT_SCHEMAS]}}},
+    }
+)
+@blp.alt_response(201, schema=ActRecordedSchema, description="the act recorded", success=True)
+@problem_responses(blp, 400, 404, 409, 422)
+@bearer_auth(blp)
 @requires(*ACTORS)
 def record_act(evidence_id: str) -> tuple[dict[str, Any], int]:
     """Record a custody act; 409 with ``allowed_actions`` when the item's state forbids it."""
-    body = dict(_json_body())
-    act = _load(ActSchema(), body)["type"]
+    body = dict(read_json_object())
+    act = load_body(ActSchema(), body)["type"]
     del body["type"]
     data = load_act(act, body)
     _record(evidence_id)
@@ -301,6 +385,22 @@ def record_act(evidence_id: str) -> tuple[dict[str, Any], int]:
 
 @blp.route("/<evidence_id>/content", methods=["GET"])
 @blp.arguments(ContentQuery, location="query", error_status_code=400, as_kwargs=True)
+@blp.response(
+    200,
+    {"type": "string", "format": "binary"},
+    content_type="application/octet-stream",
+    description="the item's bytes",
+    headers={
+        "Repr-Digest": {"schema": {"type": "string"}, "required": True},
+        "Custos-Access-Index": {
+            "schema": {"type": "string"},
+            "required": True,
+            "description": "ledger index of the evidence.accessed event",
+        },
+    },
+)
+@problem_responses(blp, 404, 409)
+@bearer_auth(blp)
 @requires(*READERS)
 def content(evidence_id: str, purpose: str) -> Response:
     """The item's bytes; ``evidence.accessed`` is recorded before the first byte goes out.
@@ -319,15 +419,23 @@ def content(evidence_id: str, purpose: str) -> Response:
 
 
 @blp.route("/<evidence_id>/manifest", methods=["GET"])
+@blp.response(
+    200, {"type": "string"}, content_type="text/plain", description="custos/manifest/v1 note"
+)
+@problem_responses(blp, 404)
+@bearer_auth(blp)
 @requires(*READERS)
 def manifest(evidence_id: str) -> Response:
     """The signed ``custos/manifest/v1`` note."""
     record = _record(evidence_id)
     note = _deployment().objects.get(manifest_key(record.id))
-    return Response(note, mimetype="text/plain; charset=utf-8")
+    return Response(note, content_type="text/plain; charset=utf-8")
 
 
 @blp.route("/<evidence_id>/receipt", methods=["GET"])
+@blp.alt_response(200, schema=ReceiptBundleSchema, description="the receipt bundle", success=True)
+@problem_responses(blp, 400, 404)
+@bearer_auth(blp)
 @requires(*READERS)
 def receipt(evidence_id: str) -> dict[str, Any]:
     """The receipt bundle of an ingested item (as returned at upload), for offline checking."""

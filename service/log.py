@@ -18,6 +18,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from custody.errors import BadRequest, NotFound
 from custody.ledger import TILE_WIDTH, Ledger
 from service.auth import requires
+from service.docs import bearer_auth, problem_responses
+from service.requests import MAX_INDEX
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log", description="The custody ledger")
 
@@ -25,8 +27,10 @@ _TILE_INDEX = re.compile(r"((?:x[0-9]{3}/)*)([0-9]{3})(?:\.p/([0-9]{1,3}))?")
 _HEX32 = re.compile(r"^[0-9a-fA-F]{64}$")
 # Stores keep indexes and sizes as signed 64-bit integers (SQL BIGINT), and Merkle levels
 # below 64; nothing beyond exists in any log, and the database must not be asked for it.
-_MAX_INDEX = 2**63 - 1
 _MAX_TILE_LEVEL = 7
+# What the views that return bytes send, as the OpenAPI document describes it.
+_TEXT = {"type": "string"}
+_BYTES = {"type": "string", "format": "binary"}
 
 
 def _ledger() -> Ledger:
@@ -63,7 +67,7 @@ def parse_tile_index(path: str) -> tuple[int, int]:
 
 def _within_any_log(end: int, what: str) -> None:
     """NotFound for something that ends beyond the largest index a store can hold."""
-    if end > _MAX_INDEX:
+    if end > MAX_INDEX:
         raise NotFound(f"no log has {what}")
 
 
@@ -110,8 +114,34 @@ ConsistencyProof = Schema.from_dict(
 )
 
 
+class ActorSchema(Schema):
+    id = fields.String(required=True)
+    role = fields.String(required=True)
+
+
+class SubjectSchema(Schema):
+    kind = fields.String(required=True)
+    id = fields.String(required=True)
+
+
+class EventSchema(Schema):
+    """A ledger event, version 1: its RFC 8785 encoding is the Merkle leaf."""
+
+    v = fields.Integer(required=True, validate=validate.Equal(1))
+    type = fields.String(required=True, metadata={"description": "<subject>.<verb>"})
+    time = fields.DateTime(required=True)
+    actor = fields.Nested(ActorSchema, required=True)
+    subject = fields.Nested(SubjectSchema, required=True)
+    prev = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "hex leaf hash of the subject's previous event"},
+    )
+    data = fields.Dict(required=True)
+
+
 @blp.route("/checkpoint")
-@blp.doc(responses={200: {"description": "C2SP tlog-checkpoint signed note (text/plain)"}})
+@blp.response(200, _TEXT, content_type="text/plain", description="C2SP tlog-checkpoint note")
 def checkpoint() -> Response:
     """The current signed checkpoint."""
     response = _text(_ledger().checkpoint().note)
@@ -120,6 +150,7 @@ def checkpoint() -> Response:
 
 
 @blp.route("/key")
+@blp.response(200, _TEXT, content_type="text/plain", description="C2SP signed-note keys")
 def key() -> Response:
     """The service's verifier keys, newest first, one per line."""
     lines = [v.verifier_key() for v in _ledger().keys.verifiers]
@@ -127,6 +158,8 @@ def key() -> Response:
 
 
 @blp.route("/checkpoints/<int:size>")
+@blp.response(200, _TEXT, content_type="text/plain", description="C2SP tlog-checkpoint note")
+@problem_responses(blp, 404)
 def kept_checkpoint(size: int) -> Response:
     """A checkpoint signed earlier at exactly this tree size."""
     _within_any_log(size, f"tree size {size}")
@@ -134,6 +167,8 @@ def kept_checkpoint(size: int) -> Response:
 
 
 @blp.route("/tile/<int:level>/<path:index>")
+@blp.response(200, _BYTES, content_type="application/octet-stream", description="the hashes")
+@problem_responses(blp, 400, 404)
 def hash_tile(level: int, index: str) -> Response:
     """A C2SP tlog-tiles hash tile (height 8)."""
     number, width = _tile(level, index)
@@ -141,6 +176,9 @@ def hash_tile(level: int, index: str) -> Response:
 
 
 @blp.route("/tile/entries/<path:index>")
+@blp.response(200, _BYTES, content_type="application/octet-stream", description="the entries")
+@problem_responses(blp, 400, 404)
+@bearer_auth(blp)
 @requires(exclude=("provider",))
 def entry_bundle(index: str) -> Response:
     """A C2SP tlog-tiles entry bundle: each event's exact leaf bytes, uint16-length-prefixed."""
@@ -149,6 +187,9 @@ def entry_bundle(index: str) -> Response:
 
 
 @blp.route("/entries/<int:index>")
+@blp.response(200, EventSchema, description="the event's exact leaf bytes")
+@problem_responses(blp, 404)
+@bearer_auth(blp)
 @requires(exclude=("provider",))
 def entry(index: int) -> Response:
     """The exact leaf bytes of one event (RFC 8785 JSON)."""
@@ -159,6 +200,7 @@ def entry(index: int) -> Response:
 @blp.route("/proofs/inclusion")
 @blp.arguments(InclusionQuery, location="query", error_status_code=400, as_kwargs=True)
 @blp.response(200, InclusionProof)
+@problem_responses(blp, 404)
 def inclusion_proof(tree_size: int, index: int | None = None, leaf_hash: str | None = None) -> Any:
     """RFC 9162 inclusion proof of one entry, by index or by leaf hash."""
     ledger = _ledger()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, json
 from flask_smorest import Api
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -23,6 +25,7 @@ from custody.errors import (
 from custody.principals import Unauthenticated
 
 PROBLEM_TYPE = "https://custos.invalid/problems/"
+PROBLEM_JSON = "application/problem+json"
 _BY_ERROR: list[tuple[type[CustosError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -46,7 +49,7 @@ def problem(status: int, detail: str, title: str | None = None, **extra: Any) ->
         "detail": detail,
         **extra,
     }
-    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="custos"'
     if status == 503:
@@ -57,17 +60,58 @@ def problem(status: int, detail: str, title: str | None = None, **extra: Any) ->
 def _summary(messages: dict[str, Any]) -> str:
     """One line naming each invalid parameter, from marshmallow's ``{location: {field: [..]}}``."""
     parts = []
-    for location, fields in messages.items():
-        if not isinstance(fields, dict):
-            fields = {location: fields}
-        for name, errors in fields.items():
+    for location, by_field in messages.items():
+        if not isinstance(by_field, dict):
+            by_field = {location: by_field}
+        for name, errors in by_field.items():
             text = " ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
             parts.append(text if name == "_schema" else f"{name}: {text}")
     return "; ".join(parts)
 
 
+class ProblemSchema(Schema):
+    """RFC 9457 problem details: the body of every error response."""
+
+    class Meta:
+        # RFC 9457 section 3.2: a problem type may add members of its own.
+        unknown = INCLUDE
+
+    type = fields.String(required=True, metadata={"format": "uri"})
+    title = fields.String(required=True, metadata={"description": "a summary of the type"})
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True, metadata={"description": "what went wrong, for a person"})
+    errors = fields.Dict(metadata={"description": "each invalid field, and why (400, 422)"})
+    allowed_actions = fields.List(
+        fields.String(), metadata={"description": "what the current state allows instead (409)"}
+    )
+
+
+# Headers that ``problem`` adds to a status, as the OpenAPI document shows them.
+_PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    405: {"Allow": {"schema": {"type": "string"}, "description": "the methods allowed"}},
+    503: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}},
+}
+
+
 class ProblemApi(Api):  # type: ignore[misc]
-    """flask-smorest's Api with every HTTP error rendered as problem+json."""
+    """flask-smorest's Api with every HTTP error rendered, and documented, as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        """Name a problem+json response for each error status, as flask-smorest names its own
+        (``NOT_FOUND``, ...), so that ``@blp.arguments`` and ``alt_response`` refer to these."""
+        for status in HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(
+                    status.name, _problem_response(status.phrase, status), lazy=True
+                )
+        self.spec.components.response(
+            self.DEFAULT_ERROR_RESPONSE_NAME,
+            _problem_response("Any other error, such as 503 while storage is unavailable"),
+            lazy=True,
+        )
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         status = error.code or 500
@@ -82,6 +126,16 @@ class ProblemApi(Api):  # type: ignore[misc]
             if name.lower() == "allow":  # RFC 9110 section 15.5.6: a 405 lists the methods
                 response.headers[name] = value
         return response
+
+
+def _problem_response(description: str, status: int | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": ProblemSchema}},
+    }
+    if status in _PROBLEM_HEADERS:
+        response["headers"] = _PROBLEM_HEADERS[status]
+    return response
 
 
 def register_problem_handlers(app: Flask) -> None:

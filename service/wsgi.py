@@ -23,7 +23,8 @@ class CustosServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return create_app({"CUSTOS_HOME": self.home})
+        # Runs in each worker after the fork: each starts its own notice deliverer.
+        return create_app({"CUSTOS_HOME": self.home, "CUSTOS_NOTIFY": True})
 
 
 def serve(home: str, host: str, port: int, workers: int, timeout: int = 120) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.errors import CustosError
+from custody.notice_delivery import DEFAULT_LEASE
 
 CONFIG_FILE = "custos.toml"
 DEFAULT_HOME = "./var"
@@ -23,6 +24,8 @@ MiB = 1024 * 1024
 # S3 multipart limits: every part but the last is at least 5 MiB and at most 5 GiB.
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
+# One attempt to deliver a notice must end well within the lease its worker holds on it.
+MAX_NOTIFY_TIMEOUT = DEFAULT_LEASE / 5
 
 
 class ConfigError(CustosError):
@@ -48,6 +51,11 @@ class Config:
     multipart_part_size: int = 16 * MiB
     staging_max_age: float = 86400.0
     upload_session_ttl: float = 86400.0
+    notify_interval: float = 5.0
+    notify_timeout: float = 10.0
+    notify_max_attempts: int = 10
+    notify_base_delay: float = 30.0
+    notify_max_delay: float = 3600.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -71,6 +79,16 @@ class Config:
             )
         if self.staging_max_age <= 0 or self.upload_session_ttl <= 0:
             raise ConfigError("staging_max_age and upload_session_ttl must be positive")
+        if self.notify_interval <= 0 or not 0 < self.notify_timeout <= MAX_NOTIFY_TIMEOUT:
+            raise ConfigError(
+                f"notify_interval must be positive and notify_timeout between 0 and "
+                f"{MAX_NOTIFY_TIMEOUT:g} seconds"
+            )
+        if self.notify_max_attempts < 1 or not 0 < self.notify_base_delay <= self.notify_max_delay:
+            raise ConfigError(
+                "notify_max_attempts must be 1 or more, and notify_base_delay positive and at "
+                "most notify_max_delay"
+            )
 
     @property
     def config_file(self) -> Path:
@@ -96,6 +114,11 @@ _ENV = {
     "CUSTOS_MULTIPART_PART_SIZE": "multipart_part_size",
     "CUSTOS_STAGING_MAX_AGE": "staging_max_age",
     "CUSTOS_UPLOAD_SESSION_TTL": "upload_session_ttl",
+    "CUSTOS_NOTIFY_INTERVAL": "notify_interval",
+    "CUSTOS_NOTIFY_TIMEOUT": "notify_timeout",
+    "CUSTOS_NOTIFY_MAX_ATTEMPTS": "notify_max_attempts",
+    "CUSTOS_NOTIFY_BASE_DELAY": "notify_base_delay",
+    "CUSTOS_NOTIFY_MAX_DELAY": "notify_max_delay",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -111,9 +134,22 @@ def _typed(name: str, value: Any) -> Any:
         if name == "digests":
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_digest_name(d) for d in items if d.strip())
-        if name in ("max_upload_bytes", "retention_days", "multipart_part_size"):
+        if name in (
+            "max_upload_bytes",
+            "retention_days",
+            "multipart_part_size",
+            "notify_max_attempts",
+        ):
             return int(value)
-        if name in ("checkpoint_interval", "staging_max_age", "upload_session_ttl"):
+        if name in (
+            "checkpoint_interval",
+            "staging_max_age",
+            "upload_session_ttl",
+            "notify_interval",
+            "notify_timeout",
+            "notify_base_delay",
+            "notify_max_delay",
+        ):
             return float(value)
         if name == "retention_mode" and isinstance(value, str):
             return value.strip().upper()

@@ -1,0 +1,448 @@
+"""The authority's order API: drafting, revising, submitting, approving and following orders.
+
+The order desk (``custody.order_desk``) decides everything: the document is validated by
+``OrderDocument.from_json`` (422 naming the field), the lifecycle by the transition table
+(403 for the wrong party or a four-eyes violation, 409 with ``allowed_actions`` for what the
+state forbids, changing nothing). The schemas here describe the bodies for the OpenAPI
+document; those of the action bodies also check their types before the desk sees them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from flask import Response, current_app, g, url_for
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+
+from custody.errors import BadRequest, Invalid
+from custody.order_deadlines import MAX_PRESERVATION_DAYS
+from custody.order_desk import AUTHORITY_ROLES, Acted, OrderDesk, StoredOrder
+from custody.order_document import (
+    AUTHORITY_TYPES,
+    DATA_CATEGORIES,
+    EMERGENCY_CATEGORIES,
+    KINDS,
+    LEGAL_BASES,
+    MAX_TEXT,
+    TARGET_TYPES,
+)
+from custody.orders import ACTIONS, OrderState
+from service.auth import requires
+from service.docs import bearer_auth, problem_responses
+from service.log import ActorSchema
+from service.order_page import CONTENT_SECURITY_POLICY, render_order_page
+from service.requests import NO_NUL, decode_cursor, load_body, page, read_json_object
+
+blp = Blueprint(
+    "orders", __name__, url_prefix="/v1/orders", description="Orders, as their authority sees them"
+)
+ROLES = AUTHORITY_ROLES
+STATES = [s.value for s in OrderState]
+_LOCATION = {"Location": {"schema": {"type": "string"}, "required": True}}
+
+
+def _desk() -> OrderDesk:
+    desk: OrderDesk = current_app.extensions["custos"].orders
+    return desk
+
+
+# -- request bodies ------------------------------------------------------------------------------
+
+
+# The order document, as the OpenAPI document describes it. ``OrderDocument.from_json`` is
+# what checks a document; these schemas name its fields, their types and which are required.
+class _StrictSchema(Schema):
+    """Members the schema does not name are refused (additionalProperties: false)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class LegalBasisSchema(_StrictSchema):
+    instrument = fields.String(required=True, validate=validate.OneOf(list(LEGAL_BASES)))
+    citation = fields.String(required=True, metadata={"description": "the full provision"})
+
+
+class AuthoritySchema(_StrictSchema):
+    name = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(AUTHORITY_TYPES))
+    file_number = fields.String(required=True)
+    contact = fields.String(required=True)
+
+
+class OffenceSchema(_StrictSchema):
+    description = fields.String(required=True)
+    provision = fields.String(required=True)
+
+
+class TargetSchema(_StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(TARGET_TYPES))
+    value = fields.String(required=True)
+    port = fields.Integer(allow_none=True, metadata={"description": "ip targets: source port"})
+    time = fields.DateTime(allow_none=True, metadata={"description": "ip targets: time of use"})
+
+
+class TimeRangeSchema(_StrictSchema):
+    start = fields.DateTime(required=True)
+    end = fields.DateTime(required=True)
+
+
+class EmergencySchema(_StrictSchema):
+    flag = fields.Boolean(required=True)
+    category = fields.String(allow_none=True, validate=validate.OneOf(EMERGENCY_CATEGORIES))
+    justification = fields.String(allow_none=True)
+
+
+class ConfidentialitySchema(_StrictSchema):
+    no_user_notice = fields.Boolean(required=True)
+    until = fields.DateTime(allow_none=True)
+
+
+class OrderDocumentSchema(_StrictSchema):
+    """What the authority orders: the fields of the EU's EPOC / EPOC-PR forms, for any basis."""
+
+    reference = fields.String(required=True)
+    case = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    legal_basis = fields.Nested(LegalBasisSchema, required=True)
+    issuing_authority = fields.Nested(AuthoritySchema, required=True)
+    provider = fields.String(required=True, metadata={"description": "the addressee's id"})
+    offence = fields.Nested(OffenceSchema, required=True)
+    facts = fields.String(required=True)
+    link = fields.String(
+        required=True, metadata={"description": "the link between the data and the offence"}
+    )
+    necessity_and_proportionality = fields.String(required=True)
+    targets = fields.List(fields.Nested(TargetSchema), required=True)
+    data_categories = fields.List(
+        fields.String(validate=validate.OneOf(DATA_CATEGORIES)), required=True
+    )
+    validating_authority = fields.Nested(AuthoritySchema, allow_none=True)
+    time_range = fields.Nested(TimeRangeSchema, allow_none=True)
+    emergency = fields.Nested(EmergencySchema)
+    confidentiality = fields.Nested(ConfidentialitySchema)
+    preservation_days = fields.Integer(
+        allow_none=True, metadata={"description": "preservation orders: the hold (default 90)"}
+    )
+    linked_order = fields.String(
+        allow_none=True, metadata={"description": "the preservation order this one follows"}
+    )
+    return_channel = fields.String(metadata={"description": "default custos"})
+    language = fields.String(metadata={"description": "BCP 47 tag, default en"})
+
+
+@cache
+def _merge_patch_of(schema: type[Schema]) -> type[Schema]:
+    """The schema of an RFC 7396 JSON Merge Patch of ``schema``'s objects: every member is
+    optional, objects merge member by member, null removes a member, anything else replaces.
+    One class per schema, so that a part used twice (an authority) is one component."""
+    spec: dict[str, Any] = {}
+    for name, field in schema._declared_fields.items():
+        if isinstance(field, fields.Nested) and isinstance(field.nested, type):
+            spec[name] = fields.Nested(_merge_patch_of(field.nested), allow_none=True)
+        else:
+            spec[name] = copy.copy(field)
+            spec[name].required = False
+            spec[name].allow_none = True
+    name = schema.__name__.removesuffix("Schema") + "PatchSchema"
+    return type(name, (_StrictSchema,), spec)
+
+
+OrderDocumentPatchSchema = _merge_patch_of(OrderDocumentSchema)
+
+
+class NoBodySchema(_StrictSchema):
+    """An action that carries nothing (an empty object, or no body at all)."""
+
+
+class ReasonSchema(_StrictSchema):
+    reason = fields.String(
+        validate=[validate.Length(min=1, max=MAX_TEXT), NO_NUL],
+        metadata={"description": "kept beside the order; its event commits to it"},
+    )
+
+
+class ExtendSchema(_StrictSchema):
+    days = fields.Integer(
+        strict=True,
+        metadata={
+            "description": f"days added to the hold, 1 to {MAX_PRESERVATION_DAYS}; "
+            "the order's own period unless given"
+        },
+    )
+
+
+class AnswerSchema(_StrictSchema):
+    answer = fields.String(
+        required=True,
+        validate=NO_NUL,
+        metadata={"description": "kept beside the order; its event commits to it"},
+    )
+
+
+# -- responses -----------------------------------------------------------------------------------
+# The views return what the desk builds; these schemas document it and never serialise it.
+class OrderViewSchema(Schema):
+    id = fields.String(required=True)
+    reference = fields.String(required=True)
+    case = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    provider = fields.String(required=True)
+    emergency = fields.Boolean(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    drafted_by = fields.String(required=True)
+    drafted_at = fields.DateTime(required=True)
+    revised_by = fields.List(fields.String(), required=True)
+    approved_by = fields.String(required=True, allow_none=True)
+    served_at = fields.DateTime(required=True, allow_none=True)
+    first_read_at = fields.DateTime(required=True, allow_none=True)
+    due = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "null before service and while the clock is stopped"},
+    )
+    clock_paused = fields.Boolean(required=True)
+    overdue = fields.Boolean(required=True)
+    allowed_actions = fields.List(fields.String(validate=validate.OneOf(ACTIONS)), required=True)
+    document = fields.Nested(OrderDocumentSchema, required=True)
+
+
+class OrderActedSchema(OrderViewSchema):
+    ledger_index = fields.Integer(required=True, metadata={"description": "the event's index"})
+
+
+class TimelineEntrySchema(Schema):
+    index = fields.Integer(required=True)
+    type = fields.String(required=True)
+    time = fields.DateTime(required=True)
+    actor = fields.Nested(ActorSchema, required=True)
+    state = fields.String(required=True, allow_none=True)
+    data = fields.Dict(required=True)
+    texts = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "the texts the event commits to (answer, reason, ...)"},
+    )
+
+
+class NoticeSchema(Schema):
+    """A notice to the provider and where its delivery stands."""
+
+    event = fields.String(required=True)
+    ledger_index = fields.Integer(required=True)
+    url = fields.String(required=True)
+    state = fields.String(
+        required=True, validate=validate.OneOf(["pending", "delivered", "failed"])
+    )
+    attempts = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    next_attempt_at = fields.DateTime(required=True, allow_none=True)
+    delivered_at = fields.DateTime(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+
+
+class OrderDetailSchema(OrderViewSchema):
+    timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
+    notices = fields.List(fields.Nested(NoticeSchema), required=True)
+    responses = fields.List(
+        fields.String(), required=True, metadata={"description": "evidence ids of the responses"}
+    )
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderViewSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class OrderListQuery(Schema):
+    status = fields.String(validate=validate.OneOf(STATES))
+    provider = fields.String(validate=NO_NUL)
+    case = fields.String(validate=NO_NUL)
+    overdue = fields.Boolean(
+        load_default=False, metadata={"description": "only orders still owed past their deadline"}
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String()
+
+
+class DocumentQuery(Schema):
+    format = fields.String(
+        load_default="note",
+        validate=validate.OneOf(["note", "html"]),
+        metadata={"description": "note: the signed note as text; html: a printable page"},
+    )
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+def _acted(acted: Acted) -> dict[str, Any]:
+    return {**_desk().view(acted.stored), "ledger_index": acted.event.index}
+
+
+def order_detail(desk: OrderDesk, stored: StoredOrder) -> dict[str, Any]:
+    """An order as its authority follows it: the view, every event with the texts it committed
+    to, the notices to the provider (failed deliveries too) and the responses' evidence ids."""
+    timeline = [entry.as_json() for entry in desk.timeline(stored)]
+    return {
+        **desk.view(stored),
+        "timeline": timeline,
+        "notices": [notice.as_json() for notice in desk.notices_of(stored)],
+        "responses": [e["data"]["evidence"] for e in timeline if e["type"] == "order.responded"],
+    }
+
+
+def _json(schema: type[Schema] | dict[str, Any], *types: str) -> dict[str, Any]:
+    return {"required": True, "content": {t: {"schema": schema} for t in types}}
+
+
+@blp.route("", methods=["POST"])
+@blp.doc(requestBody=_json(OrderDocumentSchema, "application/json"))
+@blp.alt_response(
+    201, schema=OrderActedSchema, description="the draft", headers=_LOCATION, success=True
+)
+@problem_responses(blp, 400, 422)
+@bearer_auth(blp)
+@requires(*ROLES)
+def draft() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Draft an order (order.drafted); the body is its document."""
+    acted = _desk().draft(read_json_object(), g.principal.actor)
+    location = url_for("orders.show", order_id=acted.stored.id)
+    return _acted(acted), 201, {"Location": location}
+
+
+@blp.route("/<order_id>", methods=["PATCH"])
+@blp.doc(
+    requestBody=_json(OrderDocumentPatchSchema, "application/merge-patch+json", "application/json")
+)
+@blp.alt_response(200, schema=OrderActedSchema, description="the revised draft", success=True)
+@problem_responses(blp, 400, 404, 409, 422)
+@bearer_auth(blp)
+@requires(*ROLES)
+def revise(order_id: str) -> dict[str, Any]:
+    """Revise a draft with an RFC 7396 JSON Merge Patch of its document (order.revised).
+
+    The reviser joins the drafter among those who may not approve it.
+    """
+    return _acted(_desk().revise(order_id, read_json_object(), g.principal.actor))
+
+
+# Each action's path, its body and whether the body must be sent; the domain's name of the
+# action is the path with underscores.
+_ACTIONS: dict[str, tuple[type[Schema], bool, str]] = {
+    "submit": (NoBodySchema, False, "Submit a draft for approval (order.submitted)."),
+    "approve": (
+        NoBodySchema,
+        False,
+        "Approve and serve the order (order.served): its document is signed and its clock "
+        "starts. 403 for an approver who drafted or revised it.",
+    ),
+    "withdraw": (ReasonSchema, False, "Withdraw the order from any open state."),
+    "extend": (ExtendSchema, False, "Extend a preservation order's hold."),
+    "answer-objection": (AnswerSchema, True, "Answer the provider's objection."),
+    "answer-clarification": (AnswerSchema, True, "Answer the provider's request to clarify."),
+    "close": (ReasonSchema, False, "Close an order that was answered."),
+}
+
+
+def _action_view(path: str, body: type[Schema], summary: str) -> Callable[[str], dict[str, Any]]:
+    action = path.replace("-", "_")
+
+    def act(order_id: str) -> dict[str, Any]:
+        data = load_body(body(), read_json_object(optional=True))
+        try:
+            acted = _desk().act(order_id, action, data, g.principal.actor)
+        except BadRequest as exc:
+            # Raised for the action's data (days out of range, an empty answer): well-formed
+            # JSON whose values the order cannot take.
+            raise Invalid(str(exc)) from None
+        return _acted(acted)
+
+    act.__name__ = f"{action}_order"
+    act.__doc__ = f"{summary}\n\n409 with allowed_actions when the order's state does not allow it."
+    return act
+
+
+def _register_action(path: str, body: type[Schema], required: bool, summary: str) -> None:
+    view: Any = requires(*ROLES)(_action_view(path, body, summary))
+    view = bearer_auth(blp)(view)
+    view = problem_responses(blp, 400, 404, 409, 422)(view)
+    view = blp.alt_response(
+        200, schema=OrderActedSchema, description="the order after the action", success=True
+    )(view)
+    view = blp.doc(requestBody={**_json(body, "application/json"), "required": required})(view)
+    blp.route(f"/<order_id>/{path}", methods=["POST"], endpoint=view.__name__)(view)
+
+
+for _path, (_body, _required, _summary) in _ACTIONS.items():
+    _register_action(_path, _body, _required, _summary)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(OrderListQuery, location="query", error_status_code=400)
+@blp.alt_response(200, schema=OrderPageSchema, description="a page of orders", success=True)
+@bearer_auth(blp)
+@requires(*ROLES)
+def list_orders(query: dict[str, Any]) -> dict[str, Any]:
+    """Orders, oldest draft first, by state, provider and case; ``overdue=true`` keeps those
+    still owed past their deadline. Follow ``next_cursor`` for more."""
+    desk = _desk()
+    limit = query["limit"]
+    found = desk.list(
+        g.principal.actor,
+        state=query.get("status"),
+        provider=query.get("provider"),
+        case=query.get("case"),
+        overdue_only=query["overdue"],
+        limit=limit + 1,
+        after=decode_cursor(query.get("cursor")),
+    )
+    shown, next_cursor = page(found, limit, lambda s: s.seq)
+    now = desk.ledger.clock()
+    return {"items": [desk.view(s, now) for s in shown], "next_cursor": next_cursor}
+
+
+@blp.route("/<order_id>", methods=["GET"])
+@blp.alt_response(200, schema=OrderDetailSchema, description="the order", success=True)
+@problem_responses(blp, 404)
+@bearer_auth(blp)
+@requires(*ROLES)
+def show(order_id: str) -> dict[str, Any]:
+    """One order: its document, state, deadline, allowed actions, timeline, notices, responses."""
+    desk = _desk()
+    return order_detail(desk, desk.get(order_id, g.principal.actor))
+
+
+@blp.route("/<order_id>/document", methods=["GET"])
+@blp.arguments(DocumentQuery, location="query", error_status_code=400)
+@blp.response(
+    200,
+    {"type": "string"},
+    content_type="text/plain",
+    description="the signed custos/order/v1 note, or with format=html a printable page",
+)
+@blp.doc(responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
+@problem_responses(blp, 404)
+@bearer_auth(blp)
+@requires(*ROLES)
+def document(query: dict[str, Any], order_id: str) -> Response:
+    """The issued order: its signed ``custos/order/v1`` note, or a printable HTML page of it.
+
+    404 until the order is approved: its document is signed at service.
+    """
+    desk = _desk()
+    stored = desk.get(order_id, g.principal.actor)
+    note = desk.document_note(stored)
+    if query["format"] == "html":
+        response = Response(render_order_page(note, desk.view(stored)), mimetype="text/html")
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return response
+    return Response(note, content_type="text/plain; charset=utf-8")
+
+
+__all__ = ["blp", "order_detail"]

@@ -1,0 +1,147 @@
+"""What every view reads from a request the same way: JSON bodies, list cursors, and streamed
+uploads with their RFC 9530 digests; and how an ingested upload is answered."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flask import Response, jsonify, request
+from marshmallow import Schema, ValidationError, validate
+
+from custody.digests import http_digest, parse_http_digest
+from custody.errors import BadRequest, Invalid
+from custody.intake import Ingested
+
+# The largest index or sequence number a store holds (a signed 64-bit integer).
+MAX_INDEX = 2**63 - 1
+NO_NUL = validate.Regexp(r"\A[^\x00]*\Z", error="no NUL characters")
+
+
+class InvalidFields(Invalid):
+    """Schema validation failed; ``errors`` says which field and why."""
+
+    def __init__(self, errors: Any) -> None:
+        names = ", ".join(sorted(errors)) if isinstance(errors, dict) else "see errors"
+        super().__init__(f"invalid fields: {names}")
+        self.errors = errors
+
+
+def load_body(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` loaded by ``schema``; a field at fault is 422 naming it."""
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        raise InvalidFields(exc.messages) from None
+    return loaded
+
+
+def refuse_unstorable_text(body: Any) -> None:
+    """Refuse what no stored text can hold: a NUL (PostgreSQL text cannot) or a lone surrogate
+    (JSON may escape one, but RFC 7493 section 2.1 forbids it and UTF-8 cannot encode it).
+    Iterative, so that a body nested as deep as the JSON parser allows is no deeper here."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, Mapping):
+            for name, item in value.items():
+                pending += [(where, name), (f"{where}.{name}" if where else str(name), item)]
+        elif isinstance(value, list):
+            pending += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"{where or 'the body'} holds an unpaired surrogate") from None
+            if "\x00" in value:
+                raise Invalid(f"{where or 'the body'} holds a NUL character")
+
+
+def read_json_object(*, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object (any JSON media type, such as application/merge-patch+json);
+    with ``optional``, an empty body is an empty object."""
+    if optional and not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    refuse_unstorable_text(body)
+    return body
+
+
+def encode_cursor(position: int) -> str:
+    """An opaque cursor for the list position (a ledger index or sequence number)."""
+    return base64.urlsafe_b64encode(str(position).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The position a cursor from ``encode_cursor`` stands for; 400 for anything else."""
+    if cursor is None:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except ValueError:
+        raise BadRequest("malformed cursor") from None
+    # Digits this server wrote, within what a store holds.
+    if not (decoded.isascii() and decoded.isdigit()) or int(decoded) > MAX_INDEX:
+        raise BadRequest("malformed cursor")
+    return int(decoded)
+
+
+def page(items: Sequence[Any], limit: int, position: Any) -> tuple[Sequence[Any], str | None]:
+    """The first ``limit`` of ``items`` (fetched as ``limit + 1``) and the cursor of the next
+    page, if there is one; ``position(item)`` is an item's list position."""
+    shown = items[:limit]
+    more = len(items) > limit
+    return shown, encode_cursor(position(shown[-1])) if more else None
+
+
+# The OpenAPI description of the optional digest headers of an upload.
+DIGEST_HEADERS = [
+    {
+        "in": "header",
+        "name": name,
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "RFC 9530 digests of the body, e.g. sha-256=:<base64>:",
+    }
+    for name in ("Repr-Digest", "Content-Digest")
+]
+
+
+def declared_digests() -> dict[str, str]:
+    """The RFC 9530 digests the request declares for its body; headers that disagree on an
+    algorithm are 422."""
+    declared: dict[str, str] = {}
+    for header in ("Repr-Digest", "Content-Digest"):
+        if header in request.headers:
+            for alg, value in parse_http_digest(request.headers[header]).items():
+                if declared.get(alg, value) != value:
+                    raise Invalid(f"{header} contradicts another declared {alg} digest")
+                declared[alg] = value
+    return declared
+
+
+def require_readable_body() -> None:
+    """Without Content-Length, only a server that ends a chunked body for us
+    (``wsgi.input_terminated``) lets us read it; otherwise the body would read as empty."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if request.content_length is None and not (
+        chunked and request.environ.get("wsgi.input_terminated")
+    ):
+        raise BadRequest("send Content-Length, or a chunked body to a server that supports it")
+
+
+def ingested_response(ingested: Ingested) -> Response:
+    """201 with the item, its ledger index and receipt, and the server's ``Repr-Digest``."""
+    body = {
+        **ingested.record.as_json(),
+        "ledger_index": ingested.ledger_index,
+        "receipt": json.loads(ingested.receipt.to_json()),
+    }
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Repr-Digest"] = http_digest(ingested.record.digests)
+    return response
