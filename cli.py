@@ -10,19 +10,21 @@ import base64
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from custody.audit import audit_ledger
+from custody.bundle import EXPORT_ROLES
+from custody.case_export import ExhibitMaterial, InvalidMaterial, case_document
 from custody.digests import (
     parse_expected,
 )
 from custody.errors import CustosError
-from custody.events import Actor
-from custody.evidence import ACTS
+from custody.events import Actor, Subject
+from custody.evidence import ACTS, require_role
 from custody.order_desk import StoredOrder
 from custody.orders import OrderState
 from custody.principals import ROLES, Principal
@@ -646,7 +648,7 @@ def orders_sweep(ctx: click.Context, as_json: bool) -> None:
             *(("overdue", stored) for stored in report.overdue),
         ]
         for outcome, stored in found:
-            view = dep.orders.view(stored)
+            view = dep.orders.summary(stored)
             emit(as_json, {"sweep": outcome, **view}, f"{outcome:<8} {order_line(view)}")
         # One pass over the notices due: a failed one is not due again until its retry time.
         sent = notice_delivery(dep).deliver_due(limit=sys.maxsize)
@@ -712,6 +714,95 @@ def orders_show(
 def verify_receipt(args: tuple[str, ...]) -> None:
     """Verify a receipt file offline against pinned keys: FILE --key VKEY [--key ...] [--json]."""
     sys.exit(verify_command("receipt", list(args), prog="custos verify-receipt"))
+
+
+def case_export(dep: Deployment, by: Actor, evidence_id: str) -> dict[str, Any]:
+    """The item's provenance as a CASE/UCO JSON-LD document."""
+    require_role(by.role, EXPORT_ROLES, "export exhibits")
+    record = dep.handling.get(evidence_id)
+    entries = dep.ledger.subject_entries(Subject("evidence", record.id).key)
+    material = ExhibitMaterial(record, [(e.index, e.leaf) for e in entries], dep.ledger.origin)
+    try:
+        return case_document(material)
+    except InvalidMaterial as exc:
+        raise click.ClickException(f"{evidence_id}: {exc}") from None
+
+
+@main.command()
+@click.argument("evidence_ids", metavar="EVIDENCE_ID...", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--with-content", is_flag=True, help="Include the bytes (recorded as evidence.accessed)."
+)
+@click.option(
+    "--known-checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint kept earlier: the bundle proves the log extends it.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["exhibit", "case"]),
+    default="exhibit",
+    show_default=True,
+    help="exhibit: the bundle docs/bundle.md describes; case: CASE/UCO JSON-LD of one item.",
+)
+@as_option
+@json_option
+@click.pass_context
+def export(
+    ctx: click.Context,
+    evidence_ids: tuple[str, ...],
+    output: Path,
+    with_content: bool,
+    known_checkpoint: Path | None,
+    output_format: str,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Write an exhibit bundle for a court to verify offline (custos/exhibit/v1), or an item's
+    provenance as CASE JSON-LD."""
+    if output_format == "case" and (len(evidence_ids) > 1 or with_content or known_checkpoint):
+        raise click.UsageError(
+            "--format case takes one evidence id, without --with-content or --known-checkpoint"
+        )
+    known = known_checkpoint.read_bytes() if known_checkpoint else None
+    with deployment(ctx) as dep:
+        principal = dep.principals.get(as_name)
+        if not principal.active:
+            raise click.ClickException(f"{as_name!r} is revoked")
+        partial = output.with_name(output.name + ".part")
+        try:
+            if output_format == "case":
+                document = case_export(dep, principal.actor, evidence_ids[0])
+                partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+                partial.replace(output)
+                emit(as_json, {"format": "case", "path": str(output)}, str(output))
+                return
+            records = [dep.handling.get(evidence_id) for evidence_id in evidence_ids]
+            size = sum(r.size or 0 for r in records if r.kind == "digital")
+            bar: AbstractContextManager[Progress | None] = (
+                progress_bar(size, output.name) if with_content else nullcontext()
+            )
+            with partial.open("w+b") as out, bar as progress:
+                summary = dep.bundles.export(
+                    evidence_ids,
+                    out,
+                    by=principal.actor,
+                    with_content=with_content,
+                    known_checkpoint=known,
+                    progress=progress,
+                )
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(output)
+    accessed = "".join(f", evidence.accessed #{i}" for i in summary.accessed)
+    text = (
+        f"{output}  {len(summary.items)} item(s), {len(summary.members)} members, "
+        f"checkpoint {summary.checkpoint_size}{accessed}"
+    )
+    emit(as_json, {**summary.as_json(), "path": str(output)}, text)
 
 
 @main.command()

@@ -316,8 +316,10 @@ class OrderDesk:
             )
         return stored.note
 
-    def view(self, stored: StoredOrder, now: datetime | None = None) -> dict[str, Any]:
-        """The order as JSON, with its deadline and what its state allows now."""
+    def summary(self, stored: StoredOrder, now: datetime | None = None) -> dict[str, Any]:
+        """The order as lists show it: where it stands, its deadline and what its state allows
+        now, without its document (the targets are read, and a provider's first read
+        recorded, only by fetching the order itself)."""
         order = stored.order
         now = now or self.ledger.clock()
         due = deadline(order)
@@ -340,8 +342,11 @@ class OrderDesk:
             "clock_paused": bool(clock and clock.paused_since),
             "overdue": overdue(order, now),
             "allowed_actions": allowed_actions(order, now),
-            "document": order.document.as_json(),
         }
+
+    def view(self, stored: StoredOrder, now: datetime | None = None) -> dict[str, Any]:
+        """The order as JSON: its summary and its document."""
+        return {**self.summary(stored, now), "document": stored.order.document.as_json()}
 
     # -- changing ---------------------------------------------------------------------------
 

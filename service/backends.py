@@ -210,7 +210,7 @@ class LocalOrders:
                 limit=200,
                 after=after,
             )
-            yield from (desk.view(stored) for stored in page)
+            yield from (desk.summary(stored) for stored in page)
             if len(page) < 200:
                 return
             after = page[-1].seq

@@ -186,7 +186,9 @@ class AnswerSchema(_StrictSchema):
 
 # -- responses -----------------------------------------------------------------------------------
 # The views return what the desk builds; these schemas document it and never serialise it.
-class OrderViewSchema(Schema):
+class OrderSummarySchema(Schema):
+    """An order as lists show it: everything but its document."""
+
     id = fields.String(required=True)
     reference = fields.String(required=True)
     case = fields.String(required=True)
@@ -208,6 +210,9 @@ class OrderViewSchema(Schema):
     clock_paused = fields.Boolean(required=True)
     overdue = fields.Boolean(required=True)
     allowed_actions = fields.List(fields.String(validate=validate.OneOf(ACTIONS)), required=True)
+
+
+class OrderViewSchema(OrderSummarySchema):
     document = fields.Nested(OrderDocumentSchema, required=True)
 
 
@@ -255,7 +260,7 @@ class OrderDetailSchema(OrderViewSchema):
 
 
 class OrderPageSchema(Schema):
-    items = fields.List(fields.Nested(OrderViewSchema), required=True)
+    items = fields.List(fields.Nested(OrderSummarySchema), required=True)
     next_cursor = fields.String(required=True, allow_none=True)
 
 
@@ -404,7 +409,7 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     )
     shown, next_cursor = page(found, limit, lambda s: s.seq)
     now = desk.ledger.clock()
-    return {"items": [desk.view(s, now) for s in shown], "next_cursor": next_cursor}
+    return {"items": [desk.summary(s, now) for s in shown], "next_cursor": next_cursor}
 
 
 @blp.route("/<order_id>", methods=["GET"])

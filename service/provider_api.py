@@ -154,7 +154,7 @@ def list_orders(limit: int, cursor: str | None = None) -> dict[str, Any]:
     )
     shown, next_cursor = page(stored, limit, lambda s: s.seq)
     now = desk.ledger.clock()
-    return {"items": [desk.view(s, now) for s in shown], "next_cursor": next_cursor}
+    return {"items": [desk.summary(s, now) for s in shown], "next_cursor": next_cursor}
 
 
 @blp.route("/orders/<order_id>", methods=["GET"])

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -79,7 +80,15 @@ def order_json(order: Order) -> str:
     )
 
 
+@lru_cache(maxsize=2048)
 def order_from_json(text: str) -> Order:
+    """The order a stored record holds. Orders are immutable, so the same record text gives
+    the same object: lists read the same orders again and again, and building a document
+    from JSON (validating every field) is the cost of reading one."""
+    return _order_from_json(text)
+
+
+def _order_from_json(text: str) -> Order:
     data = json.loads(text)
     drafted_at = _parse(data["drafted_at"])
     assert drafted_at is not None

@@ -219,7 +219,9 @@ def test_the_list_shows_only_the_callers_own_served_orders(site: Site) -> None:
     assert {o["state"] for o in listed} == {"served"}
     assert all(o["provider"] == site.own and o["due"] is not None for o in listed)
     assert [o["id"] for o in list_all(site, "other", limit=50)] == [theirs]
-    assert site.deployment.ledger.size() == size  # listing is not reading an order
+    # Listing is not reading an order: no order.read, and no document (targets) to read.
+    assert site.deployment.ledger.size() == size
+    assert not any("document" in o for o in listed)
 
 
 def test_a_malformed_list_query_is_400(site: Site) -> None:
