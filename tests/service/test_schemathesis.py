@@ -28,9 +28,12 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from custody.order_document import PRESERVATION, PRODUCTION
 from custody.principals import ROLES
 from service import create_app
-from tests.conftest import Home, bearer
+from storage.deployment import Deployment
+from tests.conftest import Home, add_provider, bearer
+from tests.custody.test_orders import document_json
 
 OPENAPI = "/v1/openapi.json"
 # Examples for the whole API, shared among its operations, so that the test takes about as
@@ -66,15 +69,45 @@ def api(home_on_each_database: Home) -> Flask:
 
 @pytest.fixture
 def tokens(home_on_each_database: Home) -> dict[str, str]:
-    """A principal of each role, but a provider's (which needs a provider on record), so that
-    each operation meets callers it serves and callers it refuses."""
-    principals = home_on_each_database.deployment.principals
-    operator = principals.get("operator").actor
+    """A principal of each role (the provider's bound to a provider on record), so that each
+    operation meets callers it serves and callers it refuses."""
+    deployment = home_on_each_database.deployment
+    operator = deployment.principals.get("operator").actor
+    isp = add_provider(deployment)
     return {
-        role: principals.add(f"schemathesis-{role}", role, operator)[1]
+        role: deployment.principals.add(
+            f"schemathesis-{role}", role, operator, isp.id if role == "provider" else None
+        )[1]
         for role in ROLES
-        if role != "provider"
     }
+
+
+def existing_orders(deployment: Deployment) -> dict[str, list[Any]]:
+    """Orders in the states the order views tell apart (a draft, one awaiting approval, a
+    served one, an acknowledged one, a preservation order), addressed to the provider whose
+    principal calls the provider API, and that provider."""
+    principals = {p.role: p for p in deployment.principals.list()}
+    provider_id = principals["provider"].provider_id
+    assert provider_id is not None
+    desk = deployment.orders
+    authority, approver = principals["authority"].actor, principals["approver"].actor
+    isp = principals["provider"].actor
+    steps = {
+        "draft": [],
+        "pending": [("submit", authority)],
+        "served": [("submit", authority), ("approve", approver)],
+        "acknowledged": [("submit", authority), ("approve", approver), ("acknowledge", isp)],
+    }
+    orders = []
+    for kind in (PRODUCTION, PRESERVATION):
+        for actions in steps.values():
+            document = {**document_json(kind), "provider": provider_id}
+            order_id = desk.draft(document, authority).stored.id
+            for action, actor in actions:
+                by_provider = provider_id if actor is isp else None
+                desk.act(order_id, action, {}, actor, provider_id=by_provider)
+            orders.append(order_id)
+    return {"order_id": orders, "provider_id": [provider_id]}
 
 
 @pytest.fixture
@@ -143,8 +176,11 @@ def can_be_negated(operation: APIOperation) -> bool:
     return any(True for _ in operation.iter_parameters()) or len(operation.body) > 0
 
 
-def test_every_operation_answers_as_documented(api: Flask, tokens: dict[str, str]) -> None:
+def test_every_operation_answers_as_documented(
+    api: Flask, tokens: dict[str, str], home_on_each_database: Home
+) -> None:
     existing = existing_values(api.test_client(), tokens["examiner"])
+    existing.update(existing_orders(home_on_each_database.deployment))
     all_operations = list(operations(api))
     failures: dict[str, str] = {}
     for operation in all_operations:
