@@ -36,5 +36,8 @@ def serve(home: str, host: str, port: int, workers: int, timeout: int = 120) -> 
             "timeout": timeout,
             "accesslog": "-",
             "preload_app": False,
+            # gunicorn 27's control socket lives in ~/.gunicorn by default, shared by every
+            # server on the machine (the last to stop deletes the others'): not needed here.
+            "control_socket_disable": True,
         },
     ).run()
