@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -244,6 +244,9 @@ class EvidenceStore(Protocol):
     def claim_session(self, evidence_id: str, now: str, stale_before: str) -> UploadSession:
         """Mark an open session as receiving; Conflict if it is receiving or done."""
 
+    def touch_session(self, evidence_id: str, now: str) -> None:
+        """Mark a receiving session's receiver as alive at ``now``."""
+
     def release_session(self, evidence_id: str) -> None: ...
 
     def purge_sessions(self, now: str) -> int: ...
@@ -261,6 +264,12 @@ class EvidenceStore(Protocol):
     def list(
         self, case: str | None, exhibit: str | None, limit: int, after: int | None
     ) -> Sequence[EvidenceRecord]: ...
+
+    def newest(self, limit: int) -> Sequence[EvidenceRecord]:
+        """The ``limit`` records recorded last, newest first."""
+
+    def iter_all(self) -> Iterator[EvidenceRecord]:
+        """Every record, in ledger order (read in batches, for scrubs of the whole store)."""
 
     def save_document(
         self, tx: AppendTransaction, evidence_id: str, ledger_index: int, salt: bytes, text: bytes

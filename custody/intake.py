@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from custody import merkle
 from custody.digests import DigestPipeline, check_expected
-from custody.errors import BadRequest, Conflict, NotFound, StorageError, TooLarge
-from custody.events import Actor, NewEvent, Subject, format_time
+from custody.errors import (
+    BadRequest,
+    Conflict,
+    IntegrityError,
+    NotFound,
+    ObjectNotFound,
+    StorageError,
+    TooLarge,
+)
+from custody.events import Actor, Event, NewEvent, Subject, format_time
 from custody.evidence import (
     INTAKE_ROLES,
     EvidenceRecord,
@@ -54,8 +63,9 @@ class IntakeSettings:
     digests: tuple[str, ...] = ("sha256",)
     max_upload_bytes: int = 64 * 1024**3
     session_ttl: timedelta = timedelta(hours=24)
-    # A session claimed by a receiver that went silent this long ago may be claimed again.
-    stale_upload: timedelta = timedelta(hours=1)
+    # A session whose receiver went silent this long ago (it marks its progress every quarter
+    # of it) may be claimed again: a server killed mid-upload leaves its session so.
+    stale_upload: timedelta = timedelta(minutes=2)
 
 
 class Intake:
@@ -147,7 +157,8 @@ class Intake:
         try:
             staged = self.objects.stage()
             algorithms = [*self.settings.digests, *(declared or {})]
-            pipeline = DigestPipeline(algorithms, staged.write, limit=limit, progress=progress)
+            heartbeat = self._heartbeat(evidence_id, now, progress)
+            pipeline = DigestPipeline(algorithms, staged.write, limit=limit, progress=heartbeat)
             digests = pipeline.consume_stream(stream)
             if content_length is not None and pipeline.size != content_length:
                 raise BadRequest(f"the body ended after {pipeline.size} of {content_length} bytes")
@@ -156,9 +167,15 @@ class Intake:
             staged.finish()
             stored = staged.commit(blob_key(digests["sha256"]))
         except BaseException:
-            if staged is not None:
-                staged.discard()
-            self.store.release_session(evidence_id)
+            # A failed, cut-off or timed-out upload frees its session at once, so that the
+            # uploader can retry without waiting for ``stale_upload``. Staged bytes that cannot
+            # be removed now are left to the staging sweep; the error raised is the upload's.
+            try:
+                if staged is not None:
+                    with suppress(StorageError):
+                        staged.discard()
+            finally:
+                self.store.release_session(evidence_id)
             raise
         try:
             appended, record = self._record(
@@ -175,6 +192,24 @@ class Intake:
             self.store.release_session(evidence_id)
             raise
         return Ingested(record, appended.index, self.receipt(record, appended.leaf))
+
+    def _heartbeat(
+        self, evidence_id: str, claimed: datetime, progress: Callable[[int], object] | None
+    ) -> Callable[[int], object]:
+        """A progress callback that also marks the session as still receiving, every quarter
+        of ``stale_upload``, so that only a receiver that died loses its claim."""
+        every = self.settings.stale_upload / 4
+        last = [claimed]
+
+        def beat(done: int) -> None:
+            now = self.ledger.clock()
+            if now - last[0] >= every:
+                self.store.touch_session(evidence_id, format_time(now))
+                last[0] = now
+            if progress is not None:
+                progress(done)
+
+        return beat
 
     def _record(
         self,
@@ -241,6 +276,36 @@ class Intake:
     def manifest(self, record: EvidenceRecord) -> bytes:
         """The record as a ``custos/manifest/v1`` note signed by the current key."""
         return sign_note(manifest_text(record), [self.ledger.keys.current.signer])
+
+    def stored_manifest(self, record: EvidenceRecord) -> bytes:
+        """The item's signed manifest; written again if a crash lost it.
+
+        The manifest is stored after its record and event commit, so a crash in between
+        leaves a record without one. Signing is deterministic: the note signed again with the
+        key that was current at the item's event is the note its event names by SHA-256,
+        which is checked before the note is stored.
+        """
+        try:
+            return self.objects.get(manifest_key(record.id))
+        except ObjectNotFound:
+            pass
+        signer = self.ledger.keys.signer_at(record.ledger_index)
+        manifest = sign_note(manifest_text(record), [signer])
+        event = Event.decode(self.ledger.entry(record.ledger_index))
+        if event.data.get("manifest") != hashlib.sha256(manifest).hexdigest():
+            raise IntegrityError(f"the manifest of {record.id} is missing and cannot be rebuilt")
+        self.objects.put(manifest_key(record.id), manifest)
+        return manifest
+
+    def repair_manifests(self, newest: int = 1000) -> int:
+        """Store again the manifests a crash lost among the ``newest`` records (the ones an
+        interrupted intake can have left without); returns how many were written."""
+        repaired = 0
+        for record in self.store.newest(newest):
+            if not self.objects.exists(manifest_key(record.id)):
+                self.stored_manifest(record)
+                repaired += 1
+        return repaired
 
     def receipt(self, record: EvidenceRecord, leaf: bytes) -> ReceiptBundle:
         """The receipt for an ingested item, with a checkpoint covering its event."""

@@ -53,6 +53,14 @@ class KeyRing:
         """Every key's verifier, newest first: notes signed by any of them are ours."""
         return [k.signer.verifier for k in reversed(self.keys)]
 
+    def signer_at(self, index: int) -> NoteSigner:
+        """The key that was current when the event at ledger ``index`` was recorded: the
+        oldest not yet retired by then (a key signs until its ``key.rotated`` event)."""
+        for key in self.keys:
+            if key.retired_at is None or index < key.retired_at:
+                return key.signer
+        return self.current.signer
+
     def checkpoint_signers(self, size: int, last_kept_size: int) -> list[NoteSigner]:
         """Who signs a checkpoint of ``size`` when the newest kept one has ``last_kept_size``.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -125,6 +125,14 @@ class SqlEvidenceStore:
             )
         return _session(row)
 
+    def touch_session(self, evidence_id: str, now: str) -> None:
+        with self._connect(write=True) as c:
+            c.execute(
+                update(upload_sessions)
+                .where(upload_sessions.c.id == evidence_id, upload_sessions.c.state == RECEIVING)
+                .values(claimed_at=now)
+            )
+
     def release_session(self, evidence_id: str) -> None:
         with self._connect(write=True) as c:
             c.execute(
@@ -188,6 +196,21 @@ class SqlEvidenceStore:
             query = query.where(evidence.c.ledger_index > after)
         with self._connect() as c:
             return [_record(r) for r in c.execute(query.limit(limit))]
+
+    def newest(self, limit: int) -> Sequence[EvidenceRecord]:
+        query = select(evidence.c.record, evidence.c.state).order_by(evidence.c.ledger_index.desc())
+        with self._connect() as c:
+            return [_record(r) for r in c.execute(query.limit(limit))]
+
+    def iter_all(self, batch: int = 1000) -> Iterator[EvidenceRecord]:
+        """Every record in ledger order, a batch per short read transaction."""
+        after = None
+        while True:
+            chunk = self.list(None, None, batch, after)
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            after = chunk[-1].ledger_index
 
     def save_document(
         self, tx: AppendTransaction, evidence_id: str, ledger_index: int, salt: bytes, text: bytes

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -24,11 +24,11 @@ import pytest
 
 from custody.audit import audit_ledger
 from custody.digests import DigestMismatch
-from custody.errors import BadRequest, Conflict, NotFound, TooLarge
-from custody.events import Actor, Event
+from custody.errors import BadRequest, Conflict, IntegrityError, NotFound, TooLarge
+from custody.events import Actor, Event, format_time
 from custody.intake import Ingested
 from custody.verify.receipt import verify_receipt
-from storage.deployment import Deployment, initialise, open_deployment
+from storage.deployment import Deployment, initialise, open_deployment, rotate_key
 from tests.conftest import FakeClock, make_config
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
@@ -391,6 +391,59 @@ def test_a_session_within_its_lifetime_can_still_be_completed(
     assert done.record.id == session.id
 
 
+class SlowStream(io.RawIOBase):
+    """A body whose every read takes ``seconds`` of the fake clock; at its middle read it
+    calls ``meanwhile`` (another receiver trying the same session)."""
+
+    def __init__(self, clock: FakeClock, seconds: float, meanwhile: Any) -> None:
+        self.chunks = [CONTENT[i : i + 20_000] for i in range(0, len(CONTENT), 20_000)]
+        self.clock, self.seconds, self.meanwhile = clock, seconds, meanwhile
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.clock.advance(self.seconds)
+        self.reads += 1
+        if self.reads == len(self.chunks) // 2:
+            self.meanwhile()
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_a_slow_upload_that_keeps_sending_keeps_its_session(
+    clocked: Deployment, clock: FakeClock
+) -> None:
+    examiner = add_principal(clocked, "alice", "examiner")
+    session = clocked.intake.open_session(DIGITAL, examiner)
+    refused: list[Exception] = []
+
+    def second_receiver() -> None:
+        with pytest.raises(Conflict, match="being uploaded already") as caught:
+            clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner)
+        refused.append(caught.value)
+
+    # Each read takes 70 s of the clock: by the middle one, the claim made at the start is
+    # older than stale_upload, and only the receiver's marks of progress keep it.
+    done = clocked.intake.receive(session.id, SlowStream(clock, 70, second_receiver), examiner)
+
+    assert len(refused) == 1
+    assert done.record.size == len(CONTENT)
+
+
+def test_a_session_whose_receiver_died_can_be_claimed_again_after_two_minutes(
+    clocked: Deployment, clock: FakeClock
+) -> None:
+    examiner = add_principal(clocked, "alice", "examiner")
+    session = clocked.intake.open_session(DIGITAL, examiner)
+    clocked.evidence.claim_session(session.id, format_time(clock()), format_time(clock()))
+    with pytest.raises(Conflict):
+        clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner)
+    clock.advance(121)
+
+    assert clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner).record.id
+
+
 # -- shared blobs ------------------------------------------------------------------------------
 
 
@@ -499,3 +552,49 @@ def test_the_manifest_is_a_signed_note_of_the_record(
     assert manifest["digests"] == dict(done.record.digests)
     assert f"\n— {deployment.keys.origin} " in note
     assert hashlib.sha256(note.encode()).hexdigest() == last_event(deployment).data["manifest"]
+
+
+def lose_manifest(deployment: Deployment, evidence_id: str) -> bytes:
+    """Remove an item's stored manifest as a crash after its commit would have left it."""
+    path = deployment.config.home / "objects" / "manifests" / evidence_id
+    original = path.read_bytes()
+    path.chmod(0o644)
+    path.unlink()
+    return original
+
+
+def test_a_manifest_lost_after_the_commit_is_written_again_at_start(
+    deployment: Deployment, examiner: Actor
+) -> None:
+    digital = ingest(deployment, examiner).record
+    physical = deployment.intake.register_physical(PHYSICAL, examiner).event.subject.id
+    originals = {i: lose_manifest(deployment, i) for i in (digital.id, physical)}
+
+    assert deployment.intake.repair_manifests() == 2
+    assert deployment.intake.repair_manifests() == 0
+
+    manifests = deployment.config.home / "objects" / "manifests"
+    assert {i: (manifests / i).read_bytes() for i in originals} == originals
+
+
+def test_a_lost_manifest_is_rebuilt_with_the_key_of_its_time_after_a_rotation(
+    deployment: Deployment, examiner: Actor
+) -> None:
+    record = ingest(deployment, examiner).record
+    original = lose_manifest(deployment, record.id)
+    operator = deployment.principals.get("operator").actor
+    rotate_key(deployment, operator)
+
+    assert deployment.intake.stored_manifest(record) == original
+
+
+def test_a_manifest_that_cannot_be_rebuilt_is_an_integrity_error(
+    deployment: Deployment, examiner: Actor
+) -> None:
+    record = ingest(deployment, examiner).record
+    lose_manifest(deployment, record.id)
+    altered = replace(record, description={**record.description, "description": "another"})
+
+    with pytest.raises(IntegrityError, match="cannot be rebuilt"):
+        deployment.intake.stored_manifest(altered)
+    assert not (deployment.config.home / "objects" / "manifests" / record.id).exists()
