@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from custody import merkle
-from custody.checkpoint import Checkpoint, sign_checkpoint
-from custody.errors import BadRequest, NotFound, ObjectExists
+from custody.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from custody.errors import BadRequest, IntegrityError, NotFound, ObjectExists
 from custody.events import Event, NewEvent, format_time
 from custody.interfaces import (
     AppendTransaction,
@@ -31,7 +31,6 @@ from custody.interfaces import (
     ObjectStore,
 )
 from custody.keys import KeyRing
-from custody.note import open_note
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -237,7 +236,12 @@ class Ledger:
             # Another worker signed this size first (with another hand-over signer set);
             # keep its copy, which must be ours and for the same root.
             note = self.objects.get(checkpoint_key(size))
-            open_note(note, keys.verifiers)
+            theirs, _ = open_checkpoint(note, keys.verifiers)
+            if theirs.root != root:
+                # A copy left by a history that is not this one (a restore from an older
+                # backup, a forked store): never adopt it; the operator must look.
+                message = f"the object store's checkpoints/{size} is for another root"
+                raise IntegrityError(message) from None
         kept = KeptCheckpoint(size=size, root=root, note=note, signed_at=self.clock())
         self.store.keep_checkpoint(kept)
         return self.store.checkpoint(size) or kept

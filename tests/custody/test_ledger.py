@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from custody import merkle
-from custody.checkpoint import open_checkpoint
-from custody.errors import BadRequest, NotFound
+from custody.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from custody.errors import BadRequest, IntegrityError, NotFound
 from custody.events import Actor, Event, InvalidEvent, NewEvent, Subject
 from custody.ledger import Ledger
 from storage.deployment import open_deployment
@@ -129,6 +129,25 @@ def test_checkpoint_is_signed_kept_and_copied_to_the_object_store(
     assert (checkpoint.size, checkpoint.root) == (ledger.size(), ledger.root(ledger.size()))
     assert ledger.kept_checkpoint(kept.size).note == kept.note
     assert deployment.objects.get(f"checkpoints/{kept.size}") == kept.note
+
+
+def test_a_stored_checkpoint_copy_of_another_root_is_never_adopted(home: Home) -> None:
+    """A restore from an older backup can leave checkpoints/N of a lost history in the store;
+    signing size N again must not keep that note for this ledger's different root."""
+    deployment = home.deployment
+    ledger = deployment.ledger
+    ledger.append(noted("e1"))
+    size = ledger.size() + 1
+    other_root = bytes(32)
+    forged = sign_checkpoint(
+        Checkpoint(ledger.origin, size, other_root), [deployment.keys.current.signer]
+    )
+    deployment.objects.put(f"checkpoints/{size}", forged)
+    ledger.append(noted("e2"))
+
+    with pytest.raises(IntegrityError, match=f"checkpoints/{size}"):
+        ledger.checkpoint(covering=size - 1)
+    assert ledger.store.checkpoint(size) is None
 
 
 def test_checkpoints_are_signed_at_most_once_per_interval_unless_needed(
