@@ -95,9 +95,13 @@ class Setup:
     orders: list[str]
 
 
-def prepare(home: Path, count: int) -> Setup:
-    """A home with a provider, the principals and ``count`` acknowledged orders."""
-    deployment = initialise(Config(home=home, origin=ORIGIN)).deployment
+def prepare(home: Path, count: int, database_url: str | None = None) -> Setup:
+    """A home with a provider, the principals and ``count`` acknowledged orders (on SQLite in
+    the home unless ``database_url`` names another database)."""
+    config = Config(home=home, origin=ORIGIN)
+    if database_url is not None:
+        config = Config(home=home, origin=ORIGIN, database_url=database_url)
+    deployment = initialise(config).deployment
     try:
         operator = deployment.principals.get(OPERATOR).actor
         provider = deployment.providers.add(
