@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean verifier
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,12 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/bench_ledger.py && $(BIN)/python bench/bench_ingest.py \
-		&& $(BIN)/python bench/bench_orders.py
+		&& $(BIN)/python bench/bench_orders.py && $(BIN)/python bench/bench_verify.py \
+		&& $(BIN)/python bench/bench_scrub.py
+
+# The offline verifier as one file a court runs with only Python and cryptography installed.
+verifier:
+	$(PYTHON) tools/build_verifier.py -o dist/custos-verify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

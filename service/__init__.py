@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import notifier
+from service import log_setup, metrics, notifier
 from service.docs import SWAGGER_UI_URL, ResponsesByStatus, register_docs
 from service.problems import ProblemApi, register_problem_handlers
 from storage.config import load_config
@@ -41,16 +42,27 @@ def create_app(
     app.extensions["custos"] = deployment
     # Staging data older than the configured age belongs to no live upload: remove it.
     deployment.objects.sweep_staging(deployment.config.staging_max_age)
+    # A crash between an item's commit and its manifest's write leaves it without one.
+    deployment.intake.repair_manifests()
 
-    from service import evidence, log, orders, provider_api, providers
+    from service import evidence, health, log, orders, provider_api, providers
 
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ResponsesByStatus()]})
     register_problem_handlers(app)
     register_docs(app, api)
+    log_setup.init_app(app)
+    metrics.init_app(app, deployment.ledger, api)
+    api.register_blueprint(health.blp)
     api.register_blueprint(log.blp)
     api.register_blueprint(evidence.blp)
     api.register_blueprint(providers.blp)
     api.register_blueprint(orders.blp)
     api.register_blueprint(provider_api.blp)
     notifier.init_app(app)
+    if hops := deployment.config.trust_proxy:
+        # Behind that many reverse proxies, X-Forwarded-For/-Proto/-Host/-Port/-Prefix name the
+        # client and the public URL; without one, a client could forge them.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
     return app

@@ -4,6 +4,7 @@ custody acts, custody history, content with an access event, manifests and recei
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
 
@@ -18,7 +19,9 @@ from marshmallow import (
     fields,
     validate,
 )
+from werkzeug.wsgi import wrap_file
 
+from custody.bundle import EXPORT_ROLES
 from custody.digests import DIGEST_SIZES, http_digest
 from custody.errors import NotFound
 from custody.events import indexed_event_json
@@ -28,7 +31,6 @@ from custody.evidence import (
     READ_ROLES,
     EvidenceRecord,
     is_evidence_id,
-    manifest_key,
 )
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
@@ -428,7 +430,7 @@ def content(evidence_id: str, purpose: str) -> Response:
 def manifest(evidence_id: str) -> Response:
     """The signed ``custos/manifest/v1`` note."""
     record = _record(evidence_id)
-    note = _deployment().objects.get(manifest_key(record.id))
+    note = _deployment().intake.stored_manifest(record)
     return Response(note, content_type="text/plain; charset=utf-8")
 
 
@@ -445,3 +447,48 @@ def receipt(evidence_id: str) -> dict[str, Any]:
     bundle = deployment.intake.receipt(record, leaf)
     result: dict[str, Any] = json.loads(bundle.to_json())
     return result
+
+
+class BundleQuery(Schema):
+    with_content = fields.Boolean(
+        load_default=False,
+        metadata={"description": "include the item's bytes (recorded as evidence.accessed)"},
+    )
+
+
+@blp.route("/<evidence_id>/bundle", methods=["GET"])
+@blp.arguments(BundleQuery, location="query", error_status_code=400, as_kwargs=True)
+@blp.response(
+    200,
+    {"type": "string", "format": "binary"},
+    content_type="application/zip",
+    description="the exhibit bundle (custos/exhibit/v1, docs/bundle.md)",
+    headers={"Content-Disposition": {"schema": {"type": "string"}, "required": True}},
+)
+@problem_responses(blp, 404, 409)
+@bearer_auth(blp)
+@requires(*EXPORT_ROLES)
+def exhibit_bundle(evidence_id: str, with_content: bool) -> Response:
+    """The item's exhibit bundle, for ``python -m custody.verify`` to check offline, with the
+    service's own custody report (``report.html``) last.
+
+    It is written to a temporary file first, so that a refusal is a problem, never a
+    truncated archive, and then streamed from it.
+    """
+    record = _record(evidence_id)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115  (the response closes it once sent)
+    try:
+        _deployment().bundles.export(
+            [record.id], spool, by=g.principal.actor, with_content=with_content
+        )
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    response = Response(
+        wrap_file(request.environ, spool), mimetype="application/zip", direct_passthrough=True
+    )
+    response.headers["Content-Length"] = str(size)
+    response.headers["Content-Disposition"] = f'attachment; filename="{record.id}.zip"'
+    return response

@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, validate
 from custody.digests import http_digest, parse_http_digest
 from custody.errors import BadRequest, Invalid
 from custody.intake import Ingested
+from service.metrics import count_ingested
 
 # The largest index or sequence number a store holds (a signed 64-bit integer).
 MAX_INDEX = 2**63 - 1
@@ -144,4 +145,5 @@ def ingested_response(ingested: Ingested) -> Response:
     response = jsonify(body)
     response.status_code = 201
     response.headers["Repr-Digest"] = http_digest(ingested.record.digests)
+    count_ingested(ingested.record.size or 0)
     return response

@@ -1,21 +1,144 @@
-"""Serving under gunicorn: each worker builds its own app (and database engine) after fork."""
+"""Serving under gunicorn: each worker builds its own app (and database engine) after fork.
+
+gunicorn's own lines go through the same handler as the app's (``service.log_setup``), JSON
+by default; its access log is off, because the app writes one access line per request with
+the request id, the route and the principal.
+"""
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.errors import NoMoreData, ParseException
+from gunicorn.workers.sync import SyncWorker
+from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestTimeout
 
 from service import create_app
+from service.log_setup import logging_config
+
+MIN_BODY_RATE = 1024
+"""Bytes a second a request body must keep up for its worker to count as alive while reading
+it; a slower one gets no more than gunicorn's ``timeout`` in all, like a worker that hangs."""
+
+
+class _ClientSilent(NoMoreData):  # type: ignore[misc]
+    """The client sent nothing for the request timeout: gunicorn drops the connection as one
+    the client closed (quietly), and a body read in the app becomes a 408."""
+
+
+class _ClientSocket(socket.socket):
+    """A client connection whose reads give up, as :class:`_ClientSilent`, once the client has
+    been silent for the socket's timeout, and report their size to ``receiving`` if set."""
+
+    receiving: Callable[[int], None] | None = None
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        try:
+            data = super().recv(bufsize, flags)
+        except TimeoutError:
+            raise _ClientSilent() from None
+        if self.receiving is not None:
+            self.receiving(len(data))
+        return data
+
+
+class _Heartbeat:
+    """Tells gunicorn's arbiter that the worker is alive, at most once a second, while a body
+    arrives at MIN_BODY_RATE or faster on average."""
+
+    def __init__(self, notify: Callable[[], None]) -> None:
+        self._notify = notify
+        self._since = time.monotonic()
+        self._received = 0
+
+    def __call__(self, received: int) -> None:
+        self._received += received
+        elapsed = time.monotonic() - self._since
+        if elapsed >= 1.0 and self._received >= MIN_BODY_RATE * elapsed:
+            self._notify()
+            self._since += elapsed
+            self._received = 0
+
+
+class _Body:
+    """A request body as gunicorn reads it, whose failures are the client's: a read that the
+    client left unanswered for the request timeout is 408 Request Timeout, a body cut short or
+    with broken chunked framing is 400 (gunicorn's own errors would be a 500)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def read(self, size: int | None = None) -> bytes:
+        data: bytes = self._read(self._body.read, size)
+        return data
+
+    def readline(self, size: int | None = None) -> bytes:
+        line: bytes = self._read(self._body.readline, size)
+        return line
+
+    def readlines(self, size: int | None = None) -> list[bytes]:
+        lines: list[bytes] = self._read(self._body.readlines, size)
+        return lines
+
+    def __iter__(self) -> _Body:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    @staticmethod
+    def _read(method: Callable[[int | None], Any], size: int | None) -> Any:
+        try:
+            return method(size)
+        except _ClientSilent:
+            raise RequestTimeout("the client stopped sending the request body") from None
+        except NoMoreData:
+            raise ClientDisconnected("the request body ended before it was complete") from None
+        except ParseException as exc:
+            raise BadRequest(f"the request body is malformed: {exc}") from None
+
+
+class CustosWorker(SyncWorker):  # type: ignore[misc]
+    """gunicorn's sync worker with a limit on how long a client may stay silent.
+
+    A client that sends no byte of its request, or takes no byte of the answer, for the
+    server's ``request_timeout`` seconds is cut off: a stalled request line or header is
+    dropped, a stalled body fails with 408, so an upload ends like any failed one (nothing
+    recorded, its session free again at once). While a body streams in at MIN_BODY_RATE or
+    faster, the worker tells the arbiter it is alive, so gunicorn's ``timeout``, which kills a
+    worker that hangs, does not also kill an upload that is long but moving.
+    """
+
+    def accept(self, listener: socket.socket) -> None:
+        client, addr = listener.accept()
+        client = _ClientSocket(fileno=client.detach())
+        client.settimeout(self.app.request_timeout)
+        util.close_on_exec(client)
+        self.handle(listener, client, addr)
+
+    def handle_request(self, listener: socket.socket, req: Any, client: Any, addr: Any) -> None:
+        # The request line and headers have been read: from here on, bytes are the body.
+        client.receiving = _Heartbeat(self.notify)
+        req.body = _Body(req.body)
+        super().handle_request(listener, req, client, addr)
 
 
 class CustosServer(BaseApplication):  # type: ignore[misc]
     """gunicorn with the Custos app factory and settings from the command line."""
 
-    def __init__(self, home: str, options: dict[str, Any]) -> None:
+    def __init__(self, home: str, options: dict[str, Any], request_timeout: float = 30.0) -> None:
         self.home = home
         self.options = options
+        self.request_timeout = request_timeout
         super().__init__()
 
     def load_config(self) -> None:
@@ -27,17 +150,25 @@ class CustosServer(BaseApplication):  # type: ignore[misc]
         return create_app({"CUSTOS_HOME": self.home, "CUSTOS_NOTIFY": True})
 
 
-def serve(home: str, host: str, port: int, workers: int, timeout: int = 120) -> None:
+def serve(
+    home: str,
+    host: str,
+    port: int,
+    workers: int,
+    timeout: int = 120,
+    log_format: str = "json",
+    request_timeout: float = 30.0,
+) -> None:
     CustosServer(
         home,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
+            "worker_class": CustosWorker,
             "timeout": timeout,
-            "accesslog": "-",
+            "accesslog": None,
+            "logconfig_dict": logging_config(log_format),
             "preload_app": False,
-            # gunicorn 27's control socket lives in ~/.gunicorn by default, shared by every
-            # server on the machine (the last to stop deletes the others'): not needed here.
-            "control_socket_disable": True,
         },
+        request_timeout,
     ).run()

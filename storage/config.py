@@ -20,6 +20,7 @@ CONFIG_FILE = "custos.toml"
 DEFAULT_HOME = "./var"
 SUPPORTED_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
 RETENTION_MODES = ("GOVERNANCE", "COMPLIANCE")
+LOG_FORMATS = ("json", "text")
 MiB = 1024 * 1024
 # S3 multipart limits: every part but the last is at least 5 MiB and at most 5 GiB.
 MIN_PART_SIZE = 5 * MiB
@@ -42,6 +43,8 @@ class Config:
     store: str = ""
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    s3_max_attempts: int = 5
+    s3_timeout: float = 20.0
     key_passphrase: str | None = field(default=None, repr=False)
     digests: tuple[str, ...] = ("sha256",)
     max_upload_bytes: int = 64 * 1024**3
@@ -56,6 +59,10 @@ class Config:
     notify_max_attempts: int = 10
     notify_base_delay: float = 30.0
     notify_max_delay: float = 3600.0
+    request_timeout: float = 30.0
+    auth_failures_per_minute: int = 20
+    log_format: str = "json"
+    trust_proxy: int = 0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -69,6 +76,8 @@ class Config:
             )
         if self.checkpoint_interval < 0 or self.max_upload_bytes <= 0:
             raise ConfigError("checkpoint_interval and max_upload_bytes must be positive")
+        if self.s3_max_attempts < 1 or self.s3_timeout <= 0:
+            raise ConfigError("s3_max_attempts must be 1 or more and s3_timeout positive")
         if self.retention_mode not in RETENTION_MODES:
             raise ConfigError(f"retention_mode must be one of {', '.join(RETENTION_MODES)}")
         if self.retention_days < 0:
@@ -89,6 +98,14 @@ class Config:
                 "notify_max_attempts must be 1 or more, and notify_base_delay positive and at "
                 "most notify_max_delay"
             )
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+        if self.trust_proxy < 0:
+            raise ConfigError("trust_proxy must be 0 (no proxy) or the number of proxies in front")
+        if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
+            raise ConfigError(
+                "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
+            )
 
     @property
     def config_file(self) -> Path:
@@ -104,6 +121,8 @@ _ENV = {
     "CUSTOS_STORE": "store",
     "CUSTOS_S3_ENDPOINT_URL": "s3_endpoint_url",
     "CUSTOS_S3_REGION": "s3_region",
+    "CUSTOS_S3_MAX_ATTEMPTS": "s3_max_attempts",
+    "CUSTOS_S3_TIMEOUT": "s3_timeout",
     "CUSTOS_ORIGIN": "origin",
     "CUSTOS_KEY_PASSPHRASE": "key_passphrase",
     "CUSTOS_DIGESTS": "digests",
@@ -119,6 +138,10 @@ _ENV = {
     "CUSTOS_NOTIFY_MAX_ATTEMPTS": "notify_max_attempts",
     "CUSTOS_NOTIFY_BASE_DELAY": "notify_base_delay",
     "CUSTOS_NOTIFY_MAX_DELAY": "notify_max_delay",
+    "CUSTOS_REQUEST_TIMEOUT": "request_timeout",
+    "CUSTOS_AUTH_FAILURES_PER_MINUTE": "auth_failures_per_minute",
+    "CUSTOS_LOG_FORMAT": "log_format",
+    "CUSTOS_TRUST_PROXY": "trust_proxy",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -139,6 +162,9 @@ def _typed(name: str, value: Any) -> Any:
             "retention_days",
             "multipart_part_size",
             "notify_max_attempts",
+            "auth_failures_per_minute",
+            "trust_proxy",
+            "s3_max_attempts",
         ):
             return int(value)
         if name in (
@@ -149,10 +175,14 @@ def _typed(name: str, value: Any) -> Any:
             "notify_timeout",
             "notify_base_delay",
             "notify_max_delay",
+            "request_timeout",
+            "s3_timeout",
         ):
             return float(value)
         if name == "retention_mode" and isinstance(value, str):
             return value.strip().upper()
+        if name == "log_format" and isinstance(value, str):
+            return value.strip().lower()
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {value!r}") from None
     if not isinstance(value, str):

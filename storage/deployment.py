@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Engine
 
+from custody.bundle import Bundles
 from custody.errors import NotFound
 from custody.events import SYSTEM, Actor, NewEvent, Subject
 from custody.handling import Handling
@@ -54,6 +55,7 @@ class Deployment:
     handling: Handling
     providers: Providers
     orders: OrderDesk
+    bundles: Bundles
 
     @property
     def keys(self) -> KeyRing:
@@ -78,6 +80,8 @@ def open_object_store(config: Config) -> ObjectStore:
             part_size=config.multipart_part_size,
             retention_mode=config.retention_mode,
             retention_days=config.retention_days,
+            max_attempts=config.s3_max_attempts,
+            timeout=config.s3_timeout,
         )
     raise ConfigError(
         f"unsupported object store {config.store!r}: use file://PATH or s3://BUCKET/PREFIX"
@@ -128,6 +132,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
     orders = OrderDesk(
         SqlOrderStore(engine), provider_store, SqlNoticeStore(engine), ledger, intake
     )
+    bundles = Bundles(ledger, evidence, objects, orders.store, receipts=intake.receipt)
     return Deployment(
         config,
         engine,
@@ -140,6 +145,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         handling,
         providers,
         orders,
+        bundles,
     )
 
 

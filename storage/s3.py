@@ -5,13 +5,18 @@ carrying its own SHA-256 checksum, which S3 verifies), then copied to their key.
 version may carry Object Lock retention and a legal hold; staged objects never do, and the
 bucket has no default retention, so abandoned staging stays deletable.
 
-Every botocore error becomes the project's own exception here: ``custody`` never sees boto3.
+Every request is retried by botocore's standard retry mode: throttling (503 SlowDown), other
+5xx answers, dropped connections and timeouts are tried again with exponential backoff and
+jitter, up to ``max_attempts`` in all, each waiting at most ``timeout`` seconds to connect and
+for each read. What still fails then, and every other botocore error, becomes the project's own
+exception here (``StorageError``: 503 with Retry-After over HTTP): ``custody`` never sees boto3.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -19,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, NoReturn, cast
 
 import boto3
+import botocore.loaders
+import botocore.session
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotocoreConfig
 from botocore.exceptions import BotoCoreError, ClientError
@@ -56,6 +63,56 @@ def _s3_errors(key: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         _raise_translated(exc, key)
+
+
+# botocore's reader of its service models, shared by the stores of one process: each new
+# session would otherwise parse the S3 model and endpoint rules again (about 0.4 s a client).
+_MODELS = botocore.loaders.create_loader()
+
+
+def new_client(endpoint_url: str | None, region: str | None, config: BotocoreConfig) -> Any:
+    """An S3 client in a session of its own (credentials resolved afresh), sharing the models."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _MODELS)
+    return boto3.session.Session(botocore_session=session).client(
+        "s3", endpoint_url=endpoint_url, region_name=region, config=config
+    )
+
+
+def client_config(max_attempts: int, timeout: float) -> BotocoreConfig:
+    """Retries and timeouts for every request of the store's client (see the module docstring)."""
+    return BotocoreConfig(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+    )
+
+
+class _Body(io.RawIOBase):
+    """A GetObject body whose read errors (a connection dropped or timed out mid-stream, which
+    botocore does not retry) become StorageError like every other S3 error."""
+
+    def __init__(self, body: Any, key: str) -> None:
+        self._body = body
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with _s3_errors(self._key):
+            data: bytes = self._body.read(None if size is None or size < 0 else size)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
 
 
 def _remove(request: Callable[..., Any], **arguments: Any) -> int:
@@ -224,6 +281,7 @@ class S3ObjectStore:
 
     ``retention_days`` (0 for none) retains each version committed under ``blobs/`` in
     ``retention_mode`` until that many days after ``clock()``.
+    ``max_attempts`` and ``timeout`` bound the retries of each request (module docstring).
     """
 
     def __init__(
@@ -237,6 +295,8 @@ class S3ObjectStore:
         part_size: int = 16 * MiB,
         retention_mode: str = "GOVERNANCE",
         retention_days: int = 0,
+        max_attempts: int = 5,
+        timeout: float = 20.0,
         clock: Clock = utc_now,
     ) -> None:
         if part_size < MIN_PART_SIZE:
@@ -248,11 +308,8 @@ class S3ObjectStore:
         prefix = prefix.strip("/")
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
-        self.client = client or boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            config=BotocoreConfig(retries={"mode": "standard"}),
+        self.client = client or new_client(
+            endpoint_url, region, client_config(max_attempts, timeout)
         )
         self.part_size = part_size
         self.retention_mode = retention_mode
@@ -391,7 +448,7 @@ class S3ObjectStore:
         """A streaming body: read it and close it (or use it as a context manager)."""
         with _s3_errors(key):
             response = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
-        return cast(BinaryIO, response["Body"])
+        return cast(BinaryIO, _Body(response["Body"], key))
 
     def exists(self, key: str) -> bool:
         try:

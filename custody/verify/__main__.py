@@ -1,16 +1,20 @@
 """``python -m custody.verify``: check Custos evidence offline against pinned keys.
 
+    python -m custody.verify [bundle] EXHIBIT.zip --key KEY [--key KEY ...] [--artifact FILE]
+        [--known-checkpoint FILE] [--json] [--report OUT.html]
     python -m custody.verify receipt FILE --key KEY [--key KEY ...] [--json]
 
 Each subcommand runs one numbered verification procedure and prints every check with ``ok`` or
-``FAIL`` (or, with ``--json``, one JSON object on one line). ``--key`` is a verifier key
+``FAIL`` (or, with ``--json``, one JSON object on one line); a bare file argument means the
+exhibit bundle procedure (docs/bundle.md). ``--key`` is a verifier key
 ``<name>+<hash>+<base64>`` or ``@FILE`` naming a file with one such key per line; only those
-keys are trusted. Exit status: 0 when every check passed, 1 when one failed, 2 when the command
-was used wrongly (a bad option or key, a file that cannot be read).
+keys are trusted. Exit status: 0 when every check passed (or did not apply), 1 when one failed,
+2 when the command was used wrongly (a bad option or key, a file that cannot be read).
 
-A procedure is a :class:`Procedure` in :data:`PROCEDURES`: its checklist and a function
-``verify(file_bytes, keys) -> report`` that raises VerificationError; adding one (an exhibit
-``bundle``, say) adds a subcommand with the same options, output and exit codes.
+A single-file procedure is a :class:`Procedure` in :data:`PROCEDURES`: its checklist and a
+function ``verify(file_bytes, keys) -> report`` that raises VerificationError at the first
+failed check. The exhibit procedure reports every step instead, for the bundle and each item
+(``custody.verify.bundle``), and can render the custody report with ``--report``.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from custody.verify.bundle import BUNDLE_CHECKS, verify_bundle
 from custody.verify.errors import VerificationError
 from custody.verify.receipt import RECEIPT_CHECKS, pinned_verifiers, verify_receipt
+from custody.verify.results import FAIL, NOT_RUN, PASS, ExhibitVerification
 
 __all__ = [
+    "EXHIBIT",
     "EXIT_FAILED",
     "EXIT_USAGE",
     "EXIT_VERIFIED",
@@ -42,6 +50,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 PROG = "python -m custody.verify"
+EXHIBIT = "bundle"
+"""The exhibit bundle procedure's subcommand, also run for a bare file argument."""
 
 
 class Report(Protocol):
@@ -78,13 +88,27 @@ class UsageError(Exception):
     """The command was used wrongly: exit status 2, nothing verified."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m custody.verify <procedure> ...`` and return the exit status."""
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run ``python -m custody.verify [<procedure>] FILE ...`` and return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {EXHIBIT, *(procedure.name for procedure in PROCEDURES)}
+    if args and args[0] not in commands and args[0] not in ("-h", "--help"):
+        args = [EXHIBIT, *args]  # a bare file: the exhibit procedure
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Check Custos evidence offline against keys you pinned."
+        prog=prog,
+        description="Check Custos evidence offline against keys you pinned. With a bare FILE, "
+        f"check an exhibit bundle (the {EXHIBIT} procedure).",
     )
     subparsers = parser.add_subparsers(
-        dest="command", required=True, metavar="{" + ",".join(p.name for p in PROCEDURES) + "}"
+        dest="command", required=True, metavar="{" + ",".join(sorted(commands)) + "}"
+    )
+    _add_exhibit_arguments(
+        subparsers.add_parser(
+            EXHIBIT,
+            help="verify an exhibit bundle (custos/exhibit/v1) against pinned keys",
+            description=_exhibit_text(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
     for procedure in PROCEDURES:
         _add_procedure_arguments(
@@ -96,11 +120,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             procedure,
         )
-    return _run(parser, argv)
+    return _run(parser, args)
 
 
 def verify_command(name: str, argv: Sequence[str], prog: str) -> int:
-    """Run one procedure as its own command (e.g. ``custos verify-receipt``); return the status."""
+    """Run one procedure as its own command (``custos verify``, ``custos verify-receipt``);
+    return the exit status."""
+    if name == EXHIBIT:
+        parser = argparse.ArgumentParser(
+            prog=prog,
+            description=_exhibit_text(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_exhibit_arguments(parser)
+        return _run(parser, argv)
     procedure = _procedure(name)
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -123,9 +156,48 @@ def _checklist_text(procedure: Procedure) -> str:
     return f"{procedure.help[0].upper()}{procedure.help[1:]}. The checks, in order:\n{checks}"
 
 
+def _exhibit_text() -> str:
+    checks = "\n".join(f"  ({n}) {check}" for n, check in enumerate(BUNDLE_CHECKS, 1))
+    return (
+        "Verify an exhibit bundle (custos/exhibit/v1, made by `custos export`) against pinned "
+        f"keys. The steps, for the bundle and each item, in order:\n{checks}"
+    )
+
+
+def _add_exhibit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(procedure=None)
+    parser.add_argument(
+        "file", metavar="EXHIBIT", help="the exhibit bundle (a ZIP), or - for stdin"
+    )
+    _add_key_argument(parser)
+    parser.add_argument(
+        "--artifact",
+        metavar="FILE",
+        help="the evidence as you hold it: its bytes must match every digest recorded at intake",
+    )
+    parser.add_argument(
+        "--known-checkpoint",
+        metavar="FILE",
+        help="a checkpoint you kept earlier: the bundle's checkpoint must extend it",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the checklist"
+    )
+    parser.add_argument(
+        "--report", metavar="OUT.html", help="also write the custody report, a printable page"
+    )
+
+
 def _add_procedure_arguments(parser: argparse.ArgumentParser, procedure: Procedure) -> None:
     parser.set_defaults(procedure=procedure)
     parser.add_argument("file", metavar="FILE", help=procedure.file_help)
+    _add_key_argument(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the checklist"
+    )
+
+
+def _add_key_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key",
         action="append",
@@ -134,9 +206,6 @@ def _add_procedure_arguments(parser: argparse.ArgumentParser, procedure: Procedu
         help="a pinned verifier key <name>+<hash>+<base64>, or @FILE with one key per line; "
         "repeat for several keys (e.g. before and after a key rotation)",
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of the checklist"
-    )
 
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
@@ -144,6 +213,8 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage or help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.procedure is None:
+        return _run_exhibit(parser.prog, args)
     procedure: Procedure = args.procedure
     try:
         keys = read_pinned_keys(args.key)
@@ -158,6 +229,49 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return EXIT_FAILED
     _print_outcome(procedure, args.file, args.json, report, None)
     return EXIT_VERIFIED
+
+
+def _run_exhibit(prog: str, args: argparse.Namespace) -> int:
+    """Verify an exhibit bundle, print every step, and write the report if asked."""
+    try:
+        keys = read_pinned_keys(args.key)
+        render = _report_renderer() if args.report else None
+        bundle: bytes | Path = _read_file("-") if args.file == "-" else _existing(args.file)
+        artifact = _existing(args.artifact) if args.artifact else None
+        known = _read_file(args.known_checkpoint) if args.known_checkpoint else None
+        try:
+            verification = verify_bundle(bundle, keys, artifact=artifact, known_checkpoint=known)
+        except OSError as exc:
+            raise UsageError(f"cannot read {exc.filename or args.file}: {exc.strerror}") from None
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _print_exhibit(args.file, args.json, verification)
+    if render is not None:
+        try:
+            Path(args.report).write_text(render(verification), encoding="utf-8")
+        except OSError as exc:
+            print(f"{prog}: error: cannot write the report {args.report}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return EXIT_VERIFIED if verification.ok else EXIT_FAILED
+
+
+def _report_renderer() -> Callable[[ExhibitVerification], str]:
+    """The custody report's renderer, imported only when a report is asked for."""
+    try:
+        from custody.verify.report import render_report
+    except ImportError as exc:
+        raise UsageError(
+            f"--report needs the custody report module (custody.verify.report), which cannot "
+            f"be imported: {exc}"
+        ) from None
+    return render_report
+
+
+def _existing(path: str) -> Path:
+    if not Path(path).is_file():
+        raise UsageError(f"cannot read {path}: no such file")
+    return Path(path)
 
 
 def read_pinned_keys(values: Sequence[str]) -> list[str]:
@@ -232,6 +346,40 @@ def _print_outcome(
         for label, value in lines:
             print(f"  {label:<{width}}  {value}")
     print("VERIFIED: every check passed")
+
+
+_MARKS = {PASS: "ok", FAIL: "FAIL"}
+
+
+def _print_exhibit(file: str, as_json: bool, verification: ExhibitVerification) -> None:
+    """Print every step with its result and detail, then the completeness statement."""
+    if as_json:
+        print(json.dumps({"procedure": EXHIBIT, "file": file, **verification.as_json()}))
+        return
+    print(f"Verifying exhibit bundle {file} against pinned keys only")
+    for step in verification.steps:
+        mark = _MARKS.get(step.status) or ("--" if step.detail.startswith(NOT_RUN) else "skip")
+        item = f"{step.evidence_id}: " if step.evidence_id else ""
+        print(f"({step.number}) {mark:<5} {item}{step.title}")
+        indent = " " * 10
+        print(
+            textwrap.fill(step.detail, width=100, initial_indent=indent, subsequent_indent=indent)
+        )
+    if verification.completeness_note:
+        print(textwrap.fill(f"Completeness: {verification.completeness_note}", width=100))
+    if verification.key_fingerprints:
+        print(f"Pinned keys that signed: {', '.join(verification.key_fingerprints)}")
+    failed = verification.failed
+    if failed:
+        where = [
+            f"({s.number})"
+            + (f" {s.evidence_id}" if s.evidence_id else "")
+            + (f" event {s.event_index}" if s.event_index is not None else "")
+            for s in failed
+        ]
+        print(f"NOT VERIFIED: failed {'; '.join(where)}")
+    else:
+        print("VERIFIED: every step passed or did not apply")
 
 
 if __name__ == "__main__":

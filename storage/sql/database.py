@@ -4,6 +4,10 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk before it
 driver's own transaction handling is switched off so that SQLAlchemy's BEGIN is ours: writers
 open ``BEGIN IMMEDIATE`` and take SQLite's write lock before reading anything, which is what
 serialises ledger appends across processes; readers use a plain deferred BEGIN.
+
+A database that cannot be reached, or that drops the connection, raises ``StorageError`` from
+every engine made here (503 with Retry-After over HTTP, never a 500); its transaction is rolled
+back, so nothing is half-done.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from custody.errors import StorageError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Page cache per connection (KiB): the append path updates pages all over the subject and
@@ -27,14 +34,38 @@ SQLITE_WAL_PAGES = 10_000
 WRITE = {"custos_write": True}
 
 
+def database_errors(engine: Engine) -> tuple[type[Exception], ...]:
+    """What a database call may raise: SQLAlchemy's errors and, from the driver cursors the
+    hot paths use directly, the driver's own."""
+    return (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
+
+
+def _report_outages(engine: Engine) -> None:
+    """Make a lost or unreachable database a StorageError, whichever store met it."""
+
+    @event.listens_for(engine, "handle_error")
+    def _unavailable(context: ExceptionContext) -> StorageError | None:
+        # OperationalError is the DBAPI's class for failures outside the program's control
+        # (PEP 249): connection lost or refused, the server shutting down, a lock timeout.
+        lost = isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError)
+        if context.is_disconnect or lost:
+            return StorageError(f"database unavailable: {context.original_exception}")
+        return None
+
+
 def create_database_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite files get WAL, full sync and write-lock-first BEGINs."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+        _report_outages(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False}, hide_parameters=True, **kwargs
+    )
+    _report_outages(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

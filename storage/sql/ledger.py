@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from custody.errors import StorageError
 from custody.interfaces import AppendTransaction, KeptCheckpoint, LedgerEntry, LedgerStore
 from custody.merkle import NodeId
-from storage.sql.database import WRITE, create_database_engine
+from storage.sql.database import WRITE, create_database_engine, database_errors
 from storage.sql.schema import checkpoints
 
 # Keep each statement's bound parameters well under SQLite's limit (32,766), and an OR chain
@@ -204,6 +204,9 @@ class SqlLedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sql = _HotSql(engine.dialect.name)
+        # The append path and the frequent reads use driver cursors, whose errors are the
+        # driver's own rather than SQLAlchemy's: both become StorageError here.
+        self._errors = database_errors(engine)
 
     def opener(self) -> Callable[[], LedgerStore]:
         return partial(open_sql_ledger_store, self.engine.url.render_as_string(False))
@@ -222,7 +225,7 @@ class SqlLedgerStore:
         try:
             with self._writing() as connection:
                 yield SqlAppendTransaction(connection, self._sql)
-        except SQLAlchemyError as exc:
+        except self._errors as exc:
             raise StorageError(f"ledger append failed: {exc}") from exc
 
     @contextmanager
@@ -230,7 +233,7 @@ class SqlLedgerStore:
         try:
             with self.engine.connect() as connection, connection.begin():
                 yield connection
-        except SQLAlchemyError as exc:
+        except self._errors as exc:
             raise StorageError(f"ledger read failed: {exc}") from exc
 
     @contextmanager
@@ -239,11 +242,11 @@ class SqlLedgerStore:
         cost more than these queries."""
         try:
             connection = self.engine.raw_connection()
-        except SQLAlchemyError as exc:
+        except self._errors as exc:
             raise StorageError(f"ledger read failed: {exc}") from exc
         try:
             yield connection.cursor()
-        except self.engine.dialect.loaded_dbapi.Error as exc:
+        except self._errors as exc:
             raise StorageError(f"ledger read failed: {exc}") from exc
         finally:
             connection.close()
@@ -325,7 +328,7 @@ class SqlLedgerStore:
                     )
                     cursor.executemany(self._sql.insert_leaf_index, keys)
                     cursor.execute(self._sql.set_indexed, (end,))
-            except SQLAlchemyError as exc:
+            except self._errors as exc:
                 raise StorageError(f"leaf index update failed: {exc}") from exc
 
     def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:

@@ -8,15 +8,19 @@ court's machine where only the verifier is installed (ARCHITECTURE.md, Layers).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import subprocess
 import sys
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from storage.deployment import Deployment
 from tests.custody.test_verify_receipt import KEY, make_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +64,13 @@ VERIFIER_MODULES = frozenset(
         "custody.verify.errors",
         "custody.verify.receipt",
         "custody.verify.__main__",
+        "custody.verify.archive",
+        "custody.verify.bundle",
+        "custody.verify.chain",
+        "custody.verify.formats",
+        "custody.verify.item",
+        "custody.verify.results",
+        "custody.verify.report",
     }
 )
 # cryptography and the modules its compiled bindings register.
@@ -116,7 +127,8 @@ def test_verifier_imports_only_stdlib_cryptography_and_verifier_modules(
     probe = (
         "import json, sys\n"
         "before = set(sys.modules)\n"
-        "import custody.verify.receipt, custody.verify.__main__\n"
+        "import custody.verify.receipt, custody.verify.bundle, custody.verify.results\n"
+        "import custody.verify.report, custody.verify.__main__\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
     result = court_python(["-c", probe])
@@ -152,3 +164,34 @@ def test_verifier_command_checks_a_receipt_without_server_dependencies(
     result = court_python([*verify, str(good)])
     assert result.returncode == 2
     assert "--key" in result.stderr
+
+
+def test_verifier_command_checks_an_exhibit_bundle_without_server_dependencies(
+    court_python: CourtPython, deployment: Deployment, tmp_path: Path
+) -> None:
+    people = deployment.principals
+    operator = people.get("operator").actor
+    examiner = people.add("alice", "examiner", operator)[0].actor
+    court = people.add("clerk", "court", operator)[0].actor
+    metadata = {"kind": "digital", "case": "C-1", "exhibit": "HD-1", "description": "disk"}
+    item = deployment.intake.open_session(metadata, examiner).id
+    deployment.intake.receive(item, io.BytesIO(b"sector " * 1000), examiner)
+    good, bad = tmp_path / "exhibit.zip", tmp_path / "two-members-named-checkpoint.zip"
+    with good.open("wb") as out:
+        deployment.bundles.export([item], out, by=court, with_content=True)
+    bad.write_bytes(good.read_bytes())
+    with zipfile.ZipFile(bad, "a") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the duplicate name is the point
+        archive.writestr("checkpoint", b"another")
+    key = deployment.keys.current.verifier_key
+
+    report = tmp_path / "report.html"
+    verify = ["-m", "custody.verify", str(good), "--key", key, "--json", "--report", str(report)]
+    result = court_python(verify)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["ok"] is True
+    assert item in report.read_text("utf-8")
+
+    result = court_python(["-m", "custody.verify", str(bad), "--key", key])
+    assert result.returncode == 1, result.stderr
+    assert "(1) FAIL" in result.stdout and "appears twice" in result.stdout

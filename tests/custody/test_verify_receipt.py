@@ -509,7 +509,7 @@ def test_cli_with_only_an_unpinned_key_exits_1(receipt_file: Path) -> None:
         ["receipt", "{file}", "--key", "not-a-key"],
         ["receipt", "{file}", "--key", "@{dir}/no-such.keys"],
         ["receipt", "{dir}/no-such.json", "--key", KEY],
-        ["bundle", "{file}", "--key", KEY],
+        ["frobnicate", "{file}", "--key", KEY],  # a bare word is an exhibit file: one too many
     ],
     ids=[
         "no-command",

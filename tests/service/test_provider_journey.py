@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
-import os
 import queue
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,8 +31,8 @@ import pytest
 from custody.note import NoteVerifier, open_note
 from custody.notices import NOTICE_TYPE
 from custody.order_document import ORDER_TYPE
+from tests.server import CLI_TIMEOUT, CUSTOS, HTTP_TIMEOUT, Reply, Server, clean_env, custos_json
 
-CUSTOS = Path(sys.executable).parent / "custos"
 ORIGIN = "journey.custos.invalid/ledger"
 # What the order targets: it may appear in the order document the provider fetches, and
 # nowhere in the ledger or in a notice.
@@ -44,12 +40,8 @@ TARGET = "suspect.7731@mail.example"
 QUESTION = "Which mailbox alias does the order mean, the primary or the recovery one?"
 ANSWER = "The primary mailbox only; the recovery address is out of scope."
 CONTENT = b"account,created,last_login\nsuspect.7731,2024-05-01,2024-06-02\n" * 300
-# Bounds on every wait, in seconds.
-CLI_TIMEOUT = 60.0
-STARTUP_TIMEOUT = 30.0
-HTTP_TIMEOUT = 10.0
+# Bound on each wait for a notice, in seconds.
 NOTICE_TIMEOUT = 10.0
-STOP_TIMEOUT = 20.0
 # Notices go out at once on an order change; the interval bounds the wait for one that
 # a worker other than the one that queued it picks up, and for a retry.
 SERVER_SETTINGS = {
@@ -70,42 +62,6 @@ JOURNEY = [
     "order.produced",
     "order.closed",
 ]
-
-
-# -- the CLI, in subprocesses --------------------------------------------------------------------
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    """The environment without CUSTOS_* settings (the home's own apply), plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOS_")}
-    return {**env, **settings}
-
-
-def custos_json(home: Path, *commands: Sequence[str]) -> list[dict[str, Any]]:
-    """Run ``custos --home H <command> --json`` for each command, all at once (they touch
-    different things), and return the last JSON line each printed."""
-    processes = [
-        subprocess.Popen(
-            [str(CUSTOS), "--home", str(home), *command, "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=clean_env(),
-        )
-        for command in commands
-    ]
-    results: list[dict[str, Any]] = []
-    try:
-        for command, process in zip(commands, processes, strict=True):
-            out, err = process.communicate(timeout=CLI_TIMEOUT)
-            assert process.returncode == 0, f"custos {' '.join(command)}: {err}"
-            results.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return results
 
 
 # -- the provider's notification endpoint --------------------------------------------------------
@@ -158,102 +114,6 @@ class NoticeListener:
         self.thread.join(HTTP_TIMEOUT)
 
 
-# -- the server, in a subprocess -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Server:
-    """``custos --home H serve --workers 2`` (gunicorn) in a subprocess, its output in a log."""
-
-    def __init__(self, home: Path, log: Path) -> None:
-        self.home = home
-        self.log = log
-        self.port = free_port()
-        command = [str(CUSTOS), "--home", str(home), "serve", "--host", "127.0.0.1"]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), "--workers", "2"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=clean_env(**SERVER_SETTINGS),
-            )
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-30:])
-
-    def wait_ready(self) -> None:
-        """Until the log key has been served four times (both workers most likely up),
-        within STARTUP_TIMEOUT."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        answered = 0
-        while answered < 4:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the server did not answer within {STARTUP_TIMEOUT:g} s:\n{self.tail()}"
-                )
-            try:
-                if self.call("GET", "/v1/log/key").status == 200:
-                    answered += 1
-                    continue
-            except OSError:
-                pass
-            time.sleep(0.1)
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        token: str | None = None,
-        *,
-        json_body: object = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        body = content
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            sent.setdefault("Content-Type", "application/json")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
-        try:
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            return Reply(response.status, response.headers, response.read())
-        finally:
-            connection.close()
-
-    def stop(self) -> int:
-        """SIGTERM (gunicorn stops its workers gracefully); the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 # -- the deployment --------------------------------------------------------------------------------
 
 
@@ -285,7 +145,7 @@ def custos_home(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(tmp_path: Path, custos_home: Path) -> Iterator[Server]:
     """The server, starting (``site`` waits until it answers); stopped afterwards."""
-    running = Server(custos_home, tmp_path / "server.log")
+    running = Server(custos_home, tmp_path / "server.log", settings=SERVER_SETTINGS)
     yield running
     running.stop()
 

@@ -1,0 +1,487 @@
+"""Exhibit bundles (``custos/exhibit/v1``): one ZIP that proves items' custody offline.
+
+A bundle holds, for each item, its signed manifest, the exact leaf of every event, a C2SP
+``tlog-proof`` of each against one checkpoint, a signed ``custos/head/v1`` statement of the
+item's last event as of that checkpoint, and for a provider's response the order's document
+and its commitment salt, events, proofs, head statement and the intake receipt; last, the
+custody report (``report.html``) of the service's own verification of the bundle. The layout
+is the contract of docs/bundle.md; ``custody.verify`` checks it with nothing but pinned keys.
+
+The same ledger and options give the same bytes: one checkpoint is chosen deterministically
+(the kept one covering the newest event, else one signed now), members are written in a fixed
+order with a fixed time and compression, and every signature is Ed25519 (deterministic).
+Reading the content is the one exception: it records ``evidence.accessed`` first, so the
+access is itself inside the bundle, and each such export is a new fact of the ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from custody import merkle
+from custody.checkpoint import MalformedCheckpoint, open_checkpoint
+from custody.errors import BadRequest, Conflict, IntegrityError, NotFound
+from custody.events import Actor, Subject, canonical_json
+from custody.evidence import (
+    EvidenceRecord,
+    EvidenceStore,
+    is_evidence_id,
+    manifest_key,
+    require_role,
+)
+from custody.handling import Handling
+from custody.interfaces import KeptCheckpoint, LedgerEntry, ObjectStore
+from custody.ledger import Ledger
+from custody.note import MalformedNote, NoteVerificationError, sign_note
+from custody.order_desk import OrderStore
+from custody.receipt import ReceiptBundle
+from custody.verify.bundle import verify_bundle
+from custody.verify.report import render_report
+from custody.verify.results import NOT_APPLICABLE, SKIPPED, ExhibitVerification
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "CONSISTENCY_HEADER",
+    "EXPORT_PURPOSE",
+    "EXPORT_ROLES",
+    "HEAD_TYPE",
+    "TLOG_PROOF_HEADER",
+    "ZIP64_THRESHOLD",
+    "BundleSummary",
+    "Bundles",
+    "head_text",
+    "member_index",
+    "tlog_proof",
+]
+
+BUNDLE_FORMAT = "custos/exhibit/v1"
+HEAD_TYPE = "custos/head/v1"
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+CONSISTENCY_HEADER = "c2sp.org/custos-consistency@v1"
+# The issue names the court and the examiner; an approver or an authority reads items but
+# hands exhibits to a court through them.
+EXPORT_ROLES = ("examiner", "court")
+EXPORT_PURPOSE = "exhibit export"
+# Content at least this large is written with ZIP64 headers (zipfile's force_zip64): a
+# stored member's sizes must fit 32 bits otherwise. A module constant, so a test can lower it.
+ZIP64_THRESHOLD = 2 * 1024**3
+# ZIP's DOS time starts in 1980: the earliest time it can say, and the same for every member.
+MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
+DEFLATE_LEVEL = 6
+_UNIX = 3
+_REGULAR_FILE = 0o100644 << 16
+# Inclusion proofs are read for this many events at once (one batch of node reads each).
+_PROOF_BATCH = 512
+
+Progress = Callable[[int], object]
+# What step (7) of the service's own check says of an item whose content is in the bundle:
+# that check reads a copy without content (see Bundles.export).
+CONTENT_LEFT_TO_THE_COURT = (
+    f"{NOT_APPLICABLE}the content is verified by the court, with --artifact or the bundle's "
+    "content member; the service's own check at export leaves it out (its digests were "
+    "re-checked as it was read for the bundle)"
+)
+
+
+def member_index(index: int) -> str:
+    """A ledger index as a member name: 20 decimal digits, so names sort in ledger order."""
+    return f"{index:020d}"
+
+
+def tlog_proof(index: int, proof: Sequence[bytes], checkpoint: bytes) -> bytes:
+    """A C2SP ``tlog-proof`` (c2sp.org/tlog-proof@v1) of leaf ``index``, without extra data."""
+    hashes = "".join(base64.b64encode(h).decode("ascii") + "\n" for h in proof)
+    return f"{TLOG_PROOF_HEADER}\nindex {index}\n{hashes}\n".encode("ascii") + checkpoint
+
+
+def head_text(subject: str, entries: Sequence[LedgerEntry], checkpoint: KeptCheckpoint) -> str:
+    """The ``custos/head/v1`` note text: a subject's event count and last event as of a
+    checkpoint (docs/bundle.md, the head statement)."""
+    last = entries[-1]
+    body = {
+        "checkpoint_root": base64.b64encode(checkpoint.root).decode("ascii"),
+        "count": len(entries),
+        "last_index": last.index,
+        "last_leaf_hash": last.leaf_hash.hex(),
+        "subject": subject,
+        "tree_size": checkpoint.size,
+    }
+    return f"{HEAD_TYPE}\n{canonical_json(body).decode('utf-8')}\n"
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """What an export wrote: the items, the checkpoint, the members in order, the
+    ``evidence.accessed`` events it recorded (ledger indexes; none without content), and the
+    service's own verification that ``report.html`` renders (None without a report)."""
+
+    items: tuple[str, ...]
+    checkpoint_size: int
+    checkpoint_root: bytes
+    members: tuple[str, ...]
+    with_content: bool
+    known_checkpoint: bool
+    accessed: tuple[int, ...]
+    verification: ExhibitVerification | None = field(default=None, compare=False)
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether the service's own check of the bundle passed; None without a report."""
+        return None if self.verification is None else self.verification.ok
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": BUNDLE_FORMAT,
+            "items": list(self.items),
+            "checkpoint": {
+                "size": self.checkpoint_size,
+                "root": base64.b64encode(self.checkpoint_root).decode("ascii"),
+            },
+            "members": len(self.members),
+            "with_content": self.with_content,
+            "known_checkpoint": self.known_checkpoint,
+            "accessed": list(self.accessed),
+            "verified": self.verified,
+        }
+
+
+@dataclass(frozen=True)
+class _Known:
+    note: bytes
+    size: int
+
+
+class _ExhibitZip:
+    """A ZIP whose bytes depend only on what is added: fixed time, system, mode, level.
+
+    With ``copy_without_content``, every member but ``content`` is also written to a copy in
+    memory, for the service's own check of the bundle (:meth:`without_content`): the content,
+    possibly many gigabytes, is never held or read again.
+    """
+
+    def __init__(self, out: BinaryIO, *, copy_without_content: bool = False) -> None:
+        self._zip = zipfile.ZipFile(out, "w", allowZip64=True)
+        self._copied = io.BytesIO()
+        self._copy = (
+            zipfile.ZipFile(self._copied, "w", allowZip64=True) if copy_without_content else None
+        )
+        self.names: list[str] = []
+
+    @staticmethod
+    def _info(name: str, compression: int) -> zipfile.ZipInfo:
+        # One ZipInfo per archive: writing a member records its offset in the info.
+        info = zipfile.ZipInfo(name, date_time=MEMBER_TIME)
+        info.create_system = _UNIX
+        info.external_attr = _REGULAR_FILE
+        info.compress_type = compression
+        return info
+
+    def add(self, name: str, data: bytes, *, in_copy: bytes | None = None) -> None:
+        """Deflate a member into the bundle, and into the copy (``in_copy`` where it differs)."""
+        self._zip.writestr(
+            self._info(name, zipfile.ZIP_DEFLATED), data, compresslevel=DEFLATE_LEVEL
+        )
+        self.names.append(name)
+        if self._copy is not None:
+            copied = data if in_copy is None else in_copy
+            info = self._info(name, zipfile.ZIP_DEFLATED)
+            self._copy.writestr(info, copied, compresslevel=DEFLATE_LEVEL)
+
+    def add_stream(self, name: str, chunks: Iterable[bytes], size: int) -> None:
+        """Store ``chunks`` (``size`` bytes in all) uncompressed, as docs/bundle.md fixes:
+        the bytes a verifier hashes are then the bytes in the archive. Never copied."""
+        info = self._info(name, zipfile.ZIP_STORED)
+        with self._zip.open(info, "w", force_zip64=size >= ZIP64_THRESHOLD) as member:
+            for chunk in chunks:
+                member.write(chunk)
+        self.names.append(name)
+
+    def without_content(self) -> bytes:
+        """Close the copy and return its bytes; later members go to the bundle alone."""
+        assert self._copy is not None
+        self._copy.close()
+        self._copy = None
+        return self._copied.getvalue()
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+@dataclass
+class _Item:
+    record: EvidenceRecord
+    content: Iterator[bytes] | None = None
+
+
+class Bundles:
+    """Writes exhibit bundles from the ledger, the evidence and order records and the stores."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        evidence: EvidenceStore,
+        objects: ObjectStore,
+        orders: OrderStore,
+        *,
+        receipts: Callable[[EvidenceRecord, bytes], ReceiptBundle],
+    ) -> None:
+        self.ledger = ledger
+        self.evidence = evidence
+        self.objects = objects
+        self.orders = orders
+        # The intake's receipt, as returned at upload (``Intake.receipt``).
+        self.receipts = receipts
+        # Content is read the one way it is ever read: access recorded, digests re-checked.
+        self._handling = Handling(evidence, ledger, objects)
+
+    def export(
+        self,
+        evidence_ids: Sequence[str],
+        out: BinaryIO,
+        *,
+        by: Actor,
+        with_content: bool = False,
+        known_checkpoint: bytes | None = None,
+        report: bool = True,
+        progress: Progress | None = None,
+    ) -> BundleSummary:
+        """Write the bundle of ``evidence_ids`` to ``out`` (seekable), with ``report.html``
+        last unless ``report`` is false.
+
+        Every refusal (Forbidden, NotFound, BadRequest, Conflict) comes before anything is
+        recorded or written. With content, ``evidence.accessed`` is recorded for each digital
+        item before the checkpoint is chosen, so the bundle proves its own export.
+
+        The report is the service's own verification of the bundle, against every key of its
+        ring, rendered as the custody report. It verifies a copy of the bundle made in memory
+        as it is written, without ``content`` (and so with ``with_content`` false in its
+        ``bundle.json``): the content is never held nor read twice, and step (7) of an item
+        whose content is in the bundle says the court checks it.
+        """
+        require_role(by.role, EXPORT_ROLES, "export exhibit bundles")
+        items = [_Item(record) for record in self._records(evidence_ids)]
+        known = self._check_known(known_checkpoint)
+        accessed = self._open_contents(items, by) if with_content else []
+        checkpoint = self._choose_checkpoint(items, known)
+        bundle = _ExhibitZip(out, copy_without_content=report)
+        index = {
+            "format": BUNDLE_FORMAT,
+            "origin": self.ledger.origin,
+            "checkpoint": {
+                "size": checkpoint.size,
+                "root": base64.b64encode(checkpoint.root).decode("ascii"),
+            },
+            "items": [item.record.id for item in items],
+            "known_checkpoint": known is not None,
+            "with_content": with_content,
+        }
+        bundle.add(
+            "bundle.json",
+            canonical_json(index),
+            in_copy=canonical_json({**index, "with_content": False}),
+        )
+        bundle.add("checkpoint", checkpoint.note)
+        for item in items:
+            self._write_item(bundle, item, checkpoint, progress)
+        if known is not None:
+            bundle.add("known-checkpoint", known.note)
+            bundle.add("consistency", self._consistency(known.size, checkpoint.size))
+        verification = None
+        if report:
+            left_out = {item.record.id for item in items if item.content is not None}
+            verification = self._own_check(bundle.without_content(), left_out)
+            bundle.add("report.html", render_report(verification).encode("utf-8"))
+        bundle.close()
+        return BundleSummary(
+            items=tuple(item.record.id for item in items),
+            checkpoint_size=checkpoint.size,
+            checkpoint_root=checkpoint.root,
+            members=tuple(bundle.names),
+            with_content=with_content,
+            known_checkpoint=known is not None,
+            accessed=tuple(accessed),
+            verification=verification,
+        )
+
+    def _own_check(self, bundle: bytes, content_left_out: set[str]) -> ExhibitVerification:
+        """Verify a bundle as a court that pinned every key of the ring would; for the items
+        in ``content_left_out``, step (7) says that their content is the court's to check."""
+        verification = verify_bundle(bundle, [key.verifier_key for key in self.ledger.keys.keys])
+        steps = [
+            dataclasses.replace(step, detail=CONTENT_LEFT_TO_THE_COURT)
+            if step.number == 7
+            and step.evidence_id in content_left_out
+            and step.status == SKIPPED
+            and step.detail.startswith(NOT_APPLICABLE)
+            else step
+            for step in verification.steps
+        ]
+        return dataclasses.replace(verification, steps=steps)
+
+    # -- before anything is recorded ------------------------------------------------------
+
+    def _records(self, evidence_ids: Sequence[str]) -> list[EvidenceRecord]:
+        if not evidence_ids:
+            raise BadRequest("name at least one evidence item to export")
+        records = []
+        for evidence_id in sorted(set(evidence_ids)):
+            record = self.evidence.get(evidence_id) if is_evidence_id(evidence_id) else None
+            if record is None:
+                raise NotFound(f"no evidence {evidence_id}")
+            records.append(record)
+        return records
+
+    def _check_known(self, note: bytes | None) -> _Known | None:
+        """A known checkpoint must be one this log signed, of a size it has reached."""
+        if note is None:
+            return None
+        try:
+            known, _ = open_checkpoint(note, self.ledger.keys.verifiers, self.ledger.origin)
+        except (MalformedNote, MalformedCheckpoint, NoteVerificationError) as exc:
+            raise BadRequest(
+                f"the known checkpoint is not a checkpoint of this log: {exc}"
+            ) from None
+        if known.size < 1:
+            raise BadRequest("the known checkpoint is of the empty tree, which proves nothing")
+        size = self.ledger.size()
+        if known.size > size:
+            raise BadRequest(
+                f"the known checkpoint's tree size {known.size} is beyond the log's size {size}"
+            )
+        return _Known(bytes(note), known.size)
+
+    def _open_contents(self, items: Sequence[_Item], by: Actor) -> list[int]:
+        """Record ``evidence.accessed`` for each digital item and keep its byte stream for
+        later; returns the events' indexes. An item whose content is gone is refused before
+        any access is recorded; a physical item simply has none."""
+        digital = [item for item in items if item.record.kind == "digital"]
+        for item in digital:
+            record = item.record
+            if not record.state.can_be_read(record.kind) or record.storage_key is None:
+                raise Conflict(f"{record.id} has no content to export ({record.state.describe()})")
+        accessed = []
+        for item in digital:
+            _, access, item.content = self._handling.read_content(
+                item.record.id, by, EXPORT_PURPOSE
+            )
+            accessed.append(access.index)
+        return accessed
+
+    # -- the checkpoint and what it covers ------------------------------------------------
+
+    def _subjects(self, record: EvidenceRecord) -> list[str]:
+        subjects = [Subject("evidence", record.id).key]
+        order_id = record.description.get("order")
+        if isinstance(order_id, str):
+            subjects.append(Subject("order", order_id).key)
+        return subjects
+
+    def _choose_checkpoint(self, items: Sequence[_Item], known: _Known | None) -> KeptCheckpoint:
+        """The kept checkpoint covering every event of every subject (and the known
+        checkpoint's tree), else one signed now: the same ledger gives the same one."""
+        newest = known.size - 1 if known is not None else 0
+        for item in items:
+            for subject in self._subjects(item.record):
+                entries = self.ledger.subject_entries(subject)
+                if entries:
+                    newest = max(newest, entries[-1].index)
+        return self.ledger.checkpoint(covering=newest)
+
+    def _entries(self, subject: str, checkpoint: KeptCheckpoint) -> list[LedgerEntry]:
+        """The subject's events as of the checkpoint (read after it was chosen, so that an
+        event appended meanwhile is included exactly when the checkpoint covers it)."""
+        entries = [e for e in self.ledger.subject_entries(subject) if e.index < checkpoint.size]
+        if not entries:
+            raise IntegrityError(f"{subject} has no event in the tree of {checkpoint.size}")
+        return entries
+
+    def _proofs(self, entries: Sequence[LedgerEntry], size: int) -> Iterator[list[bytes]]:
+        """RFC 9162 inclusion proofs of the entries in the tree of ``size``, read in batches;
+        neighbouring events share most of their proof, so each range is read once a batch."""
+        for start in range(0, len(entries), _PROOF_BATCH):
+            batch = entries[start : start + _PROOF_BATCH]
+            ranges = [merkle.inclusion_proof_ranges(e.index, size) for e in batch]
+            distinct = list(dict.fromkeys(r for rs in ranges for r in rs))
+            hashes = dict(
+                zip(
+                    distinct,
+                    merkle.hashes_for_ranges(distinct, self.ledger.store.nodes),
+                    strict=True,
+                )
+            )
+            for rs in ranges:
+                yield [hashes[r] for r in rs]
+
+    def _consistency(self, size1: int, size2: int) -> bytes:
+        hashes = self.ledger.consistency_proof(size1, size2)
+        lines = [CONSISTENCY_HEADER, f"from {size1}", f"to {size2}"]
+        lines += [base64.b64encode(h).decode("ascii") for h in hashes]
+        return ("\n".join(lines) + "\n").encode("ascii")
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _write_subject(
+        self,
+        bundle: _ExhibitZip,
+        folder: str,
+        entries: Sequence[LedgerEntry],
+        checkpoint: KeptCheckpoint,
+    ) -> None:
+        """A subject's ``events/`` and ``proofs/``, each in ledger order."""
+        for entry in entries:
+            bundle.add(f"{folder}events/{member_index(entry.index)}", entry.leaf)
+        for entry, proof in zip(entries, self._proofs(entries, checkpoint.size), strict=True):
+            bundle.add(
+                f"{folder}proofs/{member_index(entry.index)}",
+                tlog_proof(entry.index, proof, checkpoint.note),
+            )
+
+    def _head(
+        self, subject: str, entries: Sequence[LedgerEntry], checkpoint: KeptCheckpoint
+    ) -> bytes:
+        text = head_text(subject, entries, checkpoint)
+        return sign_note(text, [self.ledger.keys.current.signer])
+
+    def _write_item(
+        self,
+        bundle: _ExhibitZip,
+        item: _Item,
+        checkpoint: KeptCheckpoint,
+        progress: Progress | None,
+    ) -> None:
+        record = item.record
+        folder = f"items/{record.id}/"
+        subject = Subject("evidence", record.id).key
+        bundle.add(folder + "manifest", self.objects.get(manifest_key(record.id)))
+        entries = self._entries(subject, checkpoint)
+        bundle.add(folder + "head", self._head(subject, entries, checkpoint))
+        self._write_subject(bundle, folder, entries, checkpoint)
+        if item.content is not None:
+            assert record.size is not None
+            bundle.add_stream(folder + "content", _counted(item.content, progress), record.size)
+        order_id = record.description.get("order")
+        if isinstance(order_id, str):
+            stored = self.orders.get(order_id)
+            if stored is None or stored.note is None:
+                raise IntegrityError(f"{record.id} answers order {order_id}, which has no document")
+            order_subject = Subject("order", order_id).key
+            bundle.add(folder + "order/document", stored.note)
+            bundle.add(folder + "order/salt", stored.salt.hex().encode("ascii") + b"\n")
+            order_entries = self._entries(order_subject, checkpoint)
+            self._write_subject(bundle, folder + "order/", order_entries, checkpoint)
+            bundle.add(folder + "order/head", self._head(order_subject, order_entries, checkpoint))
+            leaf = self.ledger.entry(record.ledger_index)
+            bundle.add(folder + "receipt.json", self.receipts(record, leaf).to_json())
+
+
+def _counted(chunks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+        if progress is not None:
+            progress(len(chunk))

@@ -1,0 +1,431 @@
+"""Offline verification of an exhibit bundle (``custos/exhibit/v1``, docs/bundle.md).
+
+A court, the defence or an expert witness checks an exhibit's whole chain of custody from the
+bundle alone, trusting nothing but the verifier keys they pinned beforehand: a key found only
+inside the bundle is never trusted. The procedure is the numbered checklist
+:data:`BUNDLE_CHECKS` of docs/bundle.md. :func:`verify_bundle` runs it with each step tagged
+by its number; the steps live in ``archive`` (1), here (2, 8), ``chain`` (3 to 5, for the item
+and for its order) and ``item`` (6, 7, 9), so the code can be read against the printed report
+line by line.
+
+Every step reports, for the bundle or for each item: passed, failed (naming the item and the
+event at fault) or skipped. A step that needs another's result is not run when that one did
+not pass, and says so; the others still run, so one fault does not hide another.
+
+Imports only the standard library, ``cryptography`` (through custody.note) and the
+verifier's own modules.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from custody.checkpoint import Checkpoint, MalformedCheckpoint
+from custody.merkle import InvalidProof, verify_consistency
+from custody.verify.archive import Archive, ArchiveError, open_archive
+from custody.verify.chain import (
+    CheckFailed,
+    NotApplicable,
+    PinnedKeys,
+    check_chain,
+    check_head,
+    check_inclusion,
+    key_id,
+    read_events,
+)
+from custody.verify.formats import LeafEvent, MalformedMember, parse_consistency
+from custody.verify.item import (
+    INTAKE_EVENTS,
+    Digested,
+    ItemState,
+    check_bytes,
+    check_manifest,
+    check_order,
+    digest,
+    read_file,
+)
+from custody.verify.receipt import pinned_verifiers
+from custody.verify.results import (
+    FAIL,
+    NOT_APPLICABLE,
+    NOT_RUN,
+    PASS,
+    SKIPPED,
+    ExhibitVerification,
+    ItemResult,
+    StepResult,
+)
+
+__all__ = ["BUNDLE_CHECKS", "verify_bundle"]
+
+BUNDLE_CHECKS: tuple[str, ...] = (
+    "the archive is well formed and bounded",
+    "the checkpoint is signed by a pinned key",
+    "every event's inclusion proof verifies against the checkpoint",
+    "the events belong to the item and their prev chain runs unbroken",
+    "the signed head statement matches the last event and the count",
+    "the manifest is signed by a pinned key and matches the ingest event",
+    "the artifact's bytes match every digest of the ingest event",
+    "the checkpoint is consistent with the court's earlier checkpoint",
+    "the order document, the order's events and the receipt verify",
+)
+"""The numbered steps of docs/bundle.md; step (n) is ``BUNDLE_CHECKS[n - 1]``."""
+
+
+def verify_bundle(
+    bundle: bytes | str | os.PathLike[str],
+    keys: Sequence[str],
+    *,
+    artifact: str | os.PathLike[str] | None = None,
+    known_checkpoint: bytes | None = None,
+) -> ExhibitVerification:
+    """Verify an exhibit bundle (its bytes, or a path) against pinned verifier keys.
+
+    ``artifact`` is a file the court holds, checked against the digests recorded at intake
+    (step 7); ``known_checkpoint`` a checkpoint it kept earlier, which the bundle's must
+    extend (step 8). Returns every step's result; ``ok`` is true only when none failed.
+    Raises ValueError if a pinned key is malformed, OSError if a file cannot be read.
+
+    The steps, in order (docs/bundle.md, the verification checklist):
+
+    (1) the archive is well formed and bounded; (2) ``checkpoint`` is signed by a pinned key
+    named as its origin; for each item, (3) each event's inclusion proof, (4) the events'
+    subject and ``prev`` chain, (5) the signed head statement, (6) the signed manifest
+    against the ingest event, (7) the artifact's digests; (8) consistency with a known
+    checkpoint; (9) for a provider's response, the order document, the order's events (as in
+    3 to 5), its ``order.responded`` naming the item, and the receipt.
+    """
+    run = _Run(PinnedKeys(pinned_verifiers(keys)), list(keys))
+
+    # (1): the archive is well formed and bounded
+    try:
+        archive = open_archive(bundle if isinstance(bundle, bytes) else Path(bundle))
+    except ArchiveError as exc:
+        run.failed(1, None, CheckFailed(str(exc)))
+        for number in range(2, len(BUNDLE_CHECKS) + 1):
+            run.not_run(number, None, 1)
+        return run.result([], None, "Nothing was verified: the archive was refused (step 1).")
+    try:
+        return _verify_archive(run, archive, artifact, known_checkpoint)
+    finally:
+        archive.close()
+
+
+def _verify_archive(
+    run: _Run, archive: Archive, artifact: str | os.PathLike[str] | None, known: bytes | None
+) -> ExhibitVerification:
+    unread = f"; not read, as not in the layout: {', '.join(archive.unread)}"
+    run.passed(
+        1,
+        None,
+        f"a ZIP of {archive.member_count} members for {len(archive.items)} item(s): relative, "
+        "unique names, no links, every member within its size and compression limits"
+        + (unread if archive.unread else ""),
+    )
+
+    # (2): the checkpoint is signed by a pinned key named as its origin
+    checkpoint: Checkpoint | None = run.step(2, None, lambda: _check_checkpoint(run, archive))
+
+    items = [
+        _verify_item(run, archive, ItemState(i, m), checkpoint) for i, m in archive.items.items()
+    ]
+
+    # (7): the artifact's bytes (given, or in the bundle) match every digest
+    _check_artifacts(run, archive, items, artifact)
+
+    # (8): consistency with the court's earlier checkpoint
+    if checkpoint is None:
+        run.not_run(8, None, 2)
+    else:
+        run.step(8, None, lambda: _check_known(run.keys, archive, checkpoint, known))
+
+    return run.result(
+        [item.result() for item in items],
+        checkpoint,
+        " ".join(item.completeness for item in items),
+    )
+
+
+# (2): the checkpoint is signed by a pinned key named as its origin
+
+
+def _check_checkpoint(run: _Run, archive: Archive) -> tuple[Checkpoint, str]:
+    note = run.keys.open(archive.checkpoint, "checkpoint")
+    try:
+        checkpoint = Checkpoint.from_text(note.text)
+    except MalformedCheckpoint as exc:
+        raise CheckFailed(f"a pinned key signed it, but it is not a checkpoint: {exc}") from None
+    signers = ", ".join(key_id(sig) for sig in note.signatures)
+    if not any(sig.name == checkpoint.origin for sig in note.signatures):
+        raise CheckFailed(
+            f"the checkpoint is of log {checkpoint.origin!r}, but no pinned key of that name "
+            f"signed it (pinned signatures: {signers})"
+        )
+    index = archive.index
+    root = base64.b64encode(checkpoint.root).decode("ascii")
+    described = (index.origin, index.checkpoint_size, index.checkpoint_root)
+    if described != (checkpoint.origin, checkpoint.size, root):
+        raise CheckFailed(
+            f"bundle.json describes the checkpoint of {index.origin} at size "
+            f"{index.checkpoint_size}, root {index.checkpoint_root}, but the signed checkpoint "
+            f"is of {checkpoint.origin} at size {checkpoint.size}, root {root}"
+        )
+    return checkpoint, (
+        f"log {checkpoint.origin}, {checkpoint.size} entries, root {root}; signed by {signers}"
+    )
+
+
+def _verify_item(
+    run: _Run, archive: Archive, item: ItemState, checkpoint: Checkpoint | None
+) -> ItemState:
+    """Steps (3) to (6) and (9) for one item; (7) runs for all items together."""
+    evidence_id, members = item.evidence_id, item.members.subject
+    subject = f"evidence:{evidence_id}"
+    events, unreadable = read_events(members.events)
+    item.events = events
+
+    # (3): every event's inclusion proof verifies against the checkpoint
+    if checkpoint is None:
+        run.not_run(3, evidence_id, 2)
+    else:
+        run.step(
+            3,
+            evidence_id,
+            lambda: check_inclusion(members.events, members.proofs, checkpoint, archive.checkpoint),
+        )
+
+    # (4): the events belong to the item and their prev chain runs unbroken
+    chained = run.step(
+        4, evidence_id, lambda: check_chain(events, unreadable, subject, INTAKE_EVENTS)
+    )
+    first = events[0] if events else None
+    if (
+        first is not None
+        and first.index == min(members.events)
+        and first.subject == subject
+        and first.type in INTAKE_EVENTS
+        and first.prev is None
+    ):
+        item.ingest = first
+
+    # (5): the signed head statement matches the last event and the count
+    head = members.head
+    assert head is not None  # step (1) requires it
+    signers: tuple[str, ...] | None = None
+    if checkpoint is None or not chained:
+        run.not_run(5, evidence_id, 2 if checkpoint is None else 4)
+    else:
+        signers = run.step(
+            5, evidence_id, lambda: check_head(head, run.keys, subject, events, checkpoint)
+        )
+    item.completeness = _completeness(evidence_id, events, checkpoint, signers)
+
+    # (6): the manifest is signed by a pinned key and matches the ingest event
+    if item.ingest is None:
+        run.not_run(6, evidence_id, 4)
+    else:
+        run.step(6, evidence_id, lambda: check_manifest(run.keys, item))
+
+    # (9): for a provider's response, the order document, its events and the receipt
+    if item.manifest is None:
+        run.not_run(9, evidence_id, 6)
+    elif checkpoint is None:
+        run.not_run(9, evidence_id, 2)
+    else:
+        run.step(
+            9, evidence_id, lambda: check_order(run.keys, run.pinned, archive, item, checkpoint)
+        )
+    return item
+
+
+def _completeness(
+    evidence_id: str,
+    events: Sequence[LeafEvent],
+    checkpoint: Checkpoint | None,
+    signers: tuple[str, ...] | None,
+) -> str:
+    """The plain statement of step (5): what a proof shows, and what rests on a signature."""
+    if checkpoint is None or signers is None:
+        return (
+            f"That no event of {evidence_id} was left out could not be established: its head "
+            "statement was not verified (step 5)."
+        )
+    last, shown = (
+        events[-1],
+        (
+            f"The inclusion proofs show that each of the {len(events)} events of {evidence_id} is"
+            if len(events) > 1
+            else f"The inclusion proof shows that the one event of {evidence_id} is"
+        ),
+    )
+    return (
+        f"{shown} in the log; no proof can show that none is missing. That none was left out "
+        f"after the last, at ledger index {last.index}, up to the checkpoint of "
+        f"{checkpoint.size} entries rests on the head statement signed by {', '.join(signers)}."
+    )
+
+
+# (7): the artifact's bytes (given, or in the bundle) match every digest
+
+
+def _check_artifacts(
+    run: _Run,
+    archive: Archive,
+    items: Sequence[ItemState],
+    artifact: str | os.PathLike[str] | None,
+) -> None:
+    """The court's artifact goes with the item recorded with its bytes (the only item, or the
+    one whose SHA-256 it has); each ``content`` member with its own item."""
+    given: tuple[str, Digested] | None = None
+    owners: set[str] = set()
+    if artifact is not None:
+        digested = digest(read_file(artifact), {alg for item in items for alg in item.digests})
+        given = (f"the artifact {os.fspath(artifact)}", digested)
+        sha256 = digested[1].get("sha256")
+        owners = {
+            item.evidence_id
+            for item in items
+            if len(items) == 1 or item.digests.get("sha256") == sha256
+        }
+        if not owners:
+            run.failed(
+                7, None, CheckFailed(f"{given[0]} (SHA-256 {sha256}) is none of the bundle's items")
+            )
+    for item in items:
+        if item.ingest is None:
+            run.not_run(7, item.evidence_id, 4)
+            continue
+        mine = given if item.evidence_id in owners else None
+        run.step(7, item.evidence_id, partial(check_bytes, archive, item, mine))
+
+
+# (8): consistency with the court's earlier checkpoint
+
+
+def _check_known(
+    keys: PinnedKeys, archive: Archive, checkpoint: Checkpoint, court: bytes | None
+) -> str:
+    """The court's known checkpoint (else the bundle's) is signed by a pinned key, and the
+    bundle's ``consistency`` proves the bundle's checkpoint extends it (RFC 9162 2.1.4.2)."""
+    note_bytes = court if court is not None else archive.known_checkpoint
+    if note_bytes is None:
+        raise NotApplicable("no known checkpoint (give the one you kept with --known-checkpoint)")
+    whose = "your known checkpoint" if court is not None else "the bundle's known checkpoint"
+    note = keys.open(note_bytes, whose)
+    try:
+        known = Checkpoint.from_text(note.text)
+    except MalformedCheckpoint as exc:
+        raise CheckFailed(f"{whose} is not a checkpoint: {exc}") from None
+    if known.origin != checkpoint.origin:
+        raise CheckFailed(f"{whose} is of log {known.origin}, not {checkpoint.origin}")
+    if known.size > checkpoint.size:
+        raise CheckFailed(
+            f"{whose} is of {known.size} entries, newer than the bundle's {checkpoint.size}: "
+            "ask for a bundle exported with --known-checkpoint of it"
+        )
+    if known.size == checkpoint.size:
+        if known.root != checkpoint.root:
+            raise CheckFailed(
+                f"{whose} and the bundle's checkpoint are both of {known.size} entries but have "
+                "different roots: the log forked, showing different histories to different "
+                "parties"
+            )
+        return f"{whose} is the bundle's checkpoint itself ({known.size} entries)"
+    if archive.consistency is None:
+        raise CheckFailed(
+            f"the bundle carries no consistency proof from {whose} ({known.size} entries): ask "
+            "for a bundle exported with --known-checkpoint of it"
+        )
+    try:
+        proof = parse_consistency(archive.consistency)
+    except MalformedMember as exc:
+        raise CheckFailed(f"the consistency proof is malformed: {exc}") from None
+    if (proof.size1, proof.size2) != (known.size, checkpoint.size):
+        raise CheckFailed(
+            f"the bundle's consistency proof runs from {proof.size1} to {proof.size2} entries, "
+            f"not from {whose} ({known.size}) to the bundle's checkpoint ({checkpoint.size})"
+        )
+    try:
+        verify_consistency(known.size, checkpoint.size, proof.hashes, known.root, checkpoint.root)
+    except InvalidProof as exc:
+        raise CheckFailed(
+            f"{whose} ({known.size} entries) is not proven to be a prefix of the bundle's "
+            f"checkpoint: {exc}; either the log forked or the proof was altered"
+        ) from None
+    came_with_bundle = (
+        "; it came with the bundle: give the one you kept with --known-checkpoint to check the "
+        "log against your own record"
+    )
+    return (
+        f"{whose}, of {known.size} entries, is a prefix of the bundle's tree of "
+        f"{checkpoint.size} (RFC 9162 consistency proof){'' if court else came_with_bundle}"
+    )
+
+
+class _Run:
+    """Collects every step's result as the verification goes."""
+
+    def __init__(self, keys: PinnedKeys, pinned: list[str]) -> None:
+        self.keys = keys
+        self.pinned = pinned
+        """The pinned keys as given, for the receipt procedure."""
+        self.steps: list[StepResult] = []
+
+    def step(self, number: int, evidence_id: str | None, check: Callable[[], Any]) -> Any:
+        """Run a check and record its result. Returns what it established (the first of the
+        pair a check returns with its detail, else True), or None when it did not pass."""
+        try:
+            outcome = check()
+        except NotApplicable as exc:
+            self._add(number, evidence_id, SKIPPED, f"{NOT_APPLICABLE}{exc}")
+            return None
+        except CheckFailed as exc:
+            self.failed(number, evidence_id, exc)
+            return None
+        value, detail = outcome if isinstance(outcome, tuple) else (True, outcome)
+        self.passed(number, evidence_id, detail)
+        return value
+
+    def passed(self, number: int, evidence_id: str | None, detail: str) -> None:
+        self._add(number, evidence_id, PASS, detail)
+
+    def failed(self, number: int, evidence_id: str | None, exc: CheckFailed) -> None:
+        self._add(number, evidence_id, FAIL, exc.message, exc.event_index)
+
+    def not_run(self, number: int, evidence_id: str | None, needs: int) -> None:
+        self._add(
+            number, evidence_id, SKIPPED, f"{NOT_RUN}it needs step {needs}, which did not pass"
+        )
+
+    def _add(
+        self,
+        number: int,
+        evidence_id: str | None,
+        status: str,
+        detail: str,
+        event_index: int | None = None,
+    ) -> None:
+        title = BUNDLE_CHECKS[number - 1]
+        self.steps.append(StepResult(number, title, status, detail, evidence_id, event_index))
+
+    def result(
+        self, items: list[ItemResult], checkpoint: Checkpoint | None, completeness: str
+    ) -> ExhibitVerification:
+        """The verification; the checkpoint's figures appear only once step (2) verified it."""
+        steps = sorted(self.steps, key=lambda step: step.number)  # stable: items keep order
+        root = base64.b64encode(checkpoint.root).decode("ascii") if checkpoint else ""
+        return ExhibitVerification(
+            ok=all(step.status != FAIL for step in steps),
+            steps=steps,
+            items=items,
+            origin=checkpoint.origin if checkpoint else "",
+            checkpoint_size=checkpoint.size if checkpoint else 0,
+            checkpoint_root=root,
+            key_fingerprints=list(self.keys.signed),
+            completeness_note=completeness,
+        )

@@ -1,0 +1,270 @@
+"""Steps (3) to (5) of the exhibit checklist, for one ledger subject: an item or its order.
+
+(3) every event's ``tlog-proof`` proves its leaf at its index in the bundle's checkpoint;
+(4) the events are the subject's, and their ``prev`` chain runs unbroken from the first event
+to the last, in ledger order; (5) the signed head statement names that last event and count
+as of the checkpoint. Together they say: these events are in the log, none of the subject's
+events between the first and the last is missing, and (resting on the head statement's
+signature) none came after the last before the checkpoint.
+
+A check returns a sentence saying what it established, or raises CheckFailed naming the event
+at fault. Standard library and the verifier's own modules only.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from custody.checkpoint import Checkpoint
+from custody.merkle import InvalidProof, leaf_hash, verify_inclusion
+from custody.note import MalformedNote, Note, NoteSignature, NoteVerificationError, NoteVerifier
+from custody.note import open_note as _open_note
+from custody.verify.formats import (
+    HEAD_TYPE,
+    LeafEvent,
+    MalformedMember,
+    parse_event,
+    parse_head,
+    parse_tlog_proof,
+)
+
+__all__ = [
+    "CheckFailed",
+    "NotApplicable",
+    "PinnedKeys",
+    "check_chain",
+    "check_head",
+    "check_inclusion",
+    "read_events",
+]
+
+
+class CheckFailed(Exception):
+    """A step found the bundle at fault: what is wrong, and the event, where there is one."""
+
+    def __init__(self, message: str, event_index: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.event_index = event_index
+
+
+class NotApplicable(Exception):
+    """A step has nothing to check for this bundle or item; the message says why."""
+
+
+@dataclass
+class PinnedKeys:
+    """The keys the court pinned, and which of them signed what the verifier opened."""
+
+    verifiers: Sequence[NoteVerifier]
+    signed: dict[str, None] = field(default_factory=dict)
+    """``<name>+<key hash hex>`` of each pinned key whose signature verified, in order."""
+
+    def open(self, data: bytes, what: str) -> Note:
+        """Open a signed note with the pinned keys only; CheckFailed says why it did not."""
+        try:
+            note = _open_note(data, self.verifiers)
+        except MalformedNote as exc:
+            raise CheckFailed(f"the {what} is not a well-formed signed note: {exc}") from None
+        except NoteVerificationError as exc:
+            raise CheckFailed(self._untrusted(data, what, exc)) from None
+        self.record(note.signatures)
+        return note
+
+    def record(self, signatures: Sequence[NoteSignature]) -> None:
+        self.record_ids(key_id(sig) for sig in signatures)
+
+    def record_ids(self, ids: Iterable[str]) -> None:
+        for ident in ids:
+            self.signed.setdefault(ident, None)
+
+    def _untrusted(self, data: bytes, what: str, exc: NoteVerificationError) -> str:
+        pinned = {(v.name, v.key_hash) for v in self.verifiers}
+        signatures = Note.from_bytes(data).signatures  # well formed: open_note parsed it
+        if any((sig.name, sig.key_hash) in pinned for sig in signatures):
+            return (
+                f"the {what} does not match its signature by a pinned key ({exc}): it was altered"
+            )
+        return (
+            f"the {what} is signed only by keys you did not pin "
+            f"({', '.join(key_id(sig) for sig in signatures)}); a key shipped in the bundle or "
+            "named in a note is never trusted: pin the log's verifier key with --key"
+        )
+
+
+def key_id(sig: NoteSignature) -> str:
+    return f"{sig.name}+{sig.key_hash.hex()}"
+
+
+def read_events(events: Mapping[int, bytes]) -> tuple[list[LeafEvent], dict[int, str]]:
+    """Parse every event leaf, in ledger order: the events read, and why the others were not."""
+    parsed: list[LeafEvent] = []
+    unreadable: dict[int, str] = {}
+    for index in sorted(events):
+        try:
+            parsed.append(parse_event(index, events[index]))
+        except MalformedMember as exc:
+            unreadable[index] = str(exc)
+    return parsed, unreadable
+
+
+# (3): every event's inclusion proof verifies against the checkpoint
+
+
+def check_inclusion(
+    events: Mapping[int, bytes],
+    proofs: Mapping[int, bytes],
+    checkpoint: Checkpoint,
+    checkpoint_note: bytes,
+) -> str:
+    """Check each event's tlog-proof: well formed, carrying ``checkpoint_note`` byte for byte,
+    naming the event's index and proving its leaf hash there (RFC 9162 section 2.1.3.2)."""
+    faults: list[tuple[int, str]] = []
+    for index in sorted(events):
+        try:
+            proof = parse_tlog_proof(proofs[index])
+            if proof.checkpoint != checkpoint_note:
+                raise CheckFailed("its proof carries another checkpoint than the bundle's")
+            if proof.index != index:
+                raise CheckFailed(f"its proof is for index {proof.index}")
+            verify_inclusion(
+                leaf_hash(events[index]), index, checkpoint.size, proof.hashes, checkpoint.root
+            )
+        except (MalformedMember, InvalidProof) as exc:
+            faults.append((index, str(exc)))
+        except CheckFailed as exc:
+            faults.append((index, exc.message))
+    if faults:
+        index, why = faults[0]
+        more = len(faults) - 1
+        others = f" (and {more} other event{'s' if more > 1 else ''})" if more else ""
+        raise CheckFailed(
+            f"event {index} is not proven to be in the checkpoint's tree{others}: {why}; "
+            "the event's bytes, its proof or its position were altered",
+            index,
+        )
+    first, last = min(events), max(events)
+    where = (
+        f"at ledger index {first} is"
+        if first == last
+        else f"at ledger indexes {first} to {last} are"
+    )
+    return f"{_count(len(events))} {where} in the log's tree of {checkpoint.size} entries"
+
+
+# (4): the events belong to the subject and their prev chain is unbroken
+
+
+def check_chain(
+    events: Sequence[LeafEvent],
+    unreadable: Mapping[int, str],
+    subject: str,
+    first_types: Sequence[str],
+) -> str:
+    """Check that every event is about ``subject`` and chains to the one before it; the first
+    is of one of ``first_types`` with no ``prev``, and no later one is."""
+    if unreadable:
+        index = min(unreadable)
+        raise CheckFailed(f"event {index} is not a custody event: {unreadable[index]}", index)
+    by_hash = {event.leaf_hash.hex(): event for event in events}
+    previous: LeafEvent | None = None
+    for event in events:
+        if event.subject != subject:
+            raise CheckFailed(
+                f"event {event.index} is about {event.subject}, not {subject}", event.index
+            )
+        if previous is None:
+            if event.prev is not None or event.type not in first_types:
+                raise CheckFailed(
+                    f"the first event, {event.index}, is a {event.type} with prev "
+                    f"{event.prev}, not the {' or '.join(first_types)} that starts the record "
+                    "(prev null): the start of the chain is missing",
+                    event.index,
+                )
+        elif event.prev != previous.leaf_hash.hex():
+            raise CheckFailed(_break(event, previous, by_hash), event.index)
+        elif event.type in first_types:
+            raise CheckFailed(f"event {event.index} is a second {event.type}", event.index)
+        previous = event
+    first, last = events[0], events[-1]
+    if first is last:
+        return f"the one event of {subject} is the {first.type} at {first.index}, with no prev"
+    return (
+        f"{_count(len(events))} of {subject}, each chained by prev to the one before, from the "
+        f"{first.type} at {first.index} to the {last.type} at {last.index}"
+    )
+
+
+def _break(event: LeafEvent, previous: LeafEvent, by_hash: Mapping[str, LeafEvent]) -> str:
+    named = by_hash.get(event.prev or "")
+    if named is not None:
+        return (
+            f"event {event.index}'s prev names event {named.index}, not event "
+            f"{previous.index} before it: the events are out of order"
+        )
+    if event.prev is None:
+        return f"event {event.index} has no prev, but follows event {previous.index}"
+    return (
+        f"event {event.index}'s prev is the leaf hash {event.prev}, which is not event "
+        f"{previous.index} before it nor any event in the bundle: an event of the subject "
+        f"between {previous.index} and {event.index} is missing"
+    )
+
+
+# (5): the signed head statement matches the last event and the count
+
+
+def check_head(
+    head_note: bytes,
+    keys: PinnedKeys,
+    subject: str,
+    events: Sequence[LeafEvent],
+    checkpoint: Checkpoint,
+) -> tuple[tuple[str, ...], str]:
+    """Check the ``custos/head/v1`` statement: signed by a pinned key, about ``subject``, as of
+    ``checkpoint``, naming the last of ``events`` and their count. Returns the pinned keys
+    that signed it, and what it established."""
+    note = keys.open(head_note, f"head statement of {subject}")
+    try:
+        head = parse_head(note.text)
+    except MalformedMember as exc:
+        raise CheckFailed(f"a pinned key signed it, but it is not a {HEAD_TYPE}: {exc}") from None
+    if head.subject != subject:
+        raise CheckFailed(f"the head statement is about {head.subject}, not {subject}")
+    root = base64.b64encode(checkpoint.root).decode("ascii")
+    if head.tree_size != checkpoint.size or head.checkpoint_root != root:
+        raise CheckFailed(
+            f"the head statement is as of a tree of {head.tree_size} entries with root "
+            f"{head.checkpoint_root}, not the bundle's checkpoint ({checkpoint.size}, {root})"
+        )
+    last = events[-1]
+    if head.last_index > last.index:
+        raise CheckFailed(
+            f"the head statement says the last event of {subject} is at index "
+            f"{head.last_index} ({head.count} events), but the bundle's last is at {last.index} "
+            f"({len(events)} events): events after {last.index} were left out",
+            head.last_index,
+        )
+    if head.last_index != last.index or head.last_leaf_hash != last.leaf_hash.hex():
+        raise CheckFailed(
+            f"the head statement names event {head.last_index} with leaf hash "
+            f"{head.last_leaf_hash} as the last, but the bundle's last is event {last.index} "
+            f"with leaf hash {last.leaf_hash.hex()}",
+            last.index,
+        )
+    if head.count != len(events):
+        raise CheckFailed(
+            f"the head statement counts {head.count} events of {subject}, the bundle holds "
+            f"{len(events)}"
+        )
+    signers = tuple(key_id(sig) for sig in note.signatures)
+    return signers, (
+        f"signed by {', '.join(signers)}: {subject} had {_count(head.count)}, the last at index "
+        f"{head.last_index}, when the log had {head.tree_size} entries"
+    )
+
+
+def _count(n: int) -> str:
+    return "1 event" if n == 1 else f"{n} events"

@@ -1,0 +1,367 @@
+"""Steps (6), (7) and (9) of the exhibit checklist, for one item: what its signed manifest,
+its bytes and, for a provider's response, its order and receipt say against its ingest event.
+
+The ingest event (``evidence.ingested``, or ``evidence.registered`` for a physical item) is
+the item's first event, which steps (3) and (4) tie to the ledger; everything here is held to
+it. A check returns a sentence saying what it established, raises CheckFailed naming the event
+at fault, or NotApplicable saying why there was nothing to check.
+
+Standard library and the verifier's own modules only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from custody.checkpoint import Checkpoint
+from custody.note import NoteSignature
+from custody.verify.archive import Archive, ArchiveError, ItemMembers
+from custody.verify.chain import (
+    CheckFailed,
+    NotApplicable,
+    PinnedKeys,
+    check_chain,
+    check_head,
+    check_inclusion,
+    key_id,
+    read_events,
+)
+from custody.verify.errors import VerificationError
+from custody.verify.formats import LeafEvent, MalformedMember, parse_salt
+from custody.verify.receipt import verify_receipt
+from custody.verify.results import ItemResult, TimelineEvent
+
+__all__ = [
+    "INTAKE_EVENTS",
+    "Digested",
+    "ItemState",
+    "check_bytes",
+    "check_manifest",
+    "check_order",
+    "digest",
+    "read_file",
+]
+
+INTAKE_EVENTS = ("evidence.ingested", "evidence.registered")
+ORDER_FIRST_EVENTS = ("order.drafted",)
+ORDER_RESPONDED = "order.responded"
+ORDER_SERVED = "order.served"
+MANIFEST_TYPE = "custos/manifest/v1"
+ORDER_TYPE = "custos/order/v1"
+_CHUNK = 1024**2
+
+Digested = tuple[int, dict[str, str]]
+"""A byte stream's length and hex digest by algorithm."""
+
+
+@dataclass
+class ItemState:
+    """What the verifier learned of one item, for the later steps and for its result."""
+
+    evidence_id: str
+    members: ItemMembers
+    events: list[LeafEvent] = field(default_factory=list)
+    ingest: LeafEvent | None = None
+    """The first event, once it reads as the item's intake."""
+    manifest: dict[str, Any] | None = None
+    """The signed manifest's JSON, once step (6) opened it with a pinned key."""
+    order_events: list[LeafEvent] = field(default_factory=list)
+    completeness: str = ""
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """The digests recorded at intake."""
+        digests = self.ingest.data.get("digests") if self.ingest else None
+        return dict(digests) if isinstance(digests, dict) else {}
+
+    def result(self) -> ItemResult:
+        data = self.ingest.data if self.ingest else {}
+        manifest = self.manifest or {}
+        order = manifest.get("order")
+        size = data.get("size")
+        return ItemResult(
+            evidence_id=self.evidence_id,
+            case=_text(data.get("case")),
+            exhibit=_text(data.get("exhibit")),
+            description=_text(manifest.get("description")),
+            size=size if type(size) is int else None,
+            digests={k: v for k, v in self.digests.items() if isinstance(v, str)},
+            events=[_timeline(event) for event in self.events],
+            order_id=order if isinstance(order, str) else None,
+            order_events=[_timeline(event) for event in self.order_events],
+            kind=_text(data.get("kind")),
+        )
+
+
+# (6): the manifest is signed by a pinned key and matches the ingest event
+
+
+def check_manifest(keys: PinnedKeys, item: ItemState) -> str:
+    """The manifest is a signed ``custos/manifest/v1`` note whose fields equal the ingest
+    event's, and it is the very manifest the event commits to by SHA-256."""
+    ingest, manifest_note = item.ingest, item.members.manifest
+    assert ingest is not None and manifest_note is not None  # steps (1) and (4)
+    note = keys.open(manifest_note, "manifest")
+    manifest = _typed_json(note.text, MANIFEST_TYPE, "manifest")
+    item.manifest = manifest
+    data = ingest.data
+    expected = {
+        "id": item.evidence_id,
+        "kind": data.get("kind"),
+        "case": data.get("case"),
+        "exhibit": data.get("exhibit"),
+        "parent": data.get("parent"),
+        "size": data.get("size"),
+        "digests": data.get("digests", {}),
+        "ledger_index": ingest.index,
+        "received_at": ingest.time,
+    }
+    differ = [name for name, value in expected.items() if manifest.get(name) != value]
+    if differ:
+        name = differ[0]
+        raise CheckFailed(
+            f"the manifest's {', '.join(differ)} differ from the {ingest.type} event's: its "
+            f"{name} is {manifest.get(name)!r}, the event's {expected[name]!r}",
+            ingest.index,
+        )
+    committed, actual = data.get("manifest"), hashlib.sha256(manifest_note).hexdigest()
+    if committed != actual:
+        raise CheckFailed(
+            f"the {ingest.type} event commits to a manifest of SHA-256 {committed}, but this "
+            f"one's is {actual}: it is not the manifest signed at intake",
+            ingest.index,
+        )
+    return (
+        f"signed by {_signers(note.signatures)}; its id, kind, case, exhibit, size and digests "
+        f"equal those of the {ingest.type} event at {ingest.index}, which commits to it"
+    )
+
+
+# (7): the artifact's bytes (given, or in the bundle) match every digest
+
+
+def check_bytes(archive: Archive, item: ItemState, artifact: tuple[str, Digested] | None) -> str:
+    """The court's artifact (named and digested) and the bundle's ``content``, whichever are
+    there, have the size and every digest recorded at intake."""
+    ingest = item.ingest
+    assert ingest is not None  # step (4)
+    if ingest.type != "evidence.ingested":
+        raise NotApplicable(f"a {ingest.type} item is physical and has no bytes")
+    content = item.members.content
+    if content is None and archive.index.with_content:
+        raise CheckFailed("bundle.json says with_content, but the item's content is missing")
+    sources = [artifact] if artifact is not None else []
+    if content is not None:
+        sources.append(("the bundle's content", digest(archive.stream(content), item.digests)))
+    if not sources:
+        raise NotApplicable(
+            "no bytes to check (give the artifact with --artifact, or export the bundle with "
+            "--with-content)"
+        )
+    size = ingest.data.get("size")
+    for what, (length, digests) in sources:
+        if length != size:
+            raise CheckFailed(
+                f"{what} is {length} bytes, but {size} were recorded at intake", ingest.index
+            )
+        for alg, recorded in sorted(item.digests.items()):
+            if digests.get(alg) != recorded:
+                raise CheckFailed(
+                    f"{what} has {alg} {digests.get(alg)}, but {recorded} was recorded at "
+                    "intake: these are not the bytes that were received",
+                    ingest.index,
+                )
+    checked = ", ".join(sorted(item.digests))
+    return f"{' and '.join(what for what, _ in sources)}: {size} bytes, {checked} as recorded"
+
+
+def read_file(path: str | os.PathLike[str]) -> Iterable[bytes]:
+    """Yield a file's bytes in chunks."""
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            yield chunk
+
+
+def digest(chunks: Iterable[bytes], algorithms: Iterable[str]) -> Digested:
+    """Stream bytes once through every digest; an algorithm hashlib lacks (or one of variable
+    length, like SHAKE) gets no value, so it cannot match what was recorded."""
+    hashers: dict[str, Any] = {}
+    for alg in algorithms:
+        try:
+            hasher = hashlib.new(alg)
+        except (ValueError, TypeError):
+            continue
+        if hasher.digest_size:
+            hashers[alg] = hasher
+    size = 0
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    except ArchiveError as exc:
+        raise CheckFailed(str(exc)) from None
+    return size, {alg: hasher.hexdigest() for alg, hasher in hashers.items()}
+
+
+# (9): for a provider's response, the order document, its events and the receipt
+
+
+def check_order(
+    keys: PinnedKeys,
+    pinned: Sequence[str],
+    archive: Archive,
+    item: ItemState,
+    checkpoint: Checkpoint,
+) -> str:
+    """For an item whose signed manifest names an order: the order's signed document, its
+    events as in steps (3) to (5), each event from service on committing to that document,
+    an ``order.responded`` naming the item, and the receipt (the receipt procedure, with the
+    ``pinned`` keys) for the item's intake."""
+    members, manifest, ingest = item.members, item.manifest or {}, item.ingest
+    assert ingest is not None  # step (4)
+    order_id = manifest.get("order")
+    if order_id is None:
+        if members.order is not None or members.order_document or members.receipt:
+            raise CheckFailed(
+                "the bundle holds an order or a receipt for this item, but its signed manifest "
+                "names no order"
+            )
+        raise NotApplicable("not a provider's response (its manifest names no order)")
+    if not isinstance(order_id, str) or members.order is None or not members.order_document:
+        raise CheckFailed(f"the item answers order {order_id}, but the bundle lacks the order")
+    document_note = keys.open(members.order_document, "order document")
+    document = _typed_json(document_note.text, ORDER_TYPE, "order document")
+    if document.get("id") != order_id:
+        raise CheckFailed(f"the order document is of order {document.get('id')!r}, not {order_id}")
+    order, subject = members.order, f"order:{order_id}"
+    events, unreadable = read_events(order.events)
+    item.order_events = events
+    checks: tuple[tuple[int, Callable[[], object]], ...] = (
+        (3, lambda: check_inclusion(order.events, order.proofs, checkpoint, archive.checkpoint)),
+        (4, lambda: check_chain(events, unreadable, subject, ORDER_FIRST_EVENTS)),
+        (5, lambda: check_head(order.head or b"", keys, subject, events, checkpoint)),
+    )
+    for number, check in checks:
+        try:
+            check()
+        except CheckFailed as exc:
+            raise CheckFailed(
+                f"order {order_id}, as in step {number}: {exc.message}", exc.event_index
+            ) from None
+    assert members.order_salt is not None  # step (1)
+    committed = _check_commitments(members.order_salt, document_note.text, events, order_id)
+    responded = [
+        event
+        for event in events
+        if event.type == ORDER_RESPONDED and event.data.get("evidence") == item.evidence_id
+    ]
+    if not responded:
+        raise CheckFailed(f"no {ORDER_RESPONDED} event of order {order_id} names this item")
+    if members.receipt is None:
+        raise CheckFailed("the bundle holds no receipt for this response")
+    try:
+        receipt = verify_receipt(members.receipt, pinned)
+    except VerificationError as exc:
+        raise CheckFailed(f"the receipt does not verify: {exc}") from None
+    if (receipt.evidence_id, receipt.ledger_index, dict(receipt.digests)) != (
+        item.evidence_id,
+        ingest.index,
+        item.digests,
+    ):
+        raise CheckFailed(
+            f"the receipt is for {receipt.evidence_id} at index {receipt.ledger_index}, not for "
+            f"this item's intake at {ingest.index} with its digests",
+            ingest.index,
+        )
+    keys.record_ids(receipt.receipt_signed_by + receipt.checkpoint_signed_by)
+    item.completeness += (
+        f" Likewise, that no event of order {order_id} was left out after the last, at ledger "
+        f"index {events[-1].index}, rests on the order's signed head statement."
+    )
+    return (
+        f"order {order_id}: its document signed by {_signers(document_note.signatures)}; "
+        f"{len(events)} events proven in the checkpoint and chained from the {events[0].type} "
+        f"at {events[0].index} to {events[-1].index}, as its signed head statement says; "
+        f"{committed}; the {ORDER_RESPONDED} at {responded[0].index} names this item; the "
+        f"receipt for its intake at {receipt.ledger_index} verifies"
+    )
+
+
+def _check_commitments(
+    salt_member: bytes, text: str, events: Sequence[LeafEvent], order_id: str
+) -> str:
+    """Every order event from ``order.served`` on carries ``document_commitment`` =
+    SHA-256(salt || the signed document's text): the document in the bundle is the one the
+    ledger recorded as served. Earlier events committed to the draft, not in the bundle."""
+    try:
+        salt = parse_salt(salt_member)
+    except MalformedMember as exc:
+        raise CheckFailed(f"order {order_id}'s order/salt is malformed: {exc}") from None
+    commitment = hashlib.sha256(salt + text.encode("utf-8")).hexdigest()
+    served = next((n for n, event in enumerate(events) if event.type == ORDER_SERVED), None)
+    if served is None:
+        raise CheckFailed(
+            f"order {order_id} has no {ORDER_SERVED} event, yet a provider answered it",
+            events[-1].index,
+        )
+    for event in events[served:]:
+        recorded = event.data.get("document_commitment")
+        if recorded != commitment:
+            raise CheckFailed(
+                f"event {event.index} ({event.type}) of order {order_id} carries the "
+                f"document_commitment {recorded}, but SHA-256 over the bundle's salt and the "
+                f"signed order document is {commitment}: the document or the salt is not the "
+                "one the order was served with",
+                event.index,
+            )
+    before = (
+        f"; the {served} event{'s' if served != 1 else ''} before service committed to the "
+        "draft's text, which the bundle does not hold, and are not checked against it"
+        if served
+        else ""
+    )
+    count = len(events) - served
+    return (
+        f"the {count} event{'s' if count != 1 else ''} from the {ORDER_SERVED} at "
+        f"{events[served].index} on commit to this document (SHA-256 over order/salt and its "
+        f"text){before}"
+    )
+
+
+def _typed_json(text: str, note_type: str, what: str) -> dict[str, Any]:
+    """The JSON object of a ``<type line>\\n<JSON>\\n`` note text."""
+    first, _, rest = text.partition("\n")
+    if first != note_type or not rest.endswith("\n") or "\n" in rest[:-1]:
+        raise CheckFailed(f"a pinned key signed it, but the {what} is not a {note_type} note")
+    try:
+        obj = json.loads(rest)
+    except (ValueError, RecursionError) as exc:
+        raise CheckFailed(f"the {what} is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CheckFailed(f"the {what} is not a JSON object")
+    return obj
+
+
+def _signers(signatures: Iterable[NoteSignature]) -> str:
+    return ", ".join(key_id(sig) for sig in signatures)
+
+
+def _timeline(event: LeafEvent) -> TimelineEvent:
+    return TimelineEvent(
+        index=event.index,
+        type=event.type,
+        time=event.time,
+        actor_id=event.actor_id,
+        actor_role=event.actor_role,
+        data=dict(event.data),
+    )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""

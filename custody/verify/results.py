@@ -1,0 +1,157 @@
+"""What verifying an exhibit bundle found: plain values, shared by the verifier and the report.
+
+:func:`custody.verify.bundle.verify_bundle` returns an :class:`ExhibitVerification`; the
+custody report (``custody.verify.report``) and ``--json`` read it. This module holds only the
+values, so a reader of results never needs the verifier itself. Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FAIL",
+    "NOT_APPLICABLE",
+    "NOT_RUN",
+    "PASS",
+    "SKIPPED",
+    "ExhibitVerification",
+    "ItemResult",
+    "StepResult",
+    "TimelineEvent",
+]
+
+PASS = "pass"
+FAIL = "fail"
+SKIPPED = "skipped"
+NOT_APPLICABLE = "not applicable: "
+"""How a skipped step's detail starts when the step had nothing to check."""
+NOT_RUN = "not run: "
+"""How a skipped step's detail starts when a step it needs failed."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The outcome of one numbered step of docs/bundle.md's checklist, for the bundle or for
+    one item (``evidence_id``).
+
+    ``status`` is ``"pass"``, ``"fail"`` or ``"skipped"``; a skipped step's ``detail`` says
+    whether it did not apply (``not applicable: ...``) or was not run because a step it
+    depends on failed (``not run: ...``). A failure names the event (its ledger index) it
+    found at fault, where there is one.
+    """
+
+    number: int
+    title: str
+    status: str
+    detail: str
+    evidence_id: str | None = None
+    event_index: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "step": self.number,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "evidence_id": self.evidence_id,
+            "event_index": self.event_index,
+        }
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One custody event as its leaf records it: ledger index, type, time, who, and data."""
+
+    index: int
+    type: str
+    time: str
+    actor_id: str
+    actor_role: str
+    data: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "type": self.type,
+            "time": self.time,
+            "actor": {"id": self.actor_id, "role": self.actor_role},
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One exhibit of the bundle: what its ingest event and manifest say, and its timeline.
+
+    ``case``, ``exhibit``, ``size`` and ``digests`` come from the item's first event (the
+    ledger's record of the intake), ``description`` from its manifest; each is empty when
+    the bundle did not let the verifier read it. ``order_events`` is the timeline of the
+    order a provider's response answers (``order_id``), empty for other items.
+    """
+
+    evidence_id: str
+    case: str
+    exhibit: str
+    description: str
+    size: int | None
+    digests: dict[str, str]
+    events: list[TimelineEvent]
+    order_id: str | None
+    order_events: list[TimelineEvent] = field(default_factory=list)
+    kind: str = ""
+    """``digital`` or ``physical``, from the first event; empty when unread."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "evidence_id": self.evidence_id,
+            "kind": self.kind,
+            "case": self.case,
+            "exhibit": self.exhibit,
+            "description": self.description,
+            "size": self.size,
+            "digests": dict(self.digests),
+            "events": [event.as_json() for event in self.events],
+            "order_id": self.order_id,
+            "order_events": [event.as_json() for event in self.order_events],
+        }
+
+
+@dataclass(frozen=True)
+class ExhibitVerification:
+    """Every step's result for the bundle and each item, and what the bundle was checked
+    against. ``ok`` is true only when no step failed (each passed or did not apply).
+
+    ``steps`` are in checklist order: bundle-wide steps (1, 2, 8) once, item steps once per
+    item in the order of ``bundle.json``. ``checkpoint_root`` is base64, as in the
+    checkpoint; ``key_fingerprints`` are the ``<name>+<key hash hex>`` of the pinned keys
+    whose signatures verified; ``completeness_note`` is the plain statement of step 5.
+    """
+
+    ok: bool
+    steps: list[StepResult]
+    items: list[ItemResult]
+    origin: str
+    checkpoint_size: int
+    checkpoint_root: str
+    key_fingerprints: list[str]
+    completeness_note: str
+
+    @property
+    def failed(self) -> list[StepResult]:
+        """The steps that failed, in checklist order."""
+        return [step for step in self.steps if step.status == FAIL]
+
+    def as_json(self) -> dict[str, Any]:
+        """The verification as one JSON object (``python -m custody.verify --json``)."""
+        return {
+            "ok": self.ok,
+            "origin": self.origin,
+            "checkpoint": {"size": self.checkpoint_size, "root": self.checkpoint_root},
+            "key_fingerprints": list(self.key_fingerprints),
+            "completeness_note": self.completeness_note,
+            "failed_steps": sorted({step.number for step in self.failed}),
+            "steps": [step.as_json() for step in self.steps],
+            "items": [item.as_json() for item in self.items],
+        }

@@ -1,0 +1,755 @@
+"""Tests of the exhibit bundle verifier (custody/verify/bundle.py, docs/bundle.md's checklist)
+and of ``python -m custody.verify EXHIBIT.zip`` / ``custos verify``.
+
+Sound bundles are exported from a real deployment (``deployment.bundles.export``): an examiner's
+item with a custody history, and a provider's response to a production order. The tamper
+corpus rewrites them, one attack per named file under the test's temporary directory, and each
+must fail at the step of the checklist that catches it, naming the item and the event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import random
+import re
+import stat
+import sys
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cli import main as custos
+from custody import merkle
+from custody.checkpoint import Checkpoint, sign_checkpoint
+from custody.note import Note, NoteSigner, sign_note
+from custody.verify import BUNDLE_CHECKS, ExhibitVerification, verify_bundle
+from custody.verify.__main__ import main
+from custody.verify.archive import MAX_MEMBER_BYTES
+from storage.deployment import Deployment, initialise, open_deployment
+from tests.conftest import add_provider, make_config
+from tests.service.test_provider_api import order_document
+
+CONTENT = b"disk image sector " * 2048
+RESPONSE = b"subscriber,registered\nsuspect@example.com,2024-05-01\n" * 20
+INDEXED = re.compile(r"items/(ev_[0-9a-f]{16})/(order/)?(events|proofs)/([0-9]{20})")
+
+
+@dataclass
+class Exhibits:
+    """Sound bundles exported from one deployment, and what the tests need to forge others."""
+
+    deployment: Deployment
+    key: str
+    item: str
+    """An examiner's item: ingested, transferred, examined, sealed, noted (content inside)."""
+    item_zip: bytes
+    response: str
+    """A provider's response to a production order (content and a known checkpoint inside)."""
+    order: str
+    response_zip: bytes
+    other_order: str
+    """Another order of the same deployment, served on the same provider."""
+    known: bytes
+    """The checkpoint the court kept before the response arrived."""
+    physical_zip: bytes
+    examiner: str
+    """The principal id of the examiner who took the item in."""
+
+
+@pytest.fixture(scope="module")
+def exhibits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exhibits]:
+    tmp = tmp_path_factory.mktemp("exhibits")
+    config = make_config(tmp, f"sqlite:///{tmp / 'home' / 'custos.db'}")
+    initialise(config).deployment.close()
+    dep = open_deployment(config)
+    people = dep.principals
+    operator = people.get("operator").actor
+    examiner = people.add("alice", "examiner", operator)[0].actor
+    court = people.add("clerk", "court", operator)[0].actor
+    approver = people.add("judge", "approver", operator)[0].actor
+    authority = people.add("prosecutor", "authority", operator)[0].actor
+
+    metadata = {"kind": "digital", "case": "C-1", "exhibit": "HD-1", "description": "laptop disk"}
+    item = dep.intake.open_session(metadata, examiner).id
+    dep.intake.receive(item, io.BytesIO(CONTENT), examiner)
+    for act, data in (
+        ("transferred", {"to": "bob", "location": "evidence room 2"}),
+        ("examined", {"findings": "no tampering with the seal"}),
+        ("sealed", {"seal": "S-0042"}),
+        ("noted", {"text": "photographed for the file"}),
+    ):
+        dep.handling.record_act(item, f"evidence.{act}", data, examiner)
+    physical = dep.intake.register_physical(
+        {"kind": "physical", "case": "C-1", "exhibit": "PH-1", "description": "phone"}, examiner
+    ).event.subject.id
+    known = dep.ledger.checkpoint(covering=dep.ledger.size() - 1).note
+
+    isp = add_provider(dep, "Own ISP")
+    staff = people.add("isp-desk", "provider", operator, provider_id=isp.id)[0].actor
+    order = dep.orders.draft(order_document(isp.id), authority).stored.id
+    dep.orders.act(order, "submit", {}, authority)
+    dep.orders.act(order, "approve", {}, approver)
+    dep.orders.get_for_provider(order, staff, isp.id)
+    dep.orders.act(order, "acknowledge", {}, staff, provider_id=isp.id)
+    response = dep.orders.open_response(order, {"description": "records"}, staff, isp.id).id
+    dep.orders.receive_response(order, response, io.BytesIO(RESPONSE), staff, isp.id)
+    other_order = dep.orders.draft(order_document(isp.id), authority).stored.id
+    dep.orders.act(other_order, "submit", {}, authority)
+    dep.orders.act(other_order, "approve", {}, approver)
+
+    def export(ids: list[str], **options: Any) -> bytes:
+        out = io.BytesIO()
+        dep.bundles.export(ids, out, by=court, **options)
+        return out.getvalue()
+
+    yield Exhibits(
+        deployment=dep,
+        key=dep.keys.current.verifier_key,
+        item=item,
+        item_zip=export([item], with_content=True),
+        response=response,
+        order=order,
+        response_zip=export([response], with_content=True, known_checkpoint=known),
+        other_order=other_order,
+        known=known,
+        physical_zip=export([physical]),
+        examiner=examiner.id,
+    )
+    dep.close()
+
+
+# -- reading and rewriting bundles -----------------------------------------------------------------
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def indexes(data: bytes, evidence_id: str, order: bool = False) -> list[int]:
+    """The ledger indexes of an item's (or its order's) events in a bundle."""
+    found = []
+    for name in members(data):
+        match = INDEXED.fullmatch(name)
+        if match and match[1] == evidence_id and bool(match[2]) == order and match[3] == "events":
+            found.append(int(match[4]))
+    return sorted(found)
+
+
+def fingerprint(verifier_key: str) -> str:
+    """``<name>+<key hash>`` of a verifier key ``<name>+<key hash>+<base64>``."""
+    return "+".join(verifier_key.split("+")[:2])
+
+
+def checkpoint_of(note: bytes) -> Checkpoint:
+    return Checkpoint.from_text(Note.from_bytes(note).text)
+
+
+def event_name(evidence_id: str, index: int, folder: str = "events") -> str:
+    return f"items/{evidence_id}/{folder}/{index:020d}"
+
+
+@dataclass
+class Rewrite:
+    """How to make a tampered bundle from a sound one."""
+
+    replace: Mapping[str, bytes] = field(default_factory=dict)
+    drop: frozenset[str] = frozenset()
+    add: list[tuple[zipfile.ZipInfo | str, bytes]] = field(default_factory=list)
+
+
+def rezipped(data: bytes, rewrite: Rewrite) -> bytes:
+    """``data``'s members as the rewrite says, in their order and form, as a new ZIP."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            if info.filename not in rewrite.drop:
+                target.writestr(info, rewrite.replace.get(info.filename, source.read(info)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of a duplicate name: that is the point
+            for name, payload in rewrite.add:
+                target.writestr(name, payload)
+    return out.getvalue()
+
+
+def rezip(data: bytes, path: Path, rewrite: Rewrite) -> Path:
+    """Write the rewritten bundle to ``path``: each tampered bundle is a named file."""
+    path.write_bytes(rezipped(data, rewrite))
+    return path
+
+
+def first_failure(verification: ExhibitVerification) -> tuple[int, str | None, int | None]:
+    failed = verification.failed
+    assert failed, "the bundle verified"
+    return failed[0].number, failed[0].evidence_id, failed[0].event_index
+
+
+def statuses(verification: ExhibitVerification, evidence_id: str | None = None) -> dict[int, str]:
+    """Each step's status (for one item, and the bundle-wide steps)."""
+    return {
+        step.number: step.status
+        for step in verification.steps
+        if step.evidence_id in (None, evidence_id)
+    }
+
+
+# -- sound bundles ---------------------------------------------------------------------------------
+
+
+def test_a_sound_bundle_of_a_provider_response_passes_every_step(exhibits: Exhibits) -> None:
+    verification = verify_bundle(exhibits.response_zip, [exhibits.key])
+
+    assert verification.ok
+    assert [step.status for step in verification.steps] == ["pass"] * len(BUNDLE_CHECKS)
+    assert [step.number for step in verification.steps] == list(range(1, 10))
+    (item,) = verification.items
+    assert (item.evidence_id, item.order_id, item.size) == (
+        exhibits.response,
+        exhibits.order,
+        len(RESPONSE),
+    )
+    assert item.events[0].type == "evidence.ingested"
+    order_events = [e.type for e in item.order_events]
+    assert order_events[0] == "order.drafted" and "order.responded" in order_events
+    assert verification.key_fingerprints == [fingerprint(exhibits.key)]
+    assert verification.checkpoint_size == exhibits.deployment.ledger.size()
+    nine = verification.steps[-1].detail
+    assert "from the order.served at" in nine and "commit to this document" in nine
+    assert "committed to the draft's text, which the bundle does not hold" in nine
+
+
+def test_a_sound_item_bundle_reports_its_timeline_and_digests(exhibits: Exhibits) -> None:
+    verification = verify_bundle(exhibits.item_zip, [exhibits.key])
+
+    assert verification.ok
+    assert statuses(verification, exhibits.item) == {
+        **dict.fromkeys(range(1, 8), "pass"),
+        8: "skipped",
+        9: "skipped",
+    }
+    (item,) = verification.items
+    assert (item.case, item.exhibit, item.description, item.kind) == (
+        "C-1",
+        "HD-1",
+        "laptop disk",
+        "digital",
+    )
+    assert item.digests["sha256"] == hashlib.sha256(CONTENT).hexdigest()
+    assert [event.type for event in item.events] == [
+        "evidence.ingested",
+        "evidence.transferred",
+        "evidence.examined",
+        "evidence.sealed",
+        "evidence.noted",
+        "evidence.accessed",
+    ]
+    assert item.events[1].data["to"] == "bob"
+    assert (item.events[0].actor_id, item.events[0].actor_role) == (exhibits.examiner, "examiner")
+
+
+def test_the_completeness_statement_says_it_rests_on_the_signed_head_statement(
+    exhibits: Exhibits,
+) -> None:
+    verification = verify_bundle(exhibits.item_zip, [exhibits.key])
+    last = indexes(exhibits.item_zip, exhibits.item)[-1]
+
+    note = verification.completeness_note
+    assert f"after the last, at ledger index {last}" in note
+    assert "rests on the head statement signed by" in note
+    assert fingerprint(exhibits.key) in note
+
+
+def test_a_physical_item_has_no_bytes_to_check(exhibits: Exhibits) -> None:
+    verification = verify_bundle(exhibits.physical_zip, [exhibits.key])
+
+    assert verification.ok
+    seven = [step for step in verification.steps if step.number == 7]
+    assert [s.status for s in seven] == ["skipped"]
+    assert seven[0].detail.startswith("not applicable:")
+
+
+def test_the_court_s_own_artifact_and_known_checkpoint_are_checked(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    artifact = tmp_path / "response.csv"
+    artifact.write_bytes(RESPONSE)
+
+    verification = verify_bundle(
+        exhibits.response_zip, [exhibits.key], artifact=artifact, known_checkpoint=exhibits.known
+    )
+
+    assert verification.ok
+    steps = {step.number: step.detail for step in verification.steps}
+    assert "the artifact" in steps[7] and "the bundle's content" in steps[7]
+    assert steps[8].startswith("your known checkpoint")
+
+
+# -- the tamper corpus -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tampered:
+    """A tampered bundle, what to verify it with, and where the verifier must catch it."""
+
+    bundle: bytes | Path
+    step: int
+    evidence_id: str | None = None
+    event_index: int | None = None
+    artifact: Path | None = None
+    known_checkpoint: bytes | None = None
+
+
+def one_byte_of_an_event_changed(x: Exhibits, tmp: Path) -> Tampered:
+    index = indexes(x.item_zip, x.item)[2]
+    name = event_name(x.item, index)
+    leaf = members(x.item_zip)[name]
+    changed = leaf.replace(b'"role":"examiner"', b'"role":"examinex"', 1)
+    assert len(changed) == len(leaf) and changed != leaf
+    path = rezip(x.item_zip, tmp / "event-byte-changed.zip", Rewrite(replace={name: changed}))
+    return Tampered(path, 3, x.item, index)
+
+
+def a_middle_event_dropped(x: Exhibits, tmp: Path) -> Tampered:
+    events = indexes(x.item_zip, x.item)
+    dropped = events[2]
+    names = {event_name(x.item, dropped), event_name(x.item, dropped, "proofs")}
+    path = rezip(x.item_zip, tmp / "middle-event-dropped.zip", Rewrite(drop=frozenset(names)))
+    return Tampered(path, 4, x.item, events[3])
+
+
+def the_last_event_dropped_with_the_head_kept(x: Exhibits, tmp: Path) -> Tampered:
+    last = indexes(x.item_zip, x.item)[-1]
+    names = {event_name(x.item, last), event_name(x.item, last, "proofs")}
+    path = rezip(x.item_zip, tmp / "last-event-dropped.zip", Rewrite(drop=frozenset(names)))
+    return Tampered(path, 5, x.item, last)
+
+
+def two_events_swapped(x: Exhibits, tmp: Path) -> Tampered:
+    a, b = indexes(x.item_zip, x.item)[1:3]
+    found = members(x.item_zip)
+    swap = {event_name(x.item, a): found[event_name(x.item, b)]}
+    swap[event_name(x.item, b)] = found[event_name(x.item, a)]
+    path = rezip(x.item_zip, tmp / "two-events-swapped.zip", Rewrite(replace=swap))
+    return Tampered(path, 3, x.item, a)
+
+
+def another_artifact(x: Exhibits, tmp: Path) -> Tampered:
+    other = tmp / "another-artifact.img"
+    other.write_bytes(CONTENT[:-1] + b"!")
+    path = tmp / "sound-item.zip"
+    path.write_bytes(x.item_zip)
+    return Tampered(path, 7, x.item, indexes(x.item_zip, x.item)[0], artifact=other)
+
+
+def the_manifest_edited(x: Exhibits, tmp: Path) -> Tampered:
+    name = f"items/{x.item}/manifest"
+    edited = members(x.item_zip)[name].replace(b'"exhibit":"HD-1"', b'"exhibit":"HD-9"')
+    assert edited != members(x.item_zip)[name]
+    path = rezip(x.item_zip, tmp / "manifest-edited.zip", Rewrite(replace={name: edited}))
+    return Tampered(path, 6, x.item)
+
+
+def a_checkpoint_forged_with_a_key_shipped_in_the_bundle(x: Exhibits, tmp: Path) -> Tampered:
+    found = members(x.item_zip)
+    genuine = checkpoint_of(found["checkpoint"])
+    forger = NoteSigner(genuine.origin, Ed25519PrivateKey.generate())  # same name, another key
+    forged = sign_checkpoint(Checkpoint(genuine.origin, genuine.size, b"\x07" * 32), [forger])
+    proofs = {
+        name: data.replace(found["checkpoint"], forged)
+        for name, data in found.items()
+        if "/proofs/" in name
+    }
+    rewrite = Rewrite(
+        replace={"checkpoint": forged, **proofs},
+        add=[("keys/forger.vkey", forger.verifier.verifier_key().encode())],
+    )
+    path = rezip(x.item_zip, tmp / "checkpoint-forged.zip", rewrite)
+    return Tampered(path, 2)
+
+
+def a_proof_for_the_wrong_tree_size(x: Exhibits, tmp: Path) -> Tampered:
+    found = members(x.item_zip)
+    index = indexes(x.item_zip, x.item)[1]
+    name = event_name(x.item, index, "proofs")
+    size = checkpoint_of(found["checkpoint"]).size
+    hashes = x.deployment.ledger.inclusion_proof(index, size - 1)
+    lines = "".join(base64.b64encode(h).decode() + "\n" for h in hashes)
+    proof = f"c2sp.org/tlog-proof@v1\nindex {index}\n{lines}\n".encode() + found["checkpoint"]
+    path = rezip(x.item_zip, tmp / "proof-wrong-tree-size.zip", Rewrite(replace={name: proof}))
+    return Tampered(path, 3, x.item, index)
+
+
+def a_known_checkpoint_from_a_forked_log(x: Exhibits, tmp: Path) -> Tampered:
+    ledger = x.deployment.ledger
+    known = checkpoint_of(x.known)
+    leaves = [merkle.leaf_hash(ledger.entry(i)) for i in range(known.size)]
+    leaves[1] = merkle.leaf_hash(b"another history")
+    fork = Checkpoint(known.origin, known.size, merkle.root_from_leaf_hashes(leaves))
+    forked = tmp / "forked-known-checkpoint"
+    forked.write_bytes(sign_checkpoint(fork, [x.deployment.keys.current.signer]))
+    path = tmp / "sound-response.zip"
+    path.write_bytes(x.response_zip)
+    return Tampered(path, 8, known_checkpoint=forked.read_bytes())
+
+
+def a_member_named_dot_dot(x: Exhibits, tmp: Path) -> Tampered:
+    path = rezip(x.item_zip, tmp / "member-dot-dot.zip", Rewrite(add=[("../x", b"escape")]))
+    return Tampered(path, 1)
+
+
+def a_duplicate_member_name(x: Exhibits, tmp: Path) -> Tampered:
+    path = rezip(x.item_zip, tmp / "duplicate-member.zip", Rewrite(add=[("checkpoint", b"2nd")]))
+    return Tampered(path, 1)
+
+
+def an_oversized_member(x: Exhibits, tmp: Path) -> Tampered:
+    info = zipfile.ZipInfo("report.html")
+    info.compress_type = zipfile.ZIP_STORED
+    huge = b"<" * (MAX_MEMBER_BYTES + 1)
+    rewrite = Rewrite(drop=frozenset({"report.html"}), add=[(info, huge)])
+    path = rezip(x.item_zip, tmp / "oversized-member.zip", rewrite)
+    return Tampered(path, 1)
+
+
+def order_member(x: Exhibits, name: str) -> str:
+    return f"items/{x.response}/order/{name}"
+
+
+def served_index(x: Exhibits) -> int:
+    """The ledger index of the response's order's ``order.served`` event."""
+    found = members(x.response_zip)
+    for index in indexes(x.response_zip, x.response, order=True):
+        leaf = json.loads(found[event_name(x.response, index, "order/events")])
+        if leaf["type"] == "order.served":
+            return index
+    raise AssertionError("the order was never served")
+
+
+def the_order_s_salt_changed(x: Exhibits, tmp: Path) -> Tampered:
+    name = order_member(x, "salt")
+    salt = members(x.response_zip)[name]
+    changed = (b"1" if salt[:1] == b"0" else b"0") + salt[1:]
+    path = rezip(x.response_zip, tmp / "order-salt-changed.zip", Rewrite(replace={name: changed}))
+    return Tampered(path, 9, x.response, served_index(x))
+
+
+def the_order_document_replaced_by_another_signed_one_of_its_id(x: Exhibits, tmp: Path) -> Tampered:
+    name = order_member(x, "document")
+    kind, body, _ = Note.from_bytes(members(x.response_zip)[name]).text.split("\n")
+    document = json.loads(body)
+    document["facts"] = "other facts than the ones the order was served with"
+    text = f"{kind}\n{json.dumps(document, sort_keys=True, separators=(',', ':'))}\n"
+    forged = sign_note(text, [x.deployment.keys.current.signer])  # as the service's key would
+    path = rezip(
+        x.response_zip, tmp / "order-document-replaced.zip", Rewrite(replace={name: forged})
+    )
+    return Tampered(path, 9, x.response, served_index(x))
+
+
+def another_order_s_document_renamed_into_place(x: Exhibits, tmp: Path) -> Tampered:
+    other = x.deployment.orders.store.get(x.other_order)
+    assert other is not None and other.note is not None
+    rewrite = Rewrite(
+        replace={
+            order_member(x, "document"): other.note,
+            order_member(x, "salt"): other.salt.hex().encode() + b"\n",
+        }
+    )
+    path = rezip(x.response_zip, tmp / "another-order-document.zip", rewrite)
+    return Tampered(path, 9, x.response)
+
+
+TAMPER_CORPUS: list[Callable[[Exhibits, Path], Tampered]] = [
+    one_byte_of_an_event_changed,
+    a_middle_event_dropped,
+    the_last_event_dropped_with_the_head_kept,
+    two_events_swapped,
+    another_artifact,
+    the_manifest_edited,
+    a_checkpoint_forged_with_a_key_shipped_in_the_bundle,
+    a_proof_for_the_wrong_tree_size,
+    a_known_checkpoint_from_a_forked_log,
+    a_member_named_dot_dot,
+    a_duplicate_member_name,
+    an_oversized_member,
+    the_order_s_salt_changed,
+    the_order_document_replaced_by_another_signed_one_of_its_id,
+    another_order_s_document_renamed_into_place,
+]
+
+
+@pytest.mark.parametrize("tamper", TAMPER_CORPUS, ids=lambda f: f.__name__)
+def test_each_tampered_bundle_fails_at_its_step_naming_item_and_event(
+    exhibits: Exhibits, tmp_path: Path, tamper: Callable[[Exhibits, Path], Tampered]
+) -> None:
+    case = tamper(exhibits, tmp_path)
+
+    verification = verify_bundle(
+        case.bundle,
+        [exhibits.key],
+        artifact=case.artifact,
+        known_checkpoint=case.known_checkpoint,
+    )
+
+    assert not verification.ok
+    assert first_failure(verification) == (case.step, case.evidence_id, case.event_index)
+    for step in verification.steps:
+        if step.number < case.step:
+            assert step.status != "fail", step
+
+
+def test_a_failed_step_stops_the_steps_that_need_it_and_not_the_others(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    case = a_middle_event_dropped(exhibits, tmp_path)
+
+    verification = verify_bundle(case.bundle, [exhibits.key])
+
+    assert statuses(verification, exhibits.item) == {
+        1: "pass",
+        2: "pass",
+        3: "pass",
+        4: "fail",
+        5: "skipped",
+        6: "pass",
+        7: "pass",
+        8: "skipped",
+        9: "skipped",
+    }
+    five = next(step for step in verification.steps if step.number == 5)
+    assert five.detail == "not run: it needs step 4, which did not pass"
+    assert "could not be established" in verification.completeness_note
+
+
+def test_a_key_found_only_in_the_bundle_is_never_trusted(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    case = a_checkpoint_forged_with_a_key_shipped_in_the_bundle(exhibits, tmp_path)
+
+    verification = verify_bundle(case.bundle, [exhibits.key])
+
+    one, two = verification.steps[:2]
+    assert "keys/forger.vkey" in one.detail and "not read" in one.detail
+    assert "signed only by keys you did not pin" in two.detail
+    assert "never trusted" in two.detail
+    assert verification.key_fingerprints == [fingerprint(exhibits.key)]  # the manifest's
+    assert (verification.origin, verification.checkpoint_size) == ("", 0)
+
+
+def test_a_bundle_of_several_items_names_the_one_at_fault(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    out = io.BytesIO()
+    court = exhibits.deployment.principals.get("clerk").actor
+    exhibits.deployment.bundles.export([exhibits.item, exhibits.response], out, by=court)
+    index = indexes(out.getvalue(), exhibits.response, order=True)[0]
+    name = event_name(exhibits.response, index)
+    name = name.replace("/events/", "/order/events/")
+    leaf = members(out.getvalue())[name]
+    bad = rezip(
+        out.getvalue(),
+        tmp_path / "order-event-changed.zip",
+        Rewrite(replace={name: leaf.replace(b'"v":1', b'"v":2')}),
+    )
+
+    verification = verify_bundle(bad, [exhibits.key])
+
+    assert first_failure(verification) == (9, exhibits.response, index)
+    assert statuses(verification, exhibits.item)[9] == "skipped"
+    assert all(s.status != "fail" for s in verification.steps if s.evidence_id == exhibits.item)
+
+
+def test_any_changed_byte_is_a_finding_and_never_a_crash(exhibits: Exhibits) -> None:
+    rng = random.Random(5)
+    found = members(exhibits.response_zip)
+    names = sorted(set(found) - {"report.html"})  # the service's report proves nothing
+    for _ in range(60):
+        name = rng.choice(names)
+        data = bytearray(found[name])
+        at = rng.randrange(len(data))
+        data[at] ^= rng.randrange(1, 256)
+        changed = rezipped(exhibits.response_zip, Rewrite(replace={name: bytes(data)}))
+
+        verification = verify_bundle(changed, [exhibits.key])
+
+        # receipt.json is indented JSON: a space may turn into another whitespace
+        assert not verification.ok or name.endswith("receipt.json"), (name, at)
+        assert all(step.detail for step in verification.steps)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "items/../../x", "C:/x", "items\\..\\x", "items//x", "./bundle.json", "a\x01b"],
+)
+def test_the_archive_refuses_names_that_could_point_outside_it(
+    exhibits: Exhibits, tmp_path: Path, name: str
+) -> None:
+    path = rezip(exhibits.item_zip, tmp_path / "bad-name.zip", Rewrite(add=[(name, b"x")]))
+
+    assert first_failure(verify_bundle(path, [exhibits.key]))[0] == 1
+
+
+def test_the_archive_refuses_a_symbolic_link(exhibits: Exhibits, tmp_path: Path) -> None:
+    link = zipfile.ZipInfo("items/link")
+    link.create_system = 3
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    path = rezip(exhibits.item_zip, tmp_path / "symlink.zip", Rewrite(add=[(link, b"/etc")]))
+
+    verification = verify_bundle(path, [exhibits.key])
+
+    assert first_failure(verification)[0] == 1
+    assert "symbolic link" in verification.steps[0].detail
+
+
+def test_the_archive_refuses_a_member_that_inflates_too_far(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    bomb = zipfile.ZipInfo("report.html")
+    bomb.compress_type = zipfile.ZIP_DEFLATED
+    rewrite = Rewrite(drop=frozenset({"report.html"}), add=[(bomb, b"\0" * 10**6)])
+    path = rezip(exhibits.item_zip, tmp_path / "bomb.zip", rewrite)
+
+    verification = verify_bundle(path, [exhibits.key])
+
+    assert first_failure(verification)[0] == 1
+    assert "ZIP bomb" in verification.steps[0].detail
+
+
+def test_a_file_that_is_not_a_zip_fails_step_one(exhibits: Exhibits) -> None:
+    verification = verify_bundle(b"PK not really", [exhibits.key])
+
+    assert first_failure(verification)[0] == 1
+    assert [step.status for step in verification.steps[1:]] == ["skipped"] * 8
+
+
+def test_an_order_without_its_salt_is_refused_and_a_malformed_one_fails_step_nine(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    name = f"items/{exhibits.response}/order/salt"
+    missing = rezip(
+        exhibits.response_zip, tmp_path / "salt-missing.zip", Rewrite(drop=frozenset({name}))
+    )
+    upper = members(exhibits.response_zip)[name].upper()
+    malformed = rezip(
+        exhibits.response_zip, tmp_path / "salt-uppercase.zip", Rewrite(replace={name: upper})
+    )
+
+    refused, failed = (verify_bundle(path, [exhibits.key]) for path in (missing, malformed))
+
+    assert first_failure(refused)[0] == 1
+    assert "needs its document, its salt and its head" in refused.steps[0].detail
+    assert first_failure(failed) == (9, exhibits.response, None)
+    assert "order/salt is malformed" in failed.failed[0].detail
+
+
+def test_a_receipt_of_another_item_fails_step_nine(exhibits: Exhibits, tmp_path: Path) -> None:
+    dep = exhibits.deployment
+    record = dep.evidence.get(exhibits.item)
+    assert record is not None
+    receipt = dep.intake.receipt(record, dep.ledger.entry(record.ledger_index))
+    name = f"items/{exhibits.response}/receipt.json"
+    path = rezip(
+        exhibits.response_zip,
+        tmp_path / "receipt-of-another.zip",
+        Rewrite(replace={name: receipt.to_json()}),
+    )
+
+    verification = verify_bundle(path, [exhibits.key])
+
+    assert first_failure(verification)[:2] == (9, exhibits.response)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_the_command_exits_zero_for_a_sound_bundle_and_one_for_a_tampered_one(
+    exhibits: Exhibits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sound = tmp_path / "exhibit.zip"
+    sound.write_bytes(exhibits.item_zip)
+    tampered = a_middle_event_dropped(exhibits, tmp_path).bundle
+
+    assert main([str(sound), "--key", exhibits.key]) == 0
+    out = capsys.readouterr().out
+    assert "(1) ok" in out and "VERIFIED" in out and "Completeness:" in out
+
+    assert main(["bundle", str(tampered), "--key", exhibits.key]) == 1
+    out = capsys.readouterr().out
+    assert "(4) FAIL" in out and "(5) --" in out and "NOT VERIFIED" in out
+    assert f"{exhibits.item} event" in out.splitlines()[-1]
+
+
+def test_the_command_s_json_is_the_same_verification_as_data(
+    exhibits: Exhibits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sound = tmp_path / "exhibit.zip"
+    sound.write_bytes(exhibits.response_zip)
+
+    assert main([str(sound), "--key", exhibits.key, "--json"]) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    expected = verify_bundle(sound, [exhibits.key]).as_json()
+    assert printed == {"procedure": "bundle", "file": str(sound), **expected}
+
+
+def test_the_command_refuses_a_wrong_use_with_exit_two(
+    exhibits: Exhibits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sound = tmp_path / "exhibit.zip"
+    sound.write_bytes(exhibits.item_zip)
+
+    assert main([str(sound)]) == 2
+    assert main([str(sound), "--key", "not-a-key"]) == 2
+    assert main([str(tmp_path / "missing.zip"), "--key", exhibits.key]) == 2
+    assert main([str(sound), "--key", exhibits.key, "--artifact", str(tmp_path / "no")]) == 2
+    assert "--key" in capsys.readouterr().err
+
+
+def test_the_command_writes_the_custody_report(exhibits: Exhibits, tmp_path: Path) -> None:
+    sound, report = tmp_path / "exhibit.zip", tmp_path / "report.html"
+    sound.write_bytes(exhibits.item_zip)
+
+    assert main([str(sound), "--key", exhibits.key, "--report", str(report)]) == 0
+
+    html = report.read_text("utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert exhibits.item in html
+
+
+def test_the_command_says_so_when_the_report_module_is_missing(
+    exhibits: Exhibits,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sound = tmp_path / "exhibit.zip"
+    sound.write_bytes(exhibits.item_zip)
+    monkeypatch.setitem(sys.modules, "custody.verify.report", None)  # as if not shipped
+
+    assert main([str(sound), "--key", exhibits.key, "--report", str(tmp_path / "r.html")]) == 2
+    assert "custody.verify.report" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_custos_verify_runs_the_exhibit_procedure(exhibits: Exhibits, tmp_path: Path) -> None:
+    sound = tmp_path / "exhibit.zip"
+    sound.write_bytes(exhibits.item_zip)
+    tampered = the_manifest_edited(exhibits, tmp_path).bundle
+
+    result = CliRunner().invoke(custos, ["verify", str(sound), "--key", exhibits.key, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ok"] is True
+
+    result = CliRunner().invoke(custos, ["verify", str(tampered), "--key", exhibits.key])
+    assert result.exit_code == 1
+    assert "(6) FAIL" in result.output

@@ -1,0 +1,159 @@
+"""Tests of ``custos export``: exhibit bundles on the local home (with content and a known
+checkpoint), the CASE format, and clean refusals that leave no file behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import main
+from custody.events import Event
+from storage.deployment import Deployment
+from tests.conftest import Home
+
+CONTENT = b"\x7fELF forensic image " * 4_000
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def failed(result: Result) -> str:
+    """The message of a clean CLI failure: non-zero exit, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.output
+
+
+@pytest.fixture
+def people(home: Home) -> dict[str, str]:
+    principals = home.deployment.principals
+    operator = principals.get("operator").actor
+    for name, role in (("alice", "examiner"), ("clerk", "court"), ("judge", "approver")):
+        principals.add(name, role, operator)
+    return {"examiner": "alice", "court": "clerk", "approver": "judge"}
+
+
+@pytest.fixture
+def item(runner: CliRunner, people: dict[str, str], tmp_path: Path) -> str:
+    image = tmp_path / "laptop.E01"
+    image.write_bytes(CONTENT)
+    args = ["ingest", str(image), "--case", "C-1", "--exhibit", "HD-1", "--json"]
+    result = ok(runner.invoke(main, [*args, "--as", people["examiner"]]))
+    evidence_id: str = json.loads(result.stdout)["id"]
+    return evidence_id
+
+
+def export(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(main, ["export", *args])
+
+
+def test_export_writes_the_bundle_the_writer_gives(
+    runner: CliRunner, deployment: Deployment, people: dict[str, str], item: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "exhibit.zip"
+
+    result = ok(export(runner, item, "-o", str(output), "--as", people["court"], "--json"))
+
+    summary = json.loads(result.stdout)
+    assert summary["path"] == str(output) and summary["items"] == [item]
+    assert summary["format"] == "custos/exhibit/v1" and summary["accessed"] == []
+    assert summary["verified"] is True
+    direct = io.BytesIO()
+    deployment.bundles.export([item], direct, by=deployment.principals.get("clerk").actor)
+    assert output.read_bytes() == direct.getvalue()
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_export_with_content_and_a_known_checkpoint(
+    runner: CliRunner, deployment: Deployment, people: dict[str, str], item: str, tmp_path: Path
+) -> None:
+    known = tmp_path / "known.checkpoint"
+    known.write_bytes(deployment.ledger.checkpoint(covering=0).note)
+    output = tmp_path / "exhibit.zip"
+
+    result = ok(
+        export(
+            runner,
+            item,
+            "-o",
+            str(output),
+            "--with-content",
+            "--known-checkpoint",
+            str(known),
+            "--as",
+            people["examiner"],
+        )
+    )
+
+    archive = zipfile.ZipFile(output)
+    assert archive.read(f"items/{item}/content") == CONTENT
+    assert archive.namelist()[-1] == "report.html"
+    report = archive.read("report.html").decode("utf-8")
+    assert ">VERIFIED<" in report and "the content is verified by the court" in report
+    assert "the service's own check: VERIFIED" in result.stdout
+    assert archive.read("known-checkpoint") == known.read_bytes()
+    assert "consistency" in archive.namelist()
+    events = [Event.decode(archive.read(n)) for n in archive.namelist() if "/events/" in n]
+    assert events[-1].type == "evidence.accessed"
+    assert events[-1].data == {"purpose": "exhibit export"}
+    assert f"evidence.accessed #{deployment.ledger.size() - 1}" in result.stdout
+
+
+def test_export_refuses_a_role_that_may_not_and_leaves_no_file(
+    runner: CliRunner, people: dict[str, str], item: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "exhibit.zip"
+
+    for who in (people["approver"], "operator"):
+        message = failed(export(runner, item, "-o", str(output), "--as", who))
+        assert "may not export" in message
+
+    assert list(tmp_path.glob("exhibit.zip*")) == []
+
+
+def test_export_refuses_an_unknown_item_and_a_bad_known_checkpoint(
+    runner: CliRunner, people: dict[str, str], item: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "exhibit.zip"
+    bad = tmp_path / "bad.checkpoint"
+    bad.write_bytes(b"not a checkpoint\n")
+    court = ("--as", people["court"])
+
+    unknown = failed(export(runner, "ev_0000000000000000", "-o", str(output), *court))
+    forged = failed(export(runner, item, "-o", str(output), "--known-checkpoint", str(bad), *court))
+
+    assert "ev_0000000000000000" in unknown
+    assert "known checkpoint" in forged
+    assert list(tmp_path.glob("exhibit.zip*")) == []
+
+
+def test_export_in_case_format_writes_the_items_provenance(
+    runner: CliRunner, deployment: Deployment, people: dict[str, str], item: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "exhibit.jsonld"
+
+    ok(export(runner, item, "--format", "case", "-o", str(output), "--as", people["court"]))
+
+    document: dict[str, Any] = json.loads(output.read_text("utf-8"))
+    types = [node["@type"] for node in document["@graph"]]
+    events = deployment.ledger.subject_entries(f"evidence:{item}")
+    assert types.count("case-investigation:InvestigativeAction") == len(events)
+
+
+def test_case_format_takes_one_item_and_no_bundle_options(
+    runner: CliRunner, people: dict[str, str], item: str, tmp_path: Path
+) -> None:
+    output = str(tmp_path / "exhibit.jsonld")
+    court = ("--as", people["court"])
+
+    for extra in ([item], ["--with-content"]):
+        message = failed(export(runner, item, *extra, "--format", "case", "-o", output, *court))
+        assert "--format case takes one evidence id" in message

@@ -1,0 +1,135 @@
+"""``custos report``: an item's exhibit bundle, verified with the deployment's own keys, as the
+printable custody report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import main
+from tests.conftest import Home
+
+CONTENT = b"seized laptop sector " * 2_000
+SHA256 = hashlib.sha256(CONTENT).hexdigest()
+
+
+def succeeded(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, (result.output, result.exception)
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def refused(result: Result) -> str:
+    """The message of a clean CLI failure: non-zero exit, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.output
+
+
+@pytest.fixture
+def item(runner: CliRunner, home: Home, tmp_path: Path) -> str:
+    """An image ingested and transferred once by the examiner ``alice``."""
+    operator = home.deployment.principals.get("operator")
+    home.deployment.principals.add("alice", "examiner", operator.actor)
+    image = tmp_path / "laptop.E01"
+    image.write_bytes(CONTENT)
+    ingest = ["ingest", str(image), "--case", "C-7", "--exhibit", "HD-1", "--as", "alice"]
+    evidence_id = str(succeeded(runner.invoke(main, [*ingest, "--json"]))["id"])
+    fields = ["-f", "from=lab", "-f", "to=vault", "-f", "location=room 2", "-f", "reason=storage"]
+    transfer = ["evidence", "event", evidence_id, "transferred", *fields, "--as", "alice"]
+    succeeded(runner.invoke(main, [*transfer, "--json"]))
+    return evidence_id
+
+
+def test_report_writes_the_verified_custody_report_and_records_nothing(
+    runner: CliRunner, home: Home, item: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    size = home.deployment.ledger.size()
+
+    summary = succeeded(
+        runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"])
+    )
+
+    assert summary["ok"] is True and summary["items"] == [item]
+    assert summary["path"] == str(out)
+    html = out.read_text(encoding="utf-8")
+    assert "NOT VERIFIED" not in html and ">VERIFIED<" in html
+    for expected in (item, SHA256, "C-7", "HD-1", "Transferred", "room 2", "storage"):
+        assert expected in html
+    assert "<script" not in html
+    assert home.deployment.ledger.size() == size
+
+
+def test_report_writes_the_page_the_exported_bundle_carries(
+    runner: CliRunner, home: Home, item: str, tmp_path: Path
+) -> None:
+    operator = home.deployment.principals.get("operator")
+    home.deployment.principals.add("clerk", "court", operator.actor)
+    out, exhibit = tmp_path / "report.html", tmp_path / "exhibit.zip"
+
+    succeeded(runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"]))
+    exported = ["export", item, "-o", str(exhibit), "--as", "clerk", "--json"]
+    succeeded(runner.invoke(main, exported))
+
+    with zipfile.ZipFile(exhibit) as archive:
+        assert archive.read("report.html") == out.read_bytes()
+
+
+def test_report_prints_the_verdict_and_where_it_wrote(
+    runner: CliRunner, item: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+
+    result = runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("VERIFIED") and str(out) in result.output
+
+
+def test_report_of_a_tampered_store_says_not_verified_and_exits_1(
+    runner: CliRunner, home: Home, item: str, tmp_path: Path
+) -> None:
+    [manifest] = home.config.home.rglob(f"manifests/{item}")
+    os.chmod(manifest, stat.S_IRUSR | stat.S_IWUSR)
+    manifest.write_bytes(manifest.read_bytes().replace(b"C-7", b"C-8"))
+    out = tmp_path / "report.html"
+
+    result = runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"])
+
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["ok"] is False and 6 in summary["failed_steps"]
+    assert "NOT VERIFIED" in out.read_text(encoding="utf-8")
+
+
+def test_report_refuses_an_unknown_item_and_writes_nothing(
+    runner: CliRunner, item: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+
+    message = refused(
+        runner.invoke(main, ["report", "ev_0000000000000000", "-o", str(out), "--as", "alice"])
+    )
+
+    assert "ev_0000000000000000" in message
+    assert not out.exists()
+
+
+def test_report_refuses_a_principal_who_may_not_export(
+    runner: CliRunner, item: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+
+    message = refused(runner.invoke(main, ["report", item, "-o", str(out)]))
+
+    assert "export" in message
+    assert not out.exists()
