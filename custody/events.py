@@ -120,31 +120,53 @@ class Event:
         """Parse leaf bytes; raises InvalidEvent unless they are a canonical v1 event."""
         try:
             obj = _DECODER.decode(leaf.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise InvalidEvent(f"not JSON: {exc}") from None
-        if not isinstance(obj, dict) or obj.get("v") != EVENT_VERSION:
+        if not isinstance(obj, dict) or type(obj.get("v")) is not int or obj["v"] != EVENT_VERSION:
             raise InvalidEvent("not a v1 event object")
-        try:
-            actor, subject = obj["actor"], obj["subject"]
-            event = cls(
-                type=obj["type"],
-                time=obj["time"],
-                actor=Actor(id=actor["id"], role=actor["role"]),
-                subject=Subject(kind=subject["kind"], id=subject["id"]),
-                prev=obj["prev"],
-                data=obj["data"],
-            )
-        except (KeyError, TypeError) as exc:
-            raise InvalidEvent(f"missing or mistyped field: {exc}") from None
         if set(obj) != {"v", "type", "time", "actor", "subject", "prev", "data"}:
             raise InvalidEvent("unexpected fields")
-        if event.prev is not None and not _HEX32.match(event.prev):
+        actor, subject = obj["actor"], obj["subject"]
+        if not (
+            _is_str_pair(actor, "id", "role")
+            and _is_str_pair(subject, "kind", "id")
+            and isinstance(obj["type"], str)
+            and isinstance(obj["time"], str)
+            and isinstance(obj["data"], dict)
+        ):
+            raise InvalidEvent("missing or mistyped field")
+        prev = obj["prev"]
+        if prev is not None and not (isinstance(prev, str) and _HEX32.match(prev)):
             raise InvalidEvent("prev is not a lowercase hex SHA-256")
+        event = cls(
+            type=obj["type"],
+            time=obj["time"],
+            actor=Actor(id=actor["id"], role=actor["role"]),
+            subject=Subject(kind=subject["kind"], id=subject["id"]),
+            prev=prev,
+            data=obj["data"],
+        )
         # The parsed object re-encoded must give the same bytes. Floats were refused while
-        # parsing, so the number check of canonical_json is not needed again.
-        if canonical_json(obj, numbers_checked=True) != leaf:
+        # parsing, but integers beyond 2**53 were not: the number check sends them to the
+        # reference encoder, which refuses them, as it refuses lone surrogates: what JCS
+        # cannot encode is not canonical.
+        try:
+            canonical = canonical_json(obj)
+        except (ValueError, RecursionError) as exc:  # ValueError: rfc8785's errors
+            raise InvalidEvent(f"leaf is not in canonical (RFC 8785) form: {exc}") from None
+        if canonical != leaf:
             raise InvalidEvent("leaf is not in canonical (RFC 8785) form")
         return event
+
+
+def _is_str_pair(value: object, first: str, second: str) -> bool:
+    """Report whether value is a JSON object of exactly two string members, first and second."""
+    return (
+        isinstance(value, dict)
+        and set(value) == {first, second}
+        and isinstance(value[first], str)
+        and isinstance(value[second], str)
+    )
 
 
 def indexed_event_json(index: int, leaf: bytes) -> dict[str, Any]:

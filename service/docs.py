@@ -14,6 +14,8 @@ from flask import Blueprint, Flask, Response, send_from_directory
 from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
 
+from service.problems import PROBLEM_JSON, ProblemSchema
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 BEARER = "bearer"
@@ -67,10 +69,24 @@ def problem_responses(blp: ApiBlueprint, *statuses: int) -> Callable[[F], F]:
 
 def bearer_auth(blp: ApiBlueprint) -> Callable[[F], F]:
     """Document a view behind ``service.auth.requires``: it takes a bearer token, and answers
-    401 without a valid one and 403 to a role that may not call it."""
+    401 without a valid one, 403 to a role that may not call it, and 429 to a client address
+    that failed to authenticate too often in the last minute."""
 
     def decorate(view: F) -> F:
         view = problem_responses(blp, 401, 403)(view)
+        view = blp.alt_response(
+            429,
+            schema=ProblemSchema,
+            content_type=PROBLEM_JSON,
+            description="Too many failed authentications from this address",
+            headers={
+                "Retry-After": {
+                    "schema": {"type": "string"},
+                    "required": True,
+                    "description": "seconds to wait before trying a token again",
+                }
+            },
+        )(view)
         documented: F = blp.doc(security=[{BEARER: []}])(view)
         return documented
 

@@ -169,6 +169,9 @@ def serve(
             "accesslog": None,
             "logconfig_dict": logging_config(log_format),
             "preload_app": False,
+            # gunicorn 27's control socket lives in ~/.gunicorn by default, shared by every
+            # server on the machine (the last to stop deletes the others'): not needed here.
+            "control_socket_disable": True,
         },
         request_timeout,
     ).run()
