@@ -153,6 +153,34 @@ def document_commitment(salt: bytes, order: Order) -> str:
     return hashlib.sha256(salt + order_document_text(order).encode("utf-8")).hexdigest()
 
 
+def _fixed_summary(order: Order) -> dict[str, Any]:
+    """What an order's summary holds whatever the time. Orders are immutable and stored ones
+    are read again and again, so it is built once per order object (a fresh copy each call)."""
+    fixed: dict[str, Any] | None = order.__dict__.get("_fixed_summary")
+    if fixed is None:
+        due = deadline(order)
+        clock = order.clock
+        fixed = {
+            "id": order.id,
+            "reference": order.document.reference,
+            "case": order.document.case,
+            "kind": order.document.kind,
+            "provider": order.document.provider,
+            "emergency": order.document.emergency.flag,
+            "state": order.state.value,
+            "drafted_by": order.drafted_by,
+            "drafted_at": format_time(order.drafted_at),
+            "revised_by": order.revised_by,
+            "approved_by": order.approved_by,
+            "served_at": format_time(order.served_at) if order.served_at else None,
+            "first_read_at": format_time(order.first_read_at) if order.first_read_at else None,
+            "due": format_time(due) if due else None,
+            "clock_paused": bool(clock and clock.paused_since),
+        }
+        object.__setattr__(order, "_fixed_summary", fixed)
+    return {**fixed, "revised_by": list(fixed["revised_by"])}
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396 JSON Merge Patch: objects merge, null removes, anything else replaces."""
     if not isinstance(patch, Mapping):
@@ -322,24 +350,8 @@ class OrderDesk:
         recorded, only by fetching the order itself)."""
         order = stored.order
         now = now or self.ledger.clock()
-        due = deadline(order)
-        clock = order.clock
         return {
-            "id": order.id,
-            "reference": order.document.reference,
-            "case": order.document.case,
-            "kind": order.document.kind,
-            "provider": order.document.provider,
-            "emergency": order.document.emergency.flag,
-            "state": order.state.value,
-            "drafted_by": order.drafted_by,
-            "drafted_at": format_time(order.drafted_at),
-            "revised_by": list(order.revised_by),
-            "approved_by": order.approved_by,
-            "served_at": format_time(order.served_at) if order.served_at else None,
-            "first_read_at": format_time(order.first_read_at) if order.first_read_at else None,
-            "due": format_time(due) if due else None,
-            "clock_paused": bool(clock and clock.paused_since),
+            **_fixed_summary(order),
             "overdue": overdue(order, now),
             "allowed_actions": allowed_actions(order, now),
         }
