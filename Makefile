@@ -36,7 +36,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/bench_ledger.py && $(BIN)/python bench/bench_ingest.py \
 		&& $(BIN)/python bench/bench_orders.py && $(BIN)/python bench/bench_verify.py \
-		&& $(BIN)/python bench/bench_scrub.py
+		&& $(BIN)/python bench/bench_scrub.py && $(BIN)/python bench/bench_load.py
 
 # The offline verifier as one file a court runs with only Python and cryptography installed.
 verifier:
