@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -107,3 +108,39 @@ def write_section(path: Path, section: str, begin_mark: str, end_mark: str, intr
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text, "utf-8")
+
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def add_docs_options(parser: argparse.ArgumentParser) -> None:
+    """``--docs FILE`` and ``--no-docs``: where a full run writes its figures."""
+    parser.add_argument("--docs", type=Path, help=f"write the figures here (default {DOCS.name})")
+    parser.add_argument("--no-docs", action="store_true", help="do not write any docs file")
+
+
+def docs_target(args: argparse.Namespace, small: bool) -> Path | None:
+    """Where to write: ``--docs``, else docs/benchmarks.md for a full run, never for a smoke
+    run (``small``) unless asked, and nowhere with ``--no-docs``."""
+    if args.no_docs:
+        return None
+    if args.docs is not None:
+        return Path(args.docs)
+    return None if small else DOCS
+
+
+def markdown_table(results: Results, columns: Sequence[str] = ("goal", "verdict")) -> list[str]:
+    """The rows as a Markdown table (measure, figure and ``columns`` of each Row: goal,
+    verdict, peer), then the notes as a list."""
+    titles = {"goal": "goal", "verdict": "verdict", "peer": results.peer_label}
+    header = ["measure", "figure", *(titles[c] for c in columns)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *[
+            "| " + " | ".join([r.measure, r.figure, *(str(getattr(r, c)) for c in columns)]) + " |"
+            for r in results.rows
+        ],
+        "",
+        *[f"- {note}" for note in results.notes],
+    ]
