@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
@@ -173,6 +173,23 @@ def _columns(order: Order) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=64)
+def _list_query(filters: frozenset[str]) -> Any:
+    """The list statement for the filters given, built once each (lists are the hot read:
+    building a statement costs about as much as running it)."""
+    conditions: dict[str, ColumnElement[bool]] = {
+        "states": orders.c.state.in_(bindparam("states", expanding=True)),
+        "provider": orders.c.provider_id == bindparam("provider"),
+        "case": orders.c.case_ref == bindparam("case"),
+        "due": orders.c.due < bindparam("due"),
+        "after": orders.c.seq > bindparam("after"),
+    }
+    query = select(*_ORDER_COLUMNS).order_by(orders.c.seq).limit(bindparam("limit"))
+    for name in sorted(filters):
+        query = query.where(conditions[name])
+    return query
+
+
 class SqlOrderStore(_Sql):
     """``custody.order_desk.OrderStore`` on SQLite or PostgreSQL."""
 
@@ -207,18 +224,18 @@ class SqlOrderStore(_Sql):
         limit: int = 50,
         after: int | None = None,
     ) -> list[StoredOrder]:
-        query = select(*_ORDER_COLUMNS).order_by(orders.c.seq).limit(limit)
-        if states is not None:
-            query = query.where(orders.c.state.in_(list(states)))
-        if provider is not None:
-            query = query.where(orders.c.provider_id == provider)
-        if case is not None:
-            query = query.where(orders.c.case_ref == case)
-        if due_before is not None:
-            query = query.where(orders.c.due < format_time(due_before))
-        if after is not None:
-            query = query.where(orders.c.seq > after)
-        return [_stored(r) for r in self._rows(query)]
+        values = {
+            "states": None if states is None else list(states),
+            "provider": provider,
+            "case": case,
+            "due": None if due_before is None else format_time(due_before),
+            "after": after,
+        }
+        given = {name: value for name, value in values.items() if value is not None}
+        query = _list_query(frozenset(given))
+        with self._connect() as c:
+            rows = c.execute(query, {**given, "limit": limit}).all()
+        return [_stored(r) for r in rows]
 
     def save_text(
         self,

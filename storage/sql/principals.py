@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from custody.interfaces import AppendTransaction
 from custody.principals import Principal
@@ -19,6 +19,12 @@ _COLUMNS = (
     principals.c.provider_id,
     principals.c.created_at,
     principals.c.revoked_at,
+)
+
+
+# Every authenticated request runs this: built once, with the hash as a bound parameter.
+_BY_TOKEN_HASH = select(*_COLUMNS, principals.c.token_hash).where(
+    principals.c.token_hash == bindparam("token_hash")
 )
 
 
@@ -67,11 +73,7 @@ class SqlPrincipalStore:
 
     def by_token_hash(self, token_hash: bytes) -> tuple[Principal, bytes] | None:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(*_COLUMNS, principals.c.token_hash).where(
-                    principals.c.token_hash == token_hash
-                )
-            ).first()
+            row = connection.execute(_BY_TOKEN_HASH, {"token_hash": token_hash}).first()
         return None if row is None else (_principal(row), bytes(row.token_hash))
 
     def list(self) -> list[Principal]:
