@@ -797,8 +797,7 @@ def case_export(dep: Deployment, by: Actor, evidence_id: str) -> dict[str, Any]:
     show_default=True,
     help="exhibit: the bundle docs/bundle.md describes; case: CASE/UCO JSON-LD of one item.",
 )
-@as_option
-@json_option
+@server_options
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -807,11 +806,18 @@ def export(
     with_content: bool,
     known_checkpoint: Path | None,
     output_format: str,
+    server: str | None,
+    token: str | None,
     as_name: str,
     as_json: bool,
 ) -> None:
     """Write an exhibit bundle for a court to verify offline (custos/exhibit/v1), or an item's
-    provenance as CASE JSON-LD."""
+    provenance as CASE JSON-LD; with --server, an item's bundle as that server makes it."""
+    if server:
+        if known_checkpoint or output_format != "exhibit":
+            raise click.UsageError("with --server: one item's exhibit, without --known-checkpoint")
+        remote_export(server, token, evidence_ids, output, with_content, as_json)
+        return
     if output_format == "case" and (len(evidence_ids) > 1 or with_content or known_checkpoint):
         raise click.UsageError(
             "--format case takes one evidence id, without --with-content or --known-checkpoint"
@@ -854,6 +860,41 @@ def export(
         f"checkpoint {summary.checkpoint_size}{accessed}; the service's own check: {verified}"
     )
     emit(as_json, {**summary.as_json(), "path": str(output)}, text)
+
+
+def remote_export(
+    server: str,
+    token: str | None,
+    evidence_ids: tuple[str, ...],
+    output: Path,
+    with_content: bool,
+    as_json: bool,
+) -> None:
+    """``GET /v1/evidence/{id}/bundle`` into ``output`` (through ``output.part``)."""
+    if len(evidence_ids) != 1:
+        raise click.UsageError("with --server, export one item (the API bundles one)")
+    if not token:
+        raise click.UsageError("--server needs --token (or CUSTOS_TOKEN)")
+    [evidence_id] = evidence_ids
+    query = {"with_content": "true"} if with_content else {}
+    partial = output.with_name(output.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            CustosClient(server, token).download(
+                f"/v1/evidence/{evidence_id}/bundle", query, out.write
+            )
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if isinstance(exc, CustosError):
+            raise click.ClickException(str(exc)) from None
+        raise
+    partial.replace(output)
+    size = output.stat().st_size
+    emit(
+        as_json,
+        {"path": str(output), "items": [evidence_id], "server": server, "size": size},
+        f"{output}  1 item(s), {size} bytes, from {server}",
+    )
 
 
 # -- log consistency: is a checkpoint kept earlier a prefix of today's log? ----------------------

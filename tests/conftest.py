@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from custody.providers import Provider
 from service import create_app
@@ -184,6 +186,29 @@ def add_provider(deployment: Deployment, name: str = "Example ISP", **fields: st
         **fields,
     }
     return deployment.providers.add(values, operator)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@pytest.fixture
+def server_url(home: Home) -> Iterator[str]:
+    """The real app over real HTTP on 127.0.0.1, served from a background thread (for the
+    CLI's --server paths)."""
+    app = create_app({"TESTING": True}, deployment=home.deployment)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -7,19 +7,15 @@ import hashlib
 import http.client
 import io
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from cli import main
 from custody.audit import audit_ledger
 from custody.events import Event
-from service import create_app
 from storage.deployment import Deployment
 from tests.conftest import Home
 
@@ -512,28 +508,6 @@ def test_an_unknown_item_fails_cleanly(runner: CliRunner, examiner: str, tmp_pat
 
 
 # -- against a server over HTTP ------------------------------------------------------------------
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def server_url(home: Home) -> Iterator[str]:
-    """The real app over real HTTP on 127.0.0.1, served from a background thread."""
-    app = create_app({"TESTING": True}, deployment=home.deployment)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

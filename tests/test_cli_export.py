@@ -157,3 +157,35 @@ def test_case_format_takes_one_item_and_no_bundle_options(
     for extra in ([item], ["--with-content"]):
         message = failed(export(runner, item, *extra, "--format", "case", "-o", output, *court))
         assert "--format case takes one evidence id" in message
+
+
+def test_export_against_a_server_writes_the_bundle_the_server_makes(
+    runner: CliRunner,
+    deployment: Deployment,
+    home: Home,
+    people: dict[str, str],
+    item: str,
+    server_url: str,
+    tmp_path: Path,
+) -> None:
+    operator = deployment.principals.get("operator").actor
+    token = deployment.principals.add("bailiff", "court", operator)[1]
+    output = tmp_path / "exhibit.zip"
+    remote = ["--server", server_url, "--token", token]
+
+    result = ok(export(runner, item, "-o", str(output), *remote, "--json"))
+
+    assert json.loads(result.stdout)["items"] == [item]
+    direct = io.BytesIO()
+    deployment.bundles.export([item], direct, by=deployment.principals.get("bailiff").actor)
+    assert output.read_bytes() == direct.getvalue()
+    refused = failed(export(runner, item, "-o", str(tmp_path / "x.zip"), "--server", server_url))
+    assert "--token" in refused
+    known = tmp_path / "known"
+    known.write_bytes(deployment.ledger.checkpoint().note)
+    args = [item, "-o", str(tmp_path / "y.zip"), *remote, "--known-checkpoint", str(known)]
+    assert "without --known-checkpoint" in failed(export(runner, *args))
+    examiner_only = deployment.principals.add("viewer", "authority", operator)[1]
+    args = [item, "-o", str(tmp_path / "z.zip"), "--server", server_url, "--token", examiner_only]
+    assert "403" in failed(export(runner, *args)) or "may not" in failed(export(runner, *args))
+    assert not list(tmp_path.glob("*.part")) and not (tmp_path / "z.zip").exists()

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from cli import main
 from custody.checkpoint import Checkpoint, sign_checkpoint
 from custody.note import NoteSigner
-from service import create_app
 from storage.deployment import Deployment, initialise
 from tests.conftest import TEST_ORIGIN, Home, make_config
 
@@ -183,28 +179,6 @@ def test_a_malformed_pinned_key_is_a_usage_error(runner: CliRunner, known: Path)
 
 
 # -- against a server over HTTP ------------------------------------------------------------------
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def server_url(home: Home) -> Iterator[str]:
-    """The real app over real HTTP on 127.0.0.1, served from a background thread."""
-    app = create_app({"TESTING": True}, deployment=home.deployment)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_against_a_server_the_verdict_says_the_key_came_from_the_server(

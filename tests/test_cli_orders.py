@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from cli import main
 from custody.events import Actor, Event
 from custody.providers import Provider
-from service import create_app
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import FakeClock, Home, add_provider
 from tests.custody.test_orders import document_json
@@ -456,28 +454,6 @@ def test_orders_show_of_an_unknown_order_fails_cleanly(runner: CliRunner, cast: 
 
 
 # -- against a server over HTTP ------------------------------------------------------------------
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def server_url(home: Home) -> Iterator[str]:
-    """The real app over real HTTP on 127.0.0.1, served from a background thread."""
-    app = create_app({"TESTING": True}, deployment=home.deployment)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture
