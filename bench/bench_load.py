@@ -26,7 +26,6 @@ import hashlib
 import http.client
 import json
 import secrets
-import shlex
 import sys
 import tempfile
 import threading
@@ -48,8 +47,8 @@ from report import (  # noqa: E402
     docs_target,
     load,
     markdown_table,
+    publish,
     say,
-    write_section,
 )
 from server import Server  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
@@ -298,15 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     for workers in args.worker_counts:
         one_run(args, workers, results)
-    for note in results.notes:
-        say(f"note: {note}")
-    if args.docs is not None:
-        command = " ".join(
-            [".venv/bin/python", "bench/bench_load.py", *(shlex.quote(a) for a in argv)]
-        )
-        section = generated_section(results, command, loads, version, args)
-        write_section(args.docs, section, BEGIN_MARK, END_MARK, "# Benchmarks\n\n")
-        say(f"wrote {args.docs}")
+    publish(
+        results,
+        args.docs,
+        "bench/bench_load.py",
+        argv,
+        lambda command: generated_section(results, command, loads, version, args),
+        (BEGIN_MARK, END_MARK),
+    )
     return 0
 
 

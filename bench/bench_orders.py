@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -55,8 +54,8 @@ from report import (  # noqa: E402  (bench/ is first on sys.path)
     docs_target,
     load,
     markdown_table,
+    publish,
     say,
-    write_section,
 )
 from server import CUSTOS, ORIGIN, Server, clean_env  # noqa: E402
 
@@ -386,15 +385,14 @@ def main(argv: list[str] | None = None) -> int:
             f"The ledger grew by {grown:,} events for {acknowledged:,} acknowledged "
             f"transitions; `custos audit` afterwards: {audit(home)}."
         )
-    for note in results.notes:
-        say(f"note: {note}")
-    if args.docs is not None:
-        command = " ".join(
-            [".venv/bin/python", "bench/bench_orders.py", *(shlex.quote(a) for a in argv)]
-        )
-        section = generated_section(results, command, loads, version, args)
-        write_section(args.docs, section, BEGIN_MARK, END_MARK, "# Benchmarks\n\n")
-        say(f"wrote {args.docs}")
+    publish(
+        results,
+        args.docs,
+        "bench/bench_orders.py",
+        argv,
+        lambda command: generated_section(results, command, loads, version, args),
+        (BEGIN_MARK, END_MARK),
+    )
     return 0
 
 

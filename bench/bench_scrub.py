@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -47,8 +46,8 @@ from report import (  # noqa: E402  (bench/ is first on sys.path)
     docs_target,
     load,
     markdown_table,
+    publish,
     say,
-    write_section,
 )
 from server import CUSTOS, ORIGIN, clean_env  # noqa: E402
 
@@ -201,15 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{s:.2f}" for s in scrubs)
             + " s."
         )
-    for note in results.notes:
-        say(f"note: {note}")
-    if args.docs is not None:
-        command = " ".join(
-            [".venv/bin/python", "bench/bench_scrub.py", *(shlex.quote(a) for a in argv)]
-        )
-        section = generated_section(results, command, loads, version, args)
-        write_section(args.docs, section, BEGIN_MARK, END_MARK, "# Benchmarks\n\n")
-        say(f"wrote {args.docs}")
+    publish(
+        results,
+        args.docs,
+        "bench/bench_scrub.py",
+        argv,
+        lambda command: generated_section(results, command, loads, version, args),
+        (BEGIN_MARK, END_MARK),
+    )
     return 0
 
 

@@ -23,7 +23,6 @@ import argparse
 import io
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -43,8 +42,8 @@ from report import (  # noqa: E402  (bench/ is first on sys.path)
     docs_target,
     load,
     markdown_table,
+    publish,
     say,
-    write_section,
 )
 
 from custody.events import Actor, NewEvent, Subject  # noqa: E402
@@ -189,15 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             f"The bundle holds {args.events:,} events and as many tlog-proofs "
             f"({size / 1024**2:.1f} MiB zipped); exporting it took {exported:.2f} s."
         )
-    for note in results.notes:
-        say(f"note: {note}")
-    if args.docs is not None:
-        command = " ".join(
-            [".venv/bin/python", "bench/bench_verify.py", *(shlex.quote(a) for a in argv)]
-        )
-        section = generated_section(results, command, version, loads, args)
-        write_section(args.docs, section, BEGIN_MARK, END_MARK, "# Benchmarks\n\n")
-        say(f"wrote {args.docs}")
+    publish(
+        results,
+        args.docs,
+        "bench/bench_verify.py",
+        argv,
+        lambda command: generated_section(results, command, version, loads, args),
+        (BEGIN_MARK, END_MARK),
+    )
     return 0
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shlex
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,3 +145,23 @@ def markdown_table(results: Results, columns: Sequence[str] = ("goal", "verdict"
         "",
         *[f"- {note}" for note in results.notes],
     ]
+
+
+def publish(
+    results: Results,
+    docs: Path | None,
+    script: str,
+    argv: Sequence[str],
+    section: Callable[[str], str],
+    marks: tuple[str, str],
+    intro: str = "# Benchmarks\n\n",
+) -> None:
+    """Print the notes and, for a run that writes docs, the section ``section(command)`` makes
+    between ``marks`` in ``docs``; the command is ``script`` with the run's arguments."""
+    for note in results.notes:
+        say(f"note: {note}")
+    if docs is None:
+        return
+    command = " ".join([".venv/bin/python", script, *(shlex.quote(a) for a in argv)])
+    write_section(docs, section(command), marks[0], marks[1], intro)
+    say(f"wrote {docs}")

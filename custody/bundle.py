@@ -32,7 +32,6 @@ from custody.evidence import (
     EvidenceRecord,
     EvidenceStore,
     is_evidence_id,
-    manifest_key,
     require_role,
 )
 from custody.handling import Handling
@@ -230,6 +229,7 @@ class Bundles:
         orders: OrderStore,
         *,
         receipts: Callable[[EvidenceRecord, bytes], ReceiptBundle],
+        manifests: Callable[[EvidenceRecord], bytes],
     ) -> None:
         self.ledger = ledger
         self.evidence = evidence
@@ -237,6 +237,8 @@ class Bundles:
         self.orders = orders
         # The intake's receipt, as returned at upload (``Intake.receipt``).
         self.receipts = receipts
+        # The item's stored manifest, rebuilt if a crash lost it (``Intake.stored_manifest``).
+        self.manifests = manifests
         # Content is read the one way it is ever read: access recorded, digests re-checked.
         self._handling = Handling(evidence, ledger, objects)
 
@@ -458,7 +460,7 @@ class Bundles:
         record = item.record
         folder = f"items/{record.id}/"
         subject = Subject("evidence", record.id).key
-        bundle.add(folder + "manifest", self.objects.get(manifest_key(record.id)))
+        bundle.add(folder + "manifest", self.manifests(record))
         entries = self._entries(subject, checkpoint)
         bundle.add(folder + "head", self._head(subject, entries, checkpoint))
         self._write_subject(bundle, folder, entries, checkpoint)

@@ -297,9 +297,11 @@ class Intake:
         self.objects.put(manifest_key(record.id), manifest)
         return manifest
 
-    def repair_manifests(self, newest: int = 1000) -> int:
-        """Store again the manifests a crash lost among the ``newest`` records (the ones an
-        interrupted intake can have left without); returns how many were written."""
+    def repair_manifests(self, newest: int = 64) -> int:
+        """Store again the manifests a crash lost among the ``newest`` records: only intakes
+        in flight when a server died can lack one, and every reader of a manifest rebuilds a
+        missing one anyway, so a start-up checks a few, not the store. Returns how many were
+        written."""
         repaired = 0
         for record in self.store.newest(newest):
             if not self.objects.exists(manifest_key(record.id)):

@@ -132,7 +132,14 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
     orders = OrderDesk(
         SqlOrderStore(engine), provider_store, SqlNoticeStore(engine), ledger, intake
     )
-    bundles = Bundles(ledger, evidence, objects, orders.store, receipts=intake.receipt)
+    bundles = Bundles(
+        ledger,
+        evidence,
+        objects,
+        orders.store,
+        receipts=intake.receipt,
+        manifests=intake.stored_manifest,
+    )
     return Deployment(
         config,
         engine,

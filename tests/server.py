@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,15 +101,16 @@ def serve_arguments(home: Path, port: int, workers: int) -> list[str]:
     ]
 
 
-class RunningServer:
+class RunningServer(ABC):
     """What every way of running the server shares: its port, its log and the calls to it."""
 
     def __init__(self, log: Path, port: int) -> None:
         self.log = log
         self.port = port
 
+    @abstractmethod
     def running(self) -> bool:
-        raise NotImplementedError
+        """Whether the server's process is still alive."""
 
     def tail(self) -> str:
         if not self.log.exists():
