@@ -156,6 +156,28 @@ def test_a_truncated_upload_records_nothing_and_can_be_retried_at_once(
     assert served.ledger.size() == before + 1
 
 
+def test_a_large_upload_arriving_in_uneven_pieces_is_received_whole(
+    server: HostileServer, served: Deployment
+) -> None:
+    content = bytes(range(251)) * 12_601  # a little over 3 MiB, not a multiple of any buffer
+    _, path = server.open_upload()
+    client = server.connect()
+    client.sendall(server.put_head(path, len(content)) + content[:7])
+    for start, end in [(7, 70_000), (70_000, 1_500_001), (1_500_001, len(content))]:
+        time.sleep(0.05)
+        client.sendall(content[start:end])
+
+    status, _, answer, _ = parse_response(read_until_closed(client))
+
+    assert status == 201, answer
+    ingested = json.loads(answer)
+    assert ingested["size"] == len(content)
+    assert ingested["digests"]["sha256"] == hashlib.sha256(content).hexdigest()
+    record = served.evidence.get(ingested["id"])
+    assert record is not None and record.storage_key is not None
+    assert served.objects.get(record.storage_key) == content
+
+
 @pytest.mark.parametrize(
     ("sent", "close"),
     [
