@@ -13,6 +13,7 @@ back, so nothing is half-done.
 from __future__ import annotations
 
 import os
+import sqlite3
 from importlib import resources
 from typing import Any
 
@@ -20,7 +21,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from custody.errors import StorageError
 
@@ -82,8 +83,18 @@ def create_database_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
+        # Straight to the driver: every transaction, and so every durable append, begins
+        # here, and SQLAlchemy's statement machinery cost more than the BEGIN itself. Its
+        # failures are then the driver's, reported here as the engine reports them.
         write = connection.get_execution_options().get("custos_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if write else "BEGIN"
+            )
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, I/O error
+            raise StorageError(f"database unavailable: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("BEGIN", None, exc, sqlite3.Error) from exc
 
     return engine
 
