@@ -244,10 +244,13 @@ class EvidenceStore(Protocol):
     def claim_session(self, evidence_id: str, now: str, stale_before: str) -> UploadSession:
         """Mark an open session as receiving; Conflict if it is receiving or done."""
 
-    def touch_session(self, evidence_id: str, now: str) -> None:
-        """Mark a receiving session's receiver as alive at ``now``."""
+    def touch_session(self, evidence_id: str, now: str, claimed: str) -> bool:
+        """Mark the receiver that holds the claim made (or last marked) at ``claimed`` as
+        alive at ``now``; False when the claim is no longer its own."""
 
-    def release_session(self, evidence_id: str) -> None: ...
+    def release_session(self, evidence_id: str, claimed: str) -> None:
+        """Open the session again, if the claim made (or last marked) at ``claimed`` is still
+        the one it holds: a receiver never frees a claim another has taken over."""
 
     def purge_sessions(self, now: str) -> int: ...
 

@@ -58,6 +58,18 @@ class Ingested:
     receipt: ReceiptBundle
 
 
+class _Claim:
+    """An upload session's claim as one receiver holds it: the moment it last marked the
+    session as receiving, which is also how the store tells its claim from another's."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    @property
+    def mark(self) -> str:
+        return format_time(self.at)
+
+
 @dataclass(frozen=True)
 class IntakeSettings:
     digests: tuple[str, ...] = ("sha256",)
@@ -150,6 +162,7 @@ class Intake:
         if content_length is not None and content_length > limit:
             raise TooLarge(f"{content_length} bytes is more than the limit of {limit}")
         now = self.ledger.clock()
+        claim = _Claim(now)
         self.store.claim_session(
             evidence_id, format_time(now), format_time(now - self.settings.stale_upload)
         )
@@ -157,7 +170,7 @@ class Intake:
         try:
             staged = self.objects.stage()
             algorithms = [*self.settings.digests, *(declared or {})]
-            heartbeat = self._heartbeat(evidence_id, now, progress)
+            heartbeat = self._heartbeat(evidence_id, claim, progress)
             pipeline = DigestPipeline(algorithms, staged.write, limit=limit, progress=heartbeat)
             digests = pipeline.consume_stream(stream)
             if content_length is not None and pipeline.size != content_length:
@@ -175,7 +188,7 @@ class Intake:
                     with suppress(StorageError):
                         staged.discard()
             finally:
-                self.store.release_session(evidence_id)
+                self.store.release_session(evidence_id, claim.mark)
             raise
         try:
             appended, record = self._record(
@@ -189,23 +202,28 @@ class Intake:
                 within,
             )
         except BaseException:
-            self.store.release_session(evidence_id)
+            self.store.release_session(evidence_id, claim.mark)
             raise
         return Ingested(record, appended.index, self.receipt(record, appended.leaf))
 
     def _heartbeat(
-        self, evidence_id: str, claimed: datetime, progress: Callable[[int], object] | None
+        self, evidence_id: str, claim: _Claim, progress: Callable[[int], object] | None
     ) -> Callable[[int], object]:
         """A progress callback that also marks the session as still receiving, every quarter
-        of ``stale_upload``, so that only a receiver that died loses its claim."""
+        of ``stale_upload``, so that only a receiver that died loses its claim. A receiver
+        that was silent for longer may find its claim taken over by a retry: it stops then
+        (409), rather than receive the same item beside the new receiver."""
         every = self.settings.stale_upload / 4
-        last = [claimed]
 
         def beat(done: int) -> None:
             now = self.ledger.clock()
-            if now - last[0] >= every:
-                self.store.touch_session(evidence_id, format_time(now))
-                last[0] = now
+            if now - claim.at >= every:
+                if not self.store.touch_session(evidence_id, format_time(now), claim.mark):
+                    raise Conflict(
+                        f"the upload of {evidence_id} was taken over by another after this "
+                        "one sent nothing for too long"
+                    )
+                claim.at = now
             if progress is not None:
                 progress(done)
 

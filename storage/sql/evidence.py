@@ -125,21 +125,31 @@ class SqlEvidenceStore:
             )
         return _session(row)
 
-    def touch_session(self, evidence_id: str, now: str) -> None:
+    def touch_session(self, evidence_id: str, now: str, claimed: str) -> bool:
         with self._connect(write=True) as c:
-            c.execute(
+            result = c.execute(
                 update(upload_sessions)
-                .where(upload_sessions.c.id == evidence_id, upload_sessions.c.state == RECEIVING)
+                .where(*self._held(evidence_id, claimed))
                 .values(claimed_at=now)
             )
+            return result.rowcount == 1
 
-    def release_session(self, evidence_id: str) -> None:
+    def release_session(self, evidence_id: str, claimed: str) -> None:
         with self._connect(write=True) as c:
             c.execute(
                 update(upload_sessions)
-                .where(upload_sessions.c.id == evidence_id)
+                .where(*self._held(evidence_id, claimed))
                 .values(state=OPEN, claimed_at=None)
             )
+
+    @staticmethod
+    def _held(evidence_id: str, claimed: str) -> tuple[Any, ...]:
+        sessions = upload_sessions.c
+        return (
+            sessions.id == evidence_id,
+            sessions.state == RECEIVING,
+            sessions.claimed_at == claimed,
+        )
 
     def purge_sessions(self, now: str) -> int:
         with self._connect(write=True) as c:

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -441,6 +442,34 @@ def test_a_session_whose_receiver_died_can_be_claimed_again_after_two_minutes(
         clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner)
     clock.advance(121)
 
+    assert clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner).record.id
+
+
+def test_a_receiver_silent_past_its_claim_stops_and_leaves_the_new_claim_alone(
+    clocked: Deployment, clock: FakeClock
+) -> None:
+    examiner = add_principal(clocked, "alice", "examiner")
+    session = clocked.intake.open_session(DIGITAL, examiner)
+
+    def retry_claims_it() -> None:
+        # The first receiver has been silent for 121 s: a retry may claim the session (and
+        # is receiving still, as far as anyone can tell).
+        clock.advance(121)
+        now = clock()
+        clocked.evidence.claim_session(
+            session.id, format_time(now), format_time(now - timedelta(minutes=2))
+        )
+
+    before = snapshot(clocked)
+    with pytest.raises(Conflict, match="taken over"):
+        clocked.intake.receive(session.id, SlowStream(clock, 1, retry_claims_it), examiner)
+
+    assert snapshot(clocked) == before
+    # The failed receiver did not free the retry's claim: a third is still refused...
+    with pytest.raises(Conflict, match="being uploaded already"):
+        clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner)
+    # ... until the retry's claim is stale in its turn.
+    clock.advance(121)
     assert clocked.intake.receive(session.id, io.BytesIO(CONTENT), examiner).record.id
 
 
