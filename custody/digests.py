@@ -4,8 +4,10 @@ SHA-256 always; SHA-512, SHA3-256 and, marked legacy for matching EnCase, FTK an
 records, SHA-1 and MD5 when configured. Each chunk is handed to every digest and to the
 sink (the object store) at the same time, on threads: hashlib releases the GIL on large
 buffers, so the cost is about that of the slowest, not the sum. The next chunk is read while
-the current one is being digested and written, and memory stays at two chunks whatever the
-size.
+the current one is being digested and written, and memory stays at a few chunks whatever the
+size: a stream that can ``readinto`` is read into a small ring of buffers that are reused as
+soon as every digest and the sink are done with them, so that no memory is allocated, and
+no page faulted in, per chunk.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from custody.errors import BadRequest, Invalid, TooLarge
 
@@ -33,6 +36,9 @@ DIGEST_SIZES = {name: make().digest_size for name, make in ALGORITHMS.items()}
 CHUNK_SIZE = 1 << 20
 # Chunks waiting per digest or sink: enough to ride out a slow write, little memory.
 QUEUE_DEPTH = 4
+# Buffers in the ring a stream is read into: one being read, the rest queued or in use.
+RING_BUFFERS = QUEUE_DEPTH + 2
+Chunk = bytes | memoryview
 # RFC 9530 names (IANA Hash Algorithms for HTTP Digest Fields) of the ones we accept; "md5"
 # and "sha" (SHA-1) are registered as deprecated, and accepted only to match the legacy
 # digests acquisition tools record.
@@ -126,7 +132,7 @@ class DigestPipeline:
     def __init__(
         self,
         algorithms: Sequence[str],
-        sink: Callable[[bytes], object] | None = None,
+        sink: Callable[[Chunk], object] | None = None,
         *,
         limit: int | None = None,
         progress: Callable[[int], object] | None = None,
@@ -141,32 +147,49 @@ class DigestPipeline:
         self._progress = progress
         self.size = 0
 
-    def _tasks(self) -> list[Callable[[bytes], object]]:
-        tasks: list[Callable[[bytes], object]] = [h.update for h in self._hashes.values()]
+    def _tasks(self) -> list[Callable[[Chunk], object]]:
+        tasks: list[Callable[[Chunk], object]] = [h.update for h in self._hashes.values()]
         if self._sink is not None:
             tasks.append(self._sink)
         return tasks
 
     def consume(self, chunks: Iterable[bytes]) -> dict[str, str]:
-        """Digest (and sink) every chunk; returns the lowercase hex digests.
+        """Digest (and sink) every chunk; returns the lowercase hex digests."""
+        return self._run((chunk, None) for chunk in chunks)
 
-        Each digest and the sink run on a thread of their own, fed through a short queue;
+    def consume_stream(self, stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> dict[str, str]:
+        """Digest (and sink) a stream to its end, read ``chunk_size`` bytes at a time into
+        reused buffers when it has ``readinto`` (files, sockets, WSGI bodies)."""
+        readinto = getattr(stream, "readinto", None)
+        if readinto is None or getattr(type(stream), "readinto", None) is io.RawIOBase.readinto:
+            # No readinto, or RawIOBase's, which a stream that implements only read leaves
+            # unimplemented.
+            return self.consume(iter(lambda: stream.read(chunk_size), b""))
+        ring = _Ring(RING_BUFFERS, chunk_size, users=len(self._tasks()))
+        return self._run(ring.fill(readinto))
+
+    def _run(self, chunks: Iterable[tuple[Chunk, Callable[[], None] | None]]) -> dict[str, str]:
+        """Each digest and the sink run on a thread of their own, fed through a short queue;
         this thread only reads and hands out chunks, so reading, every digest and the write
-        all overlap, and the slowest of them sets the pace. The first error stops everything
-        and is raised here.
+        all overlap, and the slowest of them sets the pace. Each chunk's ``done``, if any, is
+        called by every task once it has finished with the chunk. The first error stops
+        everything and is raised here.
         """
         tasks = self._tasks()
-        queues: list[queue.Queue[bytes | None]] = [queue.Queue(QUEUE_DEPTH) for _ in tasks]
+        queues: list[queue.Queue[Any]] = [queue.Queue(QUEUE_DEPTH) for _ in tasks]
         failures: list[BaseException] = []
 
-        def work(task: Callable[[bytes], object], inbox: queue.Queue[bytes | None]) -> None:
-            while (chunk := inbox.get()) is not None:
-                if failures:
-                    continue  # keep draining so the reader is never blocked
+        def work(task: Callable[[Chunk], object], inbox: queue.Queue[Any]) -> None:
+            while (item := inbox.get()) is not None:
+                chunk, done = item
                 try:
-                    task(chunk)
+                    if not failures:  # else keep draining, so the reader is never blocked
+                        task(chunk)
                 except BaseException as exc:
                     failures.append(exc)
+                finally:
+                    if done is not None:
+                        done()
 
         threads = [
             threading.Thread(target=work, args=(task, inbox), daemon=True)
@@ -175,13 +198,16 @@ class DigestPipeline:
         for thread in threads:
             thread.start()
         try:
-            for chunk in chunks:
+            for chunk, done in chunks:
                 if failures:
                     break
                 if chunk:
                     self._count(len(chunk))
                     for inbox in queues:
-                        inbox.put(chunk)
+                        inbox.put((chunk, done))
+                elif done is not None:
+                    for _ in queues:
+                        done()
         finally:
             for inbox in queues:
                 inbox.put(None)
@@ -191,14 +217,11 @@ class DigestPipeline:
             raise failures[0]
         return self.hexdigests()
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: Chunk) -> None:
         """Digest one chunk (every algorithm at once; no sink): for bytes streamed out."""
         self._count(len(chunk))
         for h in self._hashes.values():
             h.update(chunk)
-
-    def consume_stream(self, stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> dict[str, str]:
-        return self.consume(iter(lambda: stream.read(chunk_size), b""))
 
     def _count(self, n: int) -> None:
         self.size += n
@@ -209,3 +232,39 @@ class DigestPipeline:
 
     def hexdigests(self) -> dict[str, str]:
         return {name: h.hexdigest() for name, h in self._hashes.items()}
+
+
+class _Ring:
+    """A few buffers a stream is read into in turn; a buffer is read into again only when
+    each of its ``users`` (the digests and the sink) has said it is done with it."""
+
+    def __init__(self, count: int, size: int, users: int) -> None:
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(count):
+            self._free.put(bytearray(size))
+        self._users = users
+
+    def fill(
+        self, readinto: Callable[[bytearray], int | None]
+    ) -> Iterable[tuple[memoryview, Callable[[], None]]]:
+        while True:
+            buffer = self._free.get()
+            read = readinto(buffer)
+            if read is None:
+                raise OSError("the stream has no data ready (it is non-blocking)")
+            yield memoryview(buffer)[:read], self._releaser(buffer)
+            if not read:
+                return
+
+    def _releaser(self, buffer: bytearray) -> Callable[[], None]:
+        left = [self._users]
+        lock = threading.Lock()
+
+        def done() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self._free.put(buffer)
+
+        return done

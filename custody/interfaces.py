@@ -38,12 +38,15 @@ class StagedUpload(Protocol):
     object (blobs are content-addressed, so the same bytes), the staged copy is discarded and
     the existing object returned. ``discard`` removes every trace and may be called at any
     point, more than once. Staged data is never under retention or legal hold.
+
+    ``write`` may be handed a view of a buffer that is refilled once it returns: it copies
+    what it keeps, and holds no reference to ``chunk``.
     """
 
     @property
     def size(self) -> int: ...
 
-    def write(self, chunk: bytes) -> None: ...
+    def write(self, chunk: bytes | memoryview) -> None: ...
 
     def finish(self) -> None: ...
 

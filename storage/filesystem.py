@@ -90,7 +90,7 @@ class FilesystemStagedUpload:
     def size(self) -> int:
         return self._size
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         if self._file is None:
             raise ValueError("the staged upload is finished or discarded")
         try:

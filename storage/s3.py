@@ -188,7 +188,7 @@ class S3StagedUpload:
     def size(self) -> int:
         return self._size
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         if self._finished or self._discarded:
             raise ValueError("the staged upload is finished or discarded")
         self._buffer += chunk
