@@ -24,8 +24,9 @@ from service import create_app
 from service.log_setup import logging_config
 
 MIN_BODY_RATE = 1024
-"""Bytes a second a request body must keep up for its worker to count as alive while reading
-it; a slower one gets no more than gunicorn's ``timeout`` in all, like a worker that hangs."""
+"""Bytes a second a request or response body must keep up for its worker to count as alive
+while it moves; a slower one gets no more than gunicorn's ``timeout`` in all, like a worker
+that hangs."""
 
 
 class _ClientSilent(NoMoreData):  # type: ignore[misc]
@@ -35,17 +36,18 @@ class _ClientSilent(NoMoreData):  # type: ignore[misc]
 
 class _ClientSocket(socket.socket):
     """A client connection whose reads give up, as :class:`_ClientSilent`, once the client has
-    been silent for the socket's timeout, and report their size to ``receiving`` if set."""
+    been silent for the socket's timeout, and whose reads and writes report their size to
+    ``moving`` if set."""
 
-    receiving: Callable[[int], None] | None = None
+    moving: Callable[[int], None] | None = None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         try:
             data = super().recv(bufsize, flags)
         except TimeoutError:
             raise _ClientSilent() from None
-        if self.receiving is not None:
-            self.receiving(len(data))
+        if self.moving is not None:
+            self.moving(len(data))
         return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -53,9 +55,16 @@ class _ClientSocket(socket.socket):
             received = super().recv_into(buffer, nbytes, flags)
         except TimeoutError:
             raise _ClientSilent() from None
-        if self.receiving is not None:
-            self.receiving(received)
+        if self.moving is not None:
+            self.moving(received)
         return received
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        # gunicorn writes every piece of a response with sendall; a client that takes none
+        # of it for the socket's timeout makes it fail, and the connection is dropped.
+        super().sendall(data, flags)
+        if self.moving is not None:
+            self.moving(len(memoryview(data)))
 
 
 class _LengthBody:
@@ -125,7 +134,7 @@ class _LengthBody:
 
 class _Heartbeat:
     """Tells gunicorn's arbiter that the worker is alive, at most once a second, while a body
-    arrives at MIN_BODY_RATE or faster on average."""
+    arrives, or an answer leaves, at MIN_BODY_RATE or faster on average."""
 
     def __init__(self, notify: Callable[[], None]) -> None:
         self._notify = notify
@@ -197,9 +206,10 @@ class CustosWorker(SyncWorker):  # type: ignore[misc]
     A client that sends no byte of its request, or takes no byte of the answer, for the
     server's ``request_timeout`` seconds is cut off: a stalled request line or header is
     dropped, a stalled body fails with 408, so an upload ends like any failed one (nothing
-    recorded, its session free again at once). While a body streams in at MIN_BODY_RATE or
-    faster, the worker tells the arbiter it is alive, so gunicorn's ``timeout``, which kills a
-    worker that hangs, does not also kill an upload that is long but moving.
+    recorded, its session free again at once). While a body streams in, or an answer streams
+    out, at MIN_BODY_RATE or faster, the worker tells the arbiter it is alive, so gunicorn's
+    ``timeout``, which kills a worker that hangs, does not also kill an upload or a download
+    that is long but moving.
     """
 
     def accept(self, listener: socket.socket) -> None:
@@ -210,8 +220,9 @@ class CustosWorker(SyncWorker):  # type: ignore[misc]
         self.handle(listener, client, addr)
 
     def handle_request(self, listener: socket.socket, req: Any, client: Any, addr: Any) -> None:
-        # The request line and headers have been read: from here on, bytes are the body.
-        client.receiving = _Heartbeat(self.notify)
+        # The request line and headers have been read: from here on, bytes are the body,
+        # then the answer.
+        client.moving = _Heartbeat(self.notify)
         body = req.body
         if isinstance(body.reader, LengthReader):
             body = _LengthBody(client, req.unreader.take_buffered(), body.reader.length)

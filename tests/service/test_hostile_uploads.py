@@ -4,7 +4,8 @@
 worker timeout, and a raw socket plays the client: a Content-Length larger than the body
 followed by a close, a Content-Length smaller than the body (with a request smuggled behind
 it), a chunked body cut short or badly framed, headers that never end, a body that stops
-arriving, and a body that arrives slowly but steadily. After each, the home itself (its
+arriving, a body that arrives slowly but steadily, and a download taken slowly but steadily.
+After each, the home itself (its
 ledger, records and staging folder) shows what was recorded, and a retry of the same upload
 shows that its session was freed at once.
 
@@ -20,6 +21,7 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -296,6 +298,37 @@ def test_an_upload_that_is_slow_but_moving_outlasts_the_worker_timeout(
     assert not server.worker_timed_out()
     record = served.evidence.get(evidence_id)
     assert record is not None and record.size == 20 * 1024
+
+
+def test_a_download_that_is_slow_but_moving_outlasts_the_worker_timeout(
+    server: HostileServer,
+) -> None:
+    content = os.urandom(16 * 1024 * 1024)
+    _, path = server.open_upload()
+    status, ingested = server.upload(path, content)
+    assert status == 201, ingested
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # little buffered client-side
+    client.settimeout(CLIENT_TIMEOUT)
+    client.connect(("127.0.0.1", server.port))
+    client.sendall(
+        (
+            f"GET /v1/evidence/{ingested['id']}/content?purpose=review HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {server.token}\r\n\r\n"
+        ).encode("latin-1")
+    )
+    received = bytearray()
+    started = time.monotonic()
+    with client:
+        while chunk := client.recv(32768):  # about 2 MiB/s: several worker timeouts in all
+            received += chunk
+            time.sleep(0.015)
+
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert time.monotonic() - started > 2 * WORKER_TIMEOUT
+    assert hashlib.sha256(body).digest() == hashlib.sha256(content).digest()
+    assert not server.worker_timed_out()
 
 
 def test_an_upload_whose_staged_bytes_cannot_be_removed_still_frees_its_session(

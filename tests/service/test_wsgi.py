@@ -126,7 +126,7 @@ def test_every_byte_received_is_reported_to_the_heartbeat(
 ) -> None:
     server, client = sockets
     seen: list[int] = []
-    server.receiving = seen.append
+    server.moving = seen.append
     body = _LengthBody(server, b"", 3 * 1000)
     send_later(client, [b"x" * 1000] * 3)
 
@@ -149,3 +149,17 @@ def test_readinto_on_a_chunked_body_reads_through_gunicorns_reader() -> None:
 
     assert body.readinto(buffer) == 3
     assert bytes(buffer[:3]) == b"abc"
+
+
+def test_every_byte_sent_is_reported_to_the_heartbeat(
+    sockets: tuple[_ClientSocket, socket.socket],
+) -> None:
+    server, client = sockets
+    seen: list[int] = []
+    server.moving = seen.append
+
+    server.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    server.sendall(memoryview(b"x" * 5000))
+
+    assert sum(seen) == 19 + 5000
+    assert len(client.recv(65536)) > 0
