@@ -74,6 +74,9 @@ def _storage_error(what: str, exc: OSError) -> StorageError:
 
 
 CONTENT_ADDRESSED = "blobs/sha256/"
+WRITE_BACK_EVERY = 32 << 20
+"""Bytes a staged upload writes before it has them written back to the disk and dropped from
+the page cache (see ``FilesystemStagedUpload.write``)."""
 
 
 class FilesystemStagedUpload:
@@ -84,6 +87,7 @@ class FilesystemStagedUpload:
         self.path = path
         self._file: BinaryIO | None = path.open("xb")
         self._size = 0
+        self._written_back = 0
         self._discarded = False
 
     @property
@@ -95,9 +99,29 @@ class FilesystemStagedUpload:
             raise ValueError("the staged upload is finished or discarded")
         try:
             self._file.write(chunk)
+            self._size += len(chunk)
+            if self._size - self._written_back >= WRITE_BACK_EVERY:
+                self._write_back(self._file)
         except OSError as exc:
             raise _storage_error("staging an upload", exc) from exc
-        self._size += len(chunk)
+
+    def _write_back(self, file: BinaryIO) -> None:
+        """Write what the upload has received so far to the disk and drop it from the page
+        cache. An ingest of many GiB then holds a few MiB of cache rather than filling memory
+        with dirty pages that one final fsync must write at once, and reuses the pages it just
+        freed (on a virtual machine that hands free memory back to its host, fresh pages cost
+        a fault each: this halved the system time of a 1 GiB ingest here). Nobody reads a
+        blob just staged; its final fsync, in ``finish``, is still what makes it durable."""
+        file.flush()
+        fd = file.fileno()
+        if hasattr(os, "fdatasync"):
+            os.fdatasync(fd)
+        else:  # macOS
+            os.fsync(fd)
+        if hasattr(os, "posix_fadvise"):
+            done = self._written_back
+            os.posix_fadvise(fd, done, self._size - done, os.POSIX_FADV_DONTNEED)
+        self._written_back = self._size
 
     def finish(self) -> None:
         if self._discarded:

@@ -25,6 +25,7 @@ from moto.server import ThreadedMotoServer
 
 from custody.errors import ObjectExists, ObjectLocked, ObjectNotFound, StorageError
 from custody.interfaces import ObjectStore
+from storage import filesystem
 from storage.config import MIN_PART_SIZE, Config, MiB
 from storage.deployment import initialise, open_object_store
 from storage.filesystem import TEMP_PREFIX, FilesystemObjectStore
@@ -374,6 +375,20 @@ def test_filesystem_objects_are_read_only_and_leave_no_temporary_files(tmp_path:
     assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     assert not [p for p in (tmp_path / "blobs").iterdir() if p.name.startswith(TEMP_PREFIX)]
     assert list((tmp_path / "staging").iterdir()) == []
+
+
+def test_a_staged_upload_written_back_as_it_goes_commits_every_byte_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filesystem, "WRITE_BACK_EVERY", 64 * 1024)  # many write-backs
+    store = FilesystemObjectStore(tmp_path)
+    chunks = [os.urandom(size) for size in (50_000, 70_000, 1, 200_000, 9)]
+    staged = _stage(store, *(memoryview(chunk) for chunk in chunks))
+
+    stored = staged.commit(BLOB)
+
+    assert stored.size == sum(map(len, chunks))
+    assert store.get(BLOB) == b"".join(chunks)
 
 
 def test_filesystem_retention_ends_at_its_date(tmp_path: Path, clock: FakeClock) -> None:
