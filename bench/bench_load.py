@@ -82,6 +82,7 @@ class Client:
         self.orders = orders
         self.items: list[str] = []
         self.turn = 0
+        self.transitions = 0  # its own count: an answer always follows its objection
 
     def call(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
@@ -127,7 +128,7 @@ class Client:
         return status
 
     def order_transition(self) -> int:
-        step = self.turn
+        step = self.transitions
         order = self.orders[(step // 2) % len(self.orders)]
         if step % 2 == 0:
             body = {"ground": "insufficient_information", "details": "which account?"}
@@ -136,7 +137,10 @@ class Client:
             body = {"answer": "the account named in the order"}
             path, headers = f"/v1/orders/{order}/answer-objection", self.authority
         headers = {**headers, "Content-Type": "application/json"}
-        return self.call("POST", path, headers, json.dumps(body).encode())[0]
+        status = self.call("POST", path, headers, json.dumps(body).encode())[0]
+        if 200 <= status < 300:
+            self.transitions += 1
+        return status
 
     def inclusion_proof(self) -> int:
         status, body = self.call("GET", "/v1/log/checkpoint", {})
