@@ -180,6 +180,23 @@ def test_a_large_upload_arriving_in_uneven_pieces_is_received_whole(
     assert served.objects.get(record.storage_key) == content
 
 
+def test_an_upload_that_waits_for_100_continue_is_asked_for_its_body_and_received(
+    server: HostileServer,
+) -> None:
+    content = os.urandom(100_000)
+    _, path = server.open_upload()
+    client = server.connect()
+    client.sendall(server.put_head(path, len(content), Expect="100-continue"))
+
+    interim = client.recv(64)  # curl and others send the body only once asked (or after 1 s)
+    client.sendall(content)
+    status, _, answer, _ = parse_response(read_until_closed(client))
+
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert status == 201, answer
+    assert json.loads(answer)["digests"]["sha256"] == hashlib.sha256(content).hexdigest()
+
+
 @pytest.mark.parametrize(
     ("sent", "close"),
     [

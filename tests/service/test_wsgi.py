@@ -163,3 +163,15 @@ def test_every_byte_sent_is_reported_to_the_heartbeat(
 
     assert sum(seen) == 19 + 5000
     assert len(client.recv(65536)) > 0
+
+
+def test_reading_a_whole_body_does_not_reserve_the_length_the_client_claimed(
+    sockets: tuple[_ClientSocket, socket.socket],
+) -> None:
+    server, client = sockets
+    body = _Body(_LengthBody(server, b"", 1 << 40))  # a terabyte announced, a few bytes sent
+    client.sendall(b"only this")
+    client.shutdown(socket.SHUT_WR)
+
+    with pytest.raises(ClientDisconnected):
+        body.read()
