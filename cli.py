@@ -201,6 +201,7 @@ def serve(
     # them all up (service.metrics); a folder left by a killed run is never read again.
     (config.home / "run").mkdir(exist_ok=True)
     os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="metrics-", dir=config.home / "run")
+    master = os.getpid()
     try:
         run(
             ctx.obj["home"],
@@ -212,7 +213,11 @@ def serve(
             request_timeout=request_timeout or config.request_timeout,
         )
     finally:
-        shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
+        # Workers are forked inside run() and leave through here too (their SystemExit
+        # unwinds this frame): only the master, once its workers are gone, removes the
+        # folder, or a worker that stops early would take it from one still booting.
+        if os.getpid() == master:
+            shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
 
 
 @main.group()

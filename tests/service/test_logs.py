@@ -303,3 +303,51 @@ def test_custos_serve_writes_json_lines_only_and_its_own_access_line(
     assert token not in written
     assert 'route="/v1/evidence",status="200"' in metrics
     assert len(metrics_folders) == 1 and not any(run.iterdir())
+
+
+def workers_of(master: int) -> set[int]:
+    found = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_a_worker_replaced_while_serving_leaves_the_server_and_its_metrics_working(
+    home: Home, tmp_path: Path
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "CUSTOS_HOME": str(home.config.home)}
+    with (tmp_path / "stderr").open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=Path(__file__).parents[2],
+        )
+    run = home.config.home / "run"
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers_of(server.pid)) < 2 or not any(run.iterdir()):
+            assert server.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.2)
+        first = workers_of(server.pid)
+        os.kill(min(first), signal.SIGTERM)  # gunicorn replaces a worker that stops
+        while len(workers_of(server.pid) - first) < 1 or len(workers_of(server.pid)) < 2:
+            assert server.poll() is None and time.monotonic() < deadline, "no new worker"
+            time.sleep(0.2)
+        answers = []
+        for _ in range(10):  # both workers, the new one included, answer
+            while True:
+                try:
+                    answers.append(get(f"{base}/metrics")[0])
+                    break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, "server gone"
+                    time.sleep(0.2)
+        assert server.poll() is None
+        assert answers == [200] * 10
+        assert len(list(run.iterdir())) == 1  # the run's metrics folder is still there
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    assert not any(run.iterdir())
