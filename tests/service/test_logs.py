@@ -253,6 +253,21 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return exc.code, dict(exc.headers), exc.read()
 
 
+def start_serve(home: Home, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    """``custos serve`` with 2 workers on ``home``, its stderr in ``log_file``, with the
+    default log format."""
+    env = {**os.environ, "CUSTOS_HOME": str(home.config.home)}
+    env.pop("CUSTOS_LOG_FORMAT", None)
+    with log_file.open("w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=Path(__file__).parents[2],
+        )
+
+
 def test_custos_serve_writes_json_lines_only_and_its_own_access_line(
     home: Home, tmp_path: Path
 ) -> None:
@@ -260,17 +275,8 @@ def test_custos_serve_writes_json_lines_only_and_its_own_access_line(
     _, token = home.deployment.principals.add("alice", "examiner", operator)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CUSTOS_HOME": str(home.config.home)}
-    env.pop("CUSTOS_LOG_FORMAT", None)
     log_file = tmp_path / "stderr"
-    with log_file.open("w") as stderr:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=Path(__file__).parents[2],
-        )
+    server = start_serve(home, port, log_file)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -315,15 +321,7 @@ def test_a_worker_replaced_while_serving_leaves_the_server_and_its_metrics_worki
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CUSTOS_HOME": str(home.config.home)}
-    with (tmp_path / "stderr").open("w") as stderr:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            cwd=Path(__file__).parents[2],
-        )
+    server = start_serve(home, port, tmp_path / "stderr")
     run = home.config.home / "run"
     try:
         deadline = time.monotonic() + 60
