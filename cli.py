@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -40,19 +40,14 @@ from custody.verify.__main__ import UsageError as PinnedKeyError
 from custody.verify.__main__ import read_pinned_keys, verify_command
 from custody.verify.receipt import pinned_verifiers
 from custody.verify.report import render_report
-from service.backends import (
-    Evidence,
-    LocalEvidence,
-    LocalOrders,
-    Orders,
-    Progress,
-    RemoteEvidence,
-    RemoteOrders,
-)
 from service.client import CustosClient
 from storage.config import load_config, with_overrides
 from storage.deployment import OPERATOR, Deployment, initialise, open_deployment, rotate_key
 from storage.webhooks import notice_delivery
+
+if TYPE_CHECKING:
+    # Loaded by the commands that use them: they bring Flask and the API's schemas.
+    from service.backends import Evidence, Orders, Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B")
@@ -429,6 +424,8 @@ def api_backend(
 def evidence_backend(
     ctx: click.Context, server: str | None, token: str | None, as_name: str
 ) -> AbstractContextManager[Evidence]:
+    from service.backends import LocalEvidence, RemoteEvidence
+
     return api_backend(ctx, server, token, as_name, LocalEvidence, RemoteEvidence)
 
 
@@ -715,6 +712,8 @@ def orders_sweep(ctx: click.Context, as_json: bool) -> None:
 def orders_backend(
     ctx: click.Context, server: str | None, token: str | None, as_name: str
 ) -> AbstractContextManager[Orders]:
+    from service.backends import LocalOrders, RemoteOrders
+
     return api_backend(ctx, server, token, as_name, LocalOrders, RemoteOrders)
 
 

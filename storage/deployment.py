@@ -29,7 +29,6 @@ from custody.providers import Providers
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
 from storage.filesystem import FilesystemObjectStore
-from storage.s3 import S3ObjectStore, ensure_bucket
 from storage.sql.database import create_database_engine, migrate, schema_is_current
 from storage.sql.evidence import SqlEvidenceStore
 from storage.sql.ledger import SqlLedgerStore
@@ -72,6 +71,8 @@ def open_object_store(config: Config) -> ObjectStore:
     if url.scheme == "file":
         return FilesystemObjectStore(url.netloc + url.path, retention_days=config.retention_days)
     if url.scheme == "s3" and url.netloc:
+        from storage.s3 import S3ObjectStore  # boto3 loads in a tenth of a second: on need
+
         return S3ObjectStore(
             url.netloc,
             url.path,
@@ -189,6 +190,8 @@ def initialise(config: Config, origin: str | None = None) -> InitResult:
     if not keyfiles.has_keyring(config):
         keyfiles.write_ring(config, [{"file": keyfiles.new_key_file(config), "retired_at": None}])
         created = True
+    from storage.s3 import S3ObjectStore, ensure_bucket
+
     if isinstance(store := open_object_store(config), S3ObjectStore):
         ensure_bucket(store.client, store.bucket, config.s3_region)
     deployment = open_deployment(config)

@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +385,22 @@ def test_key_rotate_then_audit_is_still_ok(
     assert ok(runner.invoke(main, ["audit"])).stdout.startswith("ok:")
     report = json_object(runner.invoke(main, ["audit", "--json"]))
     assert report["ok"] is True and report["checkpoints"] == 2
+
+
+def test_the_command_line_starts_without_the_web_app_or_the_s3_client() -> None:
+    # Flask with every blueprint, and boto3, take most of a second to load: commands on a
+    # local home with a filesystem store need neither, so they load only when used.
+    probe = (
+        "import sys, cli; "
+        "print(sorted(m for m in ('flask', 'flask_smorest', 'boto3', 'service.app') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+
+    assert loaded.stdout.strip() == "[]"
