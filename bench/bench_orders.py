@@ -9,8 +9,9 @@ It makes a new home with one provider, an authority, an approver and a provider 
 and ``--orders`` (200) served production orders the provider has acknowledged, made through
 the order desk before the server starts. Then it starts ``custos serve`` as ``make run`` does
 (gunicorn, ``--workers`` 2, SQLite) and, from this second process on loopback, with
-``--clients`` (16) threads on keep-alive connections, drives two loads for ``--seconds`` (10)
-each:
+``--clients`` (16) threads, each with a connection of its own (which the server closes after
+each answer, as gunicorn's sync workers do, so each request opens a new one), drives two loads
+for ``--seconds`` (10) each:
 
 1. ``GET /v1/provider/orders`` (a page of 50 of the provider's served orders) as the provider;
 2. order transitions, each a durable ledger append committed before the answer: every client
@@ -163,8 +164,8 @@ def run_load(
     requests_of: Callable[[int], Callable[[], Request]],
     rate: float | None = None,
 ) -> Load:
-    """``clients`` threads, each on its own keep-alive connection, sending the requests its
-    ``requests_of(i)`` yields until the window closes.
+    """``clients`` threads, each on a connection of its own (reopened when the server closes
+    it), sending the requests its ``requests_of(i)`` yields until the window closes.
 
     Without ``rate``, each sends its next request as soon as the last is answered (closed
     loop: the most the server does). With ``rate``, the requests are scheduled at that total
@@ -309,7 +310,8 @@ def generated_section(
         f"Command: `{command}` ({version}; load average before the run {loads}).",
         "",
         f"`custos serve` with {args.workers} gunicorn workers on SQLite; {args.clients} client "
-        f"threads on keep-alive connections from the benchmark's own process on loopback; "
+        "threads from the benchmark's own process on loopback, each opening a connection per "
+        "request (gunicorn's sync workers close it after each answer); "
         f"each load runs {args.seconds:.0f} s; {args.orders} acknowledged orders. Each measure "
         "runs twice: offered at its goal's rate (requests scheduled evenly, latency counted "
         "from the scheduled moment, so a queue is charged to the server), then closed loop "
