@@ -130,7 +130,7 @@ def _read_blob(
     pipeline = DigestPipeline(sorted(algorithms), progress=progress)
     try:
         with objects.open(key) as body:
-            digests = pipeline.consume(iter(lambda: body.read(CHUNK_SIZE), b""))
+            digests = pipeline.consume_stream(body, CHUNK_SIZE)
     except ObjectNotFound:
         return _BlobRead(missing=True)
     except (CustosError, OSError) as exc:
