@@ -70,7 +70,8 @@ class ProviderStore(Protocol):
 
     def by_name(self, name: str, tx: AppendTransaction | None = None) -> Provider | None: ...
 
-    def list(self) -> Sequence[Provider]: ...
+    def list(self, limit: int | None = None, after: str | None = None) -> Sequence[Provider]:
+        """Providers by name, after the name ``after``, at most ``limit`` of them."""
 
 
 class Providers:
@@ -115,5 +116,6 @@ class Providers:
             raise NotFound(f"no provider {provider_id}")
         return provider
 
-    def list(self) -> Sequence[Provider]:
-        return self.store.list()
+    def list(self, limit: int | None = None, after: str | None = None) -> Sequence[Provider]:
+        """Providers by name; with ``after``, those whose name sorts after it."""
+        return self.store.list(limit, after)

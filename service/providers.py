@@ -11,13 +11,20 @@ from typing import Any
 
 from flask import current_app, g, url_for
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from custody.errors import BadRequest, Invalid, NotFound
 from custody.providers import ADMINS, READERS, Providers
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.requests import NO_NUL, load_body, read_json_object
+from service.requests import (
+    NO_NUL,
+    decode_name_cursor,
+    encode_name_cursor,
+    load_body,
+    page,
+    read_json_object,
+)
 
 blp = Blueprint("providers", __name__, url_prefix="/v1/providers", description="Service providers")
 # As ``custody.providers.new_provider_id`` makes them; anything else names no provider.
@@ -56,8 +63,14 @@ class ProviderSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
-class ProviderListSchema(Schema):
+class ProviderListQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String()
+
+
+class ProviderPageSchema(Schema):
     items = fields.List(fields.Nested(ProviderSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
 
 
 @blp.route("", methods=["POST"])
@@ -88,12 +101,15 @@ def add() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @blp.route("", methods=["GET"])
-@blp.alt_response(200, schema=ProviderListSchema, description="every provider", success=True)
+@requires(*READERS)  # before the arguments: a caller without the role learns nothing from them
 @bearer_auth(blp)
-@requires(*READERS)
-def list_providers() -> dict[str, Any]:
-    """Every provider, by name."""
-    return {"items": [p.as_json() for p in _providers().list()]}
+@blp.arguments(ProviderListQuery, location="query", error_status_code=400, as_kwargs=True)
+@blp.alt_response(200, schema=ProviderPageSchema, description="a page of providers", success=True)
+def list_providers(limit: int, cursor: str | None = None) -> dict[str, Any]:
+    """Providers by name; follow ``next_cursor`` for more."""
+    found = _providers().list(limit + 1, after=decode_name_cursor(cursor))
+    shown, next_cursor = page(found, limit, lambda p: p.name, encode=encode_name_cursor)
+    return {"items": [p.as_json() for p in shown], "next_cursor": next_cursor}
 
 
 @blp.route("/<provider_id>", methods=["GET"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -91,12 +91,41 @@ def decode_cursor(cursor: str | None) -> int | None:
     return int(decoded)
 
 
-def page(items: Sequence[Any], limit: int, position: Any) -> tuple[Sequence[Any], str | None]:
+# The longest name a name cursor may carry (names are single lines of at most 1,000
+# characters).
+MAX_CURSOR_NAME = 1_000
+
+
+def encode_name_cursor(name: str) -> str:
+    """An opaque cursor for a list ordered by a unique name: the last name shown."""
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def decode_name_cursor(cursor: str | None) -> str | None:
+    """The name a cursor from ``encode_name_cursor`` stands for; 400 for anything else."""
+    if cursor is None:
+        return None
+    try:
+        name = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
+    except ValueError:  # not ASCII, not base64, or not UTF-8
+        raise BadRequest("malformed cursor") from None
+    if not name or len(name) > MAX_CURSOR_NAME or "\x00" in name:
+        raise BadRequest("malformed cursor")
+    return name
+
+
+def page(
+    items: Sequence[Any],
+    limit: int,
+    position: Any,
+    encode: Callable[[Any], str] = encode_cursor,
+) -> tuple[Sequence[Any], str | None]:
     """The first ``limit`` of ``items`` (fetched as ``limit + 1``) and the cursor of the next
-    page, if there is one; ``position(item)`` is an item's list position."""
+    page, if there is one; ``position(item)`` is an item's list position, which ``encode``
+    makes a cursor."""
     shown = items[:limit]
     more = len(items) > limit
-    return shown, encode_cursor(position(shown[-1])) if more else None
+    return shown, encode(position(shown[-1])) if more else None
 
 
 # The OpenAPI description of the optional digest headers of an upload.

@@ -143,9 +143,13 @@ class SqlProviderStore(_Sql):
         rows = self._rows(select(providers.c.record).where(providers.c.name == name), tx)
         return _provider(rows[0].record) if rows else None
 
-    def list(self) -> list[Provider]:
-        rows = self._rows(select(providers.c.record).order_by(providers.c.name))
-        return [_provider(r.record) for r in rows]
+    def list(self, limit: int | None = None, after: str | None = None) -> list[Provider]:
+        query = select(providers.c.record).order_by(providers.c.name)
+        if after is not None:
+            query = query.where(providers.c.name > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_provider(r.record) for r in self._rows(query)]
 
 
 def _provider(text: str) -> Provider:

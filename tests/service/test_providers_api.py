@@ -165,3 +165,43 @@ def test_an_unknown_provider_is_404(
     for provider_id in ("prv_0000000000000000", "prv_nothex", "ord_0123456789abcdef", "a%00b"):
         response = client.get(f"/v1/providers/{provider_id}", headers=headers["authority"])
         assert_problem(response, 404)
+
+
+def test_the_register_is_listed_by_name_a_page_at_a_time(
+    client: FlaskClient, home: Home, headers: dict[str, dict[str, str]]
+) -> None:
+    names = ["Zeta Telecom", "Ärzte Netz", "Alpha Mail", "beta-hosting", "Mail Co", "Ω Cloud"]
+    for name in names:
+        add_provider(home.deployment, name)
+
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/v1/providers", query_string=query, headers=headers["authority"])
+        assert body.status_code == 200
+        page = body.get_json()
+        assert len(page["items"]) <= 2
+        seen += [p["name"] for p in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert sorted(seen) == sorted([*names, "Bound ISP"])
+    assert pages == 4
+    whole = client.get("/v1/providers", headers=headers["admin"]).get_json()
+    assert [p["name"] for p in whole["items"]] == seen  # each once, in name order
+    assert whole["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"cursor": "%%%"}, {"cursor": "AA=="}, {"cursor": "/w=="}, {"limit": 0}, {"limit": 501}],
+    ids=["not-base64", "nul-name", "not-utf8", "limit-0", "limit-501"],
+)
+def test_a_malformed_provider_list_query_is_400(
+    client: FlaskClient, headers: dict[str, dict[str, str]], query: dict[str, Any]
+) -> None:
+    assert_problem(client.get("/v1/providers", query_string=query, headers=headers["admin"]), 400)

@@ -272,6 +272,24 @@ def test_providers_are_stored_whole_and_named_once(stores: Stores) -> None:
     assert stores.providers.list() == [isp, mail]
 
 
+
+def test_providers_are_listed_a_page_at_a_time_after_a_name(stores: Stores) -> None:
+    names = ["Zeta Telecom", "Ärzte Netz", "alpha mail", "Alpha Mail", "Ω Cloud", "Mail Co"]
+    with stores.ledger.appending() as tx:
+        for name in names:
+            stores.providers.insert(tx, make_provider(name))
+    whole = [p.name for p in stores.providers.list()]
+
+    paged: list[str] = []
+    after = None
+    while batch := stores.providers.list(2, after):
+        paged += [p.name for p in batch]
+        after = batch[-1].name
+
+    assert sorted(whole) == sorted(names)
+    assert paged == whole  # the database's own name order, each name once
+
+
 # -- the notice outbox ----------------------------------------------------------------------------
 
 
