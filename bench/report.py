@@ -135,16 +135,34 @@ def markdown_table(results: Results, columns: Sequence[str] = ("goal", "verdict"
     verdict, peer), then the notes as a list."""
     titles = {"goal": "goal", "verdict": "verdict", "peer": results.peer_label}
     header = ["measure", "figure", *(titles[c] for c in columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
     return [
-        "| " + " | ".join(header) + " |",
+        line(header),
         "| " + " | ".join("---" for _ in header) + " |",
         *[
-            "| " + " | ".join([r.measure, r.figure, *(str(getattr(r, c)) for c in columns)]) + " |"
+            line([r.measure, r.figure, *(str(getattr(r, c)) for c in columns)])
             for r in results.rows
         ],
         "",
         *[f"- {note}" for note in results.notes],
     ]
+
+
+def print_table(results: Results) -> None:
+    """The rows as a plain-text table on standard output, with goal, verdict and peer."""
+    headers = ("Measure", "Figure", "Goal", "", results.peer_label)
+    rows = [(r.measure, r.figure, r.goal, r.verdict, r.peer) for r in results.rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    rule = "  ".join("-" * w for w in widths)
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(rule)
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(rule)
 
 
 def publish(
