@@ -354,7 +354,7 @@ def _hashes(lines: list[str]) -> tuple[bytes, ...]:
     raise MalformedMember("a proof hash is not in canonical base64")
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build a JSON object, refusing duplicate names (parsers disagree on which one wins)."""
     obj: dict[str, Any] = {}
     for name, value in pairs:
@@ -369,7 +369,7 @@ def _refuse_constant(text: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(
-    object_pairs_hook=_unique_members,
+    object_pairs_hook=unique_members,
     parse_float=_refuse_constant,
     parse_constant=_refuse_constant,
 )

@@ -35,6 +35,7 @@ from custody.receipt import (
     open_receipt,
 )
 from custody.verify.errors import VerificationError
+from custody.verify.formats import unique_members
 
 __all__ = [
     "INGEST_EVENT_TYPE",
@@ -254,7 +255,7 @@ def _check_ingest_event(leaf: bytes, receipt: Receipt) -> None:
     bytes are already bound to the ledger by their hash, so only their meaning is checked here.
     """
     try:
-        event = json.loads(leaf.decode("utf-8"), object_pairs_hook=_unique_members)
+        event = json.loads(leaf.decode("utf-8"), object_pairs_hook=unique_members)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _fail5(f"the leaf is not a JSON event: {exc}") from None
     if not isinstance(event, dict) or not _equals_int(event.get("v"), EVENT_VERSION):
@@ -303,13 +304,3 @@ def _digest_diff(leaf_digests: Mapping[str, object], receipt: Receipt) -> str:
         if in_leaf != in_receipt:
             differences.append(f"{alg}: leaf {in_leaf!r}, receipt {in_receipt!r}")
     return "; ".join(differences)
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a JSON object, refusing duplicate names (parsers disagree on which one wins)."""
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise ValueError(f"duplicate member {name!r}")
-        obj[name] = value
-    return obj
