@@ -38,6 +38,7 @@ from service.log import EventSchema, InclusionProof
 from service.requests import (
     DIGEST_HEADERS,
     NO_NUL,
+    RAW_BODY,
     declared_digests,
     decode_cursor,
     ingested_response,
@@ -288,13 +289,7 @@ def intake() -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<evidence_id>/content", methods=["PUT"])
-@blp.doc(
-    parameters=DIGEST_HEADERS,
-    requestBody={
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    },
-)
+@blp.doc(parameters=DIGEST_HEADERS, requestBody=RAW_BODY)
 @blp.alt_response(
     201,
     schema=IngestedSchema,

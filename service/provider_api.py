@@ -34,6 +34,7 @@ from service.orders import (
 from service.requests import (
     DIGEST_HEADERS,
     NO_NUL,
+    RAW_BODY,
     declared_digests,
     decode_cursor,
     ingested_response,
@@ -293,13 +294,7 @@ def open_response(announcement: dict[str, Any], order_id: str) -> tuple[dict[str
 
 @blp.route("/orders/<order_id>/responses/<evidence_id>/content", methods=["PUT"])
 @_provider_only
-@blp.doc(
-    parameters=DIGEST_HEADERS,
-    requestBody={
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    },
-)
+@blp.doc(parameters=DIGEST_HEADERS, requestBody=RAW_BODY)
 @blp.alt_response(
     201,
     schema=IngestedSchema,

@@ -139,6 +139,11 @@ DIGEST_HEADERS = [
     }
     for name in ("Repr-Digest", "Content-Digest")
 ]
+# The OpenAPI description of an upload's body: the raw bytes, streamed.
+RAW_BODY = {
+    "required": True,
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
 
 
 def declared_digests() -> dict[str, str]:
