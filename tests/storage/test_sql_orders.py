@@ -272,7 +272,6 @@ def test_providers_are_stored_whole_and_named_once(stores: Stores) -> None:
     assert stores.providers.list() == [isp, mail]
 
 
-
 def test_providers_are_listed_a_page_at_a_time_after_a_name(stores: Stores) -> None:
     names = ["Zeta Telecom", "Ärzte Netz", "alpha mail", "Alpha Mail", "Ω Cloud", "Mail Co"]
     with stores.ledger.appending() as tx:
