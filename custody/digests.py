@@ -205,9 +205,6 @@ class DigestPipeline:
                     self._count(len(chunk))
                     for inbox in queues:
                         inbox.put((chunk, done))
-                elif done is not None:
-                    for _ in queues:
-                        done()
         finally:
             for inbox in queues:
                 inbox.put(None)
@@ -252,9 +249,9 @@ class _Ring:
             read = readinto(buffer)
             if read is None:
                 raise OSError("the stream has no data ready (it is non-blocking)")
-            yield memoryview(buffer)[:read], self._releaser(buffer)
             if not read:
                 return
+            yield memoryview(buffer)[:read], self._releaser(buffer)
 
     def _releaser(self, buffer: bytearray) -> Callable[[], None]:
         left = [self._users]

@@ -169,8 +169,9 @@ class _Body:
         if isinstance(self._body, _LengthBody):
             filled: int = self._read(self._body.readinto, buffer)
             return filled
-        data = self.read(len(memoryview(buffer).cast("B")))
-        memoryview(buffer).cast("B")[: len(data)] = data
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
     def readline(self, size: int | None = None) -> bytes:
