@@ -712,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     loads = (load(), "")
     version = code_version(
-        ("custody", "storage", "service", "cli.py")
+        ("custody", "storage", "service", "commands", "cli.py")
     )  # before the run: the code imported is the code measured
     say(f"measuring {version}")
     say(

@@ -295,7 +295,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    version = code_version(("custody", "storage", "service", "cli.py"))
+    version = code_version(("custody", "storage", "service", "commands", "cli.py"))
     loads = load()
     say(f"measuring {version}; load average {loads}")
     results = Results()

@@ -163,7 +163,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    version = code_version(("custody", "storage", "cli.py"))
+    version = code_version(("custody", "storage", "commands", "cli.py"))
     loads = load()
     say(f"measuring {version}; load average {loads}")
     results = Results(peer_label="sha256sum, same files")

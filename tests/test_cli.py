@@ -1,4 +1,5 @@
-"""Tests of the ``custos`` command (cli.py), run in-process through click's CliRunner."""
+"""Tests of the ``custos`` command (cli.py and commands/), run in-process through click's
+CliRunner."""
 
 from __future__ import annotations
 

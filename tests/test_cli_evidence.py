@@ -1,5 +1,5 @@
-"""Tests of the evidence commands of ``custos`` (cli.py): ``ingest``, ``evidence ...`` and
-``verify-receipt``, on the local home and against a real server over HTTP."""
+"""Tests of the evidence commands of ``custos`` (commands/evidence.py): ``ingest``,
+``evidence ...`` and ``verify-receipt``, on the local home and against a real server over HTTP."""
 
 from __future__ import annotations
 

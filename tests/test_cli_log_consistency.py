@@ -1,4 +1,4 @@
-"""Tests of ``custos log consistency`` (cli.py): a checkpoint kept earlier by a court or a
+"""Tests of ``custos log consistency`` (commands/log.py): a checkpoint kept earlier by a court or a
 witness is shown to be a prefix of today's log, on the local home and against a server over
 HTTP, and every way it can fail to be one exits non-zero."""
 

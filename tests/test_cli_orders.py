@@ -1,5 +1,5 @@
-"""Tests of the provider and order commands of ``custos`` (cli.py): ``provider add|list`` and
-``orders sweep|list|show``, on the local home and against a real server over HTTP."""
+"""Tests of the provider and order commands of ``custos`` (commands/orders.py): ``provider
+add|list`` and ``orders sweep|list|show``, on the local home and against a real server over HTTP."""
 
 from __future__ import annotations
 

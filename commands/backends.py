@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from commands.client import CustosClient
 from custody.digests import DigestPipeline, check_expected, http_digest, parse_http_digest
 from custody.errors import CustosError
 from custody.events import Actor, indexed_event_json
-from service.client import CustosClient
 from service.evidence import load_act, load_intake
 from service.orders import order_detail
 from storage.deployment import Deployment

@@ -1,0 +1,93 @@
+"""Shared by the ``custos`` commands: the ``--json``, ``--as`` and ``--server`` options,
+output, the deployment a command acts on, and the choice of the local home or a server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from commands.client import CustosClient
+from custody.errors import CustosError
+from custody.events import Actor
+from custody.principals import Principal
+from storage.config import load_config
+from storage.deployment import OPERATOR, Deployment, open_deployment
+
+F = TypeVar("F", bound=Callable[..., Any])
+B = TypeVar("B")
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(
+        command
+    )
+
+
+def as_option(command: F) -> F:
+    return click.option(
+        "--as", "as_name", default=OPERATOR, show_default=True, help="Principal to act as."
+    )(command)
+
+
+def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
+
+
+@contextmanager
+def deployment(ctx: click.Context) -> Iterator[Deployment]:
+    try:
+        opened = open_deployment(load_config(ctx.obj["home"]))
+    except CustosError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield opened
+    except CustosError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        opened.close()
+
+
+def acting_admin(dep: Deployment, name: str) -> Principal:
+    principal = dep.principals.get(name)
+    if not principal.active or principal.role != "admin":
+        raise click.ClickException(f"{name!r} is not an active admin")
+    return principal
+
+
+def server_options(command: F) -> F:
+    command = click.option("--server", envvar="CUSTOS_SERVER", help="Server URL (CUSTOS_SERVER).")(
+        command
+    )
+    command = click.option("--token", envvar="CUSTOS_TOKEN", help="Bearer token (CUSTOS_TOKEN).")(
+        command
+    )
+    return as_option(json_option(command))
+
+
+@contextmanager
+def api_backend(
+    ctx: click.Context,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    local: Callable[[Deployment, Actor], B],
+    remote: Callable[[CustosClient], B],
+) -> Iterator[B]:
+    """The server's API when ``--server`` is given, else the local home as ``--as``."""
+    try:
+        if server:
+            if not token:
+                raise click.UsageError("--server needs --token (or CUSTOS_TOKEN)")
+            yield remote(CustosClient(server, token))
+            return
+        with deployment(ctx) as dep:
+            principal = dep.principals.get(as_name)
+            if not principal.active:
+                raise click.ClickException(f"{as_name!r} is revoked")
+            yield local(dep, principal.actor)
+    except CustosError as exc:
+        raise click.ClickException(str(exc)) from None

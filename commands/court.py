@@ -1,0 +1,222 @@
+"""``custos export``, ``verify``, ``verify-receipt`` and ``report``: what a court receives and
+checks offline."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from commands.client import CustosClient
+from commands.common import as_option, deployment, emit, json_option, server_options
+from commands.progress import progress_bar
+from custody.bundle import EXPORT_ROLES
+from custody.case_export import ExhibitMaterial, InvalidMaterial, case_document
+from custody.errors import CustosError
+from custody.events import Actor, Subject
+from custody.evidence import require_role
+from custody.verify.__main__ import verify_command
+from custody.verify.report import render_report
+from storage.deployment import Deployment
+
+if TYPE_CHECKING:
+    # Loaded by the commands that use them: they bring Flask and the API's schemas.
+    from commands.backends import Progress
+
+
+@click.command(
+    "verify-receipt",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def verify_receipt(args: tuple[str, ...]) -> None:
+    """Verify a receipt file offline against pinned keys: FILE --key VKEY [--key ...] [--json]."""
+    sys.exit(verify_command("receipt", list(args), prog="custos verify-receipt"))
+
+
+def case_export(dep: Deployment, by: Actor, evidence_id: str) -> dict[str, Any]:
+    """The item's provenance as a CASE/UCO JSON-LD document."""
+    require_role(by.role, EXPORT_ROLES, "export exhibits")
+    record = dep.handling.get(evidence_id)
+    entries = dep.ledger.subject_entries(Subject("evidence", record.id).key)
+    material = ExhibitMaterial(record, [(e.index, e.leaf) for e in entries], dep.ledger.origin)
+    try:
+        return case_document(material)
+    except InvalidMaterial as exc:
+        raise click.ClickException(f"{evidence_id}: {exc}") from None
+
+
+@click.command()
+@click.argument("evidence_ids", metavar="EVIDENCE_ID...", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--with-content", is_flag=True, help="Include the bytes (recorded as evidence.accessed)."
+)
+@click.option(
+    "--known-checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint kept earlier: the bundle proves the log extends it.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["exhibit", "case"]),
+    default="exhibit",
+    show_default=True,
+    help="exhibit: the bundle docs/bundle.md describes; case: CASE/UCO JSON-LD of one item.",
+)
+@server_options
+@click.pass_context
+def export(
+    ctx: click.Context,
+    evidence_ids: tuple[str, ...],
+    output: Path,
+    with_content: bool,
+    known_checkpoint: Path | None,
+    output_format: str,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Write an exhibit bundle for a court to verify offline (custos/exhibit/v1), or an item's
+    provenance as CASE JSON-LD; with --server, an item's bundle as that server makes it."""
+    if server:
+        if known_checkpoint or output_format != "exhibit":
+            raise click.UsageError("with --server: one item's exhibit, without --known-checkpoint")
+        remote_export(server, token, evidence_ids, output, with_content, as_json)
+        return
+    if output_format == "case" and (len(evidence_ids) > 1 or with_content or known_checkpoint):
+        raise click.UsageError(
+            "--format case takes one evidence id, without --with-content or --known-checkpoint"
+        )
+    known = known_checkpoint.read_bytes() if known_checkpoint else None
+    with deployment(ctx) as dep:
+        principal = dep.principals.get(as_name)
+        if not principal.active:
+            raise click.ClickException(f"{as_name!r} is revoked")
+        partial = output.with_name(output.name + ".part")
+        try:
+            if output_format == "case":
+                document = case_export(dep, principal.actor, evidence_ids[0])
+                partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+                partial.replace(output)
+                emit(as_json, {"format": "case", "path": str(output)}, str(output))
+                return
+            records = [dep.handling.get(evidence_id) for evidence_id in evidence_ids]
+            size = sum(r.size or 0 for r in records if r.kind == "digital")
+            bar: AbstractContextManager[Progress | None] = (
+                progress_bar(size, output.name) if with_content else nullcontext()
+            )
+            with partial.open("w+b") as out, bar as progress:
+                summary = dep.bundles.export(
+                    evidence_ids,
+                    out,
+                    by=principal.actor,
+                    with_content=with_content,
+                    known_checkpoint=known,
+                    progress=progress,
+                )
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(output)
+    accessed = "".join(f", evidence.accessed #{i}" for i in summary.accessed)
+    verified = "VERIFIED" if summary.verified else "NOT VERIFIED (see report.html)"
+    text = (
+        f"{output}  {len(summary.items)} item(s), {len(summary.members)} members, "
+        f"checkpoint {summary.checkpoint_size}{accessed}; the service's own check: {verified}"
+    )
+    emit(as_json, {**summary.as_json(), "path": str(output)}, text)
+
+
+def remote_export(
+    server: str,
+    token: str | None,
+    evidence_ids: tuple[str, ...],
+    output: Path,
+    with_content: bool,
+    as_json: bool,
+) -> None:
+    """``GET /v1/evidence/{id}/bundle`` into ``output`` (through ``output.part``)."""
+    if len(evidence_ids) != 1:
+        raise click.UsageError("with --server, export one item (the API bundles one)")
+    if not token:
+        raise click.UsageError("--server needs --token (or CUSTOS_TOKEN)")
+    [evidence_id] = evidence_ids
+    query = {"with_content": "true"} if with_content else {}
+    partial = output.with_name(output.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            CustosClient(server, token).download(
+                f"/v1/evidence/{evidence_id}/bundle", query, out.write
+            )
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if isinstance(exc, CustosError):
+            raise click.ClickException(str(exc)) from None
+        raise
+    partial.replace(output)
+    size = output.stat().st_size
+    emit(
+        as_json,
+        {"path": str(output), "items": [evidence_id], "server": server, "size": size},
+        f"{output}  1 item(s), {size} bytes, from {server}",
+    )
+
+
+@click.command(
+    "verify",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def verify_exhibit(args: tuple[str, ...]) -> None:
+    """Verify an exhibit bundle offline against pinned keys: EXHIBIT.zip --key VKEY [--key ...]
+    [--artifact FILE] [--known-checkpoint FILE] [--json] [--report OUT.html]."""
+    sys.exit(verify_command("bundle", list(args), prog="custos verify"))
+
+
+@click.command()
+@click.argument("evidence_ids", metavar="EVIDENCE_ID...", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the HTML page.",
+)
+@as_option
+@json_option
+@click.pass_context
+def report(
+    ctx: click.Context, evidence_ids: tuple[str, ...], output: Path, as_name: str, as_json: bool
+) -> None:
+    """Write the items' custody report: their exhibit bundle, verified with this deployment's
+    own keys, as one printable HTML page (the bundle's own report.html); exit 1 (page written)
+    when it does not verify."""
+    with deployment(ctx) as dep:
+        principal = dep.principals.get(as_name)
+        if not principal.active:
+            raise click.ClickException(f"{as_name!r} is revoked")
+        exported = dep.bundles.export(evidence_ids, io.BytesIO(), by=principal.actor)
+    verification = exported.verification
+    assert verification is not None  # exported with its report
+    partial = output.with_name(output.name + ".part")
+    partial.write_text(render_report(verification), encoding="utf-8")
+    partial.replace(output)
+    failed = sorted({step.number for step in verification.failed})
+    verdict = "VERIFIED" if verification.ok else f"NOT VERIFIED (failed step {failed})"
+    summary = {
+        "path": str(output),
+        "ok": verification.ok,
+        "items": [item.evidence_id for item in verification.items],
+        "failed_steps": failed,
+    }
+    emit(as_json, summary, f"{verdict}: {output}")
+    if not verification.ok:
+        sys.exit(1)

@@ -1,0 +1,268 @@
+"""``custos ingest`` and ``custos evidence``: on the local home, or against a server."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from commands.common import api_backend, emit, server_options
+from commands.progress import progress_bar
+from custody.digests import (
+    parse_expected,
+)
+from custody.errors import CustosError
+from custody.evidence import ACTS
+
+if TYPE_CHECKING:
+    # Loaded by the commands that use them: they bring Flask and the API's schemas.
+    from commands.backends import Evidence
+
+
+def evidence_backend(
+    ctx: click.Context, server: str | None, token: str | None, as_name: str
+) -> AbstractContextManager[Evidence]:
+    from commands.backends import LocalEvidence, RemoteEvidence
+
+    return api_backend(ctx, server, token, as_name, LocalEvidence, RemoteEvidence)
+
+
+def intake_metadata(kind: str, case: str, exhibit: str, **optional: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"kind": kind, "case": case, "exhibit": exhibit}
+    acquisition = {
+        k: optional.pop(k) for k in ("tool", "acquired_by", "acquired_at") if optional.get(k)
+    }
+    if acquisition:
+        metadata["acquisition"] = acquisition
+    metadata.update({k: v for k, v in optional.items() if v})
+    return metadata
+
+
+@click.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--case", required=True)
+@click.option(
+    "--exhibit",
+    required=True,
+    help="Exhibit number (with several files: a prefix, -1, -2 ... added).",
+)
+@click.option("--description", help="Default: the file name.")
+@click.option("--parent", help="The exhibit this one was derived from (evidence id).")
+@click.option("--acquired-by")
+@click.option("--acquired-at", help="RFC 3339 time of acquisition.")
+@click.option("--tool", help="Acquisition tool and version.")
+@click.option("--authority", help="Warrant or order reference.")
+@click.option(
+    "--expect", multiple=True, help="ALG:HEX the acquisition recorded (sha256, sha1, md5 ...)."
+)
+@server_options
+@click.pass_context
+def ingest(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    case: str,
+    exhibit: str,
+    description: str | None,
+    parent: str | None,
+    acquired_by: str | None,
+    acquired_at: str | None,
+    tool: str | None,
+    authority: str | None,
+    expect: tuple[str, ...],
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Ingest files: hashed as they stream in, signed, stored write-once, one ledger event each."""
+    try:
+        expected = dict(parse_expected(e) for e in expect)
+    except CustosError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expect") from None
+    if expected and len(paths) > 1:
+        raise click.BadParameter("--expect applies to a single file", param_hint="--expect")
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        for number, path in enumerate(paths, start=1):
+            metadata = intake_metadata(
+                "digital",
+                case,
+                exhibit if len(paths) == 1 else f"{exhibit}-{number}",
+                description=description or path.name,
+                parent=parent,
+                acquired_by=acquired_by,
+                acquired_at=acquired_at,
+                tool=tool,
+                authority=authority,
+            )
+            with progress_bar(path.stat().st_size, path.name) as progress:
+                try:
+                    done = backend.ingest(path, metadata, expected, progress)
+                except CustosError as exc:
+                    raise click.ClickException(f"{path}: {exc}; nothing was recorded") from None
+            text = (
+                f"{done['id']}  sha256:{done['digests']['sha256']}  "
+                f"ledger index {done['ledger_index']}  {path}"
+            )
+            emit(as_json, {**done, "path": str(path)}, text)
+
+
+@click.group()
+def evidence() -> None:
+    """Evidence items: list, show, custody history, acts, download, physical items."""
+
+
+@evidence.command("register")
+@click.option("--case", required=True)
+@click.option("--exhibit", required=True)
+@click.option("--description", required=True)
+@click.option("--parent")
+@click.option("--authority")
+@server_options
+@click.pass_context
+def evidence_register(
+    ctx: click.Context,
+    case: str,
+    exhibit: str,
+    description: str,
+    parent: str | None,
+    authority: str | None,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Register a physical item (a seized device, a document): no bytes, the same custody."""
+    metadata = intake_metadata(
+        "physical", case, exhibit, description=description, parent=parent, authority=authority
+    )
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        done = backend.register(metadata)
+    emit(as_json, done, f"{done['id']}  physical  ledger index {done['ledger_index']}")
+
+
+@evidence.command("list")
+@click.option("--case")
+@click.option("--exhibit")
+@server_options
+@click.pass_context
+def evidence_list(
+    ctx: click.Context,
+    case: str | None,
+    exhibit: str | None,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """List items, oldest first."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        for item in backend.list(case, exhibit):
+            state = "disposed" if item["state"]["disposed"] else ""
+            text = f"{item['id']}  {item['kind']:<8}  {item['case']}  {item['exhibit']}  {state}"
+            emit(as_json, item, text.rstrip())
+
+
+@evidence.command("show")
+@click.argument("evidence_id")
+@server_options
+@click.pass_context
+def evidence_show(
+    ctx: click.Context,
+    evidence_id: str,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """One item: its description, digests, state and the acts its state allows."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        item = backend.show(evidence_id)
+    emit(as_json, item, json.dumps(item, indent=2, sort_keys=True))
+
+
+@evidence.command("custody")
+@click.argument("evidence_id")
+@server_options
+@click.pass_context
+def evidence_custody(
+    ctx: click.Context,
+    evidence_id: str,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """The item's custody history: every event, in ledger order."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        history = backend.custody(evidence_id)
+    for event in history["events"]:
+        who = f"{event['actor']['id']} ({event['actor']['role']})"
+        details = ", ".join(f"{k}={v}" for k, v in sorted(event["data"].items()))
+        text = f"#{event['index']:<6} {event['time']}  {event['type']:<26} {who}  {details}"
+        emit(as_json, event, text)
+
+
+@evidence.command("event")
+@click.argument("evidence_id")
+@click.argument("act", type=click.Choice([a.split(".", 1)[1] for a in ACTS]))
+@click.option(
+    "--field", "-f", "fields", multiple=True, metavar="NAME=VALUE", help="An event field; repeat."
+)
+@server_options
+@click.pass_context
+def evidence_event(
+    ctx: click.Context,
+    evidence_id: str,
+    act: str,
+    fields: tuple[str, ...],
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Record a custody act, e.g. ``event ev_.. transferred -f from=A -f to=B ...``."""
+    data = {}
+    for item in fields:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--field")
+        data[name] = value
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        done = backend.act(evidence_id, f"evidence.{act}", data)
+    event = done["event"]
+    emit(as_json, done, f"#{event['index']} {event['type']}  now: {done['state']}")
+
+
+@evidence.command("download")
+@click.argument("evidence_id")
+@click.option("--purpose", required=True, help="Why: recorded in the evidence.accessed event.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@server_options
+@click.pass_context
+def evidence_download(
+    ctx: click.Context,
+    evidence_id: str,
+    purpose: str,
+    output: Path,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Download an item's bytes (recorded as evidence.accessed), re-checking its digests."""
+    with evidence_backend(ctx, server, token, as_name) as backend:
+        size = int(backend.show(evidence_id).get("size") or 0)
+        partial = output.with_name(output.name + ".part")
+        try:
+            with partial.open("wb") as out, progress_bar(size, output.name) as progress:
+                done = backend.download(evidence_id, purpose, out, progress)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(output)
+    emit(as_json, {**done, "path": str(output)}, f"{output}  sha256:{done['digests']['sha256']}")

@@ -1,0 +1,167 @@
+"""``custos provider`` and ``custos orders``: the addressees of orders, and the orders'
+deadlines swept, listed and shown."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from commands.common import (
+    acting_admin,
+    api_backend,
+    as_option,
+    deployment,
+    emit,
+    json_option,
+    server_options,
+)
+from custody.order_desk import StoredOrder
+from custody.orders import OrderState
+from custody.providers import Provider
+from storage.webhooks import notice_delivery
+
+if TYPE_CHECKING:
+    # Loaded by the commands that use them: they bring Flask and the API's schemas.
+    from commands.backends import Orders
+
+
+@click.group()
+def provider() -> None:
+    """Service providers: the addressees of orders."""
+
+
+@provider.command("add")
+@click.argument("name")
+@click.option("--jurisdiction", required=True, help="Where the provider is established, e.g. IE.")
+@click.option("--legal-representative", required=True)
+@click.option("--contact", required=True, help="Where lawful requests go (e-mail, address).")
+@click.option("--notification-url", help="http(s) URL that receives signed notices of orders.")
+@as_option
+@json_option
+@click.pass_context
+def provider_add(
+    ctx: click.Context,
+    name: str,
+    jurisdiction: str,
+    legal_representative: str,
+    contact: str,
+    notification_url: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """Register a provider (recorded as provider.registered); prints its id."""
+    fields = {
+        "name": name,
+        "jurisdiction": jurisdiction,
+        "legal_representative": legal_representative,
+        "contact": contact,
+        "notification_url": notification_url,
+    }
+    with deployment(ctx) as dep:
+        admin = acting_admin(dep, as_name)
+        added = dep.providers.add(fields, admin.actor)
+        emit(as_json, added.as_json(), f"{added.name} ({added.jurisdiction}) id {added.id}")
+
+
+def provider_line(p: Provider) -> str:
+    return f"{p.name:<24} {p.jurisdiction:<6} {p.id}  {p.notification_url or ''}".rstrip()
+
+
+@provider.command("list")
+@json_option
+@click.pass_context
+def provider_list(ctx: click.Context, as_json: bool) -> None:
+    """List providers."""
+    with deployment(ctx) as dep:
+        for p in dep.providers.list():
+            emit(as_json, p.as_json(), provider_line(p))
+
+
+# -- orders: sweep on the local home; list and show also against a server ----------------------
+
+
+@click.group()
+def orders() -> None:
+    """Production and preservation orders: deadlines swept, listed, shown."""
+
+
+def order_line(order: dict[str, Any]) -> str:
+    due = order["due"] or "-"
+    return f"{order['id']}  {order['reference']}  {order['provider']}  {order['state']}  due {due}"
+
+
+@orders.command("sweep")
+@json_option
+@click.pass_context
+def orders_sweep(ctx: click.Context, as_json: bool) -> None:
+    """Expire the orders that lapsed unanswered, list those still owed past their deadline,
+    and deliver the notices due to providers."""
+    with deployment(ctx) as dep:
+        report = dep.orders.sweep()
+        found: list[tuple[str, StoredOrder]] = [
+            *(("expired", acted.stored) for acted in report.expired),
+            *(("overdue", stored) for stored in report.overdue),
+        ]
+        for outcome, stored in found:
+            view = dep.orders.summary(stored)
+            emit(as_json, {"sweep": outcome, **view}, f"{outcome:<8} {order_line(view)}")
+        # One pass over the notices due: a failed one is not due again until its retry time.
+        sent = notice_delivery(dep).deliver_due(limit=sys.maxsize)
+        if sent.attempted:
+            counts = ", ".join(f"{n} {what}" for what, n in sent.as_json().items())
+            emit(as_json, {"sweep": "notices", **sent.as_json()}, f"notices  {counts}")
+
+
+def orders_backend(
+    ctx: click.Context, server: str | None, token: str | None, as_name: str
+) -> AbstractContextManager[Orders]:
+    from commands.backends import LocalOrders, RemoteOrders
+
+    return api_backend(ctx, server, token, as_name, LocalOrders, RemoteOrders)
+
+
+@orders.command("list")
+@click.option("--status", type=click.Choice([s.value for s in OrderState]))
+@click.option("--provider", help="Provider id.")
+@click.option("--case")
+@click.option("--overdue", is_flag=True, help="Only orders still owed past their deadline.")
+@server_options
+@click.pass_context
+def orders_list(
+    ctx: click.Context,
+    status: str | None,
+    provider: str | None,
+    case: str | None,
+    overdue: bool,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """List orders, oldest first (authority or approver)."""
+    with orders_backend(ctx, server, token, as_name) as backend:
+        for order in backend.list(status, provider, case, overdue):
+            late = "  OVERDUE" if order["overdue"] else ""
+            emit(as_json, order, f"{order_line(order)}  case {order['case']}{late}")
+
+
+@orders.command("show")
+@click.argument("order_id")
+@server_options
+@click.pass_context
+def orders_show(
+    ctx: click.Context,
+    order_id: str,
+    server: str | None,
+    token: str | None,
+    as_name: str,
+    as_json: bool,
+) -> None:
+    """One order: its document, state, deadline, allowed actions, timeline and notices."""
+    with orders_backend(ctx, server, token, as_name) as backend:
+        order = backend.show(order_id)
+    emit(as_json, order, json.dumps(order, indent=2, sort_keys=True))
