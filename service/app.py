@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import log_setup, metrics, notifier
+from service import metrics, notifier, process_logs
 from service.docs import SWAGGER_UI_URL, ResponsesByStatus, register_docs
 from service.problems import ProblemApi, register_problem_handlers
 from storage.config import load_config
@@ -45,15 +45,15 @@ def create_app(
     # A crash between an item's commit and its manifest's write leaves it without one.
     deployment.intake.repair_manifests()
 
-    from service import evidence, health, log, orders, provider_api, providers
+    from service import evidence, health, log_api, orders, provider_api, providers
 
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ResponsesByStatus()]})
     register_problem_handlers(app)
     register_docs(app, api)
-    log_setup.init_app(app)
+    process_logs.init_app(app)
     metrics.init_app(app, deployment.ledger, api)
     api.register_blueprint(health.blp)
-    api.register_blueprint(log.blp)
+    api.register_blueprint(log_api.blp)
     api.register_blueprint(evidence.blp)
     api.register_blueprint(providers.blp)
     api.register_blueprint(orders.blp)

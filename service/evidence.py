@@ -34,8 +34,8 @@ from custody.evidence import (
 )
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.log import EventSchema, InclusionProof
-from service.requests import (
+from service.log_api import EventSchema, InclusionProof
+from service.request_input import (
     DIGEST_HEADERS,
     NO_NUL,
     RAW_BODY,

@@ -27,8 +27,8 @@ from flask_smorest import Api, Blueprint
 
 from custody.errors import CustosError
 from custody.ledger import Ledger
-from service.log_setup import AnsweredRequest, when_answered
 from service.problems import PROBLEM_JSON
+from service.process_logs import AnsweredRequest, when_answered
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -33,9 +33,9 @@ from custody.order_document import (
 from custody.orders import ACTIONS, OrderState
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.log import ActorSchema
+from service.log_api import ActorSchema
 from service.order_page import CONTENT_SECURITY_POLICY, render_order_page
-from service.requests import NO_NUL, decode_cursor, load_body, page, read_json_object
+from service.request_input import NO_NUL, decode_cursor, load_body, page, read_json_object
 
 blp = Blueprint(
     "orders", __name__, url_prefix="/v1/orders", description="Orders, as their authority sees them"

@@ -31,7 +31,7 @@ from service.orders import (
     OrderViewSchema,
     TimelineEntrySchema,
 )
-from service.requests import (
+from service.request_input import (
     DIGEST_HEADERS,
     NO_NUL,
     RAW_BODY,

@@ -17,7 +17,7 @@ from custody.errors import BadRequest, Invalid, NotFound
 from custody.providers import ADMINS, READERS, Providers
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.requests import (
+from service.request_input import (
     NO_NUL,
     decode_name_cursor,
     encode_name_cursor,

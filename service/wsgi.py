@@ -1,6 +1,6 @@
 """Serving under gunicorn: each worker builds its own app (and database engine) after fork.
 
-gunicorn's own lines go through the same handler as the app's (``service.log_setup``), JSON
+gunicorn's own lines go through the same handler as the app's (``service.process_logs``), JSON
 by default; its access log is off, because the app writes one access line per request with
 the request id, the route and the principal.
 """
@@ -21,7 +21,7 @@ from gunicorn.workers.sync import SyncWorker
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestTimeout
 
 from service import create_app
-from service.log_setup import logging_config
+from service.process_logs import logging_config
 
 MIN_BODY_RATE = 1024
 """Bytes a second a request or response body must keep up for its worker to count as alive

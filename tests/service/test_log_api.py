@@ -1,4 +1,4 @@
-"""Tests of the log API (service/log.py): checkpoints, keys, proofs and tiles are public;
+"""Tests of the log API (service/log_api.py): checkpoints, keys, proofs and tiles are public;
 entries need a token, and a provider may not read them."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from custody.errors import BadRequest, StorageError
 from custody.events import SYSTEM, NewEvent, Subject
 from custody.note import NoteSigner, NoteVerificationError, NoteVerifier
 from service import create_app
-from service.log import parse_tile_index
+from service.log_api import parse_tile_index
 from storage.deployment import Deployment, open_deployment, rotate_key
 from tests.conftest import (
     TEST_ORIGIN,

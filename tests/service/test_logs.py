@@ -1,4 +1,4 @@
-"""Tests of the server's log lines (service/log_setup.py): one JSON object per line, each
+"""Tests of the server's log lines (service/process_logs.py): one JSON object per line, each
 carrying the id of the request it was written for (echoed in ``X-Request-Id``), one access line
 per request; and no token, token hash, salt or private key in any line, through a whole
 working session of the API, a key rotation, and ``custos serve`` under gunicorn."""
@@ -29,7 +29,7 @@ from werkzeug.test import TestResponse
 
 from custody.principals import token_hash
 from service import create_app
-from service.log_setup import JsonFormatter, RequestIdFilter
+from service.process_logs import JsonFormatter, RequestIdFilter
 from storage.deployment import rotate_key
 from storage.sql.schema import evidence_documents, order_texts, orders
 from tests.conftest import Home, bearer

@@ -19,7 +19,7 @@ from custody.errors import BadRequest, NotFound
 from custody.ledger import TILE_WIDTH, Ledger
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.requests import MAX_INDEX
+from service.request_input import MAX_INDEX
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log", description="The custody ledger")
 

@@ -1,4 +1,4 @@
-"""The server's own log lines (not the custody ledger: that is ``service.log``): one JSON object
+"""The server's own log lines (not the custody ledger: that is ``service.log_api``): one JSON object
 per line on standard error, each carrying the id of the request it was written for.
 
 Every request gets an id: the caller's ``X-Request-Id`` when it is a plain token (at most 128
