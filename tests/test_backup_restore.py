@@ -25,8 +25,8 @@ from service import create_app
 from storage.config import CONFIG_FILE, load_config
 from storage.deployment import open_deployment
 from tests.conftest import Home, bearer, require
+from tests.factories import order_document
 from tests.service.test_evidence_api import upload
-from tests.service.test_provider_api import order_document
 
 CONTENT = b"seized laptop image " * 1000
 

@@ -10,10 +10,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cli import main
 from custody import merkle
@@ -23,29 +22,9 @@ from service import create_app
 from storage.config import load_config
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import Home, bearer
+from tests.factories import failed, json_lines, json_object, ok
 
 TOKEN = re.compile(r"^custos_[A-Za-z0-9_-]{43,}$")
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-def json_lines(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ok(result).stdout.splitlines()]
-
-
-def json_object(result: Result) -> dict[str, Any]:
-    [obj] = json_lines(result)
-    return obj
-
-
-def failed(result: Result) -> str:
-    """The message of a clean CLI failure: non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.output
 
 
 def entry_types(deployment: Deployment) -> list[str]:

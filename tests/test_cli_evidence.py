@@ -11,38 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cli import main
 from custody.audit import audit_ledger
 from custody.events import Event
 from storage.deployment import Deployment
 from tests.conftest import Home
+from tests.factories import failed, json_lines, json_object, ok
 
 CONTENT = b"\x7fELF forensic image " * 4_000  # ~80 KB
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
 MD5 = hashlib.md5(CONTENT).hexdigest()
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-def json_lines(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ok(result).stdout.splitlines()]
-
-
-def json_object(result: Result) -> dict[str, Any]:
-    [obj] = json_lines(result)
-    return obj
-
-
-def failed(result: Result) -> str:
-    """The message of a clean CLI failure: non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.output
 
 
 def state_of(deployment: Deployment) -> tuple[int, list[str], list[str]]:

@@ -16,20 +16,9 @@ from cli import main
 from custody.events import Event
 from storage.deployment import Deployment
 from tests.conftest import Home
+from tests.factories import failed, ok
 
 CONTENT = b"\x7fELF forensic image " * 4_000
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-def failed(result: Result) -> str:
-    """The message of a clean CLI failure: non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.output
 
 
 @pytest.fixture

@@ -13,14 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cli import main
 from custody.events import Actor, Event
 from custody.providers import Provider
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import FakeClock, Home, add_provider
-from tests.custody.test_orders import document_json
+from tests.factories import failed, json_lines, json_object, ok, order_document
 
 PROVIDER_FIELDS = [
     "--jurisdiction",
@@ -30,27 +30,6 @@ PROVIDER_FIELDS = [
     "--contact",
     "lawful-requests@mailco.example",
 ]
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-def json_lines(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ok(result).stdout.splitlines()]
-
-
-def json_object(result: Result) -> dict[str, Any]:
-    [obj] = json_lines(result)
-    return obj
-
-
-def failed(result: Result) -> str:
-    """The message of a clean CLI failure: non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.output
 
 
 @dataclass
@@ -78,7 +57,7 @@ def cast(home: Home) -> Cast:
 
 
 def draft(dep: Deployment, cast: Cast, provider: Provider | None = None, **changes: Any) -> str:
-    document = document_json(provider=(provider or cast.provider).id, **changes)
+    document = order_document((provider or cast.provider).id, **changes)
     return dep.orders.draft(document, cast.authority).stored.id
 
 

@@ -9,29 +9,16 @@ import os
 import stat
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cli import main
 from tests.conftest import Home
+from tests.factories import failed, json_object
 
 CONTENT = b"seized laptop sector " * 2_000
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
-
-
-def succeeded(result: Result) -> dict[str, Any]:
-    assert result.exit_code == 0, (result.output, result.exception)
-    parsed: dict[str, Any] = json.loads(result.stdout)
-    return parsed
-
-
-def refused(result: Result) -> str:
-    """The message of a clean CLI failure: non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.output
 
 
 @pytest.fixture
@@ -42,10 +29,10 @@ def item(runner: CliRunner, home: Home, tmp_path: Path) -> str:
     image = tmp_path / "laptop.E01"
     image.write_bytes(CONTENT)
     ingest = ["ingest", str(image), "--case", "C-7", "--exhibit", "HD-1", "--as", "alice"]
-    evidence_id = str(succeeded(runner.invoke(main, [*ingest, "--json"]))["id"])
+    evidence_id = str(json_object(runner.invoke(main, [*ingest, "--json"]))["id"])
     fields = ["-f", "from=lab", "-f", "to=vault", "-f", "location=room 2", "-f", "reason=storage"]
     transfer = ["evidence", "event", evidence_id, "transferred", *fields, "--as", "alice"]
-    succeeded(runner.invoke(main, [*transfer, "--json"]))
+    json_object(runner.invoke(main, [*transfer, "--json"]))
     return evidence_id
 
 
@@ -55,7 +42,7 @@ def test_report_writes_the_verified_custody_report_and_records_nothing(
     out = tmp_path / "report.html"
     size = home.deployment.ledger.size()
 
-    summary = succeeded(
+    summary = json_object(
         runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"])
     )
 
@@ -76,9 +63,9 @@ def test_report_writes_the_page_the_exported_bundle_carries(
     home.deployment.principals.add("clerk", "court", operator.actor)
     out, exhibit = tmp_path / "report.html", tmp_path / "exhibit.zip"
 
-    succeeded(runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"]))
+    json_object(runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"]))
     exported = ["export", item, "-o", str(exhibit), "--as", "clerk", "--json"]
-    succeeded(runner.invoke(main, exported))
+    json_object(runner.invoke(main, exported))
 
     with zipfile.ZipFile(exhibit) as archive:
         assert archive.read("report.html") == out.read_bytes()
@@ -116,7 +103,7 @@ def test_report_refuses_an_unknown_item_and_writes_nothing(
 ) -> None:
     out = tmp_path / "report.html"
 
-    message = refused(
+    message = failed(
         runner.invoke(main, ["report", "ev_0000000000000000", "-o", str(out), "--as", "alice"])
     )
 
@@ -129,7 +116,7 @@ def test_report_refuses_a_principal_who_may_not_export(
 ) -> None:
     out = tmp_path / "report.html"
 
-    message = refused(runner.invoke(main, ["report", item, "-o", str(out)]))
+    message = failed(runner.invoke(main, ["report", item, "-o", str(out)]))
 
     assert "export" in message
     assert not out.exists()

@@ -36,7 +36,7 @@ from service import create_app
 from storage.config import load_config
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import FakeClock
-from tests.custody.test_orders import document_json
+from tests.factories import order_document
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 WRITE = os.environ.get("CUSTOS_WRITE_SNAPSHOTS") == "1"
@@ -289,11 +289,11 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     try:
         principals = {p.name: p.actor for p in past.principals.list()}
         served_order = past.orders.draft(
-            document_json(provider=provider["id"]), principals["ana"]
+            order_document(provider["id"]), principals["ana"]
         ).stored.id
         past.orders.act(served_order, "submit", {}, principals["ana"])
         past.orders.act(served_order, "approve", {}, principals["judge"])
-        drafted = past.orders.draft(document_json(provider=provider["id"]), principals["ana"])
+        drafted = past.orders.draft(order_document(provider["id"]), principals["ana"])
         assert drafted.stored.order.state is OrderState.DRAFT
     finally:
         past.close()

@@ -36,8 +36,8 @@ from cli import main
 from custody import merkle
 from custody.checkpoint import Checkpoint, open_checkpoint
 from custody.note import NoteVerifier
+from tests.factories import order_document
 from tests.server import Reply, Server
-from tests.service.test_provider_api import order_document
 
 ORIGIN = "many.custos.invalid/ledger"
 STORE = "s3://custos-many/evidence"

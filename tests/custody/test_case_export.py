@@ -25,6 +25,7 @@ from custody.events import Actor, Event
 from custody.evidence import EvidenceRecord
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import TEST_ORIGIN, make_config, require
+from tests.factories import ACT_BODIES
 
 VECTOR = Path(__file__).parent.parent / "vectors" / "case" / "chain-of-custody-example.jsonld"
 ALL_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
@@ -36,10 +37,13 @@ UCO_METHODS = {
     "md5": "MD5",
 }
 ACTS: list[tuple[str, dict[str, str]]] = [
-    ("evidence.transferred", {"from": "lab", "to": "vault", "location": "B2", "reason": "storage"}),
-    ("evidence.checked_out", {"to": "carol", "purpose": "imaging", "authority": "W-17"}),
-    ("evidence.checked_in", {"by": "carol", "condition": "intact"}),
-    ("evidence.sealed", {"seal": "S-0042"}),
+    (act, ACT_BODIES[act])
+    for act in (
+        "evidence.transferred",
+        "evidence.checked_out",
+        "evidence.checked_in",
+        "evidence.sealed",
+    )
 ]
 UUID_END = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-5][0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

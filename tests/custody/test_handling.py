@@ -23,30 +23,12 @@ from custody.evidence import ACTS, CustodyState, EvidenceRecord
 from storage.deployment import Deployment, initialise, open_deployment
 from storage.sql.schema import evidence_documents
 from tests.conftest import make_config
+from tests.factories import ACT_BODIES
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
 PHYSICAL = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a laptop"}
 CONTENT = b"\x00\x01 image " * 20_000
-
-# A valid body for each act (the HTTP schemas' required fields).
-BODIES: dict[str, dict[str, str]] = {
-    "evidence.transferred": {"from": "lab", "to": "vault", "location": "B2", "reason": "storage"},
-    "evidence.checked_out": {"to": "carol", "purpose": "imaging", "authority": "W-17"},
-    "evidence.checked_in": {"by": "carol", "condition": "intact"},
-    "evidence.examined": {
-        "tool": "X-Ways",
-        "version": "21.0",
-        "purpose": "triage",
-        "findings": "the suspect's diary",
-    },
-    "evidence.noted": {"text": "smells of smoke"},
-    "evidence.sealed": {"seal": "S-0042"},
-    "evidence.unsealed": {"reason": "examination"},
-    "evidence.hold_set": {"authority": "court order 9"},
-    "evidence.hold_released": {"authority": "court order 10"},
-    "evidence.disposed": {"authority": "retention ended", "method": "secure erase"},
-}
-assert set(BODIES) == set(ACTS)
+assert set(ACT_BODIES) == set(ACTS)
 
 
 def add_principal(deployment: Deployment, name: str, role: str) -> Actor:
@@ -79,7 +61,7 @@ def act(
     by: Actor,
     **overrides: str,
 ) -> Event:
-    done = deployment.handling.record_act(record.id, name, {**BODIES[name], **overrides}, by)
+    done = deployment.handling.record_act(record.id, name, {**ACT_BODIES[name], **overrides}, by)
     return done.event.event
 
 
@@ -106,7 +88,7 @@ def assert_refused(
     """The act is refused with a Conflict and changes neither the ledger nor the state."""
     size, before = deployment.ledger.size(), state(deployment, record.id)
     with pytest.raises(Conflict) as refused:
-        deployment.handling.record_act(record.id, name, data or BODIES[name], by)
+        deployment.handling.record_act(record.id, name, data or ACT_BODIES[name], by)
     assert deployment.ledger.size() == size
     assert state(deployment, record.id) == before
     return refused.value
@@ -152,7 +134,7 @@ def test_each_act_is_one_event_chained_to_the_items_last(
     assert event.actor == by
     assert event.prev == previous.leaf_hash.hex()
     assert state(deployment, record.id) == after
-    visible = {k: v for k, v in BODIES[name].items() if k not in ("findings", "text")}
+    visible = {k: v for k, v in ACT_BODIES[name].items() if k not in ("findings", "text")}
     assert visible.items() <= event.data.items()
 
 
@@ -188,7 +170,7 @@ def test_findings_and_notes_are_committed_to_never_written_to_the_ledger(
 
     event = act(deployment, record, name, examiner)
 
-    text = BODIES[name][field].encode()
+    text = ACT_BODIES[name][field].encode()
     leaf = deployment.ledger.entry(deployment.ledger.size() - 1)
     assert text not in leaf and field not in event.data
     with deployment.engine.connect() as connection:

@@ -19,7 +19,7 @@ from custody.notice_delivery import DeliveryReport, NoticeDelivery, NoticeDelive
 from custody.notices import DELIVERED, FAILED, PENDING, Notice
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, add_provider, make_config
-from tests.custody.test_orders import document_json
+from tests.factories import order_document
 
 US = 1e-6  # one microsecond, in seconds
 
@@ -35,7 +35,7 @@ class Parties:
     def serve_order(self, provider_id: str) -> str:
         """Draft, submit and approve an order on the provider: it is served."""
         desk = self.deployment.orders
-        order_id = desk.draft(document_json(provider=provider_id), self.author).stored.id
+        order_id = desk.draft(order_document(provider_id), self.author).stored.id
         desk.act(order_id, "submit", {}, self.author)
         desk.act(order_id, "approve", {}, self.judge)
         return order_id

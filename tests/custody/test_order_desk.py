@@ -33,10 +33,8 @@ from custody.providers import Provider
 from storage.deployment import Deployment, initialise, open_deployment
 from storage.sql.schema import order_texts
 from tests.conftest import FakeClock, add_provider, make_config
+from tests.factories import EMAIL, EMERGENCY, FACTS, IP, full_order_document
 
-EMAIL = "suspect@example.com"
-IP = "203.0.113.7"
-FACTS = "On 3 January the victim's files were encrypted and a ransom demanded."
 DETAILS = "Disclosure would breach the third country's secrecy of correspondence."
 QUESTION = "Which of the two mailboxes on the account is meant?"
 ANSWER = "Only the mailbox named in the order; the alias is out of scope."
@@ -46,56 +44,6 @@ ISP_URL = "https://isp.example/custos/notices"
 EVENT_KEYS = {"order", "state", "document_commitment", "due", "ground", "days", "evidence"}
 COMMITMENT_KEYS = {f"{name}_commitment" for name in ("details", "question", "answer", "reason")}
 DAY = 24 * 3600.0
-
-
-def document_json(provider: str, kind: str = PRODUCTION, **changes: Any) -> dict[str, Any]:
-    """An order document that sets every optional field its kind allows."""
-    base: dict[str, Any] = {
-        "reference": "PO-2026-0042",
-        "case": "CASE-7",
-        "kind": kind,
-        "legal_basis": {
-            "instrument": "national_law",
-            "citation": "Code of Criminal Procedure, s. 189",
-        },
-        "issuing_authority": {
-            "name": "Public Prosecutor, Porto",
-            "type": "prosecutor",
-            "file_number": "77/26.1",
-            "contact": "dp.porto@example.org",
-        },
-        "validating_authority": {
-            "name": "Investigating judge, Porto",
-            "type": "judge",
-            "file_number": "77/26.1-J",
-            "contact": "tic.porto@example.org",
-        },
-        "provider": provider,
-        "offence": {"description": "ransomware extortion", "provision": "Penal Code s. 221"},
-        "facts": FACTS,
-        "link": "The ransom note named this mailbox; the attack came from this address.",
-        "necessity_and_proportionality": "Only the two identifiers, for two months.",
-        "targets": [
-            {"type": "email", "value": EMAIL},
-            {"type": "ip", "value": IP, "port": 51234, "time": "2026-01-03T10:00:00.250000Z"},
-        ],
-        "data_categories": ["subscriber", "traffic"],
-        "time_range": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-28T00:00:00Z"},
-        "confidentiality": {"no_user_notice": True, "until": "2027-06-30T00:00:00Z"},
-        "linked_order": "PR-2026-0040",
-        "language": "pt-PT",
-    }
-    if kind == PRESERVATION:
-        base["preservation_days"] = 30
-    base.update(changes)
-    return base
-
-
-EMERGENCY = {
-    "flag": True,
-    "category": "threat_to_life",
-    "justification": "The ransom note threatens the hospital's patients tonight.",
-}
 
 
 @dataclass
@@ -123,7 +71,7 @@ class Bench:
         by: Actor | None = None,
         **changes: Any,
     ) -> StoredOrder:
-        document = document_json((provider or self.isp).id, kind, **changes)
+        document = full_order_document((provider or self.isp).id, kind, **changes)
         return self.desk.draft(document, by or self.authority.actor).stored
 
     def pending(self, kind: str = PRODUCTION, **changes: Any) -> StoredOrder:
@@ -234,7 +182,7 @@ def commitment_of(salt: bytes, text: str) -> str:
 
 
 def test_a_drafted_order_keeps_every_field_of_its_document(bench: Bench) -> None:
-    sent = document_json(bench.isp.id, emergency=EMERGENCY)
+    sent = full_order_document(bench.isp.id, emergency=EMERGENCY)
     acted = bench.desk.draft(sent, bench.authority.actor)
     stored = bench.reload(acted.stored)
     assert stored.order.document == OrderDocument.from_json(sent)
@@ -489,11 +437,11 @@ def test_a_refused_draft_or_provider_records_nothing(bench: Bench) -> None:
     size = bench.deployment.ledger.size()
     providers = bench.deployment.providers.list()
     with pytest.raises(Invalid, match="targets"):
-        bench.desk.draft(document_json(bench.isp.id, targets=[]), bench.authority.actor)
+        bench.desk.draft(full_order_document(bench.isp.id, targets=[]), bench.authority.actor)
     with pytest.raises(Invalid, match="provider"):
-        bench.desk.draft(document_json("prv_0000000000000000"), bench.authority.actor)
+        bench.desk.draft(full_order_document("prv_0000000000000000"), bench.authority.actor)
     with pytest.raises(Forbidden):
-        bench.desk.draft(document_json(bench.isp.id), bench.isp_staff.actor)
+        bench.desk.draft(full_order_document(bench.isp.id), bench.isp_staff.actor)
     with pytest.raises(Conflict, match="exists already"):
         add_provider(bench.deployment, "Mail Co", jurisdiction="PT")
     assert bench.deployment.ledger.size() == size

@@ -41,64 +41,20 @@ from custody.orders import (
     order_event_data,
     revise_draft,
 )
+from tests.factories import EMAIL, EMERGENCY, FACTS, IP, PROVIDER_ID, order_document
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LATE = T0 + timedelta(days=400)  # past every deadline and hold
 ORDER_ID = "ord_0123456789abcdef"
-PROVIDER_ID = "prov_mailco"
 AUTHORITY = Actor(id="pr_author", role="authority")
 APPROVER = Actor(id="pr_approver", role="approver")
 PROVIDER = Actor(id="pr_mailco", role="provider")
-EMAIL = "suspect@example.com"
-IP = "203.0.113.7"
-FACTS = "On 3 January the victim's files were encrypted and a ransom demanded."
-
-_BASES = {
-    PRODUCTION: ("un_cybercrime_art27", "UN Convention against Cybercrime, Art 27(1)(a)"),
-    PRESERVATION: ("un_cybercrime_art25", "UN Convention against Cybercrime, Art 25(1)"),
-    PARTIAL_TRAFFIC_DISCLOSURE: ("un_cybercrime_art26", "UN Convention against Cybercrime, Art 26"),
-}
-
-
-def document_json(kind: str = PRODUCTION, **changes: Any) -> dict[str, Any]:
-    """A valid order document of ``kind`` in JSON form, with ``changes`` applied."""
-    instrument, citation = _BASES[kind]
-    base: dict[str, Any] = {
-        "reference": "PO-2026-0017",
-        "case": "CASE-1",
-        "kind": kind,
-        "legal_basis": {"instrument": instrument, "citation": citation},
-        "issuing_authority": {
-            "name": "Investigating judge, Lisbon",
-            "type": "judge",
-            "file_number": "123/26.0",
-            "contact": "judge.lisbon@example.org",
-        },
-        "provider": PROVIDER_ID,
-        "offence": {"description": "ransomware extortion", "provision": "Penal Code s. 221"},
-        "facts": FACTS,
-        "link": "The ransom note named this mailbox; the attack came from this address.",
-        "necessity_and_proportionality": "Only the two identifiers, for two months.",
-        "targets": [
-            {"type": "email", "value": EMAIL},
-            {"type": "ip", "value": IP, "port": 51234, "time": "2026-01-03T10:00:00Z"},
-        ],
-        "data_categories": ["traffic"] if kind == PARTIAL_TRAFFIC_DISCLOSURE else ["subscriber"],
-        "time_range": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-28T00:00:00Z"},
-    }
-    base.update(changes)
-    return base
 
 
 def document(kind: str = PRODUCTION, **changes: Any) -> OrderDocument:
-    return OrderDocument.from_json(document_json(kind, **changes))
+    return OrderDocument.from_json(order_document(kind=kind, **changes))
 
 
-EMERGENCY = {
-    "flag": True,
-    "category": "threat_to_life",
-    "justification": "The ransom note threatens the hospital's patients tonight.",
-}
 PAUSED = (OrderState.OBJECTED, OrderState.CLARIFICATION_REQUESTED)
 
 
@@ -460,7 +416,7 @@ def test_a_reason_given_for_withdrawal_or_closing_is_text(state: OrderState, act
 
 
 def test_a_time_that_falls_before_year_one_in_utc_is_a_bad_request() -> None:
-    data = document_json(time_range={"start": "0001-01-01T00:00:00+01:00", "end": T0.isoformat()})
+    data = order_document(time_range={"start": "0001-01-01T00:00:00+01:00", "end": T0.isoformat()})
     with pytest.raises(BadRequest, match=r"time_range\.start"):
         OrderDocument.from_json(data)
 
@@ -653,12 +609,12 @@ def test_document_refuses_invalid_fields_naming_them(
     kind: str, changes: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(BadRequest) as refused:
-        OrderDocument.from_json({**document_json(kind), **changes})
+        OrderDocument.from_json({**order_document(kind=kind), **changes})
     assert str(refused.value).startswith(field), str(refused.value)
 
 
 def test_document_names_a_missing_required_field() -> None:
-    data = document_json()
+    data = order_document()
     del data["link"]
     with pytest.raises(BadRequest, match=r"^link is required"):
         OrderDocument.from_json(data)

@@ -57,9 +57,8 @@ from custody.verify.errors import VerificationError
 from custody.verify.receipt import verify_receipt
 from storage.deployment import initialise, open_deployment
 from tests.conftest import add_provider, make_config
-from tests.custody.test_orders import document_json
 from tests.custody.test_verify_receipt import KEY, LOG, ORIGIN, make_bundle, receipt_for
-from tests.service.test_provider_api import order_document
+from tests.factories import order_document
 
 FUZZ = settings(
     max_examples=100,
@@ -492,7 +491,7 @@ def test_event_decoding_raises_only_invalid_event_on_mutated_fields(event: Any) 
 
 # -- order documents --------------------------------------------------------------------------
 
-ORDER_DOCUMENT = document_json()
+ORDER_DOCUMENT = order_document()
 
 
 @FUZZ

@@ -37,7 +37,7 @@ from custody.verify.__main__ import main
 from custody.verify.archive import MAX_MEMBER_BYTES
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import add_provider, make_config
-from tests.service.test_provider_api import order_document
+from tests.factories import order_document
 
 CONTENT = b"disk image sector " * 2048
 RESPONSE = b"subscriber,registered\nsuspect@example.com,2024-05-01\n" * 20

@@ -25,29 +25,13 @@ from custody.verify.receipt import verify_receipt
 from service import create_app
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, Home, add_provider, bearer, make_config
+from tests.factories import ACT_BODIES
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
 PHYSICAL = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a phone"}
 CONTENT = b"acquired image bytes " * 5_000  # ~100 KB
 MISSING_ID = "ev_0000000000000000"
 
-BODIES: dict[str, dict[str, str]] = {
-    "evidence.transferred": {"from": "lab", "to": "vault", "location": "B2", "reason": "storage"},
-    "evidence.checked_out": {"to": "carol", "purpose": "imaging", "authority": "W-17"},
-    "evidence.checked_in": {"by": "carol", "condition": "intact"},
-    "evidence.examined": {
-        "tool": "X-Ways",
-        "version": "21.0",
-        "purpose": "triage",
-        "findings": "a private diary",
-    },
-    "evidence.noted": {"text": "smells of smoke"},
-    "evidence.sealed": {"seal": "S-0042"},
-    "evidence.unsealed": {"reason": "examination"},
-    "evidence.hold_set": {"authority": "court order 9"},
-    "evidence.hold_released": {"authority": "court order 10"},
-    "evidence.disposed": {"authority": "retention ended", "method": "secure erase"},
-}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "evidence.transferred": ("from", "to", "location", "reason"),
     "evidence.checked_out": ("to", "purpose", "authority"),
@@ -60,7 +44,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "evidence.hold_released": ("authority",),
     "evidence.disposed": ("authority", "method"),
 }
-assert set(BODIES) == set(REQUIRED) == set(ACTS)
+assert set(ACT_BODIES) == set(REQUIRED) == set(ACTS)
 
 
 @dataclass
@@ -143,7 +127,7 @@ def register(client: FlaskClient, headers: dict[str, str], **metadata: str) -> d
 def post_act(
     client: FlaskClient, evidence_id: str, act: str, headers: dict[str, str], **overrides: Any
 ) -> TestResponse:
-    body = {"type": act, **BODIES[act], **overrides}
+    body = {"type": act, **ACT_BODIES[act], **overrides}
     return client.post(f"/v1/evidence/{evidence_id}/events", json=body, headers=headers)
 
 
@@ -586,7 +570,7 @@ def test_every_act_is_recorded_with_its_data_in_the_custody_history(
     assert [e["type"] for e in events] == ["evidence.ingested", *order]
     assert [e["index"] for e in events] == sorted(e["index"] for e in events)
     for event in events[1:]:
-        body = BODIES[event["type"]]
+        body = ACT_BODIES[event["type"]]
         shown = {k: v for k, v in body.items() if k not in ("findings", "text")}
         assert shown.items() <= event["data"].items(), event
     examined, noted = (
@@ -611,17 +595,17 @@ def test_each_acts_required_fields_are_validated(
     for act, required in REQUIRED.items():
         by = approver if act == "evidence.disposed" else examiner
         for field in required:
-            body = {"type": act, **{k: v for k, v in BODIES[act].items() if k != field}}
+            body = {"type": act, **{k: v for k, v in ACT_BODIES[act].items() if k != field}}
             response = client.post(f"/v1/evidence/{item['id']}/events", json=body, headers=by)
             problem = assert_problem(response, 422)
             assert list(problem["errors"]) == [field], (act, problem)
-            empty = {"type": act, **BODIES[act], field: ""}
+            empty = {"type": act, **ACT_BODIES[act], field: ""}
             response = client.post(f"/v1/evidence/{item['id']}/events", json=empty, headers=by)
             assert field in assert_problem(response, 422)["errors"], (act, field)
-        unknown = {"type": act, **BODIES[act], "suspect_name": "someone"}
+        unknown = {"type": act, **ACT_BODIES[act], "suspect_name": "someone"}
         response = client.post(f"/v1/evidence/{item['id']}/events", json=unknown, headers=by)
         assert "suspect_name" in assert_problem(response, 422)["errors"], act
-        wrong_type = {"type": act, **BODIES[act], **dict.fromkeys(required[:1], 42)}
+        wrong_type = {"type": act, **ACT_BODIES[act], **dict.fromkeys(required[:1], 42)}
         if required:
             response = client.post(f"/v1/evidence/{item['id']}/events", json=wrong_type, headers=by)
             assert required[0] in assert_problem(response, 422)["errors"], act

@@ -33,7 +33,7 @@ from service.process_logs import JsonFormatter, RequestIdFilter
 from storage.deployment import rotate_key
 from storage.sql.schema import evidence_documents, order_texts, orders
 from tests.conftest import Home, bearer
-from tests.service.test_provider_api import order_document
+from tests.factories import order_document
 
 FIELDS = {"time", "level", "logger", "message", "request_id"}
 ACCESS = "custos.access"

@@ -24,6 +24,7 @@ from custody.principals import Principal
 from service import create_app
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import add_provider, bearer, make_config
+from tests.factories import order_document
 
 ROLES = (
     "anonymous",
@@ -35,31 +36,6 @@ ROLES = (
     "provider",
     "other_provider",
 )
-
-
-def order_document(provider_id: str, kind: str = "production") -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "reference": "REF-1",
-        "case": "CASE-1",
-        "kind": kind,
-        "legal_basis": {"instrument": "budapest_art18", "citation": "Art 18(1)(a)"},
-        "issuing_authority": {
-            "name": "District Court",
-            "type": "judge",
-            "file_number": "F-1",
-            "contact": "court@example.org",
-        },
-        "provider": provider_id,
-        "offence": {"description": "fraud", "provision": "s. 1"},
-        "facts": "facts",
-        "link": "link",
-        "necessity_and_proportionality": "necessary",
-        "targets": [{"type": "email", "value": "someone@mail.example"}],
-        "data_categories": ["subscriber"],
-    }
-    if kind == "preservation":
-        document["legal_basis"] = {"instrument": "budapest_art16", "citation": "Art 16"}
-    return document
 
 
 @dataclass

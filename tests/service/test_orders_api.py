@@ -20,15 +20,22 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from custody import order_document
 from custody.events import Actor
 from custody.note import open_note
-from custody.order_document import ORDER_TYPE
+from custody.order_document import (
+    AUTHORITY_TYPES,
+    DATA_CATEGORIES,
+    EMERGENCY_CATEGORIES,
+    KINDS,
+    LEGAL_BASES,
+    ORDER_TYPE,
+    TARGET_TYPES,
+)
 from custody.orders import OrderState
 from service import create_app, order_page
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, Home, add_provider, bearer, make_config
-from tests.custody.test_orders import EMERGENCY, document_json
+from tests.factories import EMERGENCY, order_document
 
 DAY = 24 * 3600
 MISSING = "ord_0000000000000000"
@@ -58,7 +65,7 @@ class Site:
     actors: dict[str, Actor]
 
     def document(self, kind: str = "production", **changes: Any) -> dict[str, Any]:
-        return document_json(kind, **{"provider": self.provider_id, **changes})
+        return order_document(**{"provider": self.provider_id, "kind": kind, **changes})
 
     def draft(self, who: str = "alice", kind: str = "production", **changes: Any) -> str:
         response = self.client.post(
@@ -710,12 +717,12 @@ def test_the_printable_page_shows_every_field_escaped_and_the_signature(site: Si
 
 
 def test_every_value_the_domain_names_has_a_label_on_the_page() -> None:
-    assert set(order_page.KIND_LABELS) == set(order_document.KINDS)
-    assert set(order_page.INSTRUMENT_LABELS) == set(order_document.LEGAL_BASES)
-    assert set(order_page.AUTHORITY_TYPE_LABELS) == set(order_document.AUTHORITY_TYPES)
-    assert set(order_page.TARGET_TYPE_LABELS) == set(order_document.TARGET_TYPES)
-    assert set(order_page.DATA_CATEGORY_LABELS) == set(order_document.DATA_CATEGORIES)
-    assert set(order_page.EMERGENCY_CATEGORY_LABELS) == set(order_document.EMERGENCY_CATEGORIES)
+    assert set(order_page.KIND_LABELS) == set(KINDS)
+    assert set(order_page.INSTRUMENT_LABELS) == set(LEGAL_BASES)
+    assert set(order_page.AUTHORITY_TYPE_LABELS) == set(AUTHORITY_TYPES)
+    assert set(order_page.TARGET_TYPE_LABELS) == set(TARGET_TYPES)
+    assert set(order_page.DATA_CATEGORY_LABELS) == set(DATA_CATEGORIES)
+    assert set(order_page.EMERGENCY_CATEGORY_LABELS) == set(EMERGENCY_CATEGORIES)
 
 
 def test_an_unknown_document_format_is_400(site: Site) -> None:

@@ -27,37 +27,11 @@ from service.provider_api import ProviderOrderDetailSchema
 from storage.deployment import Deployment
 from storage.sql.schema import upload_sessions
 from tests.conftest import Home, add_provider, bearer
+from tests.factories import order_document
 
 CONTENT = b"subscriber,registered\nsuspect@example.com,2024-05-01\n" * 200
 UNKNOWN_ORDER = "ord_0000000000000000"
 UNKNOWN_EVIDENCE = "ev_0000000000000000"
-_BASES = {
-    PRODUCTION: ("un_cybercrime_art27", "UN Convention against Cybercrime, Art 27(1)(a)"),
-    PRESERVATION: ("un_cybercrime_art25", "UN Convention against Cybercrime, Art 25(1)"),
-}
-
-
-def order_document(provider_id: str, kind: str = PRODUCTION) -> dict[str, Any]:
-    instrument, citation = _BASES[kind]
-    return {
-        "reference": "PO-2026-0017",
-        "case": "CASE-7",
-        "kind": kind,
-        "legal_basis": {"instrument": instrument, "citation": citation},
-        "issuing_authority": {
-            "name": "Investigating judge, Lisbon",
-            "type": "judge",
-            "file_number": "123/26.0",
-            "contact": "judge.lisbon@example.org",
-        },
-        "provider": provider_id,
-        "offence": {"description": "ransomware extortion", "provision": "Penal Code s. 221"},
-        "facts": "On 3 January the victim's files were encrypted and a ransom demanded.",
-        "link": "The ransom note named this mailbox.",
-        "necessity_and_proportionality": "One identifier, for two months.",
-        "targets": [{"type": "email", "value": "suspect@example.com"}],
-        "data_categories": ["subscriber"],
-    }
 
 
 @dataclass
@@ -524,7 +498,7 @@ def test_a_response_is_ingested_with_a_receipt_and_the_order_completes(
     assert_documented(IngestedSchema, body)
     assert body["id"] == session["id"] and body["ledger_index"] == size
     assert body["digests"]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
-    assert body["size"] == len(CONTENT) and body["case"] == "CASE-7"
+    assert body["size"] == len(CONTENT) and body["case"] == "CASE-1"
     assert uploaded.headers["Repr-Digest"] == repr_digest(CONTENT)["Repr-Digest"]
     # The record's description links it to the order and the provider it came from.
     record = site.deployment.evidence.get(body["id"])

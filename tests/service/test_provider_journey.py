@@ -31,6 +31,7 @@ import pytest
 from custody.note import NoteVerifier, open_note
 from custody.notices import NOTICE_TYPE
 from custody.order_document import ORDER_TYPE
+from tests.factories import order_document
 from tests.server import CLI_TIMEOUT, CUSTOS, HTTP_TIMEOUT, Reply, Server, clean_env, custos_json
 
 ORIGIN = "journey.custos.invalid/ledger"
@@ -216,31 +217,6 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = NOTICE_TIME
     return result
 
 
-def order_document(provider_id: str) -> dict[str, Any]:
-    return {
-        "reference": "PO-2026-0042",
-        "case": "CASE-42",
-        "kind": "production",
-        "legal_basis": {
-            "instrument": "un_cybercrime_art27",
-            "citation": "UN Convention against Cybercrime, Art 27(1)(a)",
-        },
-        "issuing_authority": {
-            "name": "Public Prosecutor, Lisbon",
-            "type": "prosecutor",
-            "file_number": "42/26.0",
-            "contact": "prosecutor.lisbon@example.org",
-        },
-        "provider": provider_id,
-        "offence": {"description": "ransomware extortion", "provision": "Penal Code s. 221"},
-        "facts": "The victim's files were encrypted and a ransom demanded.",
-        "link": "The ransom note named this mailbox.",
-        "necessity_and_proportionality": "One identifier, for two months.",
-        "targets": [{"type": "email", "value": TARGET}],
-        "data_categories": ["subscriber"],
-    }
-
-
 # -- the journey -----------------------------------------------------------------------------------
 
 
@@ -258,7 +234,15 @@ def test_a_provider_answers_an_order_from_notice_to_receipt_and_the_ledger_audit
 
     # The authority drafts, revises and submits; an approver who wrote none of it serves it.
     drafted = expect(
-        server.call("POST", "/v1/orders", authority, json_body=order_document(site.provider)), 201
+        server.call(
+            "POST",
+            "/v1/orders",
+            authority,
+            json_body=order_document(
+                site.provider, case="CASE-42", targets=[{"type": "email", "value": TARGET}]
+            ),
+        ),
+        201,
     )
     order_id = drafted["id"]
     orders = f"/v1/orders/{order_id}"

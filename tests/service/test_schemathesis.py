@@ -33,7 +33,7 @@ from custody.principals import ROLES
 from service import create_app
 from storage.deployment import Deployment
 from tests.conftest import Home, add_provider, bearer
-from tests.custody.test_orders import document_json
+from tests.factories import order_document
 
 OPENAPI = "/v1/openapi.json"
 # Examples for the whole API, shared among its operations, so that the test takes about as
@@ -101,7 +101,7 @@ def existing_orders(deployment: Deployment) -> dict[str, list[Any]]:
     orders = []
     for kind in (PRODUCTION, PRESERVATION):
         for actions in steps.values():
-            document = {**document_json(kind), "provider": provider_id}
+            document = order_document(provider_id, kind)
             order_id = desk.draft(document, authority).stored.id
             for action, actor in actions:
                 by_provider = provider_id if actor is isp else None

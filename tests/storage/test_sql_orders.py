@@ -24,7 +24,7 @@ from custody.providers import Provider, new_provider_id
 from storage.sql.database import create_database_engine, migrate
 from storage.sql.ledger import SqlLedgerStore
 from storage.sql.orders import SqlNoticeStore, SqlOrderStore, SqlProviderStore
-from tests.custody.test_order_desk import EMERGENCY, document_json
+from tests.factories import EMERGENCY, full_order_document
 
 PROVIDER = "prv_00000000000000aa"
 OTHER_PROVIDER = "prv_00000000000000bb"
@@ -64,7 +64,7 @@ def make_order(
     served_at: datetime | None = None,
     **changes: Any,
 ) -> Order:
-    document = OrderDocument.from_json(document_json(provider, kind, **changes))
+    document = OrderDocument.from_json(full_order_document(provider, kind, **changes))
     clock = None
     if served_at is not None:
         clock = OrderClock(served_at=served_at, period=timedelta(days=10))
