@@ -1,6 +1,10 @@
 """The two backends of the evidence and order commands: the local home, acting as a principal,
 and a server's API over HTTP. Both return the JSON shapes the API returns, so ``custos``
-prints the same whichever it talks to."""
+prints the same whichever it talks to.
+
+The local backend checks what it is given with the API's own schemas (``service.evidence``,
+``service.orders``); they bring Flask, so each is imported by the call that needs it, and
+listing or showing evidence starts without them."""
 
 from __future__ import annotations
 
@@ -13,8 +17,6 @@ from commands.client import CustosClient
 from custody.digests import DigestPipeline, check_expected, http_digest, parse_http_digest
 from custody.errors import CustosError
 from custody.events import Actor, indexed_event_json
-from service.evidence import load_act, load_intake
-from service.orders import order_detail
 from storage.deployment import Deployment
 
 Progress = Callable[[int], object]
@@ -52,6 +54,8 @@ class LocalEvidence:
     def ingest(
         self, path: Path, metadata: dict[str, Any], expected: dict[str, str], progress: Progress
     ) -> dict[str, Any]:
+        from service.evidence import load_intake
+
         session = self.dep.intake.open_session(load_intake(metadata), self.actor)
         with path.open("rb") as source:
             done = self.dep.intake.receive(
@@ -66,6 +70,8 @@ class LocalEvidence:
         return {**done.record.as_json(), "ledger_index": done.ledger_index, "receipt": receipt}
 
     def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        from service.evidence import load_intake
+
         appended = self.dep.intake.register_physical(load_intake(metadata), self.actor)
         record = self.dep.handling.get(appended.event.subject.id)
         return {**record.as_json(), "ledger_index": appended.index}
@@ -89,6 +95,8 @@ class LocalEvidence:
 
     def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
         # The API's validation, so no unchecked field (a name, free text) reaches the ledger.
+        from service.evidence import load_act
+
         fields = load_act(act, data)
         done = self.dep.handling.record_act(evidence_id, act, fields, self.actor)
         return {
@@ -217,6 +225,8 @@ class LocalOrders:
 
     def show(self, order_id: str) -> dict[str, Any]:
         desk = self.dep.orders
+        from service.orders import order_detail
+
         return order_detail(desk, desk.get(order_id, self.actor))
 
 

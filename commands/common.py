@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from commands.client import CustosClient
 from custody.errors import CustosError
-from custody.events import Actor
-from custody.principals import Principal
-from storage.config import load_config
-from storage.deployment import OPERATOR, Deployment, open_deployment
+from custody.principals import OPERATOR
+
+if TYPE_CHECKING:
+    # What a command needs only when it runs (SQLAlchemy, the stores, the bundle writers)
+    # is imported there, so that ``custos --help`` and the offline commands start at once.
+    from commands.client import CustosClient
+    from custody.events import Actor
+    from custody.principals import Principal
+    from storage.deployment import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B")
@@ -39,6 +43,9 @@ def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
 
 @contextmanager
 def deployment(ctx: click.Context) -> Iterator[Deployment]:
+    from storage.config import load_config
+    from storage.deployment import open_deployment
+
     try:
         opened = open_deployment(load_config(ctx.obj["home"]))
     except CustosError as exc:
@@ -82,6 +89,8 @@ def api_backend(
         if server:
             if not token:
                 raise click.UsageError("--server needs --token (or CUSTOS_TOKEN)")
+            from commands.client import CustosClient
+
             yield remote(CustosClient(server, token))
             return
         with deployment(ctx) as dep:

@@ -12,21 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.client import CustosClient
 from commands.common import as_option, deployment, emit, json_option, server_options
 from commands.progress import progress_bar
-from custody.bundle import EXPORT_ROLES
-from custody.case_export import ExhibitMaterial, InvalidMaterial, case_document
 from custody.errors import CustosError
-from custody.events import Actor, Subject
-from custody.evidence import require_role
-from custody.verify.__main__ import verify_command
-from custody.verify.report import render_report
-from storage.deployment import Deployment
 
 if TYPE_CHECKING:
-    # Loaded by the commands that use them: they bring Flask and the API's schemas.
+    # Loaded by the commands that use them: they bring Flask and the API's schemas; and
+    # what a command needs only when it runs (SQLAlchemy, the stores, the bundle writers) is
+    # imported there, so that ``custos --help`` and the offline verifiers start at once.
     from commands.backends import Progress
+    from custody.events import Actor
+    from storage.deployment import Deployment
 
 
 @click.command(
@@ -36,11 +32,18 @@ if TYPE_CHECKING:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def verify_receipt(args: tuple[str, ...]) -> None:
     """Verify a receipt file offline against pinned keys: FILE --key VKEY [--key ...] [--json]."""
+    from custody.verify.__main__ import verify_command
+
     sys.exit(verify_command("receipt", list(args), prog="custos verify-receipt"))
 
 
 def case_export(dep: Deployment, by: Actor, evidence_id: str) -> dict[str, Any]:
     """The item's provenance as a CASE/UCO JSON-LD document."""
+    from custody.bundle import EXPORT_ROLES
+    from custody.case_export import ExhibitMaterial, InvalidMaterial, case_document
+    from custody.events import Subject
+    from custody.evidence import require_role
+
     require_role(by.role, EXPORT_ROLES, "export exhibits")
     record = dep.handling.get(evidence_id)
     entries = dep.ledger.subject_entries(Subject("evidence", record.id).key)
@@ -144,6 +147,8 @@ def remote_export(
     as_json: bool,
 ) -> None:
     """``GET /v1/evidence/{id}/bundle`` into ``output`` (through ``output.part``)."""
+    from commands.client import CustosClient
+
     if len(evidence_ids) != 1:
         raise click.UsageError("with --server, export one item (the API bundles one)")
     if not token:
@@ -178,6 +183,8 @@ def remote_export(
 def verify_exhibit(args: tuple[str, ...]) -> None:
     """Verify an exhibit bundle offline against pinned keys: EXHIBIT.zip --key VKEY [--key ...]
     [--artifact FILE] [--known-checkpoint FILE] [--json] [--report OUT.html]."""
+    from custody.verify.__main__ import verify_command
+
     sys.exit(verify_command("bundle", list(args), prog="custos verify"))
 
 
@@ -204,6 +211,8 @@ def report(
         if not principal.active:
             raise click.ClickException(f"{as_name!r} is revoked")
         exported = dep.bundles.export(evidence_ids, io.BytesIO(), by=principal.actor)
+    from custody.verify.report import render_report
+
     verification = exported.verification
     assert verification is not None  # exported with its report
     partial = output.with_name(output.name + ".part")

@@ -6,8 +6,6 @@ import click
 
 from commands.common import deployment, emit, json_option
 from custody.errors import CustosError
-from storage.config import load_config, with_overrides
-from storage.deployment import initialise
 
 
 @click.command()
@@ -19,6 +17,9 @@ from storage.deployment import initialise
 @click.pass_context
 def init(ctx: click.Context, origin: str | None, store: str | None, as_json: bool) -> None:
     """Create a deployment (config, database, key, operator); running it again changes nothing."""
+    from storage.config import load_config, with_overrides
+    from storage.deployment import initialise
+
     try:
         config = load_config(ctx.obj["home"])
         if store:

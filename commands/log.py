@@ -11,22 +11,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.client import CustosClient
 from commands.common import deployment, emit, json_option
 from commands.progress import ScrubBar, ScrubLines
-from custody.audit import audit_ledger
 from custody.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint
 from custody.errors import CustosError
 from custody.merkle import InvalidProof, verify_consistency
 from custody.note import MalformedNote, NoteVerificationError, NoteVerifier
-from custody.scrub import ScrubReport, scrub_objects
-from custody.verify.__main__ import UsageError as PinnedKeyError
-from custody.verify.__main__ import read_pinned_keys
-from custody.verify.receipt import pinned_verifiers
+
+if TYPE_CHECKING:
+    # What a command needs only when it runs (SQLAlchemy, the stores, the bundle writers)
+    # is imported there, so that ``custos --help`` and the offline commands start at once.
+    from custody.scrub import ScrubReport
 
 
 @click.group()
@@ -50,9 +49,15 @@ def log_checkpoint(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def log_key(ctx: click.Context, as_json: bool) -> None:
     """Print the current verifier key alone on one line."""
-    with deployment(ctx) as dep:
-        vkey = dep.keys.current.verifier_key
-        emit(as_json, {"key": vkey, "origin": dep.keys.origin}, vkey)
+    from storage.config import load_config
+    from storage.keyfiles import open_keyring
+
+    try:
+        keys = open_keyring(load_config(ctx.obj["home"]))()
+        vkey = keys.current.verifier_key
+    except CustosError as exc:
+        raise click.ClickException(str(exc)) from None
+    emit(as_json, {"key": vkey, "origin": keys.origin}, vkey)
 
 
 @log.command("prove")
@@ -101,6 +106,8 @@ def log_source(ctx: click.Context, server: str | None) -> Iterator[LogSource]:
                 keys_said="this home's own keys; pin the key you hold with --key",
             )
         return
+    from commands.client import CustosClient
+
     client = CustosClient(server, "")  # the log's checkpoints, keys and proofs are public
 
     def fetch(path: str) -> bytes:
@@ -209,6 +216,10 @@ def log_consistency(
     ctx: click.Context, known_path: Path, keys: tuple[str, ...], server: str | None, as_json: bool
 ) -> None:
     """Show that a checkpoint kept earlier is a prefix of today's log; exit 1 if it is not."""
+    from custody.verify.__main__ import UsageError as PinnedKeyError
+    from custody.verify.__main__ import read_pinned_keys
+    from custody.verify.receipt import pinned_verifiers
+
     known_note = known_path.read_bytes()
     try:
         pinned = pinned_verifiers(read_pinned_keys(keys)) if keys else None
@@ -284,6 +295,9 @@ def scrub_json(report: ScrubReport, seconds: float) -> dict[str, Any]:
 def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
     """Recompute the whole ledger and check every kept checkpoint (with --objects, every stored
     blob and manifest too); exit 1 on any finding."""
+    from custody.audit import audit_ledger
+    from custody.scrub import scrub_objects
+
     scrub: ScrubReport | None = None
     with deployment(ctx) as dep:
         report = audit_ledger(dep.ledger.store, dep.objects, dep.keys)

@@ -19,14 +19,13 @@ from commands.common import (
     json_option,
     server_options,
 )
-from custody.order_desk import StoredOrder
 from custody.orders import OrderState
-from custody.providers import Provider
-from storage.webhooks import notice_delivery
 
 if TYPE_CHECKING:
     # Loaded by the commands that use them: they bring Flask and the API's schemas.
     from commands.backends import Orders
+    from custody.order_desk import StoredOrder
+    from custody.providers import Provider
 
 
 @click.group()
@@ -100,6 +99,8 @@ def order_line(order: dict[str, Any]) -> str:
 def orders_sweep(ctx: click.Context, as_json: bool) -> None:
     """Expire the orders that lapsed unanswered, list those still owed past their deadline,
     and deliver the notices due to providers."""
+    from storage.webhooks import notice_delivery
+
     with deployment(ctx) as dep:
         report = dep.orders.sweep()
         found: list[tuple[str, StoredOrder]] = [

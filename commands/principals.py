@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from commands.common import acting_admin, as_option, deployment, emit, json_option
-from custody.principals import ROLES, Principal
-from storage.deployment import rotate_key
+from custody.principals import ROLES
+
+if TYPE_CHECKING:
+    from custody.principals import Principal
 
 
 def principal_json(p: Principal) -> dict[str, Any]:
@@ -83,6 +85,8 @@ def key() -> None:
 @click.pass_context
 def key_rotate(ctx: click.Context, as_name: str, as_json: bool) -> None:
     """Add a new signing key; the next checkpoint is signed by the old and the new key."""
+    from storage.deployment import rotate_key
+
     with deployment(ctx) as dep:
         admin = acting_admin(dep, as_name)
         old, new, index = rotate_key(dep, admin.actor)

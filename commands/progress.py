@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from custody.scrub import BlobCheck, ScrubPlan
-
 if TYPE_CHECKING:
     # Loaded by the commands that use them: they bring Flask and the API's schemas.
     from commands.backends import Progress
+    from custody.scrub import BlobCheck, ScrubPlan
 
 
 @contextmanager

@@ -23,6 +23,8 @@ from custody.ledger import Ledger
 from custody.providers import ProviderStore
 
 ROLES = ("admin", "examiner", "authority", "approver", "provider", "court")
+# The admin ``custos init`` creates, and whom local commands act as by default.
+OPERATOR = "operator"
 TOKEN_PREFIX = "custos_"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 

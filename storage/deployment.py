@@ -24,7 +24,7 @@ from custody.keys import KeyRing
 from custody.ledger import Ledger, utc_now
 from custody.note import is_valid_key_name
 from custody.order_desk import OrderDesk
-from custody.principals import Principals
+from custody.principals import OPERATOR, Principals
 from custody.providers import Providers
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
@@ -35,7 +35,6 @@ from storage.sql.ledger import SqlLedgerStore
 from storage.sql.orders import SqlNoticeStore, SqlOrderStore, SqlProviderStore
 from storage.sql.principals import SqlPrincipalStore
 
-OPERATOR = "operator"
 _ORIGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_/-]{0,200}$")
 
 
@@ -99,14 +98,11 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
             f"the database at {config.database_url} is not initialised or not migrated: "
             "run `custos init`"
         )
-    if not keyfiles.has_keyring(config):
+    try:
+        keys = keyfiles.open_keyring(config)
+    except ConfigError:
         engine.dispose()
-        raise ConfigError(f"no signing key in {config.keys_dir}: run `custos init`")
-    if not config.origin:
-        engine.dispose()
-        raise ConfigError(f"no origin in {config.config_file}: run `custos init`")
-    origin = config.origin
-    keys = keyfiles.KeyRingFile(config, origin)
+        raise
     objects = open_object_store(config)
     ledger = Ledger(
         SqlLedgerStore(engine),

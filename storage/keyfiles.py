@@ -55,6 +55,16 @@ def has_keyring(config: Config) -> bool:
     return (config.keys_dir / KEYRING_FILE).exists()
 
 
+def open_keyring(config: Config) -> KeyRingFile:
+    """The signing keys of an initialised home; ConfigError says what is missing. Reading
+    them needs no database, so ``custos log key`` opens none."""
+    if not has_keyring(config):
+        raise ConfigError(f"no signing key in {config.keys_dir}: run `custos init`")
+    if not config.origin:
+        raise ConfigError(f"no origin in {config.config_file}: run `custos init`")
+    return KeyRingFile(config, config.origin)
+
+
 def _read_ring(config: Config) -> list[dict[str, object]]:
     path = config.keys_dir / KEYRING_FILE
     try:

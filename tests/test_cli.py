@@ -384,3 +384,51 @@ def test_the_command_line_starts_without_the_web_app_or_the_s3_client() -> None:
     )
 
     assert loaded.stdout.strip() == "[]"
+
+
+def loaded_by(home: Home, *args: str) -> tuple[str, list[str]]:
+    """What ``custos ARGS`` prints, run in a fresh process, and which of the slow libraries
+    (SQLAlchemy, Alembic, Flask, boto3) it loaded."""
+    probe = (
+        "import sys\n"
+        "from cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "slow = ('sqlalchemy', 'alembic', 'flask', 'boto3')\n"
+        "print(sorted(m for m in slow if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--home", str(home.config.home), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+        env={**os.environ, "CUSTOS_DATABASE_URL": home.config.database_url},
+    )
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_help_and_log_key_start_without_the_database_or_the_web_app(home: Home) -> None:
+    # SQLAlchemy and Alembic take longer to load than these commands take to run.
+    help_text, for_help = loaded_by(home, "--help")
+    key, for_key = loaded_by(home, "log", "key")
+
+    assert "principal" in help_text and for_help == []
+    assert key.strip() == home.deployment.keys.current.verifier_key and for_key == []
+
+
+def test_log_key_reads_the_keys_without_the_database(home: Home) -> None:
+    (home.config.home / "custos.db").unlink()
+
+    key, _ = loaded_by(home, "log", "key")
+
+    assert key.strip() == home.deployment.keys.current.verifier_key
+
+
+def test_a_command_that_reads_the_database_checks_its_schema_without_alembic(home: Home) -> None:
+    listed, loaded = loaded_by(home, "principal", "list", "--json")
+
+    assert [json.loads(line)["name"] for line in listed.splitlines()] == ["operator"]
+    assert loaded == ["sqlalchemy"]

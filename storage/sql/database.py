@@ -12,18 +12,22 @@ back, so nothing is half-done.
 
 from __future__ import annotations
 
+import ast
 import os
 import sqlite3
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from custody.errors import StorageError
+
+if TYPE_CHECKING:
+    # Alembic (with Mako) takes longer to load than a command takes to run: it is loaded
+    # only to migrate.
+    from alembic.config import Config as AlembicConfig
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Page cache per connection (KiB): the append path updates pages all over the subject and
@@ -104,6 +108,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(resources.files("storage") / "migrations"))
     config.attributes["connection"] = connection
@@ -112,17 +118,36 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
+    from alembic import command
+
     with engine.connect() as connection:
         command.upgrade(_alembic_config(connection), "head")
         connection.commit()
 
 
+def migration_heads() -> set[str]:
+    """The newest revisions of ``storage/migrations``, read from the migration files' own
+    ``revision`` and ``down_revision`` lines: what alembic's ``ScriptDirectory.get_heads()``
+    gives, without loading alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (resources.files("storage") / "migrations" / "versions").iterdir():
+        if not path.name.endswith(".py"):
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition("=")
+            name = name.partition(":")[0].strip()  # ``revision: str = "0001"`` too
+            if sep and name in ("revision", "down_revision"):
+                found = ast.literal_eval(value.strip())
+                named = {found} if isinstance(found, str) else set(found or ())
+                (revisions if name == "revision" else parents).update(named)
+    return revisions - parents
+
+
 def schema_is_current(engine: Engine) -> bool:
     """True when the database has every migration applied."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-        head = ScriptDirectory.from_config(_alembic_config(connection)).get_heads()
-        return set(current) == set(head) and bool(inspect(connection).get_table_names())
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        applied = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return {row[0] for row in applied} == migration_heads()
