@@ -36,7 +36,8 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/bench_ledger.py && $(BIN)/python bench/bench_ingest.py \
 		&& $(BIN)/python bench/bench_orders.py && $(BIN)/python bench/bench_verify.py \
-		&& $(BIN)/python bench/bench_scrub.py && $(BIN)/python bench/bench_load.py
+		&& $(BIN)/python bench/bench_scrub.py && $(BIN)/python bench/bench_load.py \
+		&& $(BIN)/python bench/bench_startup.py
 
 # The offline verifier as one file a court runs with only Python and cryptography installed.
 verifier:
