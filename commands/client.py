@@ -111,9 +111,17 @@ class CustosClient:
         query: Mapping[str, Any],
         sink: Callable[[bytes], object],
         progress: Callable[[int], object] | None = None,
+        *,
+        payload: Any = None,
     ) -> Mapping[str, str]:
-        """Stream a body into ``sink``; returns the response headers."""
-        response = self._send("GET", path, query)
+        """Stream a body into ``sink`` (a GET, or with ``payload`` a POST of that JSON);
+        returns the response headers."""
+        if payload is None:
+            response = self._send("GET", path, query)
+        else:
+            body = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json"}
+            response = self._send("POST", path, query, body, headers)
         received = 0
         for chunk in iter(lambda: response.read(CHUNK), b""):
             sink(chunk)

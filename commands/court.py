@@ -90,9 +90,9 @@ def export(
     """Write an exhibit bundle for a court to verify offline (custos/exhibit/v1), or an item's
     provenance as CASE JSON-LD; with --server, an item's bundle as that server makes it."""
     if server:
-        if known_checkpoint or output_format != "exhibit":
-            raise click.UsageError("with --server: one item's exhibit, without --known-checkpoint")
-        remote_export(server, token, evidence_ids, output, with_content, as_json)
+        if output_format != "exhibit":
+            raise click.UsageError("with --server: the exhibit format only")
+        remote_export(server, token, evidence_ids, output, with_content, known_checkpoint, as_json)
         return
     if output_format == "case" and (len(evidence_ids) > 1 or with_content or known_checkpoint):
         raise click.UsageError(
@@ -138,29 +138,41 @@ def export(
     emit(as_json, {**summary.as_json(), "path": str(output)}, text)
 
 
+def kept_checkpoint_size(path: Path) -> int:
+    """The tree size a kept checkpoint file states (its signatures are the verifier's to
+    check, against the court's pinned keys)."""
+    from custody.checkpoint import Checkpoint, MalformedCheckpoint
+
+    body, _, _ = path.read_bytes().partition(b"\n\n")
+    try:
+        return Checkpoint.from_text(body.decode("utf-8") + "\n").size
+    except (UnicodeDecodeError, MalformedCheckpoint) as exc:
+        raise click.ClickException(f"{path}: not a checkpoint: {exc}") from None
+
+
 def remote_export(
     server: str,
     token: str | None,
     evidence_ids: tuple[str, ...],
     output: Path,
     with_content: bool,
+    known_checkpoint: Path | None,
     as_json: bool,
 ) -> None:
-    """``GET /v1/evidence/{id}/bundle`` into ``output`` (through ``output.part``)."""
+    """``POST /v1/bundles`` into ``output`` (through ``output.part``): the server bundles the
+    items and, for a kept checkpoint, proves its log extends the one it signed at that size
+    (the court's own copy is what ``custos verify --known-checkpoint`` then checks)."""
     from commands.client import CustosClient
 
-    if len(evidence_ids) != 1:
-        raise click.UsageError("with --server, export one item (the API bundles one)")
     if not token:
         raise click.UsageError("--server needs --token (or CUSTOS_TOKEN)")
-    [evidence_id] = evidence_ids
-    query = {"with_content": "true"} if with_content else {}
+    request: dict[str, Any] = {"evidence_ids": list(evidence_ids), "with_content": with_content}
+    if known_checkpoint is not None:
+        request["known_checkpoint_size"] = kept_checkpoint_size(known_checkpoint)
     partial = output.with_name(output.name + ".part")
     try:
         with partial.open("wb") as out:
-            CustosClient(server, token).download(
-                f"/v1/evidence/{evidence_id}/bundle", query, out.write
-            )
+            CustosClient(server, token).download("/v1/bundles", {}, out.write, payload=request)
     except BaseException as exc:
         partial.unlink(missing_ok=True)
         if isinstance(exc, CustosError):
@@ -170,8 +182,8 @@ def remote_export(
     size = output.stat().st_size
     emit(
         as_json,
-        {"path": str(output), "items": [evidence_id], "server": server, "size": size},
-        f"{output}  1 item(s), {size} bytes, from {server}",
+        {"path": str(output), "items": list(evidence_ids), "server": server, "size": size},
+        f"{output}  {len(evidence_ids)} item(s), {size} bytes, from {server}",
     )
 
 

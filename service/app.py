@@ -45,7 +45,7 @@ def create_app(
     # A crash between an item's commit and its manifest's write leaves it without one.
     deployment.intake.repair_manifests()
 
-    from service import evidence, health, log_api, orders, provider_api, providers
+    from service import bundles, evidence, health, log_api, orders, provider_api, providers
 
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ResponsesByStatus()]})
     register_problem_handlers(app)
@@ -55,6 +55,7 @@ def create_app(
     api.register_blueprint(health.blp)
     api.register_blueprint(log_api.blp)
     api.register_blueprint(evidence.blp)
+    api.register_blueprint(bundles.blp)
     api.register_blueprint(providers.blp)
     api.register_blueprint(orders.blp)
     api.register_blueprint(provider_api.blp)

@@ -4,7 +4,6 @@ custody acts, custody history, content with an access event, manifests and recei
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
 
@@ -19,7 +18,6 @@ from marshmallow import (
     fields,
     validate,
 )
-from werkzeug.wsgi import wrap_file
 
 from custody.bundle import EXPORT_ROLES
 from custody.digests import DIGEST_SIZES, http_digest
@@ -33,6 +31,7 @@ from custody.evidence import (
     is_evidence_id,
 )
 from service.auth import requires
+from service.bundles import ZIP_RESPONSE, zip_response
 from service.docs import bearer_auth, problem_responses
 from service.log_api import EventSchema, InclusionProof
 from service.request_input import (
@@ -453,37 +452,18 @@ class BundleQuery(Schema):
 
 @blp.route("/<evidence_id>/bundle", methods=["GET"])
 @blp.arguments(BundleQuery, location="query", error_status_code=400, as_kwargs=True)
-@blp.response(
-    200,
-    {"type": "string", "format": "binary"},
-    content_type="application/zip",
-    description="the exhibit bundle (custos/exhibit/v1, docs/bundle.md)",
-    headers={"Content-Disposition": {"schema": {"type": "string"}, "required": True}},
-)
+@blp.response(200, {"type": "string", "format": "binary"}, **ZIP_RESPONSE)
 @problem_responses(blp, 404, 409)
 @bearer_auth(blp)
 @requires(*EXPORT_ROLES)
 def exhibit_bundle(evidence_id: str, with_content: bool) -> Response:
     """The item's exhibit bundle, for ``python -m custody.verify`` to check offline, with the
-    service's own custody report (``report.html``) last.
-
-    It is written to a temporary file first, so that a refusal is a problem, never a
-    truncated archive, and then streamed from it.
-    """
+    service's own custody report (``report.html``) last."""
     record = _record(evidence_id)
-    spool = tempfile.TemporaryFile()  # noqa: SIM115  (the response closes it once sent)
-    try:
+
+    def export(out: BinaryIO) -> None:
         _deployment().bundles.export(
-            [record.id], spool, by=g.principal.actor, with_content=with_content
+            [record.id], out, by=g.principal.actor, with_content=with_content
         )
-        size = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    response = Response(
-        wrap_file(request.environ, spool), mimetype="application/zip", direct_passthrough=True
-    )
-    response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = f'attachment; filename="{record.id}.zip"'
-    return response
+
+    return zip_response(export, f"{record.id}.zip")

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from cli import main
 from custody.events import Event
+from custody.verify.bundle import verify_bundle
 from storage.deployment import Deployment
 from tests.conftest import Home
 from tests.factories import failed, ok
@@ -170,11 +171,56 @@ def test_export_against_a_server_writes_the_bundle_the_server_makes(
     assert output.read_bytes() == direct.getvalue()
     refused = failed(export(runner, item, "-o", str(tmp_path / "x.zip"), "--server", server_url))
     assert "--token" in refused
-    known = tmp_path / "known"
-    known.write_bytes(deployment.ledger.checkpoint().note)
-    args = [item, "-o", str(tmp_path / "y.zip"), *remote, "--known-checkpoint", str(known)]
-    assert "without --known-checkpoint" in failed(export(runner, *args))
     examiner_only = deployment.principals.add("viewer", "authority", operator)[1]
     args = [item, "-o", str(tmp_path / "z.zip"), "--server", server_url, "--token", examiner_only]
     assert "403" in failed(export(runner, *args)) or "may not" in failed(export(runner, *args))
     assert not list(tmp_path.glob("*.part")) and not (tmp_path / "z.zip").exists()
+
+
+def test_export_against_a_server_bundles_several_items_and_a_kept_checkpoint(
+    runner: CliRunner,
+    deployment: Deployment,
+    people: dict[str, str],
+    item: str,
+    server_url: str,
+    tmp_path: Path,
+) -> None:
+    operator = deployment.principals.get("operator").actor
+    token = deployment.principals.add("bailiff", "court", operator)[1]
+    known = tmp_path / "kept.txt"
+    known.write_bytes(deployment.ledger.checkpoint().note)
+    second = tmp_path / "phone.bin"
+    second.write_bytes(b"a phone extraction")
+    args = ["ingest", str(second), "--case", "C-1", "--exhibit", "PH-1", "--json"]
+    other = json.loads(ok(runner.invoke(main, [*args, "--as", people["examiner"]])).stdout)["id"]
+    output = tmp_path / "exhibit.zip"
+
+    result = ok(
+        export(
+            runner,
+            item,
+            other,
+            "-o",
+            str(output),
+            "--server",
+            server_url,
+            "--token",
+            token,
+            "--known-checkpoint",
+            str(known),
+            "--json",
+        )
+    )
+
+    assert json.loads(result.stdout)["items"] == [item, other]
+    keys = [v.verifier_key() for v in deployment.ledger.keys.verifiers]
+    verification = verify_bundle(output.read_bytes(), keys, known_checkpoint=known.read_bytes())
+    assert verification.ok
+    assert [i.evidence_id for i in verification.items] == [item, other]
+    passed = {step.number for step in verification.steps if step.status == "pass"}
+    assert 8 in passed
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("not a checkpoint")
+    args = [item, "-o", str(tmp_path / "g.zip"), "--server", server_url, "--token", token]
+    assert "not a checkpoint" in failed(export(runner, *args, "--known-checkpoint", str(garbage)))
+    assert not (tmp_path / "g.zip").exists()

@@ -11,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from custody.events import Event
+from custody.verify.bundle import verify_bundle
 from storage.deployment import Deployment
 from tests.conftest import Home, bearer
 
@@ -138,3 +139,97 @@ def test_the_route_is_documented_as_a_zip_download(client: FlaskClient) -> None:
     assert "Content-Disposition" in operation["responses"]["200"]["headers"]
     assert {"400", "401", "403", "404", "409", "default"} <= set(operation["responses"])
     assert [p["name"] for p in operation["parameters"] if p["in"] == "query"] == ["with_content"]
+
+
+def post_bundle(client: FlaskClient, token: str, body: Any) -> Any:
+    return client.post("/v1/bundles", json=body, headers=bearer(token))
+
+
+def test_several_items_are_one_bundle_that_verifies(
+    client: FlaskClient, deployment: Deployment, tokens: dict[str, str]
+) -> None:
+    first = ingest(client, tokens["examiner"])
+    second = ingest(client, tokens["examiner"], b"a second image" * 100)
+
+    response = post_bundle(client, tokens["court"], {"evidence_ids": [first, second]})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/zip"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="exhibit-2-items.zip"'
+    keys = [v.verifier_key() for v in deployment.ledger.keys.verifiers]
+    verification = verify_bundle(response.data, keys)
+    assert verification.ok, [s for s in verification.failed]
+    assert [item.evidence_id for item in verification.items] == [first, second]
+
+
+def test_a_kept_checkpoint_size_puts_a_consistency_proof_in_the_bundle(
+    client: FlaskClient, deployment: Deployment, tokens: dict[str, str]
+) -> None:
+    first = ingest(client, tokens["examiner"])
+    kept = deployment.ledger.checkpoint()
+    ingest(client, tokens["examiner"], b"later evidence")
+
+    response = post_bundle(
+        client, tokens["court"], {"evidence_ids": [first], "known_checkpoint_size": kept.size}
+    )
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    members = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
+    assert {"known-checkpoint", "consistency"} <= set(members)
+    keys = [v.verifier_key() for v in deployment.ledger.keys.verifiers]
+    verification = verify_bundle(response.data, keys, known_checkpoint=kept.note)
+    assert verification.ok
+    assert 8 in {step.number for step in verification.steps if step.status == "pass"}
+
+
+def test_a_size_the_log_never_signed_is_404_and_records_nothing(
+    client: FlaskClient, deployment: Deployment, tokens: dict[str, str]
+) -> None:
+    item = ingest(client, tokens["examiner"])
+    size = deployment.ledger.size()
+
+    response = post_bundle(
+        client,
+        tokens["court"],
+        {"evidence_ids": [item], "known_checkpoint_size": 10**9, "with_content": True},
+    )
+
+    assert_problem(response, 404)
+    assert deployment.ledger.size() == size
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"evidence_ids": []},
+        {"evidence_ids": "ev_1"},
+        {"evidence_ids": ["x"], "known_checkpoint_size": 0},
+        {"evidence_ids": ["x"], "surprise": 1},
+    ],
+)
+def test_a_malformed_request_is_422_naming_the_field(
+    client: FlaskClient, tokens: dict[str, str], body: Any
+) -> None:
+    assert_problem(post_bundle(client, tokens["court"], body), 422)
+
+
+def test_an_item_named_twice_is_422(client: FlaskClient, tokens: dict[str, str]) -> None:
+    item = ingest(client, tokens["examiner"])
+
+    response = post_bundle(client, tokens["court"], {"evidence_ids": [item, item]})
+
+    assert_problem(response, 422)
+    assert "evidence_ids" in response.get_json()["errors"]
+
+
+def test_bundling_is_for_courts_and_examiners_only(
+    client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    item = ingest(client, tokens["examiner"])
+
+    assert_problem(post_bundle(client, tokens["authority"], {"evidence_ids": [item]}), 403)
+    assert_problem(client.post("/v1/bundles", json={"evidence_ids": [item]}), 401)
+    assert_problem(
+        post_bundle(client, tokens["court"], {"evidence_ids": [item, "ev_0000000000000000"]}), 404
+    )
