@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,28 +208,55 @@ def verify_exhibit(args: tuple[str, ...]) -> None:
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the HTML page.",
+    help="Where to write the HTML page (with --pdf, the PDF).",
+)
+@click.option(
+    "--pdf",
+    is_flag=True,
+    help="Write a PDF/A-3b record instead, with the exhibit bundle (without content) embedded.",
 )
 @as_option
 @json_option
 @click.pass_context
 def report(
-    ctx: click.Context, evidence_ids: tuple[str, ...], output: Path, as_name: str, as_json: bool
+    ctx: click.Context,
+    evidence_ids: tuple[str, ...],
+    output: Path,
+    pdf: bool,
+    as_name: str,
+    as_json: bool,
 ) -> None:
     """Write the items' custody report: their exhibit bundle, verified with this deployment's
-    own keys, as one printable HTML page (the bundle's own report.html); exit 1 (page written)
-    when it does not verify."""
+    own keys, as one printable HTML page (the bundle's own report.html), or with --pdf as a
+    PDF/A-3b record that embeds the bundle; exit 1 (report written) when it does not verify."""
+    bundle = io.BytesIO()
     with deployment(ctx) as dep:
         principal = dep.principals.get(as_name)
         if not principal.active:
             raise click.ClickException(f"{as_name!r} is revoked")
-        exported = dep.bundles.export(evidence_ids, io.BytesIO(), by=principal.actor)
+        exported = dep.bundles.export(evidence_ids, bundle, by=principal.actor)
+    from custody.pdf_record import PdfUnavailable, write_pdf_record
     from custody.verify.report import render_report
 
     verification = exported.verification
     assert verification is not None  # exported with its report
+    page = render_report(verification)
     partial = output.with_name(output.name + ".part")
-    partial.write_text(render_report(verification), encoding="utf-8")
+    try:
+        if pdf:
+            title = "Custody report: " + ", ".join(item.exhibit for item in verification.items)
+            with partial.open("wb") as out:
+                write_pdf_record(
+                    page, bundle.getvalue(), out, title=title, made_at=datetime.now(UTC)
+                )
+        else:
+            partial.write_text(page, encoding="utf-8")
+    except PdfUnavailable as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(str(exc)) from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(output)
     failed = sorted({step.number for step in verification.failed})
     verdict = "VERIFIED" if verification.ok else f"NOT VERIFIED (failed step {failed})"

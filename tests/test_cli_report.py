@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import Home
+from custody.verify.bundle import verify_bundle
+from tests.conftest import Home, require
 from tests.factories import failed, json_object
 
 CONTENT = b"seized laptop sector " * 2_000
@@ -120,3 +123,33 @@ def test_report_refuses_a_principal_who_may_not_export(
 
     assert "export" in message
     assert not out.exists()
+
+
+def test_report_pdf_writes_a_pdfa_record_whose_embedded_bundle_verifies(
+    runner: CliRunner, home: Home, item: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.pdf"
+
+    summary = json_object(
+        runner.invoke(main, ["report", item, "-o", str(out), "--pdf", "--as", "alice", "--json"])
+    )
+
+    assert summary["ok"] is True and summary["path"] == str(out)
+    assert out.read_bytes().startswith(b"%PDF-")
+    require(shutil.which("pdfdetach") is not None, "pdfdetach is not installed (poppler-utils)")
+    meta = subprocess.run(
+        ["pdfinfo", "-meta", str(out)], check=True, capture_output=True, text=True, timeout=60
+    )
+    assert "pdfaid" in meta.stdout
+    detached = tmp_path / "exhibit.zip"
+    subprocess.run(
+        ["pdfdetach", "-savefile", "exhibit.zip", "-o", str(detached), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    keys = [v.verifier_key() for v in home.deployment.ledger.keys.verifiers]
+    verification = verify_bundle(detached.read_bytes(), keys)
+    assert verification.ok
+    assert [i.evidence_id for i in verification.items] == [item]
+    assert not list(tmp_path.glob("*.part"))
