@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from commands.client import CustosClient
+from commands.sources import StableFile
 from custody.digests import DigestPipeline, check_expected, http_digest, parse_http_digest
 from custody.errors import CustosError
 from custody.events import Actor, indexed_event_json
@@ -57,13 +58,13 @@ class LocalEvidence:
         from service.evidence import load_intake
 
         session = self.dep.intake.open_session(load_intake(metadata), self.actor)
-        with path.open("rb") as source:
+        with StableFile(path) as source:
             done = self.dep.intake.receive(
                 session.id,
                 source,
                 self.actor,
                 declared=expected,
-                content_length=path.stat().st_size,
+                content_length=source.size,
                 progress=progress,
             )
         receipt = json.loads(done.receipt.to_json())
@@ -127,11 +128,11 @@ class RemoteEvidence:
         if expected and len(header.split(",")) != len(expected):
             raise CustosError("over HTTP, --expect takes sha256, sha512, sha1 and md5")
         session = self.client.json("POST", "/v1/evidence", payload=metadata)
-        with path.open("rb") as source:
+        with StableFile(path) as source:
             result: dict[str, Any] = self.client.upload(
                 session["upload"],
                 source,
-                path.stat().st_size,
+                source.size,
                 {"Repr-Digest": header} if header else {},
                 progress,
             )

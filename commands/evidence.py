@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ import click
 
 from commands.common import api_backend, emit, server_options
 from commands.progress import progress_bar
+from commands.sources import walk_sources
 from custody.digests import (
     parse_expected,
 )
@@ -42,16 +44,16 @@ def intake_metadata(kind: str, case: str, exhibit: str, **optional: Any) -> dict
 
 
 @click.command()
-@click.argument(
-    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--case", required=True)
 @click.option(
     "--exhibit",
     required=True,
-    help="Exhibit number (with several files: a prefix, -1, -2 ... added).",
+    help="Exhibit number (with several files, or a folder: a prefix, -1, -2 ... added).",
 )
-@click.option("--description", help="Default: the file name.")
+@click.option(
+    "--description", help="Default: the file name (under a folder: its path from the folder)."
+)
 @click.option("--parent", help="The exhibit this one was derived from (evidence id).")
 @click.option("--acquired-by")
 @click.option("--acquired-at", help="RFC 3339 time of acquisition.")
@@ -79,36 +81,75 @@ def ingest(
     as_name: str,
     as_json: bool,
 ) -> None:
-    """Ingest files: hashed as they stream in, signed, stored write-once, one ledger event each."""
+    """Ingest files, or every file under a folder: hashed as they stream in, signed, stored
+    write-once, one ledger event each. A file that changes while it is read is refused."""
     try:
         expected = dict(parse_expected(e) for e in expect)
     except CustosError as exc:
         raise click.BadParameter(str(exc), param_hint="--expect") from None
-    if expected and len(paths) > 1:
+    sources = list(walk_sources(paths))
+    if not sources:
+        raise click.UsageError("no file to ingest: the folders given hold no regular file")
+    if expected and len(sources) > 1:
         raise click.BadParameter("--expect applies to a single file", param_hint="--expect")
     with evidence_backend(ctx, server, token, as_name) as backend:
-        for number, path in enumerate(paths, start=1):
+        in_case = ContentIndex(backend.list(case, None))
+        for number, source in enumerate(sources, start=1):
             metadata = intake_metadata(
                 "digital",
                 case,
-                exhibit if len(paths) == 1 else f"{exhibit}-{number}",
-                description=description or path.name,
+                exhibit if len(sources) == 1 else f"{exhibit}-{number}",
+                description=description or source.name,
                 parent=parent,
                 acquired_by=acquired_by,
                 acquired_at=acquired_at,
                 tool=tool,
                 authority=authority,
             )
-            with progress_bar(path.stat().st_size, path.name) as progress:
+            with progress_bar(source.path.stat().st_size, source.name) as progress:
                 try:
-                    done = backend.ingest(path, metadata, expected, progress)
+                    done = backend.ingest(source.path, metadata, expected, progress)
                 except CustosError as exc:
-                    raise click.ClickException(f"{path}: {exc}; nothing was recorded") from None
+                    raise click.ClickException(
+                        f"{source.path}: {exc}; nothing was recorded"
+                    ) from None
+            earlier = in_case.same_content(done)
             text = (
-                f"{done['id']}  sha256:{done['digests']['sha256']}  "
-                f"ledger index {done['ledger_index']}  {path}"
+                f"{done['exhibit']}  {done['id']}  sha256:{done['digests']['sha256']}  "
+                f"ledger index {done['ledger_index']}  {source.name}"
             )
-            emit(as_json, {**done, "path": str(path)}, text)
+            if earlier:
+                named = ", ".join(f"{item['exhibit']} ({item['id']})" for item in earlier)
+                text += f"\n  the same content is already in case {case}: {named}"
+            emit(
+                as_json,
+                {
+                    **done,
+                    "path": str(source.path),
+                    "same_content_in_case": [item["id"] for item in earlier],
+                },
+                text,
+            )
+            in_case.add(done)
+
+
+class ContentIndex:
+    """The case's items by SHA-256, to say when an ingest repeats content already there."""
+
+    def __init__(self, items: Iterable[dict[str, Any]]) -> None:
+        self._by_sha256: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            self.add(item)
+
+    def add(self, item: dict[str, Any]) -> None:
+        sha256 = (item.get("digests") or {}).get("sha256")
+        if sha256:
+            self._by_sha256.setdefault(sha256, []).append(item)
+
+    def same_content(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The items, other than ``item``, whose SHA-256 is ``item``'s."""
+        sha256 = item["digests"]["sha256"]
+        return [other for other in self._by_sha256.get(sha256, []) if other["id"] != item["id"]]
 
 
 @click.group()

@@ -7,6 +7,8 @@ import hashlib
 import http.client
 import io
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from commands.sources import StableFile
 from custody.audit import audit_ledger
 from custody.events import Event
 from storage.deployment import Deployment
@@ -119,7 +122,8 @@ def test_ingest_without_json_prints_one_line_per_file(
 
     lines = result.stdout.splitlines()
     assert len(lines) == 2
-    assert f"sha256:{SHA256}" in lines[0] and lines[0].endswith(str(image))
+    assert f"sha256:{SHA256}" in lines[0] and lines[0].endswith(image.name)
+    assert lines[0].startswith("X-1  ") and lines[1].startswith("X-2  ")
     exhibits = sorted(r.exhibit for r in home.deployment.evidence.list(None, None, 10, None))
     assert exhibits == ["X-1", "X-2"]
 
@@ -697,3 +701,147 @@ def test_the_server_cuts_a_corrupted_download_short(
 
     assert response.status == 200 and int(response.headers["Content-Length"]) == len(content)
     assert received < len(content)  # short of its Content-Length: never a complete bad copy
+
+
+def test_ingest_of_a_folder_records_each_file_under_its_relative_path(
+    runner: CliRunner, home: Home, examiner: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "phone"
+    (folder / "DCIM" / "2026").mkdir(parents=True)
+    (folder / "DCIM" / "2026" / "img-1.jpg").write_bytes(b"first picture")
+    (folder / "notes.txt").write_bytes(b"a note")
+    (folder / "link").symlink_to(folder / "notes.txt")
+
+    result = ok(
+        runner.invoke(
+            main, ["ingest", str(folder), "--case", "C-9", "--exhibit", "PH", "--as", examiner]
+        )
+    )
+
+    records = {r.exhibit: r for r in home.deployment.evidence.list("C-9", None, 10, None)}
+    assert sorted(records) == ["PH-1", "PH-2"]
+    assert records["PH-1"].description["description"] == "phone/DCIM/2026/img-1.jpg"
+    assert records["PH-2"].description["description"] == "phone/notes.txt"
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PH-1  ") and lines[0].endswith("phone/DCIM/2026/img-1.jpg")
+    assert lines[1].startswith("PH-2  ") and lines[1].endswith("phone/notes.txt")
+
+
+def test_ingest_of_an_empty_folder_is_a_usage_error(
+    runner: CliRunner, examiner: str, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+
+    result = runner.invoke(
+        main, ["ingest", str(tmp_path / "empty"), "--case", "C", "--exhibit", "E", "--as", examiner]
+    )
+
+    assert "no file to ingest" in failed(result)
+
+
+def test_ingest_says_when_the_same_content_is_already_in_the_case(
+    runner: CliRunner, home: Home, examiner: str, image: Path, tmp_path: Path
+) -> None:
+    first = json_object(
+        runner.invoke(
+            main,
+            [
+                "ingest",
+                str(image),
+                "--case",
+                "C-1",
+                "--exhibit",
+                "HD-1",
+                "--as",
+                examiner,
+                "--json",
+            ],
+        )
+    )
+    assert first["same_content_in_case"] == []
+    copy = tmp_path / "copy.E01"
+    copy.write_bytes(CONTENT)
+
+    again = ok(
+        runner.invoke(
+            main, ["ingest", str(copy), "--case", "C-1", "--exhibit", "HD-2", "--as", examiner]
+        )
+    )
+    elsewhere = json_object(
+        runner.invoke(
+            main,
+            ["ingest", str(copy), "--case", "C-2", "--exhibit", "HD-1", "--as", examiner, "--json"],
+        )
+    )
+
+    assert f"the same content is already in case C-1: HD-1 ({first['id']})" in again.stdout
+    assert elsewhere["same_content_in_case"] == []
+
+
+def test_a_file_rewritten_while_it_is_read_fails_and_records_nothing(
+    runner: CliRunner,
+    home: Home,
+    examiner: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A writer thread rewrites a region the reader has already read, keeping the size."""
+    source = tmp_path / "acquiring.dd"
+    source.write_bytes(CONTENT * 64)  # ~5 MB: several reads
+    reads = []
+    original = StableFile.readinto
+
+    def read_then_rewrite(self: StableFile, buffer: Any) -> int:
+        n = original(self, buffer)
+        reads.append(n)
+        if len(reads) == 1:
+
+            def rewrite() -> None:
+                with source.open("r+b") as f:
+                    f.write(b"OVERWRITTEN")
+                    f.flush()
+                    os.fsync(f.fileno())
+
+            writer = threading.Thread(target=rewrite)
+            writer.start()
+            writer.join()
+        return n
+
+    monkeypatch.setattr(StableFile, "readinto", read_then_rewrite)
+    before = state_of(home.deployment)
+
+    result = runner.invoke(
+        main, ["ingest", str(source), "--case", "C-1", "--exhibit", "HD-1", "--as", examiner]
+    )
+
+    assert "changed while it was read" in failed(result)
+    assert "nothing was recorded" in result.output
+    assert len(reads) > 1
+    assert state_of(home.deployment) == before
+
+
+def test_a_file_that_grows_while_it_is_read_fails_and_records_nothing(
+    runner: CliRunner, home: Home, examiner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "growing.dd"
+    source.write_bytes(CONTENT * 16)
+    original = StableFile.readinto
+    grown = []
+
+    def read_then_append(self: StableFile, buffer: Any) -> int:
+        n = original(self, buffer)
+        if not grown:
+            grown.append(True)
+            with source.open("ab") as f:
+                f.write(b"more")
+        return n
+
+    monkeypatch.setattr(StableFile, "readinto", read_then_append)
+    before = state_of(home.deployment)
+
+    result = runner.invoke(
+        main, ["ingest", str(source), "--case", "C-1", "--exhibit", "HD-1", "--as", examiner]
+    )
+
+    assert "changed while it was read" in failed(result)
+    assert state_of(home.deployment) == before
