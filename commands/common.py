@@ -4,6 +4,7 @@ output, the deployment a command acts on, and the choice of the local home or a 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from commands.client import CustosClient
     from custody.events import Actor
     from custody.principals import Principal
+    from storage.config import Config
     from storage.deployment import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,11 +43,39 @@ def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
 
 
+KEY_WARNINGS = "custos.keys"
+"""The logger that warns of an unencrypted key each time a process loads the key ring."""
+
+_warned: set[str] = set()
+
+
+def quiet_key_warnings() -> None:
+    """A command loads the key ring at every run; the unencrypted-key warning is for ``init``
+    and ``audit`` to give (``warn_unencrypted_keys``), not every command, and never on a
+    progress bar's line."""
+    logging.getLogger(KEY_WARNINGS).setLevel(logging.ERROR)
+
+
+def warn_unencrypted_keys(config: Config) -> None:
+    """Say on standard error, once per process, which signing keys are stored unencrypted."""
+    from storage.keyfiles import unencrypted_keys
+
+    for path in unencrypted_keys(config):
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            click.echo(
+                f"warning: the signing key {path} is stored unencrypted; set "
+                "CUSTOS_KEY_PASSPHRASE before `custos init` to encrypt it",
+                err=True,
+            )
+
+
 @contextmanager
 def deployment(ctx: click.Context) -> Iterator[Deployment]:
     from storage.config import load_config
     from storage.deployment import open_deployment
 
+    quiet_key_warnings()
     try:
         opened = open_deployment(load_config(ctx.obj["home"]))
     except CustosError as exc:

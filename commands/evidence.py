@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 
 from commands.common import api_backend, emit, server_options
 from commands.progress import progress_bar
+from commands.render import act_text, event_line, item_text
 from commands.sources import walk_sources
 from custody.digests import (
     parse_expected,
@@ -223,7 +223,7 @@ def evidence_show(
     """One item: its description, digests, state and the acts its state allows."""
     with evidence_backend(ctx, server, token, as_name) as backend:
         item = backend.show(evidence_id)
-    emit(as_json, item, json.dumps(item, indent=2, sort_keys=True))
+    emit(as_json, item, item_text(item))
 
 
 @evidence.command("custody")
@@ -242,10 +242,7 @@ def evidence_custody(
     with evidence_backend(ctx, server, token, as_name) as backend:
         history = backend.custody(evidence_id)
     for event in history["events"]:
-        who = f"{event['actor']['id']} ({event['actor']['role']})"
-        details = ", ".join(f"{k}={v}" for k, v in sorted(event["data"].items()))
-        text = f"#{event['index']:<6} {event['time']}  {event['type']:<26} {who}  {details}"
-        emit(as_json, event, text)
+        emit(as_json, event, event_line(event))
 
 
 @evidence.command("event")
@@ -275,8 +272,7 @@ def evidence_event(
         data[name] = value
     with evidence_backend(ctx, server, token, as_name) as backend:
         done = backend.act(evidence_id, f"evidence.{act}", data)
-    event = done["event"]
-    emit(as_json, done, f"#{event['index']} {event['type']}  now: {done['state']}")
+    emit(as_json, done, act_text(done))
 
 
 @evidence.command("download")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from commands.common import deployment, emit, json_option
+from commands.common import deployment, emit, json_option, quiet_key_warnings, warn_unencrypted_keys
 from custody.errors import CustosError
 
 
@@ -20,6 +20,7 @@ def init(ctx: click.Context, origin: str | None, store: str | None, as_json: boo
     from storage.config import load_config, with_overrides
     from storage.deployment import initialise
 
+    quiet_key_warnings()
     try:
         config = load_config(ctx.obj["home"])
         if store:
@@ -28,6 +29,7 @@ def init(ctx: click.Context, origin: str | None, store: str | None, as_json: boo
     except CustosError as exc:
         raise click.ClickException(str(exc)) from None
     dep = result.deployment
+    warn_unencrypted_keys(dep.config)
     try:
         key = dep.keys.current.verifier_key
         info = {

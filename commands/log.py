@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import deployment, emit, json_option
+from commands.common import deployment, emit, json_option, warn_unencrypted_keys
 from commands.progress import ScrubBar, ScrubLines
 from custody.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint
 from custody.errors import CustosError
@@ -300,6 +300,7 @@ def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
 
     scrub: ScrubReport | None = None
     with deployment(ctx) as dep:
+        warn_unencrypted_keys(dep.config)
         report = audit_ledger(dep.ledger.store, dep.objects, dep.keys)
         if with_objects:
             progress = ScrubLines() if as_json else ScrubBar()

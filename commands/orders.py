@@ -3,7 +3,6 @@ deadlines swept, listed and shown."""
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from commands.common import (
     json_option,
     server_options,
 )
+from commands.render import order_text
 from custody.orders import OrderState
 
 if TYPE_CHECKING:
@@ -165,4 +165,4 @@ def orders_show(
     """One order: its document, state, deadline, allowed actions, timeline and notices."""
     with orders_backend(ctx, server, token, as_name) as backend:
         order = backend.show(order_id)
-    emit(as_json, order, json.dumps(order, indent=2, sort_keys=True))
+    emit(as_json, order, order_text(order))

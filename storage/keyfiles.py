@@ -121,6 +121,15 @@ def is_encrypted(config: Config, file: str) -> bool:
     return b"ENCRYPTED" in (config.keys_dir / file).read_bytes().split(b"\n", 1)[0]
 
 
+def unencrypted_keys(config: Config) -> list[Path]:
+    """The current signing keys stored without a passphrase."""
+    return [
+        config.keys_dir / str(entry["file"])
+        for entry in _read_ring(config)
+        if entry.get("retired_at") is None and not is_encrypted(config, str(entry["file"]))
+    ]
+
+
 def load_keyring(config: Config, origin: str) -> KeyRing:
     """Load every key of the ring, decrypting with the configured passphrase."""
     keys = []

@@ -432,3 +432,40 @@ def test_a_command_that_reads_the_database_checks_its_schema_without_alembic(hom
 
     assert [json.loads(line)["name"] for line in listed.splitlines()] == ["operator"]
     assert loaded == ["sqlalchemy"]
+
+
+def test_the_unencrypted_key_warning_comes_from_init_and_audit_once_and_from_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Each process its own, as a person runs them: the warning goes to standard error, once,
+    from ``init`` and ``audit``; other commands, and an ingest's progress line, never carry it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOS_")}
+    env["CUSTOS_HOME"] = str(tmp_path / "home")
+    image = tmp_path / "disk.dd"
+    image.write_bytes(b"an image" * 1000)
+
+    def custos(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=Path(__file__).parents[1],
+            timeout=120,
+        )
+
+    warning = "is stored unencrypted"
+    first = custos("init")
+    custos("principal", "add", "alice", "--role", "examiner")
+    quiet = [
+        custos("log", "key"),
+        custos("ingest", str(image), "--case", "C", "--exhibit", "E", "--as", "alice"),
+        custos("evidence", "list", "--as", "alice"),
+    ]
+    audit = custos("audit")
+
+    assert first.stderr.count(warning) == 1 and warning not in first.stdout
+    assert audit.stderr.count(warning) == 1 and warning not in audit.stdout
+    for done in quiet:
+        assert warning not in done.stderr + done.stdout

@@ -331,7 +331,8 @@ def test_the_evidence_commands_work_together(
     assert history[-1]["data"] == {"purpose": "defence copy"}
     assert history[-1]["actor"]["role"] == "examiner"
     readable = ok(runner.invoke(main, ["evidence", "custody", disk["id"], "--as", examiner]))
-    assert "evidence.accessed" in readable.stdout and "purpose=defence copy" in readable.stdout
+    assert "Content read [evidence.accessed]" in readable.stdout
+    assert "  purpose defence copy" in readable.stdout
 
     disposed = json_object(
         runner.invoke(
