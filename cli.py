@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from commands.common import quiet_key_warnings
 from commands.court import export, report, verify_exhibit, verify_receipt
 from commands.evidence import evidence, ingest
 from commands.home import init, serve
@@ -29,6 +30,7 @@ def main(ctx: click.Context, home: str) -> None:
     """Custos: evidence preservation with a verifiable chain of custody."""
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
+    quiet_key_warnings()
 
 
 for command in (

@@ -50,9 +50,9 @@ _warned: set[str] = set()
 
 
 def quiet_key_warnings() -> None:
-    """A command loads the key ring at every run; the unencrypted-key warning is for ``init``
-    and ``audit`` to give (``warn_unencrypted_keys``), not every command, and never on a
-    progress bar's line."""
+    """Every command loads the key ring; the unencrypted-key warning is for ``init`` and
+    ``audit`` to give (``warn_unencrypted_keys``), not every command, and never on a progress
+    bar's line. Called once, as the command line starts."""
     logging.getLogger(KEY_WARNINGS).setLevel(logging.ERROR)
 
 
@@ -75,7 +75,6 @@ def deployment(ctx: click.Context) -> Iterator[Deployment]:
     from storage.config import load_config
     from storage.deployment import open_deployment
 
-    quiet_key_warnings()
     try:
         opened = open_deployment(load_config(ctx.obj["home"]))
     except CustosError as exc:

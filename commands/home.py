@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from commands.common import deployment, emit, json_option, quiet_key_warnings, warn_unencrypted_keys
+from commands.common import deployment, emit, json_option, warn_unencrypted_keys
 from custody.errors import CustosError
 
 
@@ -20,7 +20,6 @@ def init(ctx: click.Context, origin: str | None, store: str | None, as_json: boo
     from storage.config import load_config, with_overrides
     from storage.deployment import initialise
 
-    quiet_key_warnings()
     try:
         config = load_config(ctx.obj["home"])
         if store:
