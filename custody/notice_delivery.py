@@ -8,7 +8,10 @@ The policy, step by step, for each notice ``deliver_due`` takes:
 2. send it; a failure is a ``NoticeDeliveryError`` with a short message;
 3. record the attempt: ``delivered``; or, after a failure, ``pending`` again after
    ``min(base_delay * 2 ** (attempts - 1), max_delay)`` seconds; or ``failed`` once
-   ``max_attempts`` attempts have failed, its ``last_error`` kept for the authority.
+   ``max_attempts`` attempts have failed. What the authority sees of a failure
+   (``last_error``) is "not delivered" and the time of the attempt, never the remote
+   answer: what a URL answered (a status, "connection refused") would make the notifier a
+   port scanner for whoever reads it. The reason goes to the operator's log.
 
 Delivery is at least once: a worker that dies mid-send leaves its claim to lapse with the
 lease, and the notice is sent again. A provider recognises a repeat by the notice's ledger
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from custody.errors import CustosError
+from custody.events import format_time
 from custody.interfaces import Clock
 from custody.notices import DELIVERED, FAILED, PENDING, Notice, NoticeStore
 
@@ -37,6 +41,11 @@ _MAX_EXPONENT = 62
 
 class NoticeDeliveryError(CustosError):
     """One attempt to deliver a notice failed (refused, timed out, or not answered 2xx)."""
+
+
+def not_delivered(at: datetime) -> str:
+    """What the authority sees of a failed attempt: that it failed, and when."""
+    return f"not delivered at {format_time(at)}"
 
 
 class NoticeSender(Protocol):
@@ -123,8 +132,9 @@ class NoticeDelivery:
         try:
             self.send(notice.url, notice.note)
         except NoticeDeliveryError as exc:
-            error = str(exc) or type(exc).__name__
+            reason = str(exc) or type(exc).__name__
             now = self.clock()
+            error = not_delivered(now)
             where = urlsplit(notice.url).hostname
             if attempts >= self.max_attempts:
                 self.store.record_attempt(
@@ -143,7 +153,7 @@ class NoticeDelivery:
                     notice.event,
                     where,
                     attempts,
-                    error,
+                    reason,
                 )
                 return DeliveryReport(failed=1)
             delay = self.retry_delay(attempts)
@@ -161,7 +171,7 @@ class NoticeDelivery:
                 notice.id,
                 where,
                 attempts,
-                error,
+                reason,
                 delay.total_seconds(),
             )
             return DeliveryReport(retried=1)
@@ -184,4 +194,5 @@ __all__ = [
     "NoticeDelivery",
     "NoticeDeliveryError",
     "NoticeSender",
+    "not_delivered",
 ]

@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from custody.errors import BadRequest, Conflict, NotFound
+from custody.errors import Conflict, NotFound
 from custody.events import Actor, NewEvent, Subject, format_time
 from custody.evidence import require_role
 from custody.interfaces import AppendTransaction
 from custody.ledger import Ledger
 from custody.order_document import MAX_LINE, check_text
+from custody.outbound import OutboundPolicy
 
 ADMINS = ("admin",)
 # Who may see the provider register: admins, and the authorities who address orders to them.
@@ -54,15 +54,6 @@ def new_provider_id() -> str:
     return "prv_" + secrets.token_hex(8)
 
 
-def check_notification_url(url: object) -> None:
-    """An absolute http(s) URL with a host; nothing else is ever POSTed to."""
-    if not isinstance(url, str) or len(url) > 2000:
-        raise BadRequest("notification_url is an http or https URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"notification_url is an http or https URL, not {url!r}")
-
-
 class ProviderStore(Protocol):
     def insert(self, tx: AppendTransaction, provider: Provider) -> None: ...
 
@@ -77,9 +68,13 @@ class ProviderStore(Protocol):
 class Providers:
     """Registers and lists providers."""
 
-    def __init__(self, store: ProviderStore, ledger: Ledger) -> None:
+    def __init__(
+        self, store: ProviderStore, ledger: Ledger, outbound: OutboundPolicy | None = None
+    ) -> None:
         self.store = store
         self.ledger = ledger
+        # Where notices may go (custody.outbound): checked here, and again at each delivery.
+        self.outbound = outbound or OutboundPolicy()
 
     def add(self, fields: Mapping[str, Any], by: Actor) -> Provider:
         require_role(by.role, ADMINS, "register providers")
@@ -87,7 +82,7 @@ class Providers:
             check_text(fields.get(name), name, MAX_LINE)
         url = fields.get("notification_url")
         if url is not None:
-            check_notification_url(url)
+            self.outbound.check_registration(url, "notification_url")
         provider = Provider(
             id=new_provider_id(),
             name=fields["name"],

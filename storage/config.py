@@ -15,6 +15,7 @@ from typing import Any
 
 from custody.errors import CustosError
 from custody.notice_delivery import DEFAULT_LEASE
+from custody.outbound import outbound_allowance
 
 CONFIG_FILE = "custos.toml"
 DEFAULT_HOME = "./var"
@@ -63,6 +64,9 @@ class Config:
     auth_failures_per_minute: int = 20
     log_format: str = "json"
     trust_proxy: int = 0
+    max_body_bytes: int = MiB
+    outbound_allow: tuple[str, ...] = ()
+    log_query_strings: bool = False
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -74,8 +78,14 @@ class Config:
             raise ConfigError(
                 f"digests must include sha256 and be among {', '.join(SUPPORTED_DIGESTS)}"
             )
-        if self.checkpoint_interval < 0 or self.max_upload_bytes <= 0:
-            raise ConfigError("checkpoint_interval and max_upload_bytes must be positive")
+        if self.checkpoint_interval < 0 or self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
+            raise ConfigError(
+                "checkpoint_interval, max_upload_bytes and max_body_bytes must be positive"
+            )
+        try:
+            outbound_allowance(self.outbound_allow)
+        except ValueError as exc:
+            raise ConfigError(f"outbound_allow: {exc}") from None
         if self.s3_max_attempts < 1 or self.s3_timeout <= 0:
             raise ConfigError("s3_max_attempts must be 1 or more and s3_timeout positive")
         if self.retention_mode not in RETENTION_MODES:
@@ -142,6 +152,9 @@ _ENV = {
     "CUSTOS_AUTH_FAILURES_PER_MINUTE": "auth_failures_per_minute",
     "CUSTOS_LOG_FORMAT": "log_format",
     "CUSTOS_TRUST_PROXY": "trust_proxy",
+    "CUSTOS_MAX_BODY_BYTES": "max_body_bytes",
+    "CUSTOS_OUTBOUND_ALLOW": "outbound_allow",
+    "CUSTOS_LOG_QUERY_STRINGS": "log_query_strings",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -157,6 +170,11 @@ def _typed(name: str, value: Any) -> Any:
         if name == "digests":
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_digest_name(d) for d in items if d.strip())
+        if name == "outbound_allow":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if name == "log_query_strings":
+            return _boolean(value)
         if name in (
             "max_upload_bytes",
             "retention_days",
@@ -165,6 +183,7 @@ def _typed(name: str, value: Any) -> Any:
             "auth_failures_per_minute",
             "trust_proxy",
             "s3_max_attempts",
+            "max_body_bytes",
         ):
             return int(value)
         if name in (
@@ -188,6 +207,16 @@ def _typed(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected text, got {value!r}")
     return value
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
 
 
 def home_from_env(home: str | os.PathLike[str] | None = None) -> Path:
@@ -233,7 +262,10 @@ def render_config(config: Config) -> str:
         differs = value != getattr(default, name)
         if isinstance(value, tuple):
             value = ",".join(value)
-        rendered = f'"{value}"' if isinstance(value, str) else str(value)
+        if isinstance(value, bool):
+            rendered = "true" if value else "false"
+        else:
+            rendered = f'"{value}"' if isinstance(value, str) else str(value)
         prefix = "" if name == "origin" or differs else "# "
         lines.append(f"{prefix}{name} = {rendered}")
     return "\n".join(lines) + "\n"

@@ -24,11 +24,13 @@ from custody.keys import KeyRing
 from custody.ledger import Ledger, utc_now
 from custody.note import is_valid_key_name
 from custody.order_desk import OrderDesk
+from custody.outbound import OutboundPolicy
 from custody.principals import OPERATOR, Principals
 from custody.providers import Providers
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
 from storage.filesystem import FilesystemObjectStore
+from storage.private_files import PRIVATE_FOLDER, make_private
 from storage.sql.database import create_database_engine, migrate, schema_is_current
 from storage.sql.evidence import SqlEvidenceStore
 from storage.sql.ledger import SqlLedgerStore
@@ -125,7 +127,9 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         ),
     )
     handling = Handling(evidence, ledger, objects)
-    providers = Providers(provider_store, ledger)
+    providers = Providers(
+        provider_store, ledger, OutboundPolicy.from_allowance(config.outbound_allow)
+    )
     orders = OrderDesk(
         SqlOrderStore(engine), provider_store, SqlNoticeStore(engine), ledger, intake
     )
@@ -161,11 +165,12 @@ class InitResult:
 
 
 def initialise(config: Config, origin: str | None = None) -> InitResult:
-    """Create (or leave as it is) a deployment: config file, schema, key, the operator.
+    """Create (or leave as it is) a deployment: config file, schema, key, the operator; and
+    narrow its files to private modes (``storage.private_files``).
 
-    Running it again changes nothing: an existing config, key or operator is kept.
+    Running it again changes nothing else: an existing config, key or operator is kept.
     """
-    config.home.mkdir(parents=True, exist_ok=True)
+    config.home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
     created = False
     if not config.config_file.exists():
         chosen = origin or config.origin or f"custos.local/{secrets.token_hex(4)}"
@@ -191,6 +196,8 @@ def initialise(config: Config, origin: str | None = None) -> InitResult:
     if isinstance(store := open_object_store(config), S3ObjectStore):
         ensure_bucket(store.client, store.bucket, config.s3_region)
     deployment = open_deployment(config)
+    # The home, keys, database and stored objects are the deployment's account's alone.
+    make_private(config)
     token = None
     try:
         deployment.principals.get(OPERATOR)

@@ -1,19 +1,21 @@
 """The notice sender: one HTTP POST of a signed note to a provider's notification URL.
 
-Every way an attempt can fail (refused, unresolvable, timed out, TLS, a malformed answer, any
-status but 2xx) becomes ``NoticeDeliveryError`` with a short message the authority sees as
-the notice's ``last_error``. Redirects are never followed: a notification URL is registered
-by an admin, and a 3xx must not send the note anywhere else. The note's text is never logged.
+The URL is checked again by the outgoing-request policy (``custody.outbound``) just before
+each attempt, and the connection goes to the address it checked. Every way an attempt can
+fail (refused by the policy, refused, unresolvable, timed out, TLS, a malformed answer, any
+status but 2xx) becomes ``NoticeDeliveryError`` with a short message for the operator's log;
+the authority sees only that the notice was not delivered, and when. Redirects are never
+followed: a 3xx must not send the note anywhere else. The note's text is never logged.
 """
 
 from __future__ import annotations
 
 import http.client
 import ssl
-from urllib.parse import SplitResult, urlsplit
 
 from custody.notice_delivery import NoticeDelivery, NoticeDeliveryError
 from custody.notices import NOTICE_TYPE
+from custody.outbound import DestinationRefused, OutboundPolicy
 from storage.deployment import Deployment
 
 CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -26,16 +28,21 @@ class WebhookSender:
     """``custody.notice_delivery.NoticeSender`` over HTTP(S), each attempt within ``timeout``
     seconds per connect, send and read; HTTPS certificates are verified."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, outbound: OutboundPolicy | None = None) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
         self.tls = ssl.create_default_context()
+        self.outbound = outbound or OutboundPolicy()
 
     def __call__(self, url: str, note: bytes) -> None:
-        parts = urlsplit(url)
-        connection = self._connection(parts)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection, destination = self.outbound.connection(
+                url, self.timeout, self.tls, "the notification URL"
+            )
+        except DestinationRefused as exc:
+            raise _failure(str(exc)) from None
+        target = destination.target
         headers = {
             "Content-Type": CONTENT_TYPE,
             NOTICE_HEADER: NOTICE_TYPE,
@@ -64,21 +71,6 @@ class WebhookSender:
         if not 200 <= status < 300:
             raise NoticeDeliveryError(f"HTTP {status}")
 
-    def _connection(self, parts: SplitResult) -> http.client.HTTPConnection:
-        try:
-            port = parts.port
-        except ValueError:
-            raise NoticeDeliveryError("the notification URL has an invalid port") from None
-        if not parts.hostname:
-            raise NoticeDeliveryError("the notification URL has no host")
-        if parts.scheme == "https":
-            return http.client.HTTPSConnection(
-                parts.hostname, port, timeout=self.timeout, context=self.tls
-            )
-        if parts.scheme == "http":
-            return http.client.HTTPConnection(parts.hostname, port, timeout=self.timeout)
-        raise NoticeDeliveryError("the notification URL is not http or https")
-
 
 def _failure(message: str) -> NoticeDeliveryError:
     return NoticeDeliveryError(message[:_MAX_ERROR])
@@ -91,7 +83,7 @@ def notice_delivery(deployment: Deployment) -> NoticeDelivery:
     config = deployment.config
     return NoticeDelivery(
         deployment.orders.notices,
-        WebhookSender(config.notify_timeout),
+        WebhookSender(config.notify_timeout, deployment.providers.outbound),
         deployment.ledger.clock,
         max_attempts=config.notify_max_attempts,
         base_delay=config.notify_base_delay,

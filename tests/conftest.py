@@ -112,6 +112,9 @@ def make_config(tmp_path: Path, database_url: str, **overrides: object) -> Confi
         "origin": TEST_ORIGIN,
         "database_url": database_url,
         "checkpoint_interval": 1.0,
+        # The listeners that stand for providers' notification endpoints run on 127.0.0.1,
+        # which the operator of a local setup allows in the same way.
+        "outbound_allow": ("127.0.0.1",),
     }
     values.update(overrides)
     return Config(**values)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from the real order flow: an order served on a provider that has a notification 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,8 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from custody.events import Actor
-from custody.notice_delivery import DeliveryReport, NoticeDelivery, NoticeDeliveryError
+from custody.events import Actor, format_time
+from custody.notice_delivery import (
+    DeliveryReport,
+    NoticeDelivery,
+    NoticeDeliveryError,
+    not_delivered,
+)
 from custody.notices import DELIVERED, FAILED, PENDING, Notice
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, add_provider, make_config
@@ -133,18 +139,21 @@ def test_failed_attempts_are_retried_after_doubling_delays_then_marked_failed(
         clock.advance(US)
         assert worker.deliver_due() == DeliveryReport(retried=1)
     (notice,) = parties.notices(order_id)
-    assert (notice.state, notice.attempts, notice.last_error) == (PENDING, 4, "HTTP 503")
+    assert (notice.state, notice.attempts) == (PENDING, 4)
+    assert notice.last_error == not_delivered(clock.now)
 
-    # The fifth failed attempt is the last: the notice is failed, its error kept.
+    # The fifth failed attempt is the last: the notice is failed, when it failed kept.
     clock.advance(30 - US)
     assert worker.deliver_due() == DeliveryReport()
     clock.advance(US)
     assert worker.deliver_due() == DeliveryReport(failed=1)
+    failed_at = clock.now
     clock.advance(86400)
     assert worker.deliver_due() == DeliveryReport()
 
     (notice,) = parties.notices(order_id)
-    assert (notice.state, notice.attempts, notice.last_error) == (FAILED, 5, "HTTP 503")
+    assert (notice.state, notice.attempts) == (FAILED, 5)
+    assert notice.last_error == not_delivered(failed_at)
     assert (notice.next_attempt_at, notice.delivered_at) == (None, None)
     assert notice.as_json()["state"] == FAILED
     assert sender.sent == []
@@ -159,12 +168,29 @@ def test_a_retry_that_succeeds_is_delivered_and_keeps_the_earlier_error(
     worker = delivery(parties, sender, clock)
 
     assert worker.deliver_due() == DeliveryReport(retried=1)
+    failed_at = clock.now
     clock.advance(10)
     assert worker.deliver_due() == DeliveryReport(delivered=1)
 
     (notice,) = parties.notices(order_id)
-    assert (notice.state, notice.attempts, notice.last_error) == (DELIVERED, 2, "HTTP 503")
+    assert (notice.state, notice.attempts) == (DELIVERED, 2)
+    assert notice.last_error == not_delivered(failed_at)
     assert len(sender.sent) == 1
+
+
+def test_the_authority_sees_not_delivered_and_when_never_the_remote_answer(
+    parties: Parties, clock: FakeClock
+) -> None:
+    isp = add_provider(parties.deployment, notification_url="https://isp.example/custos")
+    order_id = parties.serve_order(isp.id)
+    worker = delivery(parties, FakeSender(failures=1), clock)
+
+    assert worker.deliver_due() == DeliveryReport(retried=1)
+
+    (notice,) = parties.notices(order_id)
+    shown = notice.as_json()
+    assert shown["last_error"] == f"not delivered at {format_time(clock.now)}"
+    assert "503" not in json.dumps(shown)
 
 
 def test_a_claimed_notice_is_left_alone_until_delivered_or_its_lease_lapses(
