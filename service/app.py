@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import metrics, notifier, process_logs
+from custody.verify.escaping import escape_html
+from service import body_limit, metrics, notifier, process_logs, redirects
 from service.docs import SWAGGER_UI_URL, ResponsesByStatus, register_docs
 from service.problems import ProblemApi, register_problem_handlers
 from storage.config import load_config
@@ -51,6 +52,10 @@ def create_app(
     register_problem_handlers(app)
     register_docs(app, api)
     process_logs.init_app(app)
+    redirects.init_app(app)
+    body_limit.init_app(app)
+    # Pages escape user text with the one helper that also shows invisible characters.
+    app.add_template_filter(escape_html, "visible")
     metrics.init_app(app, deployment.ledger, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(log_api.blp)

@@ -31,6 +31,7 @@ from custody.evidence import (
     is_evidence_id,
 )
 from service.auth import requires
+from service.body_limit import streams_upload
 from service.bundles import ZIP_RESPONSE, zip_response
 from service.docs import bearer_auth, problem_responses
 from service.log_api import EventSchema, InclusionProof
@@ -288,6 +289,7 @@ def intake() -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<evidence_id>/content", methods=["PUT"])
+@streams_upload
 @blp.doc(parameters=DIGEST_HEADERS, requestBody=RAW_BODY)
 @blp.alt_response(
     201,

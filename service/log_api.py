@@ -38,9 +38,10 @@ def _ledger() -> Ledger:
     return ledger
 
 
-def _text(body: bytes | str, mimetype: str = "text/plain; charset=utf-8") -> Response:
-    response = Response(body, mimetype=mimetype)
-    return response
+def _text(body: bytes | str, content_type: str = "text/plain; charset=utf-8") -> Response:
+    # content_type, not mimetype: werkzeug adds "; charset=utf-8" to a text mimetype, which
+    # would name the charset twice.
+    return Response(body, content_type=content_type)
 
 
 def _immutable(body: bytes) -> Response:

@@ -3,7 +3,8 @@
 The page is rendered from the signed ``custos/order/v1`` note, so it shows what was signed,
 and from the order's view for what changes after service (its state and deadline). It is
 self-contained: one inline style sheet (with print rules), no script, nothing fetched from
-elsewhere, and every value from the order HTML-escaped. The note's signature lines close the
+elsewhere, and every value from the order HTML-escaped, its invisible characters (bidi
+controls ...) shown as escapes (``custody.verify.escaping``). The note's signature lines close the
 page with each key's name and key ID, so the reader can match them to the service key
 (``/v1/log/key``) and check the note itself, which the page reproduces in full.
 """
@@ -12,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from html import escape
 from typing import Any
 
 from custody.errors import IntegrityError
 from custody.note import MalformedNote, Note
 from custody.order_document import ORDER_TYPE
+from custody.verify.escaping import escape_html
 
 # Sent with the page: it may use its inline style sheet, and nothing else.
 CONTENT_SECURITY_POLICY = (
@@ -107,7 +108,7 @@ pre { font: 8.5pt/1.3 "DejaVu Sans Mono", Menlo, monospace; white-space: pre-wra
 
 
 def _e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    return escape_html(value)
 
 
 def _label(labels: Mapping[str, str], value: object) -> str:

@@ -6,7 +6,9 @@ of ``A-Z a-z 0-9 . _ -``, so it cannot forge a line or a field), else a new rand
 response echoes it in ``X-Request-Id``, and every line logged while serving the request carries
 it, so one request's lines can be found among many workers'. One access line per request
 (logger ``custos.access``) names the method, path, status, duration and the principal; no
-header is ever logged, so a bearer token cannot reach a log.
+header is ever logged, so a bearer token cannot reach a log. Query strings (which may name a
+case or an access's purpose) are left out unless ``log_query_strings``
+(``CUSTOS_LOG_QUERY_STRINGS``) is set.
 
 ``custos serve`` configures gunicorn's loggers and the root logger through
 ``logging_config`` (``CUSTOS_LOG_FORMAT``: ``json``, or ``text`` for a person at a terminal).
@@ -165,7 +167,7 @@ def _answer(response: Response) -> Response:
         request_id=g.request_id,
         method=request.method,
         path=request.path,
-        query=request.query_string.decode("latin-1")[:_MAX_QUERY],
+        query=request.query_string.decode("latin-1")[:_MAX_QUERY] if _log_query() else "",
         route=request.url_rule.rule if request.url_rule is not None else None,
         status=response.status_code,
         principal=principal.id if principal is not None else None,
@@ -184,6 +186,11 @@ def _answer(response: Response) -> Response:
     else:
         done()
     return response
+
+
+def _log_query() -> bool:
+    deployment = current_app.extensions.get("custos")
+    return bool(deployment is not None and deployment.config.log_query_strings)
 
 
 def _write_access_line(answered: AnsweredRequest, seconds: float) -> None:

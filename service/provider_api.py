@@ -21,6 +21,7 @@ from custody.evidence import is_evidence_id
 from custody.order_desk import PROVIDER_ROLES, OrderDesk, StoredOrder
 from custody.order_document import GROUNDS_NEEDING_DETAILS, MAX_TEXT, OBJECTION_GROUNDS
 from service.auth import requires
+from service.body_limit import streams_upload
 from service.docs import bearer_auth, problem_responses
 from service.evidence import IngestedSchema, UploadSessionSchema
 from service.order_page import CONTENT_SECURITY_POLICY, render_order_page
@@ -204,7 +205,7 @@ def order_document(query: dict[str, Any], order_id: str) -> Response:
         response = Response(render_order_page(note, desk.view(stored)), mimetype="text/html")
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response
-    return Response(note, mimetype="text/plain; charset=utf-8")
+    return Response(note, content_type="text/plain; charset=utf-8")
 
 
 def _action(view: Any) -> Any:
@@ -293,6 +294,7 @@ def open_response(announcement: dict[str, Any], order_id: str) -> tuple[dict[str
 
 
 @blp.route("/orders/<order_id>/responses/<evidence_id>/content", methods=["PUT"])
+@streams_upload
 @_provider_only
 @blp.doc(parameters=DIGEST_HEADERS, requestBody=RAW_BODY)
 @blp.alt_response(

@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, validate
 from custody.digests import http_digest, parse_http_digest
 from custody.errors import BadRequest, Invalid
 from custody.intake import Ingested
+from custody.verify.formats import strict_json
 from service.metrics import count_ingested
 
 # The largest index or sequence number a store holds (a signed 64-bit integer).
@@ -61,11 +62,21 @@ def refuse_unstorable_text(body: Any) -> None:
 
 
 def read_json_object(*, optional: bool = False) -> dict[str, Any]:
-    """The request's JSON object (any JSON media type, such as application/merge-patch+json);
-    with ``optional``, an empty body is an empty object."""
-    if optional and not request.get_data():
+    """The request's JSON object (any JSON media type, such as application/merge-patch+json),
+    read by the verifier's strict decoder: a duplicate member name, a float or nesting deeper
+    than its ``MAX_JSON_DEPTH`` is 400. With ``optional``, an empty body is an empty object.
+    The body's size was bounded before it was read (``service.body_limit``)."""
+    data = request.get_data(cache=True)
+    if optional and not data:
         return {}
-    body = request.get_json(silent=True)
+    if not request.is_json:
+        raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+    try:
+        body = strict_json(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8") from None
+    except ValueError as exc:
+        raise BadRequest(f"the body is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     refuse_unstorable_text(body)

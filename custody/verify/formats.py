@@ -27,6 +27,7 @@ __all__ = [
     "BUNDLE_FORMAT",
     "CONSISTENCY_HEADER",
     "HEAD_TYPE",
+    "MAX_JSON_DEPTH",
     "MAX_PROOF_HASHES",
     "SALT_SIZE",
     "TLOG_PROOF_HEADER",
@@ -43,6 +44,7 @@ __all__ = [
     "parse_head",
     "parse_salt",
     "parse_tlog_proof",
+    "strict_json",
 ]
 
 BUNDLE_FORMAT = "custos/exhibit/v1"
@@ -373,6 +375,38 @@ _DECODER = json.JSONDecoder(
     parse_float=_refuse_constant,
     parse_constant=_refuse_constant,
 )
+
+
+MAX_JSON_DEPTH = 64
+"""How deeply the strict decoder lets arrays and objects nest (nothing Custos reads nests
+beyond a few levels; Python's parser fails on about a thousand with a RecursionError)."""
+
+
+def strict_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode JSON strictly: no duplicate member names, no floats, NaN or infinities, no
+    nesting deeper than ``max_depth``; ValueError says what is wrong."""
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
+    if json_depth(value) > max_depth:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a decoded JSON value (a scalar is 0). Iterative,
+    so that any depth the parser returned is measured without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 _PLAIN_DECODER = json.JSONDecoder(parse_float=_refuse_constant, parse_constant=_refuse_constant)

@@ -6,7 +6,8 @@ where, why), every numbered check of the verification with its result, the compl
 statement, the checkpoint and the fingerprints of the keys that were trusted. It carries one
 inline style sheet with print rules for A4, no script, nothing fetched from elsewhere and no
 link but to anchors in the page. Every value comes from the bundle, which is untrusted input,
-so every value is HTML-escaped.
+so every value is HTML-escaped, its invisible characters (bidi controls ...) shown as escapes
+(``custody.verify.escaping``).
 
 The page is a function of the verification alone (no clock, no environment), so the same
 bundle gives the same bytes. Imports only the standard library and the verifier's results, so a
@@ -18,8 +19,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 
+from custody.verify.escaping import escape_html
 from custody.verify.results import ExhibitVerification, ItemResult, StepResult, TimelineEvent
 
 __all__ = ["EVENT_LABELS", "event_label", "render_report"]
@@ -174,7 +175,7 @@ footer { margin-top: 2em; font-size: 9pt; border-top: 1px solid #444; padding-to
 
 
 def _e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    return escape_html(value)
 
 
 def _mono(value: object) -> str:

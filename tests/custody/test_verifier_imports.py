@@ -71,6 +71,7 @@ VERIFIER_MODULES = frozenset(
         "custody.verify.item",
         "custody.verify.results",
         "custody.verify.report",
+        "custody.verify.escaping",
     }
 )
 # cryptography and the modules its compiled bindings register.

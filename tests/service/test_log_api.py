@@ -577,3 +577,9 @@ def test_storage_failure_is_a_503_that_does_not_reveal_internals(
     assert "db-7.internal" not in response.get_data(as_text=True)
     assert "psycopg" not in str(body["detail"])
     assert response.headers["Retry-After"]
+
+
+def test_log_text_endpoints_name_their_charset_once(client: FlaskClient) -> None:
+    for path in ("/v1/log/checkpoint", "/v1/log/key"):
+        response = client.get(path)
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8", path

@@ -349,3 +349,18 @@ def test_a_worker_replaced_while_serving_leaves_the_server_and_its_metrics_worki
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
     assert not any(run.iterdir())
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_query_strings_stay_out_of_the_access_log_unless_configured(
+    home: Home, captured: CapturedLog, configured: bool
+) -> None:
+    config = replace(home.config, log_query_strings=configured)
+    app = create_app({"TESTING": True}, deployment=replace(home.deployment, config=config))
+    session = Session(app.test_client(), captured, {"op": home.operator_token})
+
+    session.call("GET", "/v1/evidence?case=OPERATION-NIGHTJAR&limit=5", "op")
+
+    (access,) = [line for line in captured.lines() if line["logger"] == ACCESS]
+    assert ("NIGHTJAR" in captured.text) is configured
+    assert ("query" in access) is configured

@@ -783,3 +783,15 @@ def test_the_order_api_needs_a_token(site: Site) -> None:
     assert_problem(site.client.get("/v1/orders"), 401)
     assert_problem(site.client.get(f"/v1/orders/{order_id}"), 401)
     assert_problem(site.client.post(f"/v1/orders/{order_id}/submit"), 401)
+
+
+def test_the_printable_page_shows_bidi_controls_in_the_order_as_escapes(site: Site) -> None:
+    facts = "Account \u202etxt.exe\u202c named in the complaint."
+    order_id = site.served("preservation", facts=facts, preservation_days=60)
+
+    html = site.client.get(
+        f"/v1/orders/{order_id}/document?format=html", headers=site.headers["alice"]
+    ).get_data(as_text=True)
+
+    assert "\u202e" not in html and "\u202c" not in html
+    assert "Account \\u202etxt.exe\\u202c named in the complaint." in html

@@ -1,0 +1,217 @@
+"""Request bodies the API refuses before they cost anything: too large (413), nested too
+deeply or naming a member twice (400); and the upload routes, which are bounded elsewhere."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from custody.principals import ROLES
+from service import create_app
+from service.body_limit import is_upload_view
+from tests.conftest import Home, add_provider, bearer
+from tests.service.test_schemathesis import existing_orders
+
+LIMIT = 4096
+
+
+@pytest.fixture
+def bounded(home: Home) -> Flask:
+    """The app with a body bound of 4 KiB."""
+    config = replace(home.config, max_body_bytes=LIMIT)
+    return create_app({"TESTING": True}, deployment=replace(home.deployment, config=config))
+
+
+@pytest.fixture
+def examiner(home: Home) -> str:
+    operator = home.deployment.principals.get("operator").actor
+    return home.deployment.principals.add("ex", "examiner", operator)[1]
+
+
+def intake(client: FlaskClient, token: str, body: bytes, **headers: str) -> tuple[int, dict]:
+    response = client.post(
+        "/v1/evidence",
+        data=body,
+        headers={**bearer(token), "Content-Type": "application/json", **headers},
+    )
+    return response.status_code, response.get_json()
+
+
+def test_the_body_bound_defaults_to_one_mebibyte(home: Home) -> None:
+    assert home.config.max_body_bytes == 1024 * 1024
+
+
+def test_a_json_body_over_the_bound_is_413_before_it_is_read(bounded: Flask, home: Home) -> None:
+    body = b'{"kind": "physical", "x": [' + b"{}," * LIMIT + b"{}]}"
+    status, problem = intake(bounded.test_client(), examiner, body)
+    assert status == 413
+    assert problem["status"] == 413
+
+
+def test_a_chunked_json_body_over_the_bound_is_413(bounded: Flask, examiner: str) -> None:
+    body = b'{"kind": "physical", "x": [' + b"{}," * LIMIT + b"{}]}"
+    response = bounded.test_client().post(
+        "/v1/evidence",
+        input_stream=io.BytesIO(body),
+        headers={
+            **bearer(examiner),
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+
+
+def test_a_body_within_the_bound_is_read(bounded: Flask, examiner: str) -> None:
+    body = {"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"}
+    status, _ = intake(bounded.test_client(), examiner, json.dumps(body).encode())
+    assert status == 201
+
+
+def test_an_upload_is_not_bound_by_the_body_bound(bounded: Flask, examiner: str) -> None:
+    client = bounded.test_client()
+    announced = {"kind": "digital", "case": "C-1", "exhibit": "D-1", "description": "image"}
+    status, session = intake(client, examiner, json.dumps(announced).encode())
+    assert status == 201
+    response = client.put(session["upload"], data=b"x" * (4 * LIMIT), headers=bearer(examiner))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["size"] == 4 * LIMIT
+
+
+def test_exactly_the_upload_routes_are_marked_as_uploads(app: Flask) -> None:
+    uploads = {name for name, view in app.view_functions.items() if is_upload_view(view)}
+    assert uploads == {"evidence.upload", "provider.response_content"}
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 100_000])
+def test_json_nested_deeper_than_64_is_400(client: FlaskClient, examiner: str, depth: int) -> None:
+    body = b'{"kind": "physical", "x": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+    status, problem = intake(client, examiner, body)
+    assert status == 400
+    assert "nested deeper than 64" in problem["detail"]
+
+
+def test_json_nested_64_deep_is_read(client: FlaskClient, examiner: str) -> None:
+    # Read, then refused by the schema for its unknown member: 422, not 400.
+    body = b'{"kind": "physical", "x": ' + b"[" * 63 + b"]" * 63 + b"}"
+    status, _ = intake(client, examiner, body)
+    assert status == 422
+
+
+def test_a_member_named_twice_is_400(client: FlaskClient, examiner: str) -> None:
+    body = (
+        b'{"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone",'
+        b' "case": "C-2"}'
+    )
+    status, problem = intake(client, examiner, body)
+    assert status == 400
+    assert "duplicate" in problem["detail"]
+
+
+# -- no body makes a JSON endpoint answer 500 ------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@st.composite
+def hostile_bodies(draw: st.DrawFn) -> bytes:
+    """Bodies a JSON endpoint may meet: any JSON, deep nesting, members named twice, numbers
+    too long for Python's int, lone surrogates, NULs, bytes that are not UTF-8 at all."""
+    depth = draw(st.integers(1, 5_000))
+    kind = draw(st.sampled_from(["json", "nested", "objects", "twice", "raw", "number", "text"]))
+    if kind == "json":
+        return json.dumps(draw(JSON_VALUES)).encode()
+    if kind == "nested":
+        return b"[" * depth + b"]" * depth
+    if kind == "objects":
+        return b'{"a":' * depth + b"1" + b"}" * depth
+    if kind == "twice":
+        name = json.dumps(draw(st.sampled_from(["kind", "case", "reason", "document", "x"])))
+        return f"{{{name}: {json.dumps(draw(JSON_VALUES))}, {name}: 1}}".encode()
+    if kind == "number":
+        return b'{"days": ' + b"9" * draw(st.integers(1, 10_000)) + b"}"
+    if kind == "text":
+        escape = draw(st.sampled_from(["\\ud800", "\\u0000", "\\udfff\\ud800", "\\u202e"]))
+        return f'{{"reason": "{escape}", "case": "{escape}"}}'.encode()
+    return draw(st.binary(max_size=64))
+
+
+def json_operations(app: Flask) -> list[tuple[str, str]]:
+    """Every operation whose OpenAPI request body is JSON: (method, path template)."""
+    spec = app.test_client().get("/v1/openapi.json").get_json()
+    found = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            content = (
+                operation.get("requestBody", {}).get("content", {})
+                if isinstance(operation, dict)
+                else {}
+            )
+            if any(t == "application/json" or t.endswith("+json") for t in content):
+                found.append((method.upper(), path))
+    return found
+
+
+def test_no_json_endpoint_answers_500_to_any_body(home: Home) -> None:
+    deployment = home.deployment
+    app = create_app(deployment=deployment)  # unhandled errors answer 500 rather than raise
+    operator = deployment.principals.get("operator").actor
+    isp = add_provider(deployment)
+    tokens = [
+        deployment.principals.add(
+            f"fuzz-{role}", role, operator, isp.id if role == "provider" else None
+        )[1]
+        for role in ROLES
+    ]
+    orders = existing_orders(deployment)
+    client = app.test_client()
+    item = client.post(
+        "/v1/evidence",
+        json={"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"},
+        headers=bearer(tokens[ROLES.index("examiner")]),
+    ).get_json()["id"]
+    values = {"order_id": orders["order_id"], "evidence_id": [item], "provider_id": [isp.id]}
+    operations = json_operations(app)
+    assert len(operations) >= 10, operations
+
+    @settings(
+        max_examples=40 * len(operations),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(
+        operation=st.sampled_from(operations),
+        body=hostile_bodies(),
+        token=st.sampled_from(tokens),
+        data=st.data(),
+    )
+    def answers_below_500(
+        operation: tuple[str, str], body: bytes, token: str, data: st.DataObject
+    ) -> None:
+        method, template = operation
+        path = template
+        for name, choices in values.items():
+            if f"{{{name}}}" in path:
+                path = path.replace(f"{{{name}}}", data.draw(st.sampled_from(choices)))
+        response = client.open(
+            path,
+            method=method,
+            data=body,
+            headers={**bearer(token), "Content-Type": "application/json"},
+        )
+        assert response.status_code < 500, (method, path, body[:200], response.get_data())
+
+    answers_below_500()
