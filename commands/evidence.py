@@ -17,7 +17,7 @@ from custody.digests import (
     parse_expected,
 )
 from custody.errors import CustosError
-from custody.evidence import ACTS
+from custody.evidence import ACTS, recordable_file_name
 
 if TYPE_CHECKING:
     # Loaded by the commands that use them: they bring Flask and the API's schemas.
@@ -95,28 +95,31 @@ def ingest(
     with evidence_backend(ctx, server, token, as_name) as backend:
         in_case = ContentIndex(backend.list(case, None))
         for number, source in enumerate(sources, start=1):
+            # A name that is not UTF-8 is recorded escaped, before anything is stored.
+            shown_name = recordable_file_name(source.name)
+            shown_path = recordable_file_name(str(source.path))
             metadata = intake_metadata(
                 "digital",
                 case,
                 exhibit if len(sources) == 1 else f"{exhibit}-{number}",
-                description=description or source.name,
+                description=description or recordable_file_name(source.name),
                 parent=parent,
                 acquired_by=acquired_by,
                 acquired_at=acquired_at,
                 tool=tool,
                 authority=authority,
             )
-            with progress_bar(source.path.stat().st_size, source.name) as progress:
+            with progress_bar(source.path.stat().st_size, shown_name) as progress:
                 try:
                     done = backend.ingest(source.path, metadata, expected, progress)
                 except CustosError as exc:
                     raise click.ClickException(
-                        f"{source.path}: {exc}; nothing was recorded"
+                        f"{shown_path}: {exc}; nothing was recorded"
                     ) from None
             earlier = in_case.same_content(done)
             text = (
                 f"{done['exhibit']}  {done['id']}  sha256:{done['digests']['sha256']}  "
-                f"ledger index {done['ledger_index']}  {source.name}"
+                f"ledger index {done['ledger_index']}  {shown_name}"
             )
             if earlier:
                 named = ", ".join(f"{item['exhibit']} ({item['id']})" for item in earlier)
@@ -125,7 +128,7 @@ def ingest(
                 as_json,
                 {
                     **done,
-                    "path": str(source.path),
+                    "path": shown_path,
                     "same_content_in_case": [item["id"] for item in earlier],
                 },
                 text,

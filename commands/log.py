@@ -294,13 +294,16 @@ def scrub_json(report: ScrubReport, seconds: float) -> dict[str, Any]:
 @click.pass_context
 def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
     """Recompute the whole ledger and check every kept checkpoint (with --objects, every stored
-    blob and manifest too); exit 1 on any finding."""
+    blob and manifest too) and that the deployment's files are private; exit 1 on any
+    finding."""
     from custody.audit import audit_ledger
     from custody.scrub import scrub_objects
+    from storage.private_files import wider_paths
 
     scrub: ScrubReport | None = None
     with deployment(ctx) as dep:
         warn_unencrypted_keys(dep.config)
+        wide = wider_paths(dep.config)
         report = audit_ledger(dep.ledger.store, dep.objects, dep.keys)
         if with_objects:
             progress = ScrubLines() if as_json else ScrubBar()
@@ -310,7 +313,7 @@ def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
             finally:
                 progress.close()
             seconds = time.perf_counter() - started
-    ok = report.ok and (scrub is None or scrub.ok)
+    ok = report.ok and (scrub is None or scrub.ok) and not wide
     summary: dict[str, Any] = {
         "ok": ok,
         "size": report.size,
@@ -318,6 +321,7 @@ def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
         "nodes": report.nodes,
         "checkpoints": report.checkpoints,
         "findings": [{"index": f.index, "problem": f.problem} for f in report.findings],
+        "wide_paths": [w.as_json() for w in wide],
     }
     if scrub is not None:
         summary["objects"] = scrub_json(scrub, seconds)
@@ -330,6 +334,8 @@ def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
         )
     for finding in [] if as_json else report.findings:
         click.echo(f"FAIL {finding}", err=True)
+    for path in [] if as_json else wide:
+        click.echo(f"FAIL {path} (other accounts may read it)", err=True)
     if scrub is not None and not as_json:
         mib = scrub.bytes_read / 2**20
         if scrub.ok:

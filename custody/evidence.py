@@ -10,6 +10,7 @@ append transaction, so two acts can never both pass a check that only one of the
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -217,9 +218,29 @@ ACQUISITION_FIELDS = (
 
 
 def check_intake(metadata: Mapping[str, Any]) -> None:
-    """Domain checks the HTTP schema cannot express."""
+    """Domain checks the HTTP schema cannot express; and that every text can be recorded
+    (UTF-8 without NUL), before anything is stored."""
     if metadata.get("kind") not in KINDS:
         raise BadRequest(f"kind is one of {', '.join(KINDS)}")
+    pending: list[tuple[str, Any]] = list(metadata.items())
+    while pending:
+        name, value = pending.pop()
+        if isinstance(value, Mapping):
+            pending.extend((f"{name}.{key}", item) for key, item in value.items())
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"{name} is not text that can be recorded (not UTF-8)") from None
+            if "\x00" in value:
+                raise BadRequest(f"{name} holds a NUL character")
+
+
+def recordable_file_name(name: str) -> str:
+    """A file name as text that can be recorded: a name that is not UTF-8 (Python holds its
+    bytes as lone surrogates, PEP 383) has each such byte written as ``\\xNN``, so the raw
+    bytes can be read back from the escape."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 not get a healthy process restarted. ``/readyz`` says whether this worker can serve now: the
 database answers, the object store answers and holds the newest checkpoint the database
 names, and the signing key loads. A failed check is 503 (problem+json, ``Retry-After``)
-naming the checks that failed; why they failed goes to the log, not to the caller.
+naming the checks that failed; why they failed goes to the log, not to the caller. Files of
+the deployment readable by other accounts (``storage.private_files``) are logged, and leave
+the answer as it is: the caller is anonymous, and the worker can serve.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from custody.ledger import checkpoint_key
 from service.docs import problem_responses
 from service.problems import problem
 from storage.deployment import Deployment
+from storage.private_files import wider_paths
 
 log = logging.getLogger("custos.health")
 
@@ -89,6 +92,19 @@ def _readiness(deployment: Deployment) -> dict[str, str]:
     return outcome
 
 
+def _log_wide_paths(deployment: Deployment) -> None:
+    try:
+        wide = wider_paths(deployment.config, objects=False)
+    except OSError as exc:
+        log.warning("could not check the modes of the deployment's files: %s", exc)
+        return
+    if wide:
+        log.warning(
+            "files readable or writable by other accounts (run custos init to narrow them): %s",
+            "; ".join(map(str, wide)),
+        )
+
+
 @blp.route("/healthz")
 @blp.response(200, LiveSchema)
 def healthz() -> dict[str, Any]:
@@ -101,7 +117,9 @@ def healthz() -> dict[str, Any]:
 @problem_responses(blp, 503)
 def readyz() -> Any:
     """Readiness: the database, the object store and the signing key are all usable."""
-    checks = _readiness(_deployment())
+    deployment = _deployment()
+    checks = _readiness(deployment)
+    _log_wide_paths(deployment)
     failed = [name for name, outcome in checks.items() if outcome != OK]
     if failed:
         return problem(503, f"not ready: {', '.join(failed)} failed", checks=checks)

@@ -1,7 +1,8 @@
 """The filesystem object store: for one machine (the embedded default), not for many workers
 on many hosts (use S3 there).
 
-Every write is staged: bytes go to a temporary file in ``staging/``, are fsynced, then linked
+Every write is staged: bytes go to a temporary file in ``staging/``, are fsynced, made
+read-only for the owner alone (``SEALED_MODE``, 0400), then linked
 into place with ``os.link``, which fails rather than replace an existing name, and the folder
 is fsynced: a key that exists is complete and durable, and its content never changes.
 
@@ -34,8 +35,10 @@ TEMP_PREFIX = ".tmp-"
 STAGING = "staging"
 # Content-addressed evidence; retention applies to these keys only.
 RETAINED_PREFIX = "blobs/"
-_LOCKS = ".locks"
+LOCKS = ".locks"
 _CHUNK = 1 << 20
+SEALED_MODE = 0o400
+"""A stored object's mode: never writable, readable by the deployment's account alone."""
 
 
 def check_key(key: str) -> str:
@@ -133,7 +136,7 @@ class FilesystemStagedUpload:
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
-            os.chmod(self.path, 0o444)
+            os.chmod(self.path, SEALED_MODE)
             _fsync_dir(self.path.parent)
         except OSError as exc:
             raise _storage_error("staging an upload", exc) from exc
@@ -169,7 +172,10 @@ class FilesystemObjectStore:
         self.retention_days = retention_days
         self.clock = clock
         self._staging = self.root / STAGING
-        self._locks = self.root / _LOCKS
+        self._locks = self.root / LOCKS
+        if not self.root.exists():
+            # Only the deployment's account reads evidence (storage.private_files).
+            self.root.mkdir(parents=True, mode=0o700)
         self._staging.mkdir(parents=True, exist_ok=True)
         self._locks.mkdir(exist_ok=True)
 
@@ -355,7 +361,7 @@ class FilesystemObjectStore:
                 if until is not None and datetime.fromisoformat(until) > self.clock():
                     raise ObjectLocked(f"{key} is retained until {until}")
                 # Objects are read-only; some platforms refuse to unlink those.
-                os.chmod(path, 0o644)
+                os.chmod(path, 0o600)
                 path.unlink()
                 self._marker_path(key).unlink(missing_ok=True)
                 _fsync_dir(path.parent)

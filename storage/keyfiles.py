@@ -89,7 +89,7 @@ def new_key_file(config: Config) -> str:
 
 def write_ring(config: Config, entries: list[dict[str, object]]) -> None:
     _write_atomically(
-        config.keys_dir / KEYRING_FILE, (json.dumps(entries, indent=2) + "\n").encode(), 0o644
+        config.keys_dir / KEYRING_FILE, (json.dumps(entries, indent=2) + "\n").encode(), 0o600
     )
 
 

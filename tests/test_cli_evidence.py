@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from cli import main
 from commands.sources import StableFile
 from custody.audit import audit_ledger
+from custody.errors import BadRequest
 from custody.events import Event
 from storage.deployment import Deployment
 from tests.conftest import Home
@@ -846,3 +847,39 @@ def test_a_file_that_grows_while_it_is_read_fails_and_records_nothing(
 
     assert "changed while it was read" in failed(result)
     assert state_of(home.deployment) == before
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped(
+    runner: CliRunner, home: Home, examiner: str, tmp_path: Path
+) -> None:
+    raw = tmp_path.as_posix().encode() + b"/caf\xe9-\xff.E01"
+    path = Path(os.fsdecode(raw))
+    path.write_bytes(CONTENT)
+
+    done = ingest(runner, path, examiner)
+
+    record = home.deployment.handling.get(done["id"])
+    assert record.description["description"] == "caf\\xe9-\\xff.E01"
+    assert done["path"].endswith("/caf\\xe9-\\xff.E01")
+    assert audit_ledger(
+        home.deployment.ledger.store, home.deployment.objects, home.deployment.keys
+    ).ok
+
+
+def test_text_that_cannot_be_recorded_is_refused_before_anything_is_stored(
+    home: Home, examiner: str, tmp_path: Path
+) -> None:
+    deployment = home.deployment
+    actor = deployment.principals.get(examiner).actor
+    before = state_of(deployment)
+    announced = {
+        "kind": "digital",
+        "case": "C-1",
+        "exhibit": "HD-1",
+        "description": os.fsdecode(b"caf\xe9.E01"),  # a lone surrogate, as Python reads it
+    }
+
+    with pytest.raises(BadRequest, match="description"):
+        deployment.intake.open_session(announced, actor)
+
+    assert state_of(deployment) == before

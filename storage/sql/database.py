@@ -13,6 +13,7 @@ back, so nothing is half-done.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import sqlite3
 from importlib import resources
@@ -67,6 +68,9 @@ def create_database_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.database and parsed.database != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        # Created for the deployment's account alone; SQLite gives its WAL the same mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(parsed.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     engine = create_engine(
         url, connect_args={"check_same_thread": False}, hide_parameters=True, **kwargs
     )
