@@ -44,13 +44,18 @@ def register_docs(app: Flask, api: Api) -> None:
 
 class ResponsesByStatus(BasePlugin):
     """List each operation's responses by status, successes first and ``default`` last, not
-    in the order that its decorators happen to add them."""
+    in the order that its decorators happen to add them; an operation that takes a body
+    also lists 400 and 413."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
     ) -> None:
         for operation in (operations or {}).values():
             responses = operation.get("responses") if isinstance(operation, dict) else None
+            if responses and operation.get("requestBody"):
+                # Every body is bounded (service.body_limit); any malformed one is 400.
+                for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.REQUEST_ENTITY_TOO_LARGE):
+                    responses.setdefault(str(int(status)), status.name)
             if responses:
                 order = sorted(responses, key=lambda status: (status == "default", str(status)))
                 operation["responses"] = {status: responses[status] for status in order}

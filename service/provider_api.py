@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
 
 from flask import Response, current_app, g, request, url_for
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from custody.errors import BadRequest, NotFound
@@ -36,6 +35,7 @@ from service.request_input import (
     DIGEST_HEADERS,
     NO_NUL,
     RAW_BODY,
+    Blueprint,
     declared_digests,
     decode_cursor,
     ingested_response,

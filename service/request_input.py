@@ -8,8 +8,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flask import Response, jsonify, request
-from marshmallow import Schema, ValidationError, validate
+import flask_smorest
+from flask import Request, Response, jsonify, request
+from marshmallow import Schema, ValidationError, missing, validate
+from webargs.flaskparser import FlaskParser
 
 from custody.digests import http_digest, parse_http_digest
 from custody.errors import BadRequest, Invalid
@@ -61,26 +63,49 @@ def refuse_unstorable_text(body: Any) -> None:
                 raise Invalid(f"{where or 'the body'} holds a NUL character")
 
 
-def read_json_object(*, optional: bool = False) -> dict[str, Any]:
-    """The request's JSON object (any JSON media type, such as application/merge-patch+json),
-    read by the verifier's strict decoder: a duplicate member name, a float or nesting deeper
-    than its ``MAX_JSON_DEPTH`` is 400. With ``optional``, an empty body is an empty object.
-    The body's size was bounded before it was read (``service.body_limit``)."""
-    data = request.get_data(cache=True)
-    if optional and not data:
-        return {}
-    if not request.is_json:
-        raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+def decode_json_body(data: bytes) -> Any:
+    """A JSON body, read by the verifier's strict decoder: a duplicate member name, a float,
+    nesting deeper than its ``MAX_JSON_DEPTH``, text that is not UTF-8 or cannot be stored
+    is 400 (a NUL is 422). The body's size was bounded before it was read
+    (``service.body_limit``)."""
     try:
         body = strict_json(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest("the body is not UTF-8") from None
     except ValueError as exc:
         raise BadRequest(f"the body is not acceptable JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
     refuse_unstorable_text(body)
     return body
+
+
+def read_json_object(*, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object (any JSON media type, such as application/merge-patch+json),
+    read by ``decode_json_body``; with ``optional``, an empty body is an empty object."""
+    data = request.get_data(cache=True)
+    if optional and not data:
+        return {}
+    if not request.is_json:
+        raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+    body = decode_json_body(data)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+class StrictJsonParser(FlaskParser):
+    """webargs' parser, reading JSON bodies with ``decode_json_body`` (webargs' own reader
+    answers 500 to nesting too deep for Python's parser or to a number too long for int)."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not req.is_json:
+            return missing
+        return decode_json_body(req.get_data(cache=True))
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+    """flask-smorest's Blueprint, whose ``arguments`` read JSON bodies strictly."""
+
+    ARGUMENTS_PARSER = StrictJsonParser()
 
 
 def encode_cursor(position: int) -> str:
