@@ -49,7 +49,6 @@ SERVER_SETTINGS = {
     "CUSTOS_NOTIFY_INTERVAL": "0.2",
     "CUSTOS_NOTIFY_BASE_DELAY": "0.2",
     "CUSTOS_NOTIFY_TIMEOUT": "5",
-    "CUSTOS_OUTBOUND_ALLOW": "127.0.0.1",
 }
 JOURNEY = [
     "order.drafted",
@@ -141,6 +140,9 @@ def custos_home(tmp_path: Path) -> Path:
     """A home made by ``custos init``."""
     home = tmp_path / "home"
     custos_json(home, ["init", "--origin", ORIGIN])
+    # The listener standing for the provider is on 127.0.0.1: allowed, as a local setup would.
+    with (home / "custos.toml").open("a", encoding="utf-8") as config:
+        config.write('outbound_allow = "127.0.0.1"\n')
     return home
 
 
