@@ -6,6 +6,7 @@ SQLite's online backup API; on PostgreSQL with ``pg_dump`` and ``pg_restore``.""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sqlite3
@@ -124,12 +125,13 @@ def restored_database(home_on_each_database: Home) -> Iterator[str | None]:
 
 def restore(backup: Path, new_home: Path, database_url: str | None) -> None:
     """docs/operations.md, "Restore": the files into the new home, then the database."""
-    new_home.mkdir()
+    new_home.mkdir(mode=0o700)
     for name in ("objects", "keys"):
-        shutil.copytree(backup / name, new_home / name)
+        shutil.copytree(backup / name, new_home / name)  # modes kept, as cp -a keeps them
     shutil.copy2(backup / CONFIG_FILE, new_home / CONFIG_FILE)
     if database_url is None:
         shutil.copy2(backup / "custos.db", new_home / "custos.db")
+        os.chmod(new_home / "custos.db", 0o600)
     else:
         dump = backup / "custos.dump"
         subprocess.run(

@@ -108,6 +108,7 @@ def test_an_orphan_is_a_warning_and_the_audit_still_passes(runner: CliRunner, ho
     ingest(home.deployment, b"recorded")
     orphan = home.config.home / "objects" / blob_key("cd" * 32)
     orphan.write_bytes(b"left by a crash")
+    orphan.chmod(0o400)  # as the store leaves what it wrote
 
     result = runner.invoke(main, ["audit", "--objects"])
 
