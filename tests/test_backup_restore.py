@@ -208,7 +208,7 @@ def test_a_backup_taken_while_in_use_restores_and_passes_the_audit(
     restore(tmp_path / "backup", new_home, restored_database)
 
     audited = custos(new_home, restored_database, "audit", "--json")
-    size = json.loads(audited.output)["size"]
+    size = json.loads(audited.stdout)["size"]
     forget_checkpoints_beyond(new_home, size)
     config = load_config(new_home, {"CUSTOS_DATABASE_URL": restored_database or ""})
     restored = open_deployment(config)
@@ -236,7 +236,7 @@ def test_a_backup_taken_while_in_use_restores_and_passes_the_audit(
     )
 
     assert audited.exit_code == 0, audited.output
-    report = json.loads(audited.output)
+    report = json.loads(audited.stdout)
     assert report["ok"] and report["size"] == size
     # Taken while the writer wrote: some of its events, not all, and the same tree.
     assert before < size < ledger.size()
