@@ -92,7 +92,7 @@ class Workload:
         if self.subjects == 0 or rng.random() < 0.5:
             self.subjects += 1
             return NewEvent(
-                "evidence.received",
+                "evidence.ingested",
                 actor,
                 Subject("evidence", f"EV-{self.subjects:07d}"),
                 {"sha256": rng.randbytes(32).hex(), "size": rng.randrange(1, 1 << 34)},

@@ -17,9 +17,14 @@ import click
 
 from commands.common import deployment, emit, json_option, warn_unencrypted_keys
 from commands.progress import ScrubBar, ScrubLines
-from custody.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint
+from custody.checkpoint import (
+    Checkpoint,
+    MalformedCheckpoint,
+    NotExtended,
+    check_extends,
+    open_checkpoint,
+)
 from custody.errors import CustosError
-from custody.merkle import InvalidProof, verify_consistency
 from custody.note import MalformedNote, NoteVerificationError, NoteVerifier
 
 if TYPE_CHECKING:
@@ -170,17 +175,21 @@ def witness_consistency(
     except (MalformedNote, MalformedCheckpoint, NoteVerificationError) as exc:
         raise NotAPrefix(f"today's checkpoint is not one these keys signed: {exc}") from None
     known, today = seen.known, seen.today
-    if known.size > today.size:
-        raise NotAPrefix(
-            f"the known checkpoint has {known.size} entries, today's log only {today.size}: a "
-            "log never shrinks, so either the known checkpoint is of a fork or the log was cut "
-            "back"
-        )
-    if known.size > 0:  # from an empty tree there is no proof (RFC 9162 2.1.4)
-        seen.proof = source.prove(known.size, today.size)
+
+    def prove(size1: int, size2: int) -> list[bytes]:
+        # From an empty tree there is no proof (RFC 9162 2.1.4): none is asked for.
+        seen.proof = source.prove(size1, size2) if size1 > 0 else []
+        return seen.proof
+
     try:
-        verify_consistency(known.size, today.size, seen.proof, known.root, today.root)
-    except InvalidProof as exc:
+        check_extends(known, today, prove)
+    except NotExtended as exc:
+        if exc.reason == NotExtended.SHRANK:
+            raise NotAPrefix(
+                f"the known checkpoint has {known.size} entries, today's log only {today.size}: "
+                "a log never shrinks, so either the known checkpoint is of a fork or the log "
+                "was cut back"
+            ) from None
         raise NotAPrefix(
             f"the consistency proof from {known.size} to {today.size} entries fails ({exc}): "
             "today's log does not extend the known checkpoint"

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from custody import merkle
 from custody.checkpoint import MalformedCheckpoint, open_checkpoint
 from custody.errors import BadRequest, Conflict, IntegrityError, NotFound
-from custody.events import Actor, Subject, canonical_json
+from custody.events import Actor, Subject
 from custody.evidence import (
     EvidenceRecord,
     EvidenceStore,
@@ -41,28 +41,26 @@ from custody.note import MalformedNote, NoteVerificationError, sign_note
 from custody.order_desk import OrderStore
 from custody.receipt import ReceiptBundle
 from custody.verify.bundle import verify_bundle
+from custody.verify.formats import (
+    BUNDLE_FORMAT,
+    BundleIndex,
+    ConsistencyProof,
+    HeadStatement,
+    TlogProof,
+    member_index,
+    salt_member,
+)
 from custody.verify.report import render_report
 from custody.verify.results import NOT_APPLICABLE, SKIPPED, ExhibitVerification
 
 __all__ = [
-    "BUNDLE_FORMAT",
-    "CONSISTENCY_HEADER",
     "EXPORT_PURPOSE",
     "EXPORT_ROLES",
-    "HEAD_TYPE",
-    "TLOG_PROOF_HEADER",
     "ZIP64_THRESHOLD",
     "BundleSummary",
     "Bundles",
-    "head_text",
-    "member_index",
-    "tlog_proof",
 ]
 
-BUNDLE_FORMAT = "custos/exhibit/v1"
-HEAD_TYPE = "custos/head/v1"
-TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
-CONSISTENCY_HEADER = "c2sp.org/custos-consistency@v1"
 # The issue names the court and the examiner; an approver or an authority reads items but
 # hands exhibits to a court through them.
 EXPORT_ROLES = ("examiner", "court")
@@ -86,32 +84,6 @@ CONTENT_LEFT_TO_THE_COURT = (
     "content member; the service's own check at export leaves it out (its digests were "
     "re-checked as it was read for the bundle)"
 )
-
-
-def member_index(index: int) -> str:
-    """A ledger index as a member name: 20 decimal digits, so names sort in ledger order."""
-    return f"{index:020d}"
-
-
-def tlog_proof(index: int, proof: Sequence[bytes], checkpoint: bytes) -> bytes:
-    """A C2SP ``tlog-proof`` (c2sp.org/tlog-proof@v1) of leaf ``index``, without extra data."""
-    hashes = "".join(base64.b64encode(h).decode("ascii") + "\n" for h in proof)
-    return f"{TLOG_PROOF_HEADER}\nindex {index}\n{hashes}\n".encode("ascii") + checkpoint
-
-
-def head_text(subject: str, entries: Sequence[LedgerEntry], checkpoint: KeptCheckpoint) -> str:
-    """The ``custos/head/v1`` note text: a subject's event count and last event as of a
-    checkpoint (docs/bundle.md, the head statement)."""
-    last = entries[-1]
-    body = {
-        "checkpoint_root": base64.b64encode(checkpoint.root).decode("ascii"),
-        "count": len(entries),
-        "last_index": last.index,
-        "last_leaf_hash": last.leaf_hash.hex(),
-        "subject": subject,
-        "tree_size": checkpoint.size,
-    }
-    return f"{HEAD_TYPE}\n{canonical_json(body).decode('utf-8')}\n"
 
 
 @dataclass(frozen=True)
@@ -272,21 +244,18 @@ class Bundles:
         accessed = self._open_contents(items, by) if with_content else []
         checkpoint = self._choose_checkpoint(items, known)
         bundle = _ExhibitZip(out, copy_without_content=report)
-        index = {
-            "format": BUNDLE_FORMAT,
-            "origin": self.ledger.origin,
-            "checkpoint": {
-                "size": checkpoint.size,
-                "root": base64.b64encode(checkpoint.root).decode("ascii"),
-            },
-            "items": [item.record.id for item in items],
-            "known_checkpoint": known is not None,
-            "with_content": with_content,
-        }
+        index = BundleIndex(
+            origin=self.ledger.origin,
+            checkpoint_size=checkpoint.size,
+            checkpoint_root=base64.b64encode(checkpoint.root).decode("ascii"),
+            items=tuple(item.record.id for item in items),
+            known_checkpoint=known is not None,
+            with_content=with_content,
+        )
         bundle.add(
             "bundle.json",
-            canonical_json(index),
-            in_copy=canonical_json({**index, "with_content": False}),
+            index.to_json(),
+            in_copy=dataclasses.replace(index, with_content=False).to_json(),
         )
         bundle.add("checkpoint", checkpoint.note)
         for item in items:
@@ -421,10 +390,8 @@ class Bundles:
                 yield [hashes[r] for r in rs]
 
     def _consistency(self, size1: int, size2: int) -> bytes:
-        hashes = self.ledger.consistency_proof(size1, size2)
-        lines = [CONSISTENCY_HEADER, f"from {size1}", f"to {size2}"]
-        lines += [base64.b64encode(h).decode("ascii") for h in hashes]
-        return ("\n".join(lines) + "\n").encode("ascii")
+        hashes = tuple(self.ledger.consistency_proof(size1, size2))
+        return ConsistencyProof(size1, size2, hashes).to_bytes()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -441,14 +408,24 @@ class Bundles:
         for entry, proof in zip(entries, self._proofs(entries, checkpoint.size), strict=True):
             bundle.add(
                 f"{folder}proofs/{member_index(entry.index)}",
-                tlog_proof(entry.index, proof, checkpoint.note),
+                TlogProof(entry.index, tuple(proof), checkpoint.note).to_bytes(),
             )
 
     def _head(
         self, subject: str, entries: Sequence[LedgerEntry], checkpoint: KeptCheckpoint
     ) -> bytes:
-        text = head_text(subject, entries, checkpoint)
-        return sign_note(text, [self.ledger.keys.current.signer])
+        """The signed ``custos/head/v1`` statement of a subject's event count and last event as
+        of a checkpoint (docs/bundle.md, the head statement)."""
+        last = entries[-1]
+        head = HeadStatement(
+            subject=subject,
+            count=len(entries),
+            last_index=last.index,
+            last_leaf_hash=last.leaf_hash.hex(),
+            tree_size=checkpoint.size,
+            checkpoint_root=base64.b64encode(checkpoint.root).decode("ascii"),
+        )
+        return sign_note(head.to_text(), [self.ledger.keys.current.signer])
 
     def _write_item(
         self,
@@ -474,7 +451,7 @@ class Bundles:
                 raise IntegrityError(f"{record.id} answers order {order_id}, which has no document")
             order_subject = Subject("order", order_id).key
             bundle.add(folder + "order/document", stored.note)
-            bundle.add(folder + "order/salt", stored.salt.hex().encode("ascii") + b"\n")
+            bundle.add(folder + "order/salt", salt_member(stored.salt))
             order_entries = self._entries(order_subject, checkpoint)
             self._write_subject(bundle, folder + "order/", order_entries, checkpoint)
             bundle.add(folder + "order/head", self._head(order_subject, order_entries, checkpoint))

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from custody.events import Event, InvalidEvent, Subject, canonical_json
+from custody.events import Event, InvalidEvent, Subject
 from custody.evidence import EvidenceRecord
+from custody.json_codec import canonical_json
 from custody.merkle import leaf_hash
 
 __all__ = ["CONTEXT", "ExhibitMaterial", "InvalidMaterial", "base_iri", "case_document"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from custody.merkle import InvalidProof, verify_consistency
 from custody.note import (
     MalformedNote,
     Note,
@@ -22,7 +23,9 @@ __all__ = [
     "Checkpoint",
     "MalformedCheckpoint",
     "MalformedNote",
+    "NotExtended",
     "NoteVerificationError",
+    "check_extends",
     "open_checkpoint",
     "sign_checkpoint",
 ]
@@ -131,3 +134,58 @@ def open_checkpoint(
             f" (trusted signatures from: {signed_by})"
         )
     return checkpoint, note
+
+
+class NotExtended(ValueError):
+    """A later checkpoint is not shown to extend an earlier one. ``reason`` says how:
+    :attr:`OTHER_LOG`, :attr:`SHRANK`, :attr:`FORKED` (same size, another root) or
+    :attr:`UNPROVEN` (the consistency proof fails); the message says it in words."""
+
+    OTHER_LOG = "other log"
+    SHRANK = "shrank"
+    FORKED = "forked"
+    UNPROVEN = "unproven"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_extends(
+    earlier: Checkpoint,
+    later: Checkpoint,
+    prove: Callable[[int, int], Sequence[bytes]],
+) -> Sequence[bytes]:
+    """Check that the log of ``later`` extends the tree of ``earlier``: the same origin, no
+    fewer entries, the same root at the same size, else an RFC 9162 (2.1.4.2) consistency
+    proof from the one to the other. ``prove(size1, size2)`` gives that proof; it is asked
+    only when the sizes differ, and may raise to say why it has none. An empty earlier tree
+    proves nothing, so nothing extends it (custody.merkle.verify_consistency). Returns the
+    proof checked (empty at equal sizes); raises NotExtended.
+
+    This is the one check behind both ``custos log consistency`` and step (8) of the exhibit
+    verifier, which phrase its outcome for their readers.
+    """
+    if earlier.origin != later.origin:
+        raise NotExtended(
+            NotExtended.OTHER_LOG,
+            f"the checkpoints are of logs {earlier.origin} and {later.origin}",
+        )
+    if earlier.size > later.size:
+        raise NotExtended(
+            NotExtended.SHRANK,
+            f"size1 {earlier.size} is larger than size2 {later.size}: a log cannot shrink",
+        )
+    if earlier.size == later.size and earlier.size > 0:
+        if earlier.root != later.root:
+            raise NotExtended(
+                NotExtended.FORKED,
+                f"trees of equal size {earlier.size} have different roots: the log forked",
+            )
+        return ()
+    proof = prove(earlier.size, later.size)
+    try:
+        verify_consistency(earlier.size, later.size, proof, earlier.root, later.root)
+    except InvalidProof as exc:
+        raise NotExtended(NotExtended.UNPROVEN, str(exc)) from None
+    return proof

@@ -8,21 +8,33 @@ form, and two parties encoding the same event get the same leaf.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
+from custody.event_types import EVENT_VERSION
+from custody.json_codec import MAX_SAFE_INTEGER, canonical_json, strict_loads
 
-EVENT_VERSION = 1
+__all__ = [
+    "EVENT_VERSION",
+    "MAX_EVENT_BYTES",
+    "MAX_SAFE_INTEGER",
+    "SYSTEM",
+    "Actor",
+    "Event",
+    "InvalidEvent",
+    "NewEvent",
+    "Subject",
+    "canonical_json",
+    "format_time",
+    "indexed_event_json",
+]
+
 # An entry bundle prefixes each entry with a big-endian uint16 length (C2SP tlog-tiles), so
 # one leaf can never be larger than this.
 MAX_EVENT_BYTES = 0xFFFF
-# JCS writes numbers as IEEE doubles (RFC 8785 §3.2.2.3): integers beyond this would round.
-MAX_SAFE_INTEGER = 2**53 - 1
 
 _TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
@@ -119,7 +131,7 @@ class Event:
     def decode(cls, leaf: bytes) -> Event:
         """Parse leaf bytes; raises InvalidEvent unless they are a canonical v1 event."""
         try:
-            obj = _DECODER.decode(leaf.decode("utf-8"))
+            obj = strict_loads(leaf.decode("utf-8"))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise InvalidEvent(f"not JSON: {exc}") from None
         if not isinstance(obj, dict) or type(obj.get("v")) is not int or obj["v"] != EVENT_VERSION:
@@ -147,12 +159,11 @@ class Event:
             data=obj["data"],
         )
         # The parsed object re-encoded must give the same bytes. Floats were refused while
-        # parsing, but integers beyond 2**53 were not: the number check sends them to the
-        # reference encoder, which refuses them, as it refuses lone surrogates: what JCS
-        # cannot encode is not canonical.
+        # parsing, but integers beyond 2**53 were not: the encoder refuses them, as it
+        # refuses lone surrogates: what JCS cannot encode is not canonical.
         try:
             canonical = canonical_json(obj)
-        except (ValueError, RecursionError) as exc:  # ValueError: rfc8785's errors
+        except (ValueError, RecursionError) as exc:  # ValueError: CanonicalJSONError
             raise InvalidEvent(f"leaf is not in canonical (RFC 8785) form: {exc}") from None
         if canonical != leaf:
             raise InvalidEvent("leaf is not in canonical (RFC 8785) form")
@@ -177,63 +188,6 @@ def indexed_event_json(index: int, leaf: bytes) -> dict[str, Any]:
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds, as every event's ``time`` is written."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-# Characters from U+D800 up: lone surrogates, and the range where UTF-16 order (JCS key
-# order) and code-point order (Python's sort) can differ.
-_HIGH = re.compile("[\ud800-\U0010ffff]")
-
-
-def _refuse_float(text: str) -> Any:
-    raise ValueError(f"number {text} is not an integer (events carry no floats)")
-
-
-# Made once: json.dumps and json.loads with options build a new coder on every call.
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float)
-
-
-def canonical_json(value: Any, *, numbers_checked: bool = False) -> bytes:
-    """RFC 8785 encoding.
-
-    Python's ``json`` with sorted keys produces the same bytes as JCS when no number is a
-    float or beyond 2**53 and no character is at or above U+D800 (where code-point and
-    UTF-16 order can differ); anything else goes to the reference ``rfc8785`` encoder. The
-    test suite shows the two byte-identical on generated events.
-    """
-    if numbers_checked or _plain_numbers(value):
-        text = _ENCODER.encode(value)
-        if not _HIGH.search(text):
-            return text.encode("utf-8")
-    encoded: bytes = rfc8785.dumps(value)
-    return encoded
-
-
-def _plain_numbers(value: Any) -> bool:
-    """True when every number in ``value`` is an integer JCS writes exactly.
-
-    Iterative, with exact type tests first: this runs once per appended event.
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is int:
-            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif isinstance(item, float) or (
-            isinstance(item, int) and not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
-        ):
-            return False
-    return True
 
 
 def _check_json_value(value: Any, where: str) -> None:

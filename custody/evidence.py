@@ -9,7 +9,6 @@ append transaction, so two acts can never both pass a check that only one of the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -18,11 +17,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from custody.errors import BadRequest, Conflict, Forbidden
-from custody.events import canonical_json
 from custody.interfaces import AppendTransaction
+from custody.note_types import MANIFEST_TYPE, json_note_text
 
 KINDS = ("digital", "physical")
-MANIFEST_TYPE = "custos/manifest/v1"
 _ID = re.compile(r"^ev_[0-9a-f]{16}$")
 
 # The acts a principal records through POST /v1/evidence/{id}/events, by event type.
@@ -186,7 +184,7 @@ class EvidenceRecord:
 
 def manifest_text(record: EvidenceRecord) -> str:
     """The ``custos/manifest/v1`` note text: the type line, then the record as RFC 8785 JSON."""
-    return f"{MANIFEST_TYPE}\n{canonical_json(record.manifest_json()).decode()}\n"
+    return json_note_text(MANIFEST_TYPE, record.manifest_json())
 
 
 def manifest_key(evidence_id: str) -> str:
@@ -195,12 +193,6 @@ def manifest_key(evidence_id: str) -> str:
 
 def blob_key(sha256_hex: str) -> str:
     return f"blobs/sha256/{sha256_hex}"
-
-
-def commitment(document: bytes) -> tuple[bytes, str]:
-    """A salted commitment to a document: (salt, SHA-256(salt || document) hex)."""
-    salt = secrets.token_bytes(32)
-    return salt, hashlib.sha256(salt + document).hexdigest()
 
 
 # The description fields accepted at intake, beyond case, exhibit and kind.

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from custody.commitment import commit
 from custody.digests import DigestPipeline
 from custody.errors import Conflict, Forbidden, IntegrityError, NotFound, ObjectLocked
 from custody.events import Actor, NewEvent, Subject
@@ -21,7 +22,6 @@ from custody.evidence import (
     READ_ROLES,
     EvidenceRecord,
     EvidenceStore,
-    commitment,
     require_role,
 )
 from custody.interfaces import ObjectStore
@@ -74,7 +74,7 @@ class Handling:
             if act in _COMMITTED:
                 field_in, field_out = _COMMITTED[act]
                 text = str(event_data.pop(field_in)).encode("utf-8")
-                salt, digest = commitment(text)
+                salt, digest = commit(text)
                 event_data[f"{field_out}_commitment"] = digest
                 self.store.save_document(recorder.tx, record.id, recorder.next_index, salt, text)
             if act == "evidence.disposed":

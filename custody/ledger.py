@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from custody import merkle
 from custody.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from custody.errors import BadRequest, IntegrityError, NotFound, ObjectExists
-from custody.events import Event, NewEvent, format_time
+from custody.event_types import EVENT_TYPES
+from custody.events import Event, InvalidEvent, NewEvent, format_time
 from custody.interfaces import (
     AppendTransaction,
     Clock,
@@ -91,7 +92,8 @@ class Ledger:
     # -- appending -------------------------------------------------------------------------
 
     def append(self, event: NewEvent) -> Appended:
-        """Append one event durably, in its own transaction."""
+        """Append one event durably, in its own transaction. InvalidEvent, recording nothing,
+        for a type custody.event_types does not list or a subject of another kind."""
         with self.recording() as recorder:
             return recorder.add(event)
 
@@ -282,6 +284,13 @@ class Recorder:
                 self._heads[subject] = found.get(subject)
 
     def _place(self, new: NewEvent, time: str) -> Appended:
+        registered = EVENT_TYPES.get(new.type)
+        if registered is None:
+            raise InvalidEvent(f"the ledger records no {new.type!r} events (custody.event_types)")
+        if new.subject.kind != registered.subject:
+            raise InvalidEvent(
+                f"a {new.type} event is about a {registered.subject}, not a {new.subject.kind}"
+            )
         key = new.subject.key
         head = self._heads[key]
         event = Event(

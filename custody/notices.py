@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from custody.events import canonical_json, format_time
+from custody.events import format_time
 from custody.interfaces import AppendTransaction
+from custody.note_types import NOTICE_TYPE, json_note_text
 
-NOTICE_TYPE = "custos/notice/v1"
 # The order events a provider must act on: service, a changed deadline or hold, an answer
 # to its objection or question, and a withdrawal (stop, release what was preserved).
 NOTIFY_EVENTS = frozenset(
@@ -94,7 +94,7 @@ def notice_text(
         "due": _time(due),
         "href": f"/v1/provider/orders/{order_id}",
     }
-    return f"{NOTICE_TYPE}\n{canonical_json(body).decode()}\n"
+    return json_note_text(NOTICE_TYPE, body)
 
 
 class NoticeStore(Protocol):

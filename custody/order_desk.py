@@ -9,13 +9,12 @@ been served; for anyone else it does not exist (NotFound).
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
+from custody.commitment import commit, commitment, new_salt
 from custody.errors import BadRequest, Conflict, Invalid, NotFound
 from custody.events import SYSTEM, Actor, Event, NewEvent, Subject, format_time
 from custody.evidence import EvidenceRecord, UploadSession, require_role
@@ -150,7 +149,7 @@ class SweepReport:
 
 def document_commitment(salt: bytes, order: Order) -> str:
     """SHA-256 over the order's salt and its ``custos/order/v1`` text, as the events carry."""
-    return hashlib.sha256(salt + order_document_text(order).encode("utf-8")).hexdigest()
+    return commitment(salt, order_document_text(order).encode("utf-8"))
 
 
 def _fixed_summary(order: Order) -> dict[str, Any]:
@@ -370,7 +369,7 @@ class OrderDesk:
         at = self.ledger.clock()
         order, event_type, details = draft_order(doc, by, at)
         with self.ledger.recording() as recorder:
-            stored = StoredOrder(order, seq=recorder.next_index, salt=secrets.token_bytes(32))
+            stored = StoredOrder(order, seq=recorder.next_index, salt=new_salt())
             self.store.insert(recorder.tx, stored)
             appended = self._record(recorder, stored, order, event_type, by, at, details)
         return Acted(stored, appended)
@@ -418,8 +417,7 @@ class OrderDesk:
             for name in COMMITTED_FIELDS:
                 text = data.get(name)
                 if isinstance(text, str) and text:
-                    salt = secrets.token_bytes(32)
-                    digest = hashlib.sha256(salt + text.encode("utf-8")).hexdigest()
+                    salt, digest = commit(text.encode("utf-8"))
                     self.store.save_text(
                         recorder.tx, recorder.next_index, order.id, name, salt, text
                     )

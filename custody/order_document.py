@@ -26,7 +26,6 @@ from custody.order_deadlines import (
     MAX_PRESERVATION_DAYS,
 )
 
-ORDER_TYPE = "custos/order/v1"
 PRODUCTION = "production"
 PRESERVATION = "preservation"
 PARTIAL_TRAFFIC_DISCLOSURE = "partial_traffic_disclosure"

@@ -18,8 +18,9 @@ from enum import StrEnum
 from typing import Any
 
 from custody.errors import BadRequest, Conflict, Forbidden, IntegrityError
-from custody.events import Actor, canonical_json, format_time
+from custody.events import Actor, format_time
 from custody.evidence import is_evidence_id
+from custody.note_types import ORDER_TYPE, json_note_text
 from custody.order_deadlines import (
     MAX_PRESERVATION_DAYS,
     OrderClock,
@@ -30,7 +31,6 @@ from custody.order_document import (
     HEX32,
     OBJECTION_GROUNDS,
     ORDER_ID_PATTERN,
-    ORDER_TYPE,
     PARTIAL_TRAFFIC_DISCLOSURE,
     PRESERVATION,
     PRODUCTION,
@@ -437,7 +437,7 @@ def order_document_text(order: Order) -> str:
         "served_at": format_time(order.served_at) if order.served_at else None,
         **order.document.as_json(),
     }
-    return f"{ORDER_TYPE}\n{canonical_json(issued).decode()}\n"
+    return json_note_text(ORDER_TYPE, issued)
 
 
 def order_event_data(order: Order, commitment_hex: str) -> dict[str, str]:

@@ -26,8 +26,10 @@ from types import MappingProxyType
 from typing import Any
 
 from custody.checkpoint import MAX_TREE_SIZE
+from custody.json_codec import strict_loads
 from custody.merkle import HASH_SIZE
 from custody.note import MalformedNote, Note, NoteSigner, NoteVerifier, open_note, sign_note
+from custody.note_types import RECEIPT_TYPE
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -39,8 +41,6 @@ __all__ = [
     "sign_receipt",
 ]
 
-RECEIPT_TYPE = "custos/receipt/v1"
-"""First line of every receipt note: its type and version."""
 BUNDLE_FORMAT = "custos/receipt-bundle/v1"
 """Value of the ``format`` member of a receipt bundle file."""
 
@@ -288,11 +288,7 @@ class ReceiptBundle:
         if not isinstance(data, bytes):
             raise MalformedReceipt("a receipt bundle is parsed from bytes")
         try:
-            obj = json.loads(
-                data.decode("utf-8"),
-                object_pairs_hook=_unique_members,
-                parse_constant=_no_constant,
-            )
+            obj = strict_loads(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise MalformedReceipt("a receipt bundle is UTF-8 JSON") from None
         except (ValueError, RecursionError) as exc:
@@ -320,20 +316,6 @@ class ReceiptBundle:
 
 _BUNDLE_MEMBERS = frozenset({"format", "receipt", "checkpoint", "leaf", "inclusion_proof"})
 _PROOF_MEMBERS = frozenset({"index", "tree_size", "hashes"})
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a JSON object, refusing duplicate names (parsers disagree on which one wins)."""
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise MalformedReceipt(f"duplicate member {name!r}")
-        obj[name] = value
-    return obj
-
-
-def _no_constant(name: str) -> None:
-    raise MalformedReceipt(f"{name} is not JSON")
 
 
 def _members(value: object, what: str, names: frozenset[str]) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from typing import Any, Protocol
 from custody.digests import CHUNK_SIZE, DigestPipeline
 from custody.errors import CustosError, ObjectNotFound
 from custody.evidence import (
-    MANIFEST_TYPE,
     EvidenceRecord,
     EvidenceStore,
     blob_key,
@@ -40,6 +39,7 @@ from custody.evidence import (
 from custody.interfaces import ObjectStore
 from custody.keys import KeyRing
 from custody.note import MalformedNote, NoteVerificationError, open_note
+from custody.note_types import MANIFEST_TYPE
 
 BLOB_PREFIX = "blobs/sha256/"
 ORPHAN = "orphan: no record names this blob (an ingest interrupted before its record)"

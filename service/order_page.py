@@ -17,7 +17,7 @@ from typing import Any
 
 from custody.errors import IntegrityError
 from custody.note import MalformedNote, Note
-from custody.order_document import ORDER_TYPE
+from custody.note_types import ORDER_TYPE
 from custody.verify.escaping import escape_html
 
 # Sent with the page: it may use its inline style sheet, and nothing else.

@@ -16,7 +16,7 @@ from webargs.flaskparser import FlaskParser
 from custody.digests import http_digest, parse_http_digest
 from custody.errors import BadRequest, Invalid
 from custody.intake import Ingested
-from custody.verify.formats import strict_json
+from custody.json_codec import strict_json
 from service.metrics import count_ingested
 
 # The largest index or sequence number a store holds (a signed 64-bit integer).

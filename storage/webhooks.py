@@ -13,8 +13,8 @@ from __future__ import annotations
 import http.client
 import ssl
 
+from custody.note_types import NOTICE_TYPE
 from custody.notice_delivery import NoticeDelivery, NoticeDeliveryError
-from custody.notices import NOTICE_TYPE
 from custody.outbound import DestinationRefused, OutboundPolicy
 from storage.deployment import Deployment
 

@@ -42,8 +42,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from custody.evidence import MANIFEST_TYPE
 from custody.note import NoteVerifier, open_note
+from custody.note_types import MANIFEST_TYPE
 from tests.server import HTTP_TIMEOUT, ForkedServer, RunningServer, WarmServers
 
 SEED = int(os.environ.get("CUSTOS_CRASH_SEED") or 20261128)

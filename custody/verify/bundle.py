@@ -25,8 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from custody.checkpoint import Checkpoint, MalformedCheckpoint
-from custody.merkle import InvalidProof, verify_consistency
+from custody.checkpoint import Checkpoint, MalformedCheckpoint, NotExtended, check_extends
 from custody.verify.archive import Archive, ArchiveError, open_archive
 from custody.verify.chain import (
     CheckFailed,
@@ -321,42 +320,30 @@ def _check_known(
         known = Checkpoint.from_text(note.text)
     except MalformedCheckpoint as exc:
         raise CheckFailed(f"{whose} is not a checkpoint: {exc}") from None
-    if known.origin != checkpoint.origin:
-        raise CheckFailed(f"{whose} is of log {known.origin}, not {checkpoint.origin}")
-    if known.size > checkpoint.size:
-        raise CheckFailed(
-            f"{whose} is of {known.size} entries, newer than the bundle's {checkpoint.size}: "
-            "ask for a bundle exported with --known-checkpoint of it"
-        )
-    if known.size == checkpoint.size:
-        if known.root != checkpoint.root:
+
+    def prove(size1: int, size2: int) -> tuple[bytes, ...]:
+        if archive.consistency is None:
             raise CheckFailed(
-                f"{whose} and the bundle's checkpoint are both of {known.size} entries but have "
-                "different roots: the log forked, showing different histories to different "
-                "parties"
+                f"the bundle carries no consistency proof from {whose} ({known.size} entries): "
+                "ask for a bundle exported with --known-checkpoint of it"
             )
+        try:
+            proof = parse_consistency(archive.consistency)
+        except MalformedMember as exc:
+            raise CheckFailed(f"the consistency proof is malformed: {exc}") from None
+        if (proof.size1, proof.size2) != (size1, size2):
+            raise CheckFailed(
+                f"the bundle's consistency proof runs from {proof.size1} to {proof.size2} "
+                f"entries, not from {whose} ({size1}) to the bundle's checkpoint ({size2})"
+            )
+        return proof.hashes
+
+    try:
+        check_extends(known, checkpoint, prove)
+    except NotExtended as exc:
+        raise CheckFailed(_not_extended(exc, whose, known, checkpoint)) from None
+    if known.size == checkpoint.size:
         return f"{whose} is the bundle's checkpoint itself ({known.size} entries)"
-    if archive.consistency is None:
-        raise CheckFailed(
-            f"the bundle carries no consistency proof from {whose} ({known.size} entries): ask "
-            "for a bundle exported with --known-checkpoint of it"
-        )
-    try:
-        proof = parse_consistency(archive.consistency)
-    except MalformedMember as exc:
-        raise CheckFailed(f"the consistency proof is malformed: {exc}") from None
-    if (proof.size1, proof.size2) != (known.size, checkpoint.size):
-        raise CheckFailed(
-            f"the bundle's consistency proof runs from {proof.size1} to {proof.size2} entries, "
-            f"not from {whose} ({known.size}) to the bundle's checkpoint ({checkpoint.size})"
-        )
-    try:
-        verify_consistency(known.size, checkpoint.size, proof.hashes, known.root, checkpoint.root)
-    except InvalidProof as exc:
-        raise CheckFailed(
-            f"{whose} ({known.size} entries) is not proven to be a prefix of the bundle's "
-            f"checkpoint: {exc}; either the log forked or the proof was altered"
-        ) from None
     came_with_bundle = (
         "; it came with the bundle: give the one you kept with --known-checkpoint to check the "
         "log against your own record"
@@ -364,6 +351,26 @@ def _check_known(
     return (
         f"{whose}, of {known.size} entries, is a prefix of the bundle's tree of "
         f"{checkpoint.size} (RFC 9162 consistency proof){'' if court else came_with_bundle}"
+    )
+
+
+def _not_extended(exc: NotExtended, whose: str, known: Checkpoint, checkpoint: Checkpoint) -> str:
+    """What step (8) says when the bundle's checkpoint does not extend the known one."""
+    if exc.reason == NotExtended.OTHER_LOG:
+        return f"{whose} is of log {known.origin}, not {checkpoint.origin}"
+    if exc.reason == NotExtended.SHRANK:
+        return (
+            f"{whose} is of {known.size} entries, newer than the bundle's {checkpoint.size}: "
+            "ask for a bundle exported with --known-checkpoint of it"
+        )
+    if exc.reason == NotExtended.FORKED:
+        return (
+            f"{whose} and the bundle's checkpoint are both of {known.size} entries but have "
+            "different roots: the log forked, showing different histories to different parties"
+        )
+    return (
+        f"{whose} ({known.size} entries) is not proven to be a prefix of the bundle's "
+        f"checkpoint: {exc}; either the log forked or the proof was altered"
     )
 
 

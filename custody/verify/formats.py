@@ -1,27 +1,32 @@
-"""The text formats inside an exhibit bundle (docs/bundle.md), parsed strictly.
+"""The text formats inside an exhibit bundle (docs/bundle.md): their one definition, written
+by custody.bundle and parsed strictly here.
 
 Each parser accepts exactly what a conforming writer produces and raises MalformedMember,
 saying what is wrong, on anything else: a C2SP ``tlog-proof`` (c2sp.org/tlog-proof@v1), the
 bundle's consistency proof (``c2sp.org/custos-consistency@v1``), the ``custos/head/v1``
 statement, the index ``bundle.json``, an order's document salt and a custody event leaf.
 Parsing says nothing about truth: whether a proof proves, or a signature verifies, is for the
-verifier's steps.
+verifier's steps. Each value object writes itself (``to_bytes``, ``to_text``, ``to_json``) in
+the one form its parser accepts.
 
-Standard library only: this module is part of the offline verifier. Events are read with
-``json`` alone (no RFC 8785 encoder): their bytes are bound to the ledger by their leaf hash,
-so only their meaning is read here.
+Standard library only: this module is part of the offline verifier. An event's bytes are
+bound to the ledger by their leaf hash, so only their meaning is read here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from custody.commitment import SALT_SIZE
+from custody.event_types import EVENT_VERSION
+from custody.json_codec import canonical_json, canonical_loads, strict_loads
 from custody.merkle import HASH_SIZE, leaf_hash
+from custody.note_types import HEAD_TYPE, json_note_body, json_note_text
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -38,25 +43,22 @@ __all__ = [
     "MalformedMember",
     "TlogProof",
     "is_evidence_id",
+    "member_index",
     "parse_bundle_index",
     "parse_consistency",
     "parse_event",
     "parse_head",
     "parse_salt",
     "parse_tlog_proof",
-    "strict_json",
+    "salt_member",
 ]
 
 BUNDLE_FORMAT = "custos/exhibit/v1"
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 CONSISTENCY_HEADER = "c2sp.org/custos-consistency@v1"
-HEAD_TYPE = "custos/head/v1"
-EVENT_VERSION = 1
 MAX_PROOF_HASHES = 64
 """Longest RFC 9162 proof of a tree of at most 2**64 - 1 leaves."""
 MAX_TREE_SIZE = 2**64 - 1
-SALT_SIZE = 32
-"""Bytes of the random salt of a document commitment (ARCHITECTURE.md, Commitments)."""
 
 _EVIDENCE_ID = re.compile(r"ev_[0-9a-f]{16}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
@@ -83,6 +85,11 @@ def is_evidence_id(value: object) -> bool:
     return isinstance(value, str) and _EVIDENCE_ID.fullmatch(value) is not None
 
 
+def member_index(index: int) -> str:
+    """A ledger index as a member name: 20 decimal digits, so names sort in ledger order."""
+    return f"{index:020d}"
+
+
 # -- C2SP tlog-proof -------------------------------------------------------------------------------
 
 
@@ -95,6 +102,16 @@ class TlogProof:
     checkpoint: bytes
     """The signed checkpoint note, verbatim."""
     extra: bytes | None = None
+
+    def to_bytes(self) -> bytes:
+        """The proof as its member holds it."""
+        extra = "" if self.extra is None else f"extra {_b64encode(self.extra)}\n"
+        return (
+            f"{TLOG_PROOF_HEADER}\n{extra}index {self.index}\n{_lines(self.hashes)}\n".encode(
+                "ascii"
+            )
+            + self.checkpoint
+        )
 
 
 def parse_tlog_proof(data: bytes) -> TlogProof:
@@ -130,6 +147,11 @@ class ConsistencyProof:
     size1: int
     size2: int
     hashes: tuple[bytes, ...]
+
+    def to_bytes(self) -> bytes:
+        """The proof as the ``consistency`` member holds it."""
+        head = f"{CONSISTENCY_HEADER}\nfrom {self.size1}\nto {self.size2}\n"
+        return (head + _lines(self.hashes)).encode("ascii")
 
 
 def parse_consistency(data: bytes) -> ConsistencyProof:
@@ -167,13 +189,25 @@ class HeadStatement:
     tree_size: int
     checkpoint_root: str
 
+    def to_text(self) -> str:
+        """The note text a head statement is signed as: the type line, then RFC 8785 JSON."""
+        body = {
+            "checkpoint_root": self.checkpoint_root,
+            "count": self.count,
+            "last_index": self.last_index,
+            "last_leaf_hash": self.last_leaf_hash,
+            "subject": self.subject,
+            "tree_size": self.tree_size,
+        }
+        return json_note_text(HEAD_TYPE, body)
+
 
 def parse_head(text: str) -> HeadStatement:
     """Parse a ``custos/head/v1`` note text: the type line, one JSON line, a newline."""
-    lines = text.split("\n")
-    if len(lines) != 3 or lines[0] != HEAD_TYPE or lines[2] != "":
+    line = json_note_body(text, HEAD_TYPE)
+    if line is None:
         raise MalformedMember(f"a head statement is the line {HEAD_TYPE}, then one JSON line")
-    obj = _json_object(lines[1].encode("utf-8"), "the head statement", _HEAD_FIELDS)
+    obj = _json_object(line.encode("utf-8"), "the head statement", _HEAD_FIELDS)
     for name in ("count", "last_index", "tree_size"):
         if not _is_int(obj[name]) or not 0 <= obj[name] <= MAX_TREE_SIZE:
             raise MalformedMember(f"the head statement's {name} is not a tree position")
@@ -193,6 +227,11 @@ def parse_head(text: str) -> HeadStatement:
 
 
 # -- an order's document salt ---------------------------------------------------------------------
+
+
+def salt_member(salt: bytes) -> bytes:
+    """``order/salt``: the salt as lowercase hex and a newline."""
+    return salt.hex().encode("ascii") + b"\n"
 
 
 def parse_salt(data: bytes) -> bytes:
@@ -219,6 +258,19 @@ class BundleIndex:
     items: tuple[str, ...]
     known_checkpoint: bool
     with_content: bool
+
+    def to_json(self) -> bytes:
+        """``bundle.json`` as RFC 8785 JSON."""
+        return canonical_json(
+            {
+                "format": BUNDLE_FORMAT,
+                "origin": self.origin,
+                "checkpoint": {"size": self.checkpoint_size, "root": self.checkpoint_root},
+                "items": list(self.items),
+                "known_checkpoint": self.known_checkpoint,
+                "with_content": self.with_content,
+            }
+        )
 
 
 def parse_bundle_index(data: bytes) -> BundleIndex:
@@ -333,6 +385,15 @@ def _decimal(value: str, what: str) -> int:
     return int(value)
 
 
+def _b64encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _lines(hashes: Sequence[bytes]) -> str:
+    """One base64 hash per line, each line ending in a newline."""
+    return "".join(_b64encode(h) + "\n" for h in hashes)
+
+
 def _b64(value: str, what: str) -> bytes:
     try:
         raw = base64.b64decode(value, validate=True)
@@ -356,86 +417,18 @@ def _hashes(lines: list[str]) -> tuple[bytes, ...]:
     raise MalformedMember("a proof hash is not in canonical base64")
 
 
-def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a JSON object, refusing duplicate names (parsers disagree on which one wins)."""
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise ValueError(f"duplicate member {name!r}")
-        obj[name] = value
-    return obj
-
-
-def _refuse_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not allowed (no floats, NaN or infinities)")
-
-
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=unique_members,
-    parse_float=_refuse_constant,
-    parse_constant=_refuse_constant,
-)
-
-
-MAX_JSON_DEPTH = 64
-"""How deeply the strict decoder lets arrays and objects nest (nothing Custos reads nests
-beyond a few levels; Python's parser fails on about a thousand with a RecursionError)."""
-
-
-def strict_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Decode JSON strictly: no duplicate member names, no floats, NaN or infinities, no
-    nesting deeper than ``max_depth``; ValueError says what is wrong."""
-    try:
-        value = _DECODER.decode(text)
-    except RecursionError:
-        raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
-    if json_depth(value) > max_depth:
-        raise ValueError(f"JSON nested deeper than {max_depth} levels")
-    return value
-
-
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in a decoded JSON value (a scalar is 0). Iterative,
-    so that any depth the parser returned is measured without recursion."""
-    deepest = 0
-    pending: list[tuple[Any, int]] = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, depth + 1)
-            pending.extend((child, depth + 1) for child in item)
-    return deepest
-
-
-_PLAIN_DECODER = json.JSONDecoder(parse_float=_refuse_constant, parse_constant=_refuse_constant)
-_CANONICAL_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
 def _canonical_object(data: bytes, fields: frozenset[str]) -> dict[str, Any] | None:
     """A JSON object with exactly ``fields``, read fast when ``data`` is in canonical form
-    (what the ledger writes): written again, it gives the same bytes, so it had no duplicate
-    names. None otherwise, for :func:`_json_object` to read strictly and say what is wrong."""
-    try:
-        obj = _PLAIN_DECODER.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(obj, dict) or set(obj) != fields:
-        return None
-    try:
-        same = _CANONICAL_ENCODER.encode(obj).encode("utf-8") == data
-    except (ValueError, RecursionError):
-        return None
-    return obj if same else None
+    (what the ledger writes); None otherwise, for :func:`_json_object` to read strictly and
+    say what is wrong."""
+    obj = canonical_loads(data)
+    return obj if isinstance(obj, dict) and set(obj) == fields else None
 
 
 def _json_object(data: bytes, what: str, fields: frozenset[str]) -> dict[str, Any]:
     """Decode UTF-8 JSON holding one object with exactly ``fields``."""
     try:
-        obj = _DECODER.decode(data.decode("utf-8"))
+        obj = strict_loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise MalformedMember(f"{what} is not UTF-8") from None
     except (ValueError, RecursionError) as exc:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.checkpoint import Checkpoint
+from custody.commitment import commitment
 from custody.note import NoteSignature
+from custody.note_types import MANIFEST_TYPE, ORDER_TYPE, json_note_body
 from custody.verify.archive import Archive, ArchiveError, ItemMembers
 from custody.verify.chain import (
     CheckFailed,
@@ -51,8 +53,6 @@ INTAKE_EVENTS = ("evidence.ingested", "evidence.registered")
 ORDER_FIRST_EVENTS = ("order.drafted",)
 ORDER_RESPONDED = "order.responded"
 ORDER_SERVED = "order.served"
-MANIFEST_TYPE = "custos/manifest/v1"
-ORDER_TYPE = "custos/order/v1"
 _CHUNK = 1024**2
 
 Digested = tuple[int, dict[str, str]]
@@ -303,7 +303,7 @@ def _check_commitments(
         salt = parse_salt(salt_member)
     except MalformedMember as exc:
         raise CheckFailed(f"order {order_id}'s order/salt is malformed: {exc}") from None
-    commitment = hashlib.sha256(salt + text.encode("utf-8")).hexdigest()
+    committed = commitment(salt, text.encode("utf-8"))
     served = next((n for n, event in enumerate(events) if event.type == ORDER_SERVED), None)
     if served is None:
         raise CheckFailed(
@@ -312,11 +312,11 @@ def _check_commitments(
         )
     for event in events[served:]:
         recorded = event.data.get("document_commitment")
-        if recorded != commitment:
+        if recorded != committed:
             raise CheckFailed(
                 f"event {event.index} ({event.type}) of order {order_id} carries the "
                 f"document_commitment {recorded}, but SHA-256 over the bundle's salt and the "
-                f"signed order document is {commitment}: the document or the salt is not the "
+                f"signed order document is {committed}: the document or the salt is not the "
                 "one the order was served with",
                 event.index,
             )
@@ -336,11 +336,11 @@ def _check_commitments(
 
 def _typed_json(text: str, note_type: str, what: str) -> dict[str, Any]:
     """The JSON object of a ``<type line>\\n<JSON>\\n`` note text."""
-    first, _, rest = text.partition("\n")
-    if first != note_type or not rest.endswith("\n") or "\n" in rest[:-1]:
+    line = json_note_body(text, note_type)
+    if line is None:
         raise CheckFailed(f"a pinned key signed it, but the {what} is not a {note_type} note")
     try:
-        obj = json.loads(rest)
+        obj = json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise CheckFailed(f"the {what} is not JSON: {exc}") from None
     if not isinstance(obj, dict):

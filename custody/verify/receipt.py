@@ -7,17 +7,18 @@ procedure is the numbered checklist :data:`RECEIPT_CHECKS`; each block of
 report line by line.
 
 Imports only the standard library, ``cryptography`` (through custody.note) and the verifier's
-own modules; the leaf is read with ``json`` alone.
+own modules.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from custody.checkpoint import MalformedCheckpoint, open_checkpoint
+from custody.event_types import EVENT_VERSION
+from custody.json_codec import strict_loads
 from custody.merkle import InvalidProof, leaf_hash, verify_inclusion
 from custody.note import (
     MalformedNote,
@@ -35,7 +36,6 @@ from custody.receipt import (
     open_receipt,
 )
 from custody.verify.errors import VerificationError
-from custody.verify.formats import unique_members
 
 __all__ = [
     "INGEST_EVENT_TYPE",
@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 INGEST_EVENT_TYPE = "evidence.ingested"
-EVENT_VERSION = 1
 
 RECEIPT_CHECKS: tuple[str, ...] = (
     "the file is a well-formed receipt bundle",
@@ -251,11 +250,11 @@ def _fail5(message: str) -> VerificationError:
 def _check_ingest_event(leaf: bytes, receipt: Receipt) -> None:
     """Check (5): the leaf records the ingest the receipt describes, field for field.
 
-    Read with ``json`` only (no canonical-form check, which needs an RFC 8785 encoder): the leaf
-    bytes are already bound to the ledger by their hash, so only their meaning is checked here.
+    Read strictly, with no canonical-form check: the leaf bytes are already bound to the
+    ledger by their hash, so only their meaning is checked here.
     """
     try:
-        event = json.loads(leaf.decode("utf-8"), object_pairs_hook=unique_members)
+        event = strict_loads(leaf.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _fail5(f"the leaf is not a JSON event: {exc}") from None
     if not isinstance(event, dict) or not _equals_int(event.get("v"), EVENT_VERSION):

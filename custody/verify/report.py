@@ -10,8 +10,8 @@ so every value is HTML-escaped, its invisible characters (bidi controls ...) sho
 (``custody.verify.escaping``).
 
 The page is a function of the verification alone (no clock, no environment), so the same
-bundle gives the same bytes. Imports only the standard library and the verifier's results, so a
-court's verifier renders it (``--report``) without the service.
+bundle gives the same bytes. Imports only the standard library, the verifier's results and the
+register of event types, so a court's verifier renders it (``--report``) without the service.
 """
 
 from __future__ import annotations
@@ -20,46 +20,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from custody.event_types import EVENT_TYPES
 from custody.verify.escaping import escape_html
 from custody.verify.results import ExhibitVerification, ItemResult, StepResult, TimelineEvent
 
 __all__ = ["EVENT_LABELS", "event_label", "render_report"]
 
-EVENT_LABELS: Mapping[str, str] = {
-    "evidence.ingested": "Ingested (digital copy received and hashed)",
-    "evidence.registered": "Registered (physical item)",
-    "evidence.transferred": "Transferred",
-    "evidence.checked_out": "Checked out",
-    "evidence.checked_in": "Checked in",
-    "evidence.examined": "Examined",
-    "evidence.noted": "Note added",
-    "evidence.sealed": "Sealed",
-    "evidence.unsealed": "Unsealed",
-    "evidence.hold_set": "Legal hold set",
-    "evidence.hold_released": "Legal hold released",
-    "evidence.disposed": "Disposed of",
-    "evidence.accessed": "Content read",
-    "evidence.integrity_failed": "Integrity check failed",
-    "order.drafted": "Order drafted",
-    "order.revised": "Order revised",
-    "order.submitted": "Order submitted for approval",
-    "order.served": "Order served on the provider",
-    "order.read": "Order read by the provider",
-    "order.acknowledged": "Order acknowledged by the provider",
-    "order.objected": "Provider objected to the order",
-    "order.objection_answered": "Objection answered",
-    "order.clarification_requested": "Provider asked for clarification",
-    "order.clarification_answered": "Clarification given",
-    "order.extended": "Order deadline extended",
-    "order.preserved": "Provider confirmed preservation",
-    "order.produced": "Provider produced the data",
-    "order.responded": "Provider's response received",
-    "order.no_data": "Provider reported no data",
-    "order.withdrawn": "Order withdrawn",
-    "order.expired": "Order expired unanswered",
-    "order.closed": "Order closed",
-}
-"""Human labels of custody event types; others read as their verb (see :func:`event_label`)."""
+EVENT_LABELS: Mapping[str, str] = {name: t.label for name, t in EVENT_TYPES.items()}
+"""Human labels of custody event types (custody.event_types); others read as their verb (see
+:func:`event_label`)."""
 
 FIELD_LABELS: Mapping[str, str] = {
     "location": "Location",

@@ -25,7 +25,7 @@ from custody.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from custody.errors import BadRequest, Conflict, Forbidden, NotFound
 from custody.events import Actor, Event
 from custody.note import NoteSigner, open_note
-from custody.order_document import ORDER_TYPE
+from custody.note_types import ORDER_TYPE
 from custody.verify import verify_bundle
 from custody.verify.receipt import verify_receipt
 from custody.verify.report import render_report

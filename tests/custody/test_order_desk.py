@@ -24,9 +24,10 @@ from sqlalchemy import select
 from custody.errors import BadRequest, Conflict, CustosError, Forbidden, Invalid, NotFound
 from custody.events import SYSTEM, Actor, Event, format_time
 from custody.note import open_note
-from custody.notices import NOTICE_TYPE, PENDING, Notice
+from custody.note_types import NOTICE_TYPE, ORDER_TYPE
+from custody.notices import PENDING, Notice
 from custody.order_desk import Acted, OrderDesk, StoredOrder, document_commitment
-from custody.order_document import ORDER_TYPE, PRESERVATION, PRODUCTION, OrderDocument
+from custody.order_document import PRESERVATION, PRODUCTION, OrderDocument
 from custody.orders import OrderState, allowed_actions, deadline, order_document_text
 from custody.principals import Principal
 from custody.providers import Provider

@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody.commitment import commit
 from custody.errors import BadRequest, Conflict, Forbidden
-from custody.events import SYSTEM, Actor, NewEvent, Subject, canonical_json
-from custody.evidence import commitment
+from custody.events import SYSTEM, Actor, NewEvent, Subject
+from custody.json_codec import canonical_json
 from custody.note import NoteSigner, open_note, sign_note
+from custody.note_types import ORDER_TYPE
 from custody.order_deadlines import OrderClock, service_period
 from custody.order_document import (
     KINDS,
     OBJECTION_GROUNDS,
-    ORDER_TYPE,
     PARTIAL_TRAFFIC_DISCLOSURE,
     PRESERVATION,
     PRODUCTION,
@@ -728,7 +729,7 @@ def test_event_data_carries_order_state_and_commitment_never_targets() -> None:
         )
         steps.append(act(steps[-1][0], action, T0 + timedelta(hours=len(steps)), data or None))
     for new, event_type, details in steps:
-        _, digest = commitment(order_document_text(new).encode())
+        _, digest = commit(order_document_text(new).encode())
         data = {**order_event_data(new, digest), **details}
         assert data["order"] == new.id
         assert data["state"] == new.state.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from html.parser import HTMLParser
 
+from custody.event_types import EVENT_TYPES
 from custody.verify.report import event_label, render_report
 from custody.verify.results import ExhibitVerification, ItemResult, StepResult, TimelineEvent
 
@@ -355,8 +356,18 @@ def test_fields_the_verifier_could_not_read_say_so() -> None:
 def test_event_types_read_as_words() -> None:
     assert event_label("evidence.transferred") == "Transferred"
     assert event_label("evidence.checked_out") == "Checked out"
+    assert event_label("key.rotated") == "Signing key rotated"
+
+
+def test_every_registered_event_type_has_its_label_from_the_register() -> None:
+    for name, registered in EVENT_TYPES.items():
+        assert event_label(name) == registered.label
+
+
+def test_a_type_the_register_lacks_reads_as_its_verb() -> None:
+    """A bundle is untrusted input: a type this version does not know still reads as words."""
     assert event_label("evidence.relabelled") == "Relabelled"
-    assert event_label("key.rotated") == "Key: rotated"
+    assert event_label("case.merged") == "Case: merged"
 
 
 def test_the_same_verification_gives_the_same_page() -> None:

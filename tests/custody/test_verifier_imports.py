@@ -56,7 +56,11 @@ sys.meta_path.insert(0, Unavailable())
 VERIFIER_MODULES = frozenset(
     {
         "custody",
+        "custody.commitment",
+        "custody.event_types",
+        "custody.json_codec",
         "custody.note",
+        "custody.note_types",
         "custody.checkpoint",
         "custody.merkle",
         "custody.receipt",
@@ -110,7 +114,7 @@ def test_server_dependencies_are_unimportable_in_the_court_python(
     probe = (
         "import importlib, json\n"
         "failed = []\n"
-        f"for name in {[*UNAVAILABLE, 'custody.events', 'custody.ledger']!r}:\n"
+        f"for name in {[*UNAVAILABLE, 'storage.deployment', 'cli']!r}:\n"
         "    try:\n"
         "        importlib.import_module(name)\n"
         "    except ImportError:\n"
@@ -119,7 +123,7 @@ def test_server_dependencies_are_unimportable_in_the_court_python(
     )
     result = court_python(["-c", probe])
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [*UNAVAILABLE, "custody.events", "custody.ledger"]
+    assert json.loads(result.stdout) == [*UNAVAILABLE, "storage.deployment", "cli"]
 
 
 def test_verifier_imports_only_stdlib_cryptography_and_verifier_modules(
@@ -143,6 +147,35 @@ def test_verifier_imports_only_stdlib_cryptography_and_verifier_modules(
         if m.partition(".")[0] not in {"custody", *sys.stdlib_module_names, *CRYPTOGRAPHY_MODULES}
     }
     assert not others, f"verifier imports third-party modules {sorted(others)}"
+
+
+def test_no_custody_module_imports_the_web_the_database_the_cloud_or_the_edges(
+    court_python: CourtPython,
+) -> None:
+    """custody/ is the domain (ARCHITECTURE.md, Layers): every one of its modules imports
+    without Flask, SQLAlchemy, boto3, service/ or storage/ (nor the rest of UNAVAILABLE)."""
+    probe = (
+        "import importlib, json, pkgutil, sys\n"
+        "import custody\n"
+        "names = sorted(m.name for m in pkgutil.walk_packages(custody.__path__, 'custody.'))\n"
+        "failed = {}\n"
+        "for name in names:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"
+        "        failed[name] = str(exc)\n"
+        "print(json.dumps({'imported': names, 'failed': failed}))\n"
+    )
+    result = court_python(["-c", probe])
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["failed"] == {}
+    modules = {
+        path.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+        for path in (REPO / "custody").rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert modules <= set(found["imported"])
 
 
 def test_verifier_command_checks_a_receipt_without_server_dependencies(

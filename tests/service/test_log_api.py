@@ -46,7 +46,9 @@ def grow(deployment: Deployment, count: int) -> None:
     start = deployment.ledger.size()
     deployment.ledger.append_batch(
         [
-            NewEvent("note.recorded", SYSTEM, Subject("note", f"n{start + i}"), {"n": start + i})
+            NewEvent(
+                "evidence.noted", SYSTEM, Subject("evidence", f"n{start + i}"), {"n": start + i}
+            )
             for i in range(count)
         ]
     )

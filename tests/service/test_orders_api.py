@@ -22,13 +22,13 @@ from werkzeug.test import TestResponse
 
 from custody.events import Actor
 from custody.note import open_note
+from custody.note_types import ORDER_TYPE
 from custody.order_document import (
     AUTHORITY_TYPES,
     DATA_CATEGORIES,
     EMERGENCY_CATEGORIES,
     KINDS,
     LEGAL_BASES,
-    ORDER_TYPE,
     TARGET_TYPES,
 )
 from custody.orders import OrderState

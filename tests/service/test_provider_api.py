@@ -18,7 +18,8 @@ from werkzeug.test import TestResponse
 
 from custody.events import Actor
 from custody.note import open_note
-from custody.order_document import ORDER_TYPE, PRESERVATION, PRODUCTION
+from custody.note_types import ORDER_TYPE
+from custody.order_document import PRESERVATION, PRODUCTION
 from custody.verify.receipt import verify_receipt
 from service import create_app
 from service.evidence import IngestedSchema, UploadSessionSchema

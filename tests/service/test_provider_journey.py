@@ -29,8 +29,7 @@ from typing import Any
 import pytest
 
 from custody.note import NoteVerifier, open_note
-from custody.notices import NOTICE_TYPE
-from custody.order_document import ORDER_TYPE
+from custody.note_types import NOTICE_TYPE, ORDER_TYPE
 from tests.factories import order_document
 from tests.server import CLI_TIMEOUT, CUSTOS, HTTP_TIMEOUT, Reply, Server, clean_env, custos_json
 

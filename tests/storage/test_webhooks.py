@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from custody.note import open_note
+from custody.note_types import NOTICE_TYPE
 from custody.notice_delivery import DeliveryReport, NoticeDeliveryError
-from custody.notices import NOTICE_TYPE
 from custody.outbound import OutboundPolicy
 from storage.webhooks import WebhookSender, notice_delivery
 from tests.conftest import Home, add_provider

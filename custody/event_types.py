@@ -1,0 +1,311 @@
+"""Every type of custody event the ledger records: its subject, its data and its label.
+
+The one list of what exists: the writers name their types from it, the ledger's append
+refuses a type it does not list, the custody report labels events with it, and the table of
+docs/events.md is generated from it (a test keeps them equal). An event's ``data`` carries
+at most the fields listed for its type; free text is never recorded, only its salted
+commitment (``<field>_commitment``, custody.commitment).
+
+Standard library only: this module is part of the offline verifier, whose report reads the
+labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = [
+    "EVENT_TYPES",
+    "EVENT_VERSION",
+    "EventType",
+    "events_table",
+    "is_known",
+]
+
+
+EVENT_VERSION = 1
+"""The ``v`` of every event: the version of the event format (ARCHITECTURE.md, Events)."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One type of event: ``<subject kind>.<verb>``, the kind of its subject, the data
+    fields it may carry (in the order the documentation lists them) and a label for people."""
+
+    type: str
+    subject: str
+    data: tuple[str, ...]
+    label: str
+    doc: str
+
+    def __post_init__(self) -> None:
+        kind, dot, verb = self.type.partition(".")
+        if kind != self.subject or not dot or not verb:
+            raise ValueError(f"event type {self.type!r} is not {self.subject}.<verb>")
+
+
+_INTAKE = ("case", "exhibit", "kind", "parent", "manifest")
+# What every order event records: the order, its new state and the commitment to its
+# document text (custody.orders.order_event_data).
+_ORDER = ("order", "state", "document_commitment")
+
+
+def _types(*types: EventType) -> Mapping[str, EventType]:
+    return MappingProxyType({t.type: t for t in types})
+
+
+EVENT_TYPES: Mapping[str, EventType] = _types(
+    # -- evidence ------------------------------------------------------------------------
+    EventType(
+        "evidence.ingested",
+        "evidence",
+        (*_INTAKE, "size", "digests", "storage"),
+        "Ingested (digital copy received and hashed)",
+        "a digital item's bytes were received, hashed and stored; its first event",
+    ),
+    EventType(
+        "evidence.registered",
+        "evidence",
+        _INTAKE,
+        "Registered (physical item)",
+        "a physical item was registered; its first event",
+    ),
+    EventType(
+        "evidence.transferred",
+        "evidence",
+        ("from", "to", "location", "reason"),
+        "Transferred",
+        "custody passed from one holder to another",
+    ),
+    EventType(
+        "evidence.checked_out",
+        "evidence",
+        ("to", "purpose", "authority"),
+        "Checked out",
+        "the item left the store",
+    ),
+    EventType(
+        "evidence.checked_in",
+        "evidence",
+        ("by", "condition"),
+        "Checked in",
+        "the item came back to the store",
+    ),
+    EventType(
+        "evidence.examined",
+        "evidence",
+        ("tool", "version", "purpose", "findings_commitment"),
+        "Examined",
+        "an examination, with a commitment to its findings",
+    ),
+    EventType(
+        "evidence.noted",
+        "evidence",
+        ("text_commitment",),
+        "Note added",
+        "a note, recorded as a commitment to its text",
+    ),
+    EventType("evidence.sealed", "evidence", ("seal", "reason"), "Sealed", "the item was sealed"),
+    EventType(
+        "evidence.unsealed", "evidence", ("reason", "seal"), "Unsealed", "the item was unsealed"
+    ),
+    EventType(
+        "evidence.hold_set",
+        "evidence",
+        ("authority", "reason"),
+        "Legal hold set",
+        "a legal hold: the item may not be disposed of",
+    ),
+    EventType(
+        "evidence.hold_released",
+        "evidence",
+        ("authority", "reason"),
+        "Legal hold released",
+        "the legal hold was lifted",
+    ),
+    EventType(
+        "evidence.disposed",
+        "evidence",
+        ("authority", "method", "content_deleted"),
+        "Disposed of",
+        "the item was disposed of (and its stored bytes deleted when nothing else uses them)",
+    ),
+    EventType(
+        "evidence.accessed",
+        "evidence",
+        ("purpose",),
+        "Content read",
+        "the item's bytes were read (recorded before they are served)",
+    ),
+    EventType(
+        "evidence.integrity_failed",
+        "evidence",
+        ("algorithms", "size", "expected_size"),
+        "Integrity check failed",
+        "the stored bytes no longer matched their digests when read",
+    ),
+    # -- orders --------------------------------------------------------------------------
+    EventType("order.drafted", "order", _ORDER, "Order drafted", "an authority drafted an order"),
+    EventType("order.revised", "order", _ORDER, "Order revised", "the draft was revised"),
+    EventType(
+        "order.submitted",
+        "order",
+        _ORDER,
+        "Order submitted for approval",
+        "the draft was submitted for approval",
+    ),
+    EventType(
+        "order.served",
+        "order",
+        (*_ORDER, "due"),
+        "Order served on the provider",
+        "an approver approved the order; its document is signed and its clock starts",
+    ),
+    EventType(
+        "order.read",
+        "order",
+        _ORDER,
+        "Order read by the provider",
+        "the provider first read the order",
+    ),
+    EventType(
+        "order.acknowledged",
+        "order",
+        _ORDER,
+        "Order acknowledged by the provider",
+        "the provider acknowledged the order",
+    ),
+    EventType(
+        "order.objected",
+        "order",
+        (*_ORDER, "ground", "details_commitment"),
+        "Provider objected to the order",
+        "the provider objected; the clock pauses",
+    ),
+    EventType(
+        "order.objection_answered",
+        "order",
+        (*_ORDER, "due", "answer_commitment"),
+        "Objection answered",
+        "the authority answered the objection; the clock resumes",
+    ),
+    EventType(
+        "order.clarification_requested",
+        "order",
+        (*_ORDER, "question_commitment"),
+        "Provider asked for clarification",
+        "the provider asked a question; the clock pauses",
+    ),
+    EventType(
+        "order.clarification_answered",
+        "order",
+        (*_ORDER, "due", "answer_commitment"),
+        "Clarification given",
+        "the authority answered the question; the clock resumes",
+    ),
+    EventType(
+        "order.extended",
+        "order",
+        (*_ORDER, "days", "due"),
+        "Order deadline extended",
+        "a preservation order's hold was extended",
+    ),
+    EventType(
+        "order.preserved",
+        "order",
+        _ORDER,
+        "Provider confirmed preservation",
+        "the provider confirmed it preserves the data",
+    ),
+    EventType(
+        "order.produced",
+        "order",
+        _ORDER,
+        "Provider produced the data",
+        "the provider completed its production",
+    ),
+    EventType(
+        "order.responded",
+        "order",
+        (*_ORDER, "evidence"),
+        "Provider's response received",
+        "the provider's response was received as an evidence item",
+    ),
+    EventType(
+        "order.no_data",
+        "order",
+        _ORDER,
+        "Provider reported no data",
+        "the provider holds no data the order asks for",
+    ),
+    EventType(
+        "order.withdrawn",
+        "order",
+        (*_ORDER, "reason_commitment"),
+        "Order withdrawn",
+        "the authority withdrew the order",
+    ),
+    EventType(
+        "order.expired",
+        "order",
+        _ORDER,
+        "Order expired unanswered",
+        "the order lapsed (recorded by the deadline sweep)",
+    ),
+    EventType(
+        "order.closed",
+        "order",
+        (*_ORDER, "reason_commitment"),
+        "Order closed",
+        "the authority closed the answered order",
+    ),
+    # -- the deployment ------------------------------------------------------------------
+    EventType(
+        "principal.created",
+        "principal",
+        ("role", "provider"),
+        "Principal created",
+        "a principal (a person or a provider's account) was given a role and a token",
+    ),
+    EventType(
+        "principal.revoked",
+        "principal",
+        (),
+        "Principal revoked",
+        "the principal's token stopped working",
+    ),
+    EventType(
+        "provider.registered",
+        "provider",
+        ("name", "jurisdiction"),
+        "Provider registered",
+        "a service provider was registered (its contacts are not recorded)",
+    ),
+    EventType(
+        "key.rotated",
+        "key",
+        ("old", "new"),
+        "Signing key rotated",
+        "the service's signing key was replaced; both verifier keys are recorded",
+    ),
+)
+"""Every event type, by name, in the order docs/events.md lists them."""
+
+
+def is_known(event_type: str) -> bool:
+    """Whether the ledger records events of this type."""
+    return event_type in EVENT_TYPES
+
+
+def events_table(types: Iterable[EventType] | None = None) -> str:
+    """The Markdown table of docs/events.md: one row per type."""
+    rows = [
+        "| Type | Subject | Data | Label | What it records |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for t in EVENT_TYPES.values() if types is None else types:
+        data = ", ".join(f"`{name}`" for name in t.data) or "none"
+        rows.append(f"| `{t.type}` | {t.subject} | {data} | {t.label} | {t.doc} |")
+    return "\n".join(rows) + "\n"
