@@ -77,7 +77,9 @@ def canonical_json(value: Any, *, numbers_checked: bool = False) -> bytes:
 
 
 def _plain_numbers(value: Any) -> bool:
-    """True when every number in ``value`` is an integer JCS writes exactly.
+    """True when every number in ``value`` is an integer JCS writes exactly and it holds
+    nothing but JSON values with string keys (anything else is for the full encoder to
+    refuse, where ``json`` would write it some other way or raise its own error).
 
     Iterative, with exact type tests first: this runs once per appended event.
     """
@@ -91,12 +93,12 @@ def _plain_numbers(value: Any) -> bool:
             if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                 return False
         elif isinstance(item, dict):
+            if not all(type(name) is str for name in item):
+                return False
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
-        elif isinstance(item, float) or (
-            isinstance(item, int) and not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
-        ):
+        elif not isinstance(item, int) or not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
             return False
     return True
 

@@ -289,7 +289,8 @@ class Recorder:
             raise InvalidEvent(f"the ledger records no {new.type!r} events (custody.event_types)")
         if new.subject.kind != registered.subject:
             raise InvalidEvent(
-                f"a {new.type} event is about a {registered.subject}, not a {new.subject.kind}"
+                f"a {new.type} event is about a {registered.subject}, not a {new.subject.kind} "
+                "(custody.event_types)"
             )
         key = new.subject.key
         head = self._heads[key]

@@ -10,10 +10,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from custody import merkle
 from custody.checkpoint import (
     MAX_TREE_SIZE,
     Checkpoint,
     MalformedCheckpoint,
+    NotExtended,
+    check_extends,
     open_checkpoint,
     sign_checkpoint,
 )
@@ -242,3 +245,58 @@ def test_untrusted_note_text_is_not_parsed_before_verification() -> None:
     data = sign_note("not a checkpoint\n", [WITNESS])
     with pytest.raises(NoteVerificationError, match="not signed by any trusted key"):
         open_checkpoint(data, [LOG.verifier])
+
+
+# -- does a later checkpoint extend an earlier one ----------------------------------------------
+
+LEAVES = [merkle.leaf_hash(b"event %d" % n) for n in range(7)]
+
+
+def tree(size: int, origin: str = "example.com/log") -> Checkpoint:
+    return Checkpoint(origin, size, merkle.root_from_leaf_hashes(LEAVES[:size]))
+
+
+def consistency(size1: int, size2: int) -> list[bytes]:
+    ranges = merkle.consistency_proof_ranges(size1, size2)
+    return [merkle.root_from_leaf_hashes(LEAVES[start:end]) for start, end in ranges]
+
+
+def test_a_longer_tree_of_the_same_log_extends_with_its_consistency_proof() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def prove(size1: int, size2: int) -> list[bytes]:
+        asked.append((size1, size2))
+        return consistency(size1, size2)
+
+    assert list(check_extends(tree(3), tree(7), prove)) == consistency(3, 7)
+    assert asked == [(3, 7)]
+
+
+def test_the_same_tree_extends_itself_without_asking_for_a_proof() -> None:
+    assert check_extends(tree(4), tree(4), lambda m, n: pytest.fail("no proof needed")) == ()
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "reason"),
+    [
+        (tree(3, "example.com/other"), tree(7), NotExtended.OTHER_LOG),
+        (tree(7), tree(3), NotExtended.SHRANK),
+        (tree(4), Checkpoint("example.com/log", 4, bytes(32)), NotExtended.FORKED),
+        (tree(3), Checkpoint("example.com/log", 7, bytes(32)), NotExtended.UNPROVEN),
+        (tree(0), tree(7), NotExtended.UNPROVEN),
+        (tree(0), tree(0), NotExtended.UNPROVEN),
+    ],
+    ids=["other-log", "shrank", "forked", "other-root", "from-empty", "empty-to-empty"],
+)
+def test_what_does_not_extend_says_how(earlier: Checkpoint, later: Checkpoint, reason: str) -> None:
+    with pytest.raises(NotExtended) as refused:
+        check_extends(earlier, later, lambda m, n: consistency(m, n) if m else [])
+    assert refused.value.reason == reason
+
+
+def test_an_altered_proof_does_not_show_extension() -> None:
+    proof = consistency(3, 7)
+    proof[0] = bytes(32)
+    with pytest.raises(NotExtended, match="consistency") as refused:
+        check_extends(tree(3), tree(7), lambda m, n: proof)
+    assert refused.value.reason == NotExtended.UNPROVEN

@@ -188,3 +188,24 @@ def test_another_process_appending_does_not_confuse_the_cached_frontier(
         assert first.ledger.root(len(leaves)) == merkle.root_from_leaf_hashes(leaves)
     finally:
         second.close()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        NewEvent("evidence.relabelled", EXAMINER, Subject("evidence", "e1"), {}),
+        NewEvent("evidence.noted", EXAMINER, Subject("order", "e1"), {}),
+    ],
+    ids=["type-not-in-the-register", "subject-of-another-kind"],
+)
+def test_append_refuses_what_the_event_register_does_not_list(
+    home_on_each_database: Home, event: NewEvent
+) -> None:
+    ledger = home_on_each_database.deployment.ledger
+    before = ledger.size()
+    with pytest.raises(InvalidEvent, match="custody.event_types"):
+        ledger.append(event)
+    with pytest.raises(InvalidEvent), ledger.recording() as recorder:
+        recorder.add(noted("e1"))
+        recorder.add(event)
+    assert ledger.size() == before
