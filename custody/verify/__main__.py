@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from custody.verify.bundle import BUNDLE_CHECKS, verify_bundle
-from custody.verify.errors import VerificationError
+from custody.verify.errors import PinnedKeyError, VerificationError, VerifierError
 from custody.verify.receipt import RECEIPT_CHECKS, pinned_verifiers, verify_receipt
 from custody.verify.results import FAIL, NOT_RUN, PASS, ExhibitVerification
 
@@ -84,7 +84,7 @@ PROCEDURES: tuple[Procedure, ...] = (
 )
 
 
-class UsageError(Exception):
+class UsageError(VerifierError):
     """The command was used wrongly: exit status 2, nothing verified."""
 
 
@@ -292,7 +292,7 @@ def read_pinned_keys(values: Sequence[str]) -> list[str]:
             keys.append(value)
     try:
         pinned_verifiers(keys)
-    except ValueError as exc:
+    except PinnedKeyError as exc:
         raise UsageError(f"--key: {exc}") from None
     return keys
 

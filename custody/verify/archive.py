@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from custody.verify.errors import VerifierError
 from custody.verify.formats import BundleIndex, MalformedMember, parse_bundle_index
 
 __all__ = [
@@ -75,7 +76,7 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 _UTF8_NAME = 0x800
 
 
-class ArchiveError(Exception):
+class ArchiveError(VerifierError):
     """The file is not a well-formed, bounded exhibit bundle; the message names the member."""
 
 

@@ -87,8 +87,9 @@ def verify_bundle(
 
     ``artifact`` is a file the court holds, checked against the digests recorded at intake
     (step 7); ``known_checkpoint`` a checkpoint it kept earlier, which the bundle's must
-    extend (step 8). Returns every step's result; ``ok`` is true only when none failed.
-    Raises ValueError if a pinned key is malformed, OSError if a file cannot be read.
+    extend (step 8). Returns every step's result; ``ok`` is true only when none failed, and
+    ``raise_if_failed()`` raises ExhibitVerificationFailed unless so. Raises PinnedKeyError (a
+    ValueError) if a pinned key is malformed, OSError if a file cannot be read.
 
     The steps, in order (docs/bundle.md, the verification checklist):
 

@@ -21,6 +21,7 @@ from custody.checkpoint import Checkpoint
 from custody.merkle import InvalidProof, leaf_hash, verify_inclusion
 from custody.note import MalformedNote, Note, NoteSignature, NoteVerificationError, NoteVerifier
 from custody.note import open_note as _open_note
+from custody.verify.errors import VerifierError
 from custody.verify.formats import (
     HEAD_TYPE,
     LeafEvent,
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class CheckFailed(Exception):
+class CheckFailed(VerifierError):
     """A step found the bundle at fault: what is wrong, and the event, where there is one."""
 
     def __init__(self, message: str, event_index: int | None = None) -> None:
@@ -50,7 +51,7 @@ class CheckFailed(Exception):
         self.event_index = event_index
 
 
-class NotApplicable(Exception):
+class NotApplicable(VerifierError):
     """A step has nothing to check for this bundle or item; the message says why."""
 
 

@@ -27,6 +27,7 @@ from custody.event_types import EVENT_VERSION
 from custody.json_codec import canonical_json, canonical_loads, strict_loads
 from custody.merkle import HASH_SIZE, leaf_hash
 from custody.note_types import HEAD_TYPE, json_note_body, json_note_text
+from custody.verify.errors import VerifierError
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -76,7 +77,7 @@ _INDEX_FIELDS = frozenset(
 )
 
 
-class MalformedMember(ValueError):
+class MalformedMember(VerifierError, ValueError):
     """A bundle member is not in the format docs/bundle.md gives it."""
 
 

@@ -35,7 +35,7 @@ from custody.receipt import (
     ReceiptBundle,
     open_receipt,
 )
-from custody.verify.errors import VerificationError
+from custody.verify.errors import PinnedKeyError, VerificationError
 
 __all__ = [
     "INGEST_EVENT_TYPE",
@@ -105,24 +105,25 @@ class ReceiptReport:
 
 
 def pinned_verifiers(keys: Sequence[str]) -> list[NoteVerifier]:
-    """Parse the verifier keys the caller pinned; raise ValueError naming a malformed one."""
+    """Parse the verifier keys the caller pinned; raise PinnedKeyError (a ValueError) naming a
+    malformed one."""
     if isinstance(keys, str) or not keys:
-        raise ValueError("pin at least one verifier key (<name>+<hash>+<base64 key>)")
+        raise PinnedKeyError("pin at least one verifier key (<name>+<hash>+<base64 key>)")
     verifiers = []
     for key in keys:
         try:
             verifiers.append(NoteVerifier.from_key(key))
         except MalformedNote as exc:
-            raise ValueError(f"{key!r} is not a verifier key: {exc}") from None
+            raise PinnedKeyError(f"{key!r} is not a verifier key: {exc}") from None
     return verifiers
 
 
 def verify_receipt(bundle_bytes: bytes, keys: Sequence[str]) -> ReceiptReport:
     """Verify a receipt bundle file against pinned verifier keys and report what it proves.
 
-    Raises VerificationError naming the first check that failed, or ValueError if a pinned
-    key is malformed. A key is trusted only if it is in ``keys``: the signature lines of the
-    bundle name keys, they never supply one.
+    Raises VerificationError naming the first check that failed, or PinnedKeyError (a
+    ValueError) if a pinned key is malformed. A key is trusted only if it is in ``keys``: the
+    signature lines of the bundle name keys, they never supply one.
 
     The checks, in order:
 

@@ -2,13 +2,16 @@
 
 :func:`custody.verify.bundle.verify_bundle` returns an :class:`ExhibitVerification`; the
 custody report (``custody.verify.report``) and ``--json`` read it. This module holds only the
-values, so a reader of results never needs the verifier itself. Standard library only.
+values, so a reader of results never needs the verifier itself. Standard library and the
+verifier's errors only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from custody.verify.errors import ExhibitVerificationFailed
 
 __all__ = [
     "FAIL",
@@ -142,6 +145,13 @@ class ExhibitVerification:
     def failed(self) -> list[StepResult]:
         """The steps that failed, in checklist order."""
         return [step for step in self.steps if step.status == FAIL]
+
+    def raise_if_failed(self) -> None:
+        """Raise ExhibitVerificationFailed (a VerificationError naming the first failed step)
+        unless every step passed or did not apply: for a caller that must not go on with
+        evidence that does not check out, rather than remember to read ``ok``."""
+        if not self.ok:
+            raise ExhibitVerificationFailed(self)
 
     def as_json(self) -> dict[str, Any]:
         """The verification as one JSON object (``python -m custody.verify --json``)."""

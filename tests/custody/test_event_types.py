@@ -33,5 +33,5 @@ def test_every_type_names_its_subject_kind_and_a_label() -> None:
 
 
 def test_a_type_of_another_subject_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="evidence.<verb>"):
+    with pytest.raises(ValueError, match=r"evidence\.<verb>"):
         EventType("order.noted", "evidence", (), "Noted", "a note")

@@ -203,7 +203,7 @@ def test_append_refuses_what_the_event_register_does_not_list(
 ) -> None:
     ledger = home_on_each_database.deployment.ledger
     before = ledger.size()
-    with pytest.raises(InvalidEvent, match="custody.event_types"):
+    with pytest.raises(InvalidEvent, match=r"custody\.event_types"):
         ledger.append(event)
     with pytest.raises(InvalidEvent), ledger.recording() as recorder:
         recorder.add(noted("e1"))

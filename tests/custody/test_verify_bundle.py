@@ -68,7 +68,14 @@ class Exhibits:
 
 @pytest.fixture(scope="module")
 def exhibits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exhibits]:
-    tmp = tmp_path_factory.mktemp("exhibits")
+    made = make_exhibits(tmp_path_factory.mktemp("exhibits"))
+    yield made
+    made.deployment.close()
+
+
+def make_exhibits(tmp: Path) -> Exhibits:
+    """Export the sound bundles from a new deployment in ``tmp`` (the caller closes it); also
+    what made tests/vectors/exhibit-v1."""
     config = make_config(tmp, f"sqlite:///{tmp / 'home' / 'custos.db'}")
     initialise(config).deployment.close()
     dep = open_deployment(config)
@@ -112,7 +119,7 @@ def exhibits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exhibits]:
         dep.bundles.export(ids, out, by=court, **options)
         return out.getvalue()
 
-    yield Exhibits(
+    return Exhibits(
         deployment=dep,
         key=dep.keys.current.verifier_key,
         item=item,
@@ -125,7 +132,6 @@ def exhibits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exhibits]:
         physical_zip=export([physical]),
         examiner=examiner.id,
     )
-    dep.close()
 
 
 # -- reading and rewriting bundles -----------------------------------------------------------------
