@@ -16,12 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_SAFE_INTEGER",
     "CanonicalJSONError",
     "StrictJSONError",
     "canonical_json",
     "canonical_loads",
-    "MAX_JSON_DEPTH",
     "json_depth",
     "strict_json",
     "strict_loads",

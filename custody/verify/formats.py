@@ -33,7 +33,6 @@ __all__ = [
     "BUNDLE_FORMAT",
     "CONSISTENCY_HEADER",
     "HEAD_TYPE",
-    "MAX_JSON_DEPTH",
     "MAX_PROOF_HASHES",
     "SALT_SIZE",
     "TLOG_PROOF_HEADER",
