@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -30,6 +31,11 @@ from storage.config import Config
 from storage.deployment import Deployment, initialise
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# A property test checks what a value does, never how long it took: hypothesis's per-example
+# deadline would fail a correct example on a loaded machine.
+settings.register_profile("custos", deadline=None)
+settings.load_profile("custos")
 TEST_ORIGIN = "test.custos.invalid/ledger"
 
 
