@@ -87,10 +87,11 @@ def deployment(ctx: click.Context) -> Iterator[Deployment]:
         opened.close()
 
 
-def acting_admin(dep: Deployment, name: str) -> Principal:
+def acting_principal(dep: Deployment, name: str) -> Principal:
+    """The active principal ``--as`` names; what its role may do is the domain's rule."""
     principal = dep.principals.get(name)
-    if not principal.active or principal.role != "admin":
-        raise click.ClickException(f"{name!r} is not an active admin")
+    if not principal.active:
+        raise click.ClickException(f"{name!r} is revoked")
     return principal
 
 

@@ -40,17 +40,10 @@ def verify_receipt(args: tuple[str, ...]) -> None:
 
 def case_export(dep: Deployment, by: Actor, evidence_id: str) -> dict[str, Any]:
     """The item's provenance as a CASE/UCO JSON-LD document."""
-    from custody.bundle import EXPORT_ROLES
-    from custody.case_export import ExhibitMaterial, InvalidMaterial, case_document
-    from custody.events import Subject
-    from custody.evidence import require_role
+    from custody.case_export import InvalidMaterial
 
-    require_role(by.role, EXPORT_ROLES, "export exhibits")
-    record = dep.handling.get(evidence_id)
-    entries = dep.ledger.subject_entries(Subject("evidence", record.id).key)
-    material = ExhibitMaterial(record, [(e.index, e.leaf) for e in entries], dep.ledger.origin)
     try:
-        return case_document(material)
+        return dep.case_exports.document(evidence_id, by)
     except InvalidMaterial as exc:
         raise click.ClickException(f"{evidence_id}: {exc}") from None
 

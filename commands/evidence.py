@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import api_backend, emit, server_options
+from commands.common import F, api_backend, emit, server_options
 from commands.progress import progress_bar
 from commands.render import act_text, event_line, item_text
 from commands.sources import walk_sources
+from custody.acts import ACT_FIELDS, ActField
 from custody.digests import (
     parse_expected,
 )
 from custody.errors import CustosError
-from custody.evidence import ACTS, recordable_file_name
+from custody.evidence import recordable_file_name
 
 if TYPE_CHECKING:
     # Loaded by the commands that use them: they bring Flask and the API's schemas.
@@ -248,34 +249,59 @@ def evidence_custody(
         emit(as_json, event, event_line(event))
 
 
-@evidence.command("event")
+@evidence.group("event")
 @click.argument("evidence_id")
-@click.argument("act", type=click.Choice([a.split(".", 1)[1] for a in ACTS]))
-@click.option(
-    "--field", "-f", "fields", multiple=True, metavar="NAME=VALUE", help="An event field; repeat."
-)
-@server_options
 @click.pass_context
-def evidence_event(
-    ctx: click.Context,
-    evidence_id: str,
-    act: str,
-    fields: tuple[str, ...],
-    server: str | None,
-    token: str | None,
-    as_name: str,
-    as_json: bool,
-) -> None:
-    """Record a custody act, e.g. ``event ev_.. transferred -f from=A -f to=B ...``."""
-    data = {}
-    for item in fields:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--field")
-        data[name] = value
-    with evidence_backend(ctx, server, token, as_name) as backend:
-        done = backend.act(evidence_id, f"evidence.{act}", data)
-    emit(as_json, done, act_text(done))
+def evidence_event(ctx: click.Context, evidence_id: str) -> None:
+    """Record a custody act, e.g. ``event ev_.. transferred --from A --to B ...``; each act's
+    options are its fields (custody.acts), also given as ``-f NAME=VALUE``."""
+    ctx.obj["evidence_id"] = evidence_id
+
+
+def _act_option(spec: ActField) -> Callable[[F], F]:
+    required = "required" if spec.required else "optional"
+    return click.option(
+        f"--{spec.name.replace('_', '-')}",
+        f"field_{spec.name}",
+        metavar="TEXT",
+        help=f"{spec.label[:1].upper()}{spec.label[1:]} ({required}).",
+    )
+
+
+def _act_command(act: str) -> click.Command:
+    def record(
+        ctx: click.Context,
+        /,
+        fields: tuple[str, ...],
+        server: str | None,
+        token: str | None,
+        as_name: str,
+        as_json: bool,
+        **options: str | None,
+    ) -> None:
+        data = {name[len("field_") :]: v for name, v in options.items() if v is not None}
+        for item in fields:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--field")
+            data[name] = value
+        with evidence_backend(ctx, server, token, as_name) as backend:
+            done = backend.act(ctx.obj["evidence_id"], act, data)
+        emit(as_json, done, act_text(done))
+
+    command = click.pass_context(record)
+    for spec in reversed(ACT_FIELDS[act]):
+        command = _act_option(spec)(command)
+    command = click.option(
+        "--field", "-f", "fields", multiple=True, metavar="NAME=VALUE", help="A field; repeat."
+    )(command)
+    command = server_options(command)
+    labels = ", ".join(f.label for f in ACT_FIELDS[act])
+    return click.command(act.split(".", 1)[1], help=f"Record {act}: {labels}.")(command)
+
+
+for _act in ACT_FIELDS:
+    evidence_event.add_command(_act_command(_act))
 
 
 @evidence.command("download")

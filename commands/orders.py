@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from commands.common import (
-    acting_admin,
+    acting_principal,
     api_backend,
     as_option,
     deployment,
@@ -61,7 +61,7 @@ def provider_add(
         "notification_url": notification_url,
     }
     with deployment(ctx) as dep:
-        admin = acting_admin(dep, as_name)
+        admin = acting_principal(dep, as_name)
         added = dep.providers.add(fields, admin.actor)
         emit(as_json, added.as_json(), f"{added.name} ({added.jurisdiction}) id {added.id}")
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import acting_admin, as_option, deployment, emit, json_option
+from commands.common import acting_principal, as_option, deployment, emit, json_option
 from custody.principals import ROLES
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def principal_add(
 ) -> None:
     """Add a principal; prints its bearer token once."""
     with deployment(ctx) as dep:
-        admin = acting_admin(dep, as_name)
+        admin = acting_principal(dep, as_name)
         added, token = dep.principals.add(name, role, admin.actor, provider_id)
         emit(
             as_json,
@@ -69,7 +69,7 @@ def principal_list(ctx: click.Context, as_json: bool) -> None:
 def principal_revoke(ctx: click.Context, name: str, as_name: str, as_json: bool) -> None:
     """Revoke a principal's token at once."""
     with deployment(ctx) as dep:
-        admin = acting_admin(dep, as_name)
+        admin = acting_principal(dep, as_name)
         revoked = dep.principals.revoke(name, admin.actor)
         emit(as_json, principal_json(revoked), f"revoked {revoked.name}")
 
@@ -88,7 +88,7 @@ def key_rotate(ctx: click.Context, as_name: str, as_json: bool) -> None:
     from storage.deployment import rotate_key
 
     with deployment(ctx) as dep:
-        admin = acting_admin(dep, as_name)
+        admin = acting_principal(dep, as_name)
         old, new, index = rotate_key(dep, admin.actor)
         emit(
             as_json,

@@ -29,6 +29,7 @@ from custody.checkpoint import MalformedCheckpoint, open_checkpoint
 from custody.errors import BadRequest, Conflict, IntegrityError, NotFound
 from custody.events import Actor, Subject
 from custody.evidence import (
+    EXPORT_ROLES,
     EvidenceRecord,
     EvidenceStore,
     is_evidence_id,
@@ -61,9 +62,6 @@ __all__ = [
     "Bundles",
 ]
 
-# The issue names the court and the examiner; an approver or an authority reads items but
-# hands exhibits to a court through them.
-EXPORT_ROLES = ("examiner", "court")
 EXPORT_PURPOSE = "exhibit export"
 # Content at least this large is written with ZIP64 headers (zipfile's force_zip64): a
 # stored member's sizes must fit 32 bits otherwise. A module constant, so a test can lower it.

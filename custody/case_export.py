@@ -24,12 +24,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from custody.events import Event, InvalidEvent, Subject
-from custody.evidence import EvidenceRecord
+from custody.errors import NotFound
+from custody.events import Actor, Event, InvalidEvent, Subject
+from custody.evidence import EXPORT_ROLES, EvidenceRecord, EvidenceStore, require_role
 from custody.json_codec import canonical_json
+from custody.ledger import Ledger
 from custody.merkle import leaf_hash
 
-__all__ = ["CONTEXT", "ExhibitMaterial", "InvalidMaterial", "base_iri", "case_document"]
+__all__ = [
+    "CONTEXT",
+    "CaseExports",
+    "ExhibitMaterial",
+    "InvalidMaterial",
+    "base_iri",
+    "case_document",
+]
 
 _CASE = "https://ontology.caseontology.org/case/"
 _UCO = "https://ontology.unifiedcyberontology.org/uco/"
@@ -88,6 +97,25 @@ def case_document(material: ExhibitMaterial) -> dict[str, Any]:
     """
     events = _checked_events(material)
     return _Builder(material, events).document()
+
+
+class CaseExports:
+    """Items' CASE documents, for those who may export exhibits (``EXPORT_ROLES``)."""
+
+    def __init__(self, ledger: Ledger, evidence: EvidenceStore) -> None:
+        self.ledger = ledger
+        self.evidence = evidence
+
+    def document(self, evidence_id: str, by: Actor) -> dict[str, Any]:
+        """The item's provenance as a CASE document; Forbidden for a role that may not export
+        exhibits, NotFound for an unknown item, InvalidMaterial for a broken history."""
+        require_role(by.role, EXPORT_ROLES, "export exhibits")
+        record = self.evidence.get(evidence_id)
+        if record is None:
+            raise NotFound(f"no evidence {evidence_id}")
+        entries = self.ledger.subject_entries(Subject("evidence", record.id).key)
+        material = ExhibitMaterial(record, [(e.index, e.leaf) for e in entries], self.ledger.origin)
+        return case_document(material)
 
 
 def _checked_events(material: ExhibitMaterial) -> list[tuple[int, Event]]:

@@ -54,3 +54,12 @@ class BadRequest(CustosError):
 
 class IntegrityError(CustosError):
     """Stored data contradicts itself: the ledger or an object was altered."""
+
+
+class FieldErrors(Invalid):
+    """Fields that fail their checks, every one of them at once: ``errors`` holds
+    ``(field, reason)`` pairs in the order the fields were checked."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("invalid fields: " + "; ".join(f"{f}: {r}" for f, r in errors))
+        self.errors = list(errors)

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from custody.acts import ACTS
 from custody.errors import BadRequest, Conflict, Forbidden
 from custody.interfaces import AppendTransaction
 from custody.note_types import MANIFEST_TYPE, json_note_text
@@ -23,26 +24,14 @@ from custody.note_types import MANIFEST_TYPE, json_note_text
 KINDS = ("digital", "physical")
 _ID = re.compile(r"^ev_[0-9a-f]{16}$")
 
-# The acts a principal records through POST /v1/evidence/{id}/events, by event type.
-ACTS = (
-    "evidence.transferred",
-    "evidence.checked_out",
-    "evidence.checked_in",
-    "evidence.examined",
-    "evidence.noted",
-    "evidence.sealed",
-    "evidence.unsealed",
-    "evidence.hold_set",
-    "evidence.hold_released",
-    "evidence.disposed",
-)
-
-
 # Who may do what with evidence. The HTTP edge checks these too, to answer 403 early; the
 # domain checks them for every caller, the local CLI included.
 INTAKE_ROLES = ("examiner",)
 ACT_ROLES = ("examiner", "approver")
 READ_ROLES = ("examiner", "approver", "court", "admin", "authority")
+# Exhibit bundles and CASE documents go to a court: the court and the examiner make them; an
+# approver or an authority reads items but hands exhibits to a court through them.
+EXPORT_ROLES = ("examiner", "court")
 
 
 def require_role(role: str, allowed: Sequence[str], what: str) -> None:

@@ -12,13 +12,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from custody.acts import ACTS, check_act_fields
 from custody.commitment import commit
 from custody.digests import DigestPipeline
 from custody.errors import Conflict, Forbidden, IntegrityError, NotFound, ObjectLocked
 from custody.events import Actor, NewEvent, Subject
 from custody.evidence import (
     ACT_ROLES,
-    ACTS,
     READ_ROLES,
     EvidenceRecord,
     EvidenceStore,
@@ -58,12 +58,15 @@ class Handling:
     def record_act(
         self, evidence_id: str, act: str, data: Mapping[str, Any], by: Actor
     ) -> Recorded:
-        """Record one custody act; Conflict (with the allowed acts) if the state forbids it."""
+        """Record one custody act; FieldErrors naming every field at fault if ``data`` does not
+        match the act's fields (``custody.acts``), Conflict (with the allowed acts) if the
+        item's state forbids it."""
         require_role(by.role, ACT_ROLES, "record custody acts")
         if act not in ACTS:
             raise NotFound(f"no custody act {act}")
         if act == "evidence.disposed" and by.role not in DISPOSERS:
             raise Forbidden("only an approver may dispose of evidence")
+        data = check_act_fields(act, data)
         delete_blob = False
         with self.ledger.recording() as recorder:
             record = self.store.get(evidence_id, recorder.tx)

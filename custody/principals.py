@@ -2,7 +2,9 @@
 
 A token carries 256 random bits and is shown once; only its SHA-256 is stored, so the
 database never holds a usable secret. Creating and revoking a principal are ledger events
-(``principal.created``, ``principal.revoked``) committed with the change itself.
+(``principal.created``, ``principal.revoked``) committed with the change itself, and acts of an
+admin only: the system itself may create the first admin of an empty deployment (as
+``custos init`` does) and nothing else.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from custody.errors import BadRequest, Conflict, CustosError, NotFound
-from custody.events import Actor, NewEvent, Subject
+from custody.errors import BadRequest, Conflict, CustosError, Forbidden, NotFound
+from custody.events import SYSTEM, Actor, NewEvent, Subject
+from custody.evidence import require_role
 from custody.interfaces import AppendTransaction
 from custody.ledger import Ledger
-from custody.providers import ProviderStore
+
+if TYPE_CHECKING:
+    from custody.providers import ProviderStore
 
 ROLES = ("admin", "examiner", "authority", "approver", "provider", "court")
+ADMINS = ("admin",)
 # The admin ``custos init`` creates, and whom local commands act as by default.
 OPERATOR = "operator"
 TOKEN_PREFIX = "custos_"
@@ -72,6 +78,9 @@ class PrincipalStore(Protocol):
 
     def by_token_hash(self, token_hash: bytes) -> tuple[Principal, bytes] | None: ...
 
+    def any(self, tx: AppendTransaction) -> bool:
+        """True once any principal, active or revoked, exists."""
+
     def list(self) -> Sequence[Principal]: ...
 
 
@@ -88,7 +97,16 @@ class Principals:
     def add(
         self, name: str, role: str, by: Actor, provider_id: str | None = None
     ) -> tuple[Principal, str]:
-        """Create a principal and its token; the token is returned here and never again."""
+        """Create a principal and its token; the token is returned here and never again.
+
+        Only an admin adds principals; the system actor may add the first admin of a
+        deployment that has no principal yet, and nothing else.
+        """
+        bootstrap = by == SYSTEM
+        if bootstrap and role != "admin":
+            raise Forbidden("the system creates only the first admin")
+        if not bootstrap:
+            require_role(by.role, ADMINS, "add principals")
         if not _NAME.match(name):
             raise BadRequest(
                 "a principal name is 1-64 of a-z, 0-9, '.', '_', '-', starting with a letter "
@@ -113,13 +131,16 @@ class Principals:
         with self.ledger.recording() as recorder:
             if self.store.by_name(name, recorder.tx) is not None:
                 raise Conflict(f"a principal named {name!r} exists already")
+            if bootstrap and self.store.any(recorder.tx):
+                raise Forbidden("the system creates the first admin only: principals exist")
             self.store.insert(recorder.tx, principal, token_hash(token))
             data: dict[str, str | None] = {"role": role, "provider": provider_id}
             recorder.add(NewEvent("principal.created", by, _subject(principal), data))
         return principal, token
 
     def revoke(self, name: str, by: Actor) -> Principal:
-        """Revoke a principal: its token fails from the next request on."""
+        """Revoke a principal: its token fails from the next request on (admins only)."""
+        require_role(by.role, ADMINS, "revoke principals")
         with self.ledger.recording() as recorder:
             principal = self.store.by_name(name, recorder.tx)
             if principal is None:

@@ -21,8 +21,8 @@ from custody.interfaces import AppendTransaction
 from custody.ledger import Ledger
 from custody.order_document import MAX_LINE, check_text
 from custody.outbound import OutboundPolicy
+from custody.principals import ADMINS
 
-ADMINS = ("admin",)
 # Who may see the provider register: admins, and the authorities who address orders to them.
 READERS = ("admin", "authority", "approver")
 FIELDS = ("name", "jurisdiction", "legal_representative", "contact")

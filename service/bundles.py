@@ -14,9 +14,10 @@ from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.wsgi import wrap_file
 
 from custody.bundle import EXPORT_ROLES
+from custody.errors import FieldErrors
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.request_input import InvalidFields, load_body, read_json_object
+from service.request_input import load_body, read_json_object
 from storage.deployment import Deployment
 
 blp = Blueprint("bundles", __name__, url_prefix="/v1/bundles", description="Exhibit bundles")
@@ -98,7 +99,7 @@ def create_bundle() -> Response:
     body = load_body(BundleRequestSchema(), read_json_object())
     ids: list[str] = body["evidence_ids"]
     if len(set(ids)) != len(ids):
-        raise InvalidFields({"evidence_ids": ["name each item once"]})
+        raise FieldErrors([("evidence_ids", "name each item once")])
     deployment: Deployment = current_app.extensions["custos"]
     known = None
     if (size := body.get("known_checkpoint_size")) is not None:

@@ -15,6 +15,7 @@ from custody.errors import (
     BadRequest,
     Conflict,
     CustosError,
+    FieldErrors,
     Forbidden,
     IntegrityError,
     Invalid,
@@ -57,16 +58,36 @@ def problem(status: int, detail: str, title: str | None = None, **extra: Any) ->
     return response
 
 
-def _summary(messages: dict[str, Any]) -> str:
-    """One line naming each invalid parameter, from marshmallow's ``{location: {field: [..]}}``."""
-    parts = []
-    for location, by_field in messages.items():
-        if not isinstance(by_field, dict):
-            by_field = {location: by_field}
-        for name, errors in by_field.items():
-            text = " ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
-            parts.append(text if name == "_schema" else f"{name}: {text}")
-    return "; ".join(parts)
+def field_errors(messages: Any, where: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested ``{field: [reason, ...]}`` as ``(field, reason)`` pairs, one per
+    reason, a nested field named by its dotted path (``acquisition.tool``); what concerns the
+    whole object is named by its path, or ``body`` at the top."""
+    if isinstance(messages, dict):
+        pairs = []
+        for name, inner in messages.items():
+            path = where if name == "_schema" else f"{where}.{name}" if where else str(name)
+            pairs += field_errors(inner, path)
+        return pairs
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [(where or "body", m) for m in messages]
+    if isinstance(messages, list):
+        return [pair for m in messages for pair in field_errors(m, where)]
+    return [(where or "body", str(messages))]
+
+
+def errors_json(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """The ``errors`` member of a problem: each invalid field, and why."""
+    return [{"field": name, "reason": reason} for name, reason in pairs]
+
+
+def _summary(pairs: list[tuple[str, str]]) -> str:
+    """One line naming each invalid parameter."""
+    return "; ".join(f"{name}: {reason}" for name, reason in pairs)
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(required=True, metadata={"description": "the field, as a dotted path"})
+    reason = fields.String(required=True, metadata={"description": "why it is invalid"})
 
 
 class ProblemSchema(Schema):
@@ -80,7 +101,10 @@ class ProblemSchema(Schema):
     title = fields.String(required=True, metadata={"description": "a summary of the type"})
     status = fields.Integer(required=True)
     detail = fields.String(required=True, metadata={"description": "what went wrong, for a person"})
-    errors = fields.Dict(metadata={"description": "each invalid field, and why (400, 422)"})
+    errors = fields.List(
+        fields.Nested(FieldErrorSchema),
+        metadata={"description": "each invalid field, and why, all at once (400, 422)"},
+    )
     allowed_actions = fields.List(
         fields.String(), metadata={"description": "what the current state allows instead (409)"}
     )
@@ -119,8 +143,15 @@ class ProblemApi(Api):  # type: ignore[misc]
         messages = getattr(error, "data", {}).get("messages")
         detail = error.description if status != 500 else "internal error"
         if messages:
-            extra["errors"] = messages
-            detail = _summary(messages)
+            # webargs files each message under its location ({"query": {"from": [...]}});
+            # the field's own name is what a caller can act on.
+            pairs = [
+                pair
+                for inner in messages.values()
+                for pair in field_errors(inner if isinstance(inner, dict) else {"body": inner})
+            ]
+            extra["errors"] = errors_json(pairs)
+            detail = _summary(pairs)
         response = problem(status, str(detail), **extra)
         for name, value in error.get_headers():
             if name.lower() == "allow":  # RFC 9110 section 15.5.6: a 405 lists the methods
@@ -151,8 +182,8 @@ def register_problem_handlers(app: Flask) -> None:
                 extra: dict[str, Any] = {}
                 if isinstance(error, Conflict) and error.allowed_actions is not None:
                     extra["allowed_actions"] = error.allowed_actions
-                if getattr(error, "errors", None) is not None:
-                    extra["errors"] = getattr(error, "errors")  # noqa: B009
+                if isinstance(error, FieldErrors):
+                    extra["errors"] = errors_json(error.errors)
                 return problem(status, str(error), **extra)
         app.logger.exception("unmapped error", exc_info=error)
         return problem(500, "internal error")

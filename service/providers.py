@@ -14,7 +14,8 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from custody.errors import BadRequest, Invalid, NotFound
-from custody.providers import ADMINS, READERS, Providers
+from custody.principals import ADMINS
+from custody.providers import READERS, Providers
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
 from service.request_input import (

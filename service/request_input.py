@@ -14,31 +14,23 @@ from marshmallow import Schema, ValidationError, missing, validate
 from webargs.flaskparser import FlaskParser
 
 from custody.digests import http_digest, parse_http_digest
-from custody.errors import BadRequest, Invalid
+from custody.errors import BadRequest, FieldErrors, Invalid
 from custody.intake import Ingested
 from custody.json_codec import strict_json
 from service.metrics import count_ingested
+from service.problems import field_errors
 
 # The largest index or sequence number a store holds (a signed 64-bit integer).
 MAX_INDEX = 2**63 - 1
 NO_NUL = validate.Regexp(r"\A[^\x00]*\Z", error="no NUL characters")
 
 
-class InvalidFields(Invalid):
-    """Schema validation failed; ``errors`` says which field and why."""
-
-    def __init__(self, errors: Any) -> None:
-        names = ", ".join(sorted(errors)) if isinstance(errors, dict) else "see errors"
-        super().__init__(f"invalid fields: {names}")
-        self.errors = errors
-
-
 def load_body(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` loaded by ``schema``; a field at fault is 422 naming it."""
+    """``data`` loaded by ``schema``; fields at fault are 422 naming each one, all at once."""
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        raise InvalidFields(exc.messages) from None
+        raise FieldErrors(field_errors(exc.messages)) from None
     return loaded
 
 

@@ -14,9 +14,11 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Engine
 
+from custody import key_rotation
 from custody.bundle import Bundles
+from custody.case_export import CaseExports
 from custody.errors import NotFound
-from custody.events import SYSTEM, Actor, NewEvent, Subject
+from custody.events import SYSTEM, Actor
 from custody.handling import Handling
 from custody.intake import Intake, IntakeSettings
 from custody.interfaces import Clock, ObjectStore
@@ -56,6 +58,7 @@ class Deployment:
     providers: Providers
     orders: OrderDesk
     bundles: Bundles
+    case_exports: CaseExports
 
     @property
     def keys(self) -> KeyRing:
@@ -154,6 +157,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         providers,
         orders,
         bundles,
+        CaseExports(ledger, evidence),
     )
 
 
@@ -208,21 +212,7 @@ def initialise(config: Config, origin: str | None = None) -> InitResult:
 
 
 def rotate_key(deployment: Deployment, by: Actor) -> tuple[str, str, int]:
-    """Add a new current key and retire the old one at its ``key.rotated`` event.
-
-    Returns the old and new verifier keys and the event's index. Running servers see the new
-    ring when ``keyring.json`` changes; the hand-over checkpoint is signed here, at once.
-    """
-    config, origin = deployment.config, deployment.keys.origin
-    ring = keyfiles.read_ring_entries(config)
-    new_file = keyfiles.new_key_file(config)
-    new_key = keyfiles.load_signer(config, new_file, origin).verifier.verifier_key()
-    old_key = deployment.keys.current.verifier_key
-    appended = deployment.ledger.append(
-        NewEvent("key.rotated", by, Subject("key", "service"), {"old": old_key, "new": new_key})
-    )
-    ring[-1]["retired_at"] = appended.index
-    keyfiles.write_ring(config, [*ring, {"file": new_file, "retired_at": None}])
-    # Sign the hand-over checkpoint now, with both keys, before any server signs past it.
-    deployment.ledger.checkpoint(covering=appended.index)
-    return old_key, new_key, appended.index
+    """Rotate the deployment's key (custody's rule and event); the old and new verifier keys
+    and the index of the ``key.rotated`` event."""
+    done = key_rotation.rotate_key(deployment.key_file, deployment.ledger, by)
+    return done.old_key, done.new_key, done.index

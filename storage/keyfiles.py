@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody.key_rotation import NewKey
 from custody.keys import KeyRing, ServiceKey
 from custody.note import NoteSigner
 from storage.config import Config, ConfigError
@@ -169,3 +170,14 @@ class KeyRingFile:
             self._ring = load_keyring(self.config, self.origin)
             self._stamp = stamp
         return self._ring
+
+    def generate(self) -> NewKey:
+        """A new key file, written but not yet in the ring."""
+        file = new_key_file(self.config)
+        verifier_key = load_signer(self.config, file, self.origin).verifier.verifier_key()
+        return NewKey(handle=file, verifier_key=verifier_key)
+
+    def install(self, key: NewKey, retire_current_at: int) -> None:
+        ring = _read_ring(self.config)
+        ring[-1]["retired_at"] = retire_current_at
+        write_ring(self.config, [*ring, {"file": key.handle, "retired_at": None}])

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from cli import main
 from commands.sources import StableFile
+from custody.acts import ACT_FIELDS
 from custody.audit import audit_ledger
 from custody.errors import BadRequest
 from custody.events import Event
@@ -479,6 +480,42 @@ def test_an_invalid_act_fails_cleanly_naming_the_field_and_records_nothing(
     assert b"John Doe" not in b"".join(
         home.deployment.ledger.entry(i) for i in range(home.deployment.ledger.size())
     )
+
+
+def test_each_acts_options_are_its_fields_in_the_act_table(
+    runner: CliRunner, home: Home, examiner: str
+) -> None:
+    for act, specs in ACT_FIELDS.items():
+        command = main.commands["evidence"].commands["event"].commands[act.split(".", 1)[1]]  # type: ignore[attr-defined]
+        options = {o for p in command.params for o in p.opts if o.startswith("--")}
+        fields = {"--" + f.name.replace("_", "-") for f in specs}
+        assert options - {"--field", "--server", "--token", "--as", "--json"} == fields, act
+    item = json_object(
+        runner.invoke(
+            main,
+            [
+                *("evidence", "register", "--case", "C", "--exhibit", "E", "--description", "box"),
+                *("--as", examiner, "--json"),
+            ],
+        )
+    )
+
+    moved = json_object(
+        runner.invoke(
+            main,
+            [
+                *("evidence", "event", item["id"], "transferred", "--from", "lab", "--to", "vault"),
+                *("--location", "room 2", "-f", "reason=storage", "--as", examiner, "--json"),
+            ],
+        )
+    )
+
+    assert moved["event"]["data"] == {
+        "from": "lab",
+        "to": "vault",
+        "location": "room 2",
+        "reason": "storage",
+    }
 
 
 def test_an_unknown_item_fails_cleanly(runner: CliRunner, examiner: str, tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def test_provider_list_prints_every_provider(runner: CliRunner, home: Home) -> N
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--as", "ana"], "not an active admin"),
+        (["--as", "ana"], "the authority role may not register providers"),
         (["--notification-url", "ftp://mailco.example/"], "notification_url"),
         (["--contact", ""], "contact"),
     ],

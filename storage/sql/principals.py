@@ -76,6 +76,9 @@ class SqlPrincipalStore:
             row = connection.execute(_BY_TOKEN_HASH, {"token_hash": token_hash}).first()
         return None if row is None else (_principal(row), bytes(row.token_hash))
 
+    def any(self, tx: AppendTransaction) -> bool:
+        return connection_of(tx).execute(select(principals.c.id).limit(1)).first() is not None
+
     def list(self) -> list[Principal]:
         with self.engine.connect() as connection:
             rows = connection.execute(select(*_COLUMNS).order_by(principals.c.created_at))

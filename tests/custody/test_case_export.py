@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 
 from custody.case_export import ExhibitMaterial, InvalidMaterial, base_iri, case_document
+from custody.errors import Forbidden
 from custody.events import Actor, Event
 from custody.evidence import EvidenceRecord
 from storage.deployment import Deployment, initialise, open_deployment
-from tests.conftest import TEST_ORIGIN, make_config, require
+from tests.conftest import TEST_ORIGIN, add_provider, make_config, require
 from tests.factories import ACT_BODIES
 
 VECTOR = Path(__file__).parent.parent / "vectors" / "case" / "chain-of-custody-example.jsonld"
@@ -320,6 +321,28 @@ def test_another_items_event_is_refused(
 
 
 # -- conformance (case-utils' case_validate, CASE 1.5.0) ------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["authority", "approver", "admin", "provider"])
+def test_a_role_that_may_not_export_exhibits_gets_no_case_document(
+    deployment: Deployment, physical: ExhibitMaterial, role: str
+) -> None:
+    operator = deployment.principals.get("operator").actor
+    provider = add_provider(deployment).id if role == "provider" else None
+    member = deployment.principals.add("member", role, operator, provider)[0].actor
+
+    with pytest.raises(Forbidden, match=f"the {role} role may not export exhibits"):
+        deployment.case_exports.document(physical.record.id, member)
+
+
+@pytest.mark.parametrize("role", ["examiner", "court"])
+def test_the_examiner_and_the_court_get_the_case_document(
+    deployment: Deployment, physical: ExhibitMaterial, role: str
+) -> None:
+    operator = deployment.principals.get("operator").actor
+    member = deployment.principals.add("member", role, operator)[0].actor
+
+    assert deployment.case_exports.document(physical.record.id, member) == case_document(physical)
 
 
 def test_the_published_chain_of_custody_example_validates_and_has_our_shape() -> None:

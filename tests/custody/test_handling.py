@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from custody.acts import ACTS
 from custody.audit import audit_ledger
 from custody.errors import Conflict, Forbidden, IntegrityError, NotFound
 from custody.events import Actor, Event
-from custody.evidence import ACTS, CustodyState, EvidenceRecord
+from custody.evidence import CustodyState, EvidenceRecord
 from storage.deployment import Deployment, initialise, open_deployment
 from storage.sql.schema import evidence_documents
 from tests.conftest import make_config

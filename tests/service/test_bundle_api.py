@@ -220,7 +220,9 @@ def test_an_item_named_twice_is_422(client: FlaskClient, tokens: dict[str, str])
     response = post_bundle(client, tokens["court"], {"evidence_ids": [item, item]})
 
     assert_problem(response, 422)
-    assert "evidence_ids" in response.get_json()["errors"]
+    assert {"field": "evidence_ids", "reason": "name each item once"} in response.get_json()[
+        "errors"
+    ]
 
 
 def test_bundling_is_for_courts_and_examiners_only(

@@ -18,9 +18,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from custody.acts import ACT_FIELDS, ACTS
 from custody.audit import audit_ledger
 from custody.errors import IntegrityError
-from custody.evidence import ACTS
 from custody.verify.receipt import verify_receipt
 from service import create_app
 from storage.deployment import Deployment, initialise, open_deployment
@@ -146,6 +146,13 @@ def assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.get_json(force=True)
     assert body["status"] == status and body["type"] and body["title"] and body["detail"]
     return body
+
+
+def error_fields(problem: dict[str, Any]) -> list[str]:
+    """The top-level field each of a problem's ``errors`` names, in order."""
+    errors = problem["errors"]
+    assert all(set(e) == {"field", "reason"} and e["reason"] for e in errors), errors
+    return [str(e["field"]).split(".")[0] for e in errors]
 
 
 @dataclass(frozen=True)
@@ -524,7 +531,7 @@ def test_invalid_intake_metadata_is_422_naming_the_field(
 
     problem = assert_problem(client.post("/v1/evidence", json=body, headers=examiner), 422)
 
-    assert field in problem["errors"]
+    assert field in error_fields(problem)
     assert snapshot(deployment) == before
 
 
@@ -598,19 +605,61 @@ def test_each_acts_required_fields_are_validated(
             body = {"type": act, **{k: v for k, v in ACT_BODIES[act].items() if k != field}}
             response = client.post(f"/v1/evidence/{item['id']}/events", json=body, headers=by)
             problem = assert_problem(response, 422)
-            assert list(problem["errors"]) == [field], (act, problem)
+            assert error_fields(problem) == [field], (act, problem)
             empty = {"type": act, **ACT_BODIES[act], field: ""}
             response = client.post(f"/v1/evidence/{item['id']}/events", json=empty, headers=by)
-            assert field in assert_problem(response, 422)["errors"], (act, field)
+            assert field in error_fields(assert_problem(response, 422)), (act, field)
         unknown = {"type": act, **ACT_BODIES[act], "suspect_name": "someone"}
         response = client.post(f"/v1/evidence/{item['id']}/events", json=unknown, headers=by)
-        assert "suspect_name" in assert_problem(response, 422)["errors"], act
+        assert "suspect_name" in error_fields(assert_problem(response, 422)), act
         wrong_type = {"type": act, **ACT_BODIES[act], **dict.fromkeys(required[:1], 42)}
         if required:
             response = client.post(f"/v1/evidence/{item['id']}/events", json=wrong_type, headers=by)
-            assert required[0] in assert_problem(response, 422)["errors"], act
+            assert required[0] in error_fields(assert_problem(response, 422)), act
 
     assert snapshot(deployment) == before
+
+
+def test_an_invalid_act_is_one_422_naming_every_field_with_its_reason(
+    client: FlaskClient, deployment: Deployment, examiner: dict[str, str]
+) -> None:
+    item = register(client, examiner)
+    before = snapshot(deployment)
+    body = {"type": "evidence.transferred", "from": "", "to": 7, "reason": "storage", "x": "y"}
+
+    response = client.post(f"/v1/evidence/{item['id']}/events", json=body, headers=examiner)
+
+    problem = assert_problem(response, 422)
+    assert problem["errors"] == [
+        {"field": "from", "reason": "empty"},
+        {"field": "to", "reason": "not a string"},
+        {"field": "location", "reason": "required: where"},
+        {"field": "x", "reason": "unknown field"},
+    ]
+    assert "location: required: where" in problem["detail"]
+    assert snapshot(deployment) == before
+
+
+def test_the_act_schemas_are_the_act_table(client: FlaskClient) -> None:
+    document = client.get("/v1/openapi.json").get_json()
+    operation = document["paths"]["/v1/evidence/{evidence_id}/events"]["post"]
+    bodies = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    schemas = document["components"]["schemas"]
+    shown = {}
+    for ref in bodies:
+        schema = schemas[ref["$ref"].rsplit("/", 1)[1]]
+        [act] = schema["properties"]["type"]["enum"]
+        shown[act] = (
+            {n: p["maxLength"] for n, p in schema["properties"].items() if n != "type"},
+            set(schema.get("required", [])) - {"type"},
+        )
+    assert shown == {
+        act: (
+            {f.name: f.max_length for f in specs},
+            {f.name for f in specs if f.required},
+        )
+        for act, specs in ACT_FIELDS.items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -626,7 +675,7 @@ def test_an_unknown_or_missing_act_type_is_422(
 
     response = client.post(f"/v1/evidence/{item['id']}/events", json=body, headers=examiner)
 
-    assert "type" in assert_problem(response, 422)["errors"]
+    assert "type" in error_fields(assert_problem(response, 422))
     assert deployment.ledger.size() == size
 
 
@@ -785,7 +834,7 @@ def test_a_download_without_a_purpose_is_400_and_records_nothing(
 
     response = client.get(f"/v1/evidence/{item['id']}/content{query}", headers=examiner)
 
-    assert "purpose" in assert_problem(response, 400)["errors"]["query"]
+    assert "purpose" in error_fields(assert_problem(response, 400))
     assert deployment.ledger.size() == size
 
 

@@ -327,7 +327,7 @@ def test_validation_problem_says_which_parameter_is_wrong(client: FlaskClient) -
     body = assert_problem(client.get("/v1/log/proofs/consistency?from=0&to=1"), 400)
 
     assert "from" in str(body["detail"])
-    assert "from" in body["errors"]["query"]  # type: ignore[index]
+    assert {"field": "from", "reason": "Must be greater than or equal to 1."} in body["errors"]  # type: ignore[operator]
 
 
 # -- tiles ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from custody.evidence import ACTS
+from custody.acts import ACTS
 
 OPENAPI = "/v1/openapi.json"
 DOCS = "/v1/docs"
