@@ -94,10 +94,6 @@ def write_ring(config: Config, entries: list[dict[str, object]]) -> None:
     )
 
 
-def read_ring_entries(config: Config) -> list[dict[str, object]]:
-    return _read_ring(config)
-
-
 def load_signer(config: Config, file: str, origin: str) -> NoteSigner:
     """Load one key file of the ring as a signer named by the origin."""
     path = config.keys_dir / file
