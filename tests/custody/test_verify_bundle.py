@@ -90,8 +90,19 @@ def make_exhibits(tmp: Path) -> Exhibits:
     item = dep.intake.open_session(metadata, examiner).id
     dep.intake.receive(item, io.BytesIO(CONTENT), examiner)
     for act, data in (
-        ("transferred", {"to": "bob", "location": "evidence room 2"}),
-        ("examined", {"findings": "no tampering with the seal"}),
+        (
+            "transferred",
+            {"from": "lab", "to": "bob", "location": "evidence room 2", "reason": "storage"},
+        ),
+        (
+            "examined",
+            {
+                "tool": "X-Ways",
+                "version": "21.0",
+                "purpose": "seal check",
+                "findings": "no tampering with the seal",
+            },
+        ),
         ("sealed", {"seal": "S-0042"}),
         ("noted", {"text": "photographed for the file"}),
     ):
