@@ -215,7 +215,7 @@ class LocalOrders:
                 limit=200,
                 after=after,
             )
-            yield from (desk.summary(stored) for stored in page)
+            yield from (desk.summary(stored, by=self.actor) for stored in page)
             if len(page) < 200:
                 return
             after = page[-1].seq
@@ -224,7 +224,7 @@ class LocalOrders:
         desk = self.dep.orders
         from service.orders import order_detail
 
-        return order_detail(desk, desk.get(order_id, self.actor))
+        return order_detail(desk, desk.get(order_id, self.actor), self.actor)
 
 
 class RemoteOrders:

@@ -39,6 +39,9 @@ def provider() -> None:
 @click.option("--legal-representative", required=True)
 @click.option("--contact", required=True, help="Where lawful requests go (e-mail, address).")
 @click.option("--notification-url", help="http(s) URL that receives signed notices of orders.")
+@click.option("--time-zone", default="UTC", show_default=True, help="IANA zone: Europe/Dublin")
+@click.option("--country", help="ISO 3166-1 code whose public holidays move deadlines, e.g. IE.")
+@click.option("--subdivision", help="ISO 3166-2 subdivision where holidays differ, e.g. BY.")
 @as_option
 @json_option
 @click.pass_context
@@ -49,6 +52,9 @@ def provider_add(
     legal_representative: str,
     contact: str,
     notification_url: str | None,
+    time_zone: str,
+    country: str | None,
+    subdivision: str | None,
     as_name: str,
     as_json: bool,
 ) -> None:
@@ -59,6 +65,9 @@ def provider_add(
         "legal_representative": legal_representative,
         "contact": contact,
         "notification_url": notification_url,
+        "time_zone": time_zone,
+        "country": country,
+        "subdivision": subdivision,
     }
     with deployment(ctx) as dep:
         admin = acting_principal(dep, as_name)
@@ -97,9 +106,9 @@ def order_line(order: dict[str, Any]) -> str:
 @json_option
 @click.pass_context
 def orders_sweep(ctx: click.Context, as_json: bool) -> None:
-    """Expire the orders that lapsed unanswered, list those still owed past their deadline,
-    and deliver the notices due to providers."""
-    from storage.webhooks import notice_delivery
+    """End the preservation holds that ran out, list the orders still owed past their
+    deadline (they stay open), and deliver the notices due to providers."""
+    from storage.notices import notice_delivery
 
     with deployment(ctx) as dep:
         report = dep.orders.sweep()

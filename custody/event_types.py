@@ -50,6 +50,8 @@ _INTAKE = ("case", "exhibit", "kind", "parent", "manifest")
 # What every order event records: the order, its new state and the commitment to its
 # document text (custody.orders.order_event_data).
 _ORDER = ("order", "state", "document_commitment")
+# What an event that is the provider's receipt of an order adds: how, and the deadline.
+_RECEIPT = ("received_via", "due")
 
 
 def _types(*types: EventType) -> Mapping[str, EventType]:
@@ -161,42 +163,63 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         "order",
         (*_ORDER, "due"),
         "Order served on the provider",
-        "an approver approved the order; its document is signed and its clock starts",
+        "an approver approved the order; its document is signed; its period runs from receipt",
+    ),
+    EventType(
+        "order.received",
+        "order",
+        (*_ORDER, "notice_index", *_RECEIPT),
+        "Order received by the provider (notice delivered)",
+        "the provider's endpoint accepted the notice of service: its receipt starts the clock",
     ),
     EventType(
         "order.read",
         "order",
-        _ORDER,
+        (*_ORDER, *_RECEIPT),
         "Order read by the provider",
-        "the provider first read the order",
+        "the provider first read the order (its receipt, when nothing came first)",
+    ),
+    EventType(
+        "order.resent",
+        "order",
+        _ORDER,
+        "Order's notice sent again",
+        "the authority sent the notice of an order not yet received again",
+    ),
+    EventType(
+        "order.adapted",
+        "order",
+        (*_ORDER, "revision"),
+        "Order adapted (a new signed revision)",
+        "the authority adapted the served order: a new signed revision supersedes the old",
     ),
     EventType(
         "order.acknowledged",
         "order",
-        _ORDER,
+        (*_ORDER, *_RECEIPT),
         "Order acknowledged by the provider",
         "the provider acknowledged the order",
     ),
     EventType(
         "order.objected",
         "order",
-        (*_ORDER, "ground", "details_commitment"),
+        (*_ORDER, "ground", *_RECEIPT, "details_commitment"),
         "Provider objected to the order",
-        "the provider objected; the clock pauses",
+        "the provider sent an Annex III notice; the clock keeps running",
     ),
     EventType(
         "order.objection_answered",
         "order",
         (*_ORDER, "due", "answer_commitment"),
         "Objection answered",
-        "the authority answered the objection; the clock resumes",
+        "the authority answered the objection, perhaps with a new deadline",
     ),
     EventType(
         "order.clarification_requested",
         "order",
-        (*_ORDER, "question_commitment"),
+        (*_ORDER, *_RECEIPT, "question_commitment"),
         "Provider asked for clarification",
-        "the provider asked a question; the clock pauses",
+        "the provider asked a question; a deadline to produce is suspended",
     ),
     EventType(
         "order.clarification_answered",
@@ -213,9 +236,23 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         "a preservation order's hold was extended",
     ),
     EventType(
+        "order.production_request_confirmed",
+        "order",
+        (*_ORDER, "production_order"),
+        "Production request confirmed (Annex V)",
+        "the hold lasts until the production request that follows is answered",
+    ),
+    EventType(
+        "order.enforcement_sought",
+        "order",
+        (*_ORDER, "reason_commitment"),
+        "Enforcement sought",
+        "the authority seeks enforcement of an overdue order (EU Art 16)",
+    ),
+    EventType(
         "order.preserved",
         "order",
-        _ORDER,
+        (*_ORDER, *_RECEIPT),
         "Provider confirmed preservation",
         "the provider confirmed it preserves the data",
     ),
@@ -229,14 +266,14 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
     EventType(
         "order.responded",
         "order",
-        (*_ORDER, "evidence"),
+        (*_ORDER, "evidence", *_RECEIPT),
         "Provider's response received",
         "the provider's response was received as an evidence item",
     ),
     EventType(
         "order.no_data",
         "order",
-        _ORDER,
+        (*_ORDER, *_RECEIPT),
         "Provider reported no data",
         "the provider holds no data the order asks for",
     ),
@@ -251,15 +288,15 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         "order.expired",
         "order",
         _ORDER,
-        "Order expired unanswered",
-        "the order lapsed (recorded by the deadline sweep)",
+        "Order expired (its hold ended, or unanswered under earlier rules)",
+        "a preservation order's hold ended (recorded by the deadline sweep)",
     ),
     EventType(
         "order.closed",
         "order",
         (*_ORDER, "reason_commitment"),
         "Order closed",
-        "the authority closed the answered order",
+        "the authority closed the order",
     ),
     # -- the deployment ------------------------------------------------------------------
     EventType(

@@ -22,15 +22,18 @@ from custody.intake import Ingested, Intake
 from custody.interfaces import AppendTransaction
 from custody.ledger import Appended, Ledger, Recorder
 from custody.note import sign_note
-from custody.notices import NOTIFY_EVENTS, Notice, NoticeStore, notice_text
+from custody.notices import NOTIFY_EVENTS, RECEIPT_EVENTS, Notice, NoticeStore, notice_text
+from custody.order_deadlines import PeriodRule
 from custody.order_document import OrderDocument
 from custody.orders import (
     AWAITING_ANSWER,
     DRAFTED_EVENT,
+    HOLDING,
     READ_EVENT,
-    TRANSITIONS,
+    RECEIVED_EVENT,
     Order,
     OrderState,
+    ServiceTerms,
     allowed_actions,
     apply,
     check_may,
@@ -42,6 +45,7 @@ from custody.orders import (
     order_event_data,
     overdue,
     record_first_read,
+    record_receipt,
     revise_draft,
 )
 from custody.providers import ProviderStore
@@ -54,9 +58,9 @@ COMMITTED_FIELDS = ("details", "question", "answer", "reason")
 UNSERVED = (OrderState.DRAFT, OrderState.PENDING_APPROVAL)
 SERVED_STATES = tuple(s for s in OrderState if s not in UNSERVED)
 _INTERNAL_EVENTS = ("order.drafted", "order.revised", "order.submitted")
-# The states an order may lapse in; closed, withdrawn and expired ones keep their old
-# deadline but never lapse, so the sweep does not read them again and again.
-_EXPIRABLE = [s.value for s in OrderState if "expire" in TRANSITIONS[s]]
+# The states a preservation hold may end in; closed, withdrawn and expired orders keep their
+# old deadline but never lapse, so the sweep does not read them again and again.
+_EXPIRABLE = [s.value for s in HOLDING]
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ def _fixed_summary(order: Order) -> dict[str, Any]:
     if fixed is None:
         due = deadline(order)
         clock = order.clock
+        zone = clock.place.zone if clock else None
         fixed = {
             "id": order.id,
             "reference": order.document.reference,
@@ -173,11 +178,31 @@ def _fixed_summary(order: Order) -> dict[str, Any]:
             "approved_by": order.approved_by,
             "served_at": format_time(order.served_at) if order.served_at else None,
             "first_read_at": format_time(order.first_read_at) if order.first_read_at else None,
+            "received_at": format_time(clock.received_at) if clock and clock.received_at else None,
+            "received_via": clock.received_via if clock else None,
             "due": format_time(due) if due else None,
-            "clock_paused": bool(clock and clock.paused_since),
+            "due_local": due.astimezone(zone).isoformat() if due and zone else None,
+            "time_zone": clock.place.time_zone if clock else None,
+            "period": clock.period.as_json() if clock else None,
+            "period_rule": clock.rule.value if clock else None,
+            "clock_paused": bool(clock and clock.suspended_since),
+            "hold_until_answered": bool(clock and clock.open_ended),
+            "revision": order.revision,
+            "extensions": order.extensions,
+            "enforcement_sought_at": format_time(order.enforcement_sought_at)
+            if order.enforcement_sought_at
+            else None,
         }
         object.__setattr__(order, "_fixed_summary", fixed)
     return {**fixed, "revised_by": list(fixed["revised_by"])}
+
+
+def _receipt(before: StoredOrder, after: Order) -> dict[str, Any]:
+    """What an event that records the provider's receipt adds: how, and the deadline."""
+    if before.order.received_at is not None or after.clock is None or not after.clock.received:
+        return {}
+    due = after.clock.due
+    return {"received_via": after.clock.received_via, **({"due": format_time(due)} if due else {})}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -213,6 +238,7 @@ class OrderDesk:
         intake: Intake,
         *,
         on_notice: Callable[[], object] | None = None,
+        period_rule: PeriodRule = PeriodRule.REGULATION_1182_71,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -221,6 +247,8 @@ class OrderDesk:
         self.intake = intake
         # Called after a transaction that queued a notice commits (wakes the deliverer).
         self.on_notice = on_notice
+        # How periods in days are counted for orders outside EU law (the issuing State's).
+        self.period_rule = period_rule
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -247,8 +275,28 @@ class OrderDesk:
             if read is None:
                 return current
             self.store.update(recorder.tx, read)
-            self._record(recorder, current, read, READ_EVENT, by, at, {})
+            self._record(recorder, current, read, READ_EVENT, by, at, _receipt(current, read))
         return replace(current, order=read)
+
+    def notice_delivered(self, notice: Notice) -> None:
+        """A notice of service reached the provider (its endpoint answered 2xx): the first
+        such delivery is the provider's receipt unless it read or acted before
+        (``order.received``)."""
+        if notice.event not in RECEIPT_EVENTS or notice.delivered_at is None:
+            return
+        with self.ledger.recording() as recorder:
+            current = self._load(notice.order_id, recorder.tx)
+            # A notice of an earlier revision is no receipt of the one that superseded it.
+            if current.order.revision != notice.revision:
+                return
+            received = record_receipt(current.order, notice.delivered_at, "notice")
+            if received is None:
+                return
+            self.store.update(recorder.tx, received)
+            details = {"notice_index": notice.ledger_index, **_receipt(current, received)}
+            self._record(
+                recorder, current, received, RECEIVED_EVENT, SYSTEM, self.ledger.clock(), details
+            )
 
     def _provider_view(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
         require_role(by.role, PROVIDER_ROLES, "use the provider API")
@@ -343,21 +391,31 @@ class OrderDesk:
             )
         return stored.note
 
-    def summary(self, stored: StoredOrder, now: datetime | None = None) -> dict[str, Any]:
-        """The order as lists show it: where it stands, its deadline and what its state allows
-        now, without its document (the targets are read, and a provider's first read
-        recorded, only by fetching the order itself)."""
+    def summary(
+        self, stored: StoredOrder, now: datetime | None = None, by: Actor | None = None
+    ) -> dict[str, Any]:
+        """The order as lists show it: where it stands, its deadline and what the caller may
+        do now, without its document (the targets are read, and a provider's first read
+        recorded, only by fetching the order itself). ``received`` is false until the
+        provider received the order; then ``due`` is its deadline or the end of its hold
+        (``remaining_seconds`` while a clarification request suspends it)."""
         order = stored.order
         now = now or self.ledger.clock()
+        clock = order.clock
+        remaining = clock.remaining(now) if clock else None
         return {
             **_fixed_summary(order),
+            "received": bool(clock and clock.received),
+            "remaining_seconds": None if remaining is None else remaining.total_seconds(),
             "overdue": overdue(order, now),
-            "allowed_actions": allowed_actions(order, now),
+            "allowed_actions": allowed_actions(order, now, by=by),
         }
 
-    def view(self, stored: StoredOrder, now: datetime | None = None) -> dict[str, Any]:
+    def view(
+        self, stored: StoredOrder, now: datetime | None = None, by: Actor | None = None
+    ) -> dict[str, Any]:
         """The order as JSON: its summary and its document."""
-        return {**self.summary(stored, now), "document": stored.order.document.as_json()}
+        return {**self.summary(stored, now, by), "document": stored.order.document.as_json()}
 
     # -- changing ---------------------------------------------------------------------------
 
@@ -388,7 +446,7 @@ class OrderDesk:
                 order, event_type, details = revise_draft(stored.order, doc, by)
             except Conflict as exc:
                 # revise_draft lists every action of the state; a refusal lists those open now.
-                raise Conflict(str(exc), allowed_actions(stored.order, at)) from None
+                raise Conflict(str(exc), allowed_actions(stored.order, at, by=by)) from None
             self.store.update(recorder.tx, order)
             appended = self._record(recorder, stored, order, event_type, by, at, details)
         return Acted(replace(stored, order=order), appended)
@@ -411,8 +469,11 @@ class OrderDesk:
         with self.ledger.recording() as recorder:
             stored = self._load(order_id, recorder.tx)
             at = self.ledger.clock()
+            if action == "adapt":
+                data = {**data, "document": self._adapted_document(stored, data)}
+            terms = self._terms(stored.order) if action == "approve" else None
             order, event_type, details = apply(
-                stored.order, action, by, at, data, provider_id=provider_id
+                stored.order, action, by, at, data, provider_id=provider_id, terms=terms
             )
             for name in COMMITTED_FIELDS:
                 text = data.get(name)
@@ -423,7 +484,7 @@ class OrderDesk:
                     )
                     details[f"{name}_commitment"] = digest
             note = None
-            if action == "approve":
+            if action in ("approve", "adapt"):
                 note = sign_note(order_document_text(order), [self.ledger.keys.current.signer])
             self.store.update(recorder.tx, order, note)
             appended = self._record(recorder, stored, order, event_type, by, at, details)
@@ -433,7 +494,8 @@ class OrderDesk:
         return Acted(StoredOrder(order, stored.seq, stored.salt, note or stored.note), appended)
 
     def sweep(self) -> SweepReport:
-        """Expire the orders that lapsed; list those still owed past their deadline."""
+        """End the preservation holds that ran out (``order.expired``); list the orders to
+        produce still owed past their deadline (they stay open: late compliance)."""
         now = self.ledger.clock()
         lapsing = self.store.list(states=_EXPIRABLE, due_before=now, limit=1_000_000)
         done = []
@@ -531,6 +593,18 @@ class OrderDesk:
             raise NotFound(f"no order {order_id}")
         return stored
 
+    def _terms(self, order: Order) -> ServiceTerms:
+        provider = self.providers.get(order.document.provider)
+        if provider is None:
+            raise Invalid(f"provider: no provider {order.document.provider}")
+        return ServiceTerms(place=provider.place, rule=self.period_rule)
+
+    def _adapted_document(self, stored: StoredOrder, data: Mapping[str, Any]) -> OrderDocument:
+        patch = data.get("document")
+        if not isinstance(patch, Mapping) or not patch:
+            raise BadRequest("document is a JSON Merge Patch of the served order's document")
+        return _document(merge_patch(stored.order.document.as_json(), patch))
+
     def _check_provider(self, provider_id: str) -> None:
         if self.providers.get(provider_id) is None:
             raise Invalid(f"provider: no provider {provider_id}")
@@ -570,6 +644,7 @@ class OrderDesk:
             provider_id=provider.id,
             event=event_type,
             ledger_index=appended.index,
+            revision=order.revision,
             url=provider.notification_url,
             note=sign_note(text, [self.ledger.keys.current.signer]),
             created_at=at,

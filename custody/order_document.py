@@ -23,6 +23,7 @@ from custody.errors import BadRequest
 from custody.events import format_time
 from custody.order_deadlines import (
     DEFAULT_PRESERVATION_DAYS,
+    EU_PRESERVATION_DAYS,
     MAX_PRESERVATION_DAYS,
 )
 
@@ -76,9 +77,21 @@ OBJECTION_GROUNDS = (
     "other",
 )
 GROUNDS_NEEDING_DETAILS = ("third_country_law_conflict", "other")
+# Regulation (EU) 2023/1543 Art 5(4)(b)-(c): offences an order for traffic or content data may
+# serve whatever their penalty, each by the act that defines it.
+LISTED_OFFENCES: Mapping[str, str] = {
+    "non_cash_payment_fraud": "Directive (EU) 2019/713, Arts 3 to 8",
+    "child_sexual_abuse": "Directive 2011/93/EU, Arts 3 to 7",
+    "attacks_against_information_systems": "Directive 2013/40/EU, Arts 3 to 8",
+    "terrorism": "Directive (EU) 2017/541, Arts 3 to 12 and 14 to 17",
+}
+# Art 5(4)(a): punishable in the issuing State by a custodial sentence of a maximum of at
+# least three years.
+THRESHOLD_YEARS = 3
 
 MAX_TEXT = 20_000
 MAX_LINE = 1_000
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 ORDER_ID_PATTERN = re.compile(r"^ord_[0-9a-f]{16}$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -137,23 +150,42 @@ class Authority:
     type: str
     file_number: str
     contact: str
+    state: str | None = None  # the State it acts for, ISO 3166-1 alpha-2
 
     def __post_init__(self) -> None:
         check_text(self.name, "authority.name", MAX_LINE)
         check_choice(self.type, AUTHORITY_TYPES, "authority.type")
         check_text(self.file_number, "authority.file_number", MAX_LINE)
         check_text(self.contact, "authority.contact", MAX_LINE)
+        if self.state is not None and not _COUNTRY.match(str(self.state)):
+            raise BadRequest(
+                f"authority.state is an ISO 3166-1 alpha-2 code such as PT, not {self.state!r}"
+            )
 
 
 @dataclass(frozen=True)
 class Offence:
+    """The offence, its maximum custodial sentence in the issuing State (in years) and, where
+    one applies, the category of Art 5(4)(b)-(c) and of Annex IV (the enforcing State's
+    dual-criminality check, Art 12(1)(d)) of Regulation (EU) 2023/1543."""
+
     _LABEL: ClassVar[str] = "offence"
     description: str
     provision: str
+    max_penalty_years: int | None = None
+    listed_category: str | None = None
+    annex_iv_category: str | None = None
 
     def __post_init__(self) -> None:
         check_text(self.description, "offence.description")
         check_text(self.provision, "offence.provision", MAX_LINE)
+        years = self.max_penalty_years
+        if years is not None and (type(years) is not int or not 0 <= years <= 100):
+            raise BadRequest(f"offence.max_penalty_years is from 0 to 100, not {years!r}")
+        if self.listed_category is not None:
+            check_choice(self.listed_category, tuple(LISTED_OFFENCES), "offence.listed_category")
+        if self.annex_iv_category is not None:
+            check_text(self.annex_iv_category, "offence.annex_iv_category", MAX_LINE)
 
 
 @dataclass(frozen=True)
@@ -321,11 +353,45 @@ class OrderDocument:
             if days is not None:
                 raise BadRequest("preservation_days is for a preservation order only")
             return
-        if days is None:
+        if self.legal_basis.instrument.startswith("eu_"):
+            # Regulation (EU) 2023/1543 Art 11(1): an EPOC-PR holds for 60 days.
+            if days not in (None, EU_PRESERVATION_DAYS):
+                raise BadRequest(
+                    f"preservation_days of an EU preservation order is {EU_PRESERVATION_DAYS} "
+                    "(Regulation (EU) 2023/1543 Art 11(1))"
+                )
+            object.__setattr__(self, "preservation_days", EU_PRESERVATION_DAYS)
+        elif days is None:
             object.__setattr__(self, "preservation_days", DEFAULT_PRESERVATION_DAYS)
         elif type(days) is not int or not 1 <= days <= MAX_PRESERVATION_DAYS:
             raise BadRequest(
                 f"preservation_days is from 1 to {MAX_PRESERVATION_DAYS}, not {days!r}"
+            )
+
+    def needs_threshold(self) -> bool:
+        """Regulation (EU) 2023/1543 Art 5(4): an EU order to produce traffic data (other
+        than data requested only to identify the user) or content."""
+        return (
+            self.legal_basis.instrument.startswith("eu_")
+            and self.kind == PRODUCTION
+            and not {"traffic", "content"}.isdisjoint(self.data_categories)
+        )
+
+    def check_threshold(self) -> None:
+        """Refuse to issue an order Art 5(4) does not allow, naming the article."""
+        if not self.needs_threshold():
+            return
+        offence = self.offence
+        if offence.listed_category is not None:
+            return
+        years = offence.max_penalty_years
+        if years is None or years < THRESHOLD_YEARS:
+            given = "not given" if years is None else f"{years} years"
+            raise BadRequest(
+                "offence: an EU order for traffic or content data needs an offence punishable "
+                f"by a maximum custodial sentence of at least {THRESHOLD_YEARS} years "
+                f"(here {given}) or one of the offences Art 5(4)(b)-(c) lists "
+                "(Regulation (EU) 2023/1543, Art 5(4))"
             )
 
     def _check_competence(self) -> None:
@@ -334,6 +400,11 @@ class OrderDocument:
         must be validated by one who may issue it."""
         if not self.legal_basis.instrument.startswith("eu_"):
             return
+        if self.issuing_authority.state is None:
+            raise BadRequest(
+                "issuing_authority.state is required: an EU order names its issuing State "
+                "(Regulation (EU) 2023/1543, Art 8 and Annex I)"
+            )
         intrusive = self.kind == PRODUCTION and not {"traffic", "content"}.isdisjoint(
             self.data_categories
         )
@@ -377,11 +448,20 @@ _PARTS: Mapping[str, type] = {
 _OPTIONAL = ("validating_authority", "time_range")
 
 
+# Fields added after orders were first issued: left out of the JSON while absent, so that a
+# document issued before keeps the very text its signed note carries.
+_LATER_FIELDS = frozenset({"state", "max_penalty_years", "listed_category", "annex_iv_category"})
+
+
 def _to_json(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in fields(value)}
+        return {
+            f.name: _to_json(getattr(value, f.name))
+            for f in fields(value)
+            if not (f.name in _LATER_FIELDS and getattr(value, f.name) is None)
+        }
     if isinstance(value, tuple):
         return [_to_json(item) for item in value]
     return value

@@ -3,7 +3,7 @@
 The document is in ``custody.order_document``; it is issued as a ``custos/order/v1`` signed
 note naming who drafted and who approved it. An order's lifecycle is one transition table:
 ``apply`` checks who acts, what the state allows and what the act carries, and returns the
-next order and the event to record.
+next order and the event to record. docs/orders.md states each rule and its article.
 Events carry the order id, the new state and a salted commitment to the document, never the
 targets or other personal data. Nothing here stores, signs or reads a clock.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,9 +22,14 @@ from custody.events import Actor, format_time
 from custody.evidence import is_evidence_id
 from custody.note_types import ORDER_TYPE, json_note_text
 from custody.order_deadlines import (
+    EMERGENCY_HOURS,
+    EU_EXTENSION_DAYS,
     MAX_PRESERVATION_DAYS,
+    PRODUCTION_DAYS,
     OrderClock,
-    service_period,
+    Period,
+    PeriodRule,
+    Place,
 )
 from custody.order_document import (
     GROUNDS_NEEDING_DETAILS,
@@ -55,6 +60,8 @@ class OrderState(StrEnum):
     NO_DATA = "no_data"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
+    # A preservation order whose hold ended. Production orders no longer expire: a late one
+    # is overdue and stays open; those that expired before keep their state and events.
     EXPIRED = "expired"
 
 
@@ -64,9 +71,13 @@ ACTOR_OF_ACTION: Mapping[str, str] = {
     "submit": "authority",
     "approve": "approver",
     "withdraw": "authority",
+    "resend": "authority",
+    "adapt": "approver",
     "extend": "authority",
+    "confirm_production_request": "authority",
     "answer_objection": "authority",
     "answer_clarification": "authority",
+    "seek_enforcement": "authority",
     "close": "authority",
     "acknowledge": "provider",
     "object": "provider",
@@ -90,9 +101,13 @@ EVENT_OF_ACTION: Mapping[str, str] = {
     "submit": "order.submitted",
     "approve": "order.served",
     "withdraw": "order.withdrawn",
+    "resend": "order.resent",
+    "adapt": "order.adapted",
     "extend": "order.extended",
+    "confirm_production_request": "order.production_request_confirmed",
     "answer_objection": "order.objection_answered",
     "answer_clarification": "order.clarification_answered",
+    "seek_enforcement": "order.enforcement_sought",
     "close": "order.closed",
     "acknowledge": "order.acknowledged",
     "object": "order.objected",
@@ -106,50 +121,69 @@ EVENT_OF_ACTION: Mapping[str, str] = {
 DRAFTED_EVENT = "order.drafted"
 REVISED_EVENT = "order.revised"
 READ_EVENT = "order.read"
+RECEIVED_EVENT = "order.received"
+# How the provider's receipt came about: a notice its endpoint accepted (2xx), its first read
+# of the order, or its first act on it.
+RECEIVED_VIA = ("notice", "read", "act")
 
 _S = OrderState
 _W = _S.WITHDRAWN
+# An answered objection or clarification request returns the order to where it stood (an
+# order stored before that was kept leads on from acknowledged, as it did then); an
+# extension or an Annex V confirmation leaves the state as it is.
+RESUME = "resume"
+SAME = "same"
 # The whole lifecycle: for each state, each action it allows and the state that follows.
-# An objection or a clarification request counts as receipt, so its answer leads on from
-# acknowledged. Withdrawal ends any open state; closed, withdrawn and expired end everything.
-TRANSITIONS: Mapping[OrderState, Mapping[str, OrderState]] = {
+# Withdrawal ends any open state; closed, withdrawn and expired end everything. Some actions
+# are further bound to the kind of order (``NOT_FOR_KIND``), and some to the clock or the
+# instrument (``_condition``). docs/orders.md states the same rules for people.
+_ON_SERVED_ORDER: Mapping[str, OrderState | str] = {
+    "withdraw": _W,
+    "adapt": _S.SERVED,
+    "extend": SAME,
+    "confirm_production_request": SAME,
+    "expire": _S.EXPIRED,
+}
+TRANSITIONS: Mapping[OrderState, Mapping[str, OrderState | str]] = {
     _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _W},
     _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _W},
     _S.SERVED: {
-        "withdraw": _W,
-        "extend": _S.SERVED,
+        **_ON_SERVED_ORDER,
+        "resend": _S.SERVED,
+        "seek_enforcement": _S.SERVED,
+        "close": _S.CLOSED,
         "acknowledge": _S.ACKNOWLEDGED,
         "object": _S.OBJECTED,
         "request_clarification": _S.CLARIFICATION_REQUESTED,
-        "expire": _S.EXPIRED,
+        "confirm_preservation": _S.PRESERVED,
+        "no_data": _S.NO_DATA,
     },
     _S.ACKNOWLEDGED: {
-        "withdraw": _W,
-        "extend": _S.ACKNOWLEDGED,
+        **_ON_SERVED_ORDER,
+        "seek_enforcement": _S.ACKNOWLEDGED,
+        "close": _S.CLOSED,
         "object": _S.OBJECTED,
         "request_clarification": _S.CLARIFICATION_REQUESTED,
         "confirm_preservation": _S.PRESERVED,
         "no_data": _S.NO_DATA,
         "respond": _S.PRODUCED_PARTIAL,
-        "expire": _S.EXPIRED,
     },
-    _S.OBJECTED: {"withdraw": _W, "extend": _S.OBJECTED, "answer_objection": _S.ACKNOWLEDGED},
-    _S.CLARIFICATION_REQUESTED: {
-        "withdraw": _W,
-        "extend": _S.CLARIFICATION_REQUESTED,
-        "answer_clarification": _S.ACKNOWLEDGED,
-    },
-    _S.PRESERVED: {
-        "withdraw": _W,
-        "extend": _S.PRESERVED,
+    _S.OBJECTED: {
+        **_ON_SERVED_ORDER,
+        "answer_objection": RESUME,
+        "seek_enforcement": _S.OBJECTED,
         "close": _S.CLOSED,
-        "expire": _S.EXPIRED,
     },
+    _S.CLARIFICATION_REQUESTED: {**_ON_SERVED_ORDER, "answer_clarification": RESUME},
+    _S.PRESERVED: {**_ON_SERVED_ORDER, "object": _S.OBJECTED, "close": _S.CLOSED},
     _S.PRODUCED_PARTIAL: {
         "withdraw": _W,
+        "adapt": _S.SERVED,
+        "seek_enforcement": _S.PRODUCED_PARTIAL,
+        "close": _S.CLOSED,
+        "object": _S.OBJECTED,
         "respond": _S.PRODUCED_PARTIAL,
         "complete": _S.PRODUCED,
-        "expire": _S.EXPIRED,
     },
     _S.PRODUCED: {"withdraw": _W, "close": _S.CLOSED},
     _S.NO_DATA: {"withdraw": _W, "close": _S.CLOSED},
@@ -160,6 +194,8 @@ TRANSITIONS: Mapping[OrderState, Mapping[str, OrderState]] = {
 _DISCLOSURE_ONLY = {
     "confirm_preservation": "only a preservation order is preserved",
     "extend": "only a preservation order's hold is extended",
+    "confirm_production_request": "only a preservation order awaits a production request",
+    "expire": "an order to produce does not expire: a late one is overdue and stays open",
 }
 # Actions the table allows but the kind of order does not, and why.
 NOT_FOR_KIND: Mapping[str, Mapping[str, str]] = {
@@ -168,15 +204,35 @@ NOT_FOR_KIND: Mapping[str, Mapping[str, str]] = {
     PRESERVATION: {
         "respond": "preservation is not disclosure",
         "complete": "preservation is not disclosure",
+        "seek_enforcement": "a preservation order has a hold, not a deadline to answer by",
     },
 }
-# States in which the provider still owes its answer.
-AWAITING_ANSWER = frozenset({_S.SERVED, _S.ACKNOWLEDGED, _S.PRODUCED_PARTIAL})
+# States in which the provider of an order to produce still owes its answer; an Annex III
+# notice does not stop the clock (the authority reviews it and may set a new deadline).
+AWAITING_ANSWER = frozenset({_S.SERVED, _S.ACKNOWLEDGED, _S.OBJECTED, _S.PRODUCED_PARTIAL})
+# States in which a preservation order's hold is running.
+HOLDING = frozenset(s for s, table in TRANSITIONS.items() if "expire" in table)
+# The provider's acts that count as its receipt of the order when nothing came first.
+_RECEIPT_BY_ACT = frozenset(a for a, party in ACTOR_OF_ACTION.items() if party == "provider")
+
+
+@dataclass(frozen=True)
+class ServiceTerms:
+    """What serving an order fixes besides its document: where the provider is established
+    and how periods in days are counted for the order's instrument."""
+
+    place: Place = field(default_factory=Place)
+    rule: PeriodRule = PeriodRule.REGULATION_1182_71
 
 
 @dataclass(frozen=True)
 class Order:
-    """An order's document and where its lifecycle stands. ``clock`` is set at service."""
+    """An order's document and where its lifecycle stands. ``clock`` is set at service.
+
+    ``revision`` counts the signed versions served (an adapted order is served anew);
+    ``resume_state`` is where an objection or clarification request left the order;
+    ``extensions`` counts the hold's extensions.
+    """
 
     id: str
     document: OrderDocument
@@ -187,12 +243,19 @@ class Order:
     approved_by: str | None = None
     clock: OrderClock | None = None
     first_read_at: datetime | None = None
+    revision: int = 1
+    resume_state: OrderState | None = None
+    extensions: int = 0
+    enforcement_sought_at: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", OrderState(self.state))
+        if self.resume_state is not None:
+            object.__setattr__(self, "resume_state", OrderState(self.resume_state))
         object.__setattr__(self, "revised_by", tuple(self.revised_by))
         set_utc(self, "drafted_at", "drafted_at")
         set_utc(self, "first_read_at", "first_read_at")
+        set_utc(self, "enforcement_sought_at", "enforcement_sought_at")
 
     @property
     def authors(self) -> tuple[str, ...]:
@@ -203,6 +266,10 @@ class Order:
     def served_at(self) -> datetime | None:
         return self.clock.served_at if self.clock else None
 
+    @property
+    def received_at(self) -> datetime | None:
+        return self.clock.received_at if self.clock else None
+
 
 def new_order_id() -> str:
     return "ord_" + secrets.token_hex(8)
@@ -210,6 +277,25 @@ def new_order_id() -> str:
 
 def is_order_id(value: str) -> bool:
     return bool(ORDER_ID_PATTERN.match(value))
+
+
+def is_eu(document: OrderDocument) -> bool:
+    return document.legal_basis.instrument.startswith("eu_")
+
+
+def service_period(document: OrderDocument) -> Period:
+    """How long an order runs from receipt: its hold, or its time to produce (Art 10(2)-(4))."""
+    if document.preservation_days is not None:
+        return Period(days=document.preservation_days)
+    if document.emergency.flag:
+        return Period(hours=EMERGENCY_HOURS)
+    return Period(days=PRODUCTION_DAYS)
+
+
+def period_rule(document: OrderDocument, configured: PeriodRule) -> PeriodRule:
+    """Regulation 1182/71 for an EU order; the configured rule of the issuing State's law
+    for any other."""
+    return PeriodRule.REGULATION_1182_71 if is_eu(document) else configured
 
 
 Transition = tuple[Order, str, dict[str, Any]]
@@ -235,7 +321,8 @@ def revise_draft(order: Order, document: OrderDocument, by: Actor) -> Transition
     _require_party("authority", "revise an order", by)
     if order.state is not OrderState.DRAFT:
         raise Conflict(
-            f"only a draft is revised; this order is {order.state}", allowed_actions(order)
+            f"only a draft is revised (a served order is adapted); this order is {order.state}",
+            allowed_actions(order, by=by),
         )
     revised_by = order.revised_by if by.id in order.authors else (*order.revised_by, by.id)
     return replace(order, document=document, revised_by=revised_by), REVISED_EVENT, {}
@@ -246,20 +333,39 @@ def record_first_read(
 ) -> Order | None:
     """The order with its provider's first read recorded, or None if it was read before.
 
-    The read is recorded (as ``order.read``) but starts no clock: service did that.
+    A first read is the provider's receipt when no notice was delivered before: it starts
+    the clock.
     """
     _require_provider("read the order", order, by, provider_id)
     if order.clock is None:
-        raise Conflict(f"the order is {order.state}, not served", allowed_actions(order))
+        raise Conflict(f"the order is {order.state}, not served", allowed_actions(order, by=by))
     if order.first_read_at is not None:
         return None
-    return replace(order, first_read_at=check_utc(at, "at"))
+    at = check_utc(at, "at")
+    return replace(order, first_read_at=at, clock=order.clock.receive(at, "read"))
 
 
-def allowed_actions(order: Order, now: datetime | None = None) -> list[str]:
-    """What the order's state and kind allow, in ``ACTIONS`` order, whoever may act.
+def record_receipt(order: Order, at: datetime, via: str) -> Order | None:
+    """The order with the provider's receipt recorded at ``at``, or None if it was received
+    before (or is not open any more)."""
+    check_choice(via, RECEIVED_VIA, "via")
+    if order.clock is None or order.clock.received or not TRANSITIONS[order.state]:
+        return None
+    return replace(order, clock=order.clock.receive(check_utc(at, "at"), via))
 
-    With ``now``, ``expire`` is listed only once the order has lapsed.
+
+def allowed_actions(
+    order: Order,
+    now: datetime | None = None,
+    *,
+    by: Actor | None = None,
+) -> list[str]:
+    """What the order's state, kind and instrument allow, in ``ACTIONS`` order.
+
+    With ``now``, actions bound to the clock are listed only when the clock allows them
+    (``expire`` and ``seek_enforcement`` once the deadline passed, ...). With ``by``, only
+    the actions the caller's role may take (and for an approver who wrote the order, not
+    ``approve``).
     """
     table = TRANSITIONS[order.state]
     barred = NOT_FOR_KIND[order.document.kind]
@@ -268,8 +374,45 @@ def allowed_actions(order: Order, now: datetime | None = None) -> list[str]:
         for action in ACTIONS
         if action in table
         and action not in barred
-        and (action != "expire" or now is None or _clock(order).passed(check_utc(now, "now")))
+        and _condition(order, action, now) is None
+        and (by is None or _may_act(order, action, by))
     ]
+
+
+def _may_act(order: Order, action: str, by: Actor) -> bool:
+    if by.role not in PARTY_ROLES[ACTOR_OF_ACTION[action]]:
+        return False
+    return not (action == "approve" and by.id in order.authors)
+
+
+def _condition(order: Order, action: str, now: datetime | None) -> str | None:
+    """Why the clock or the instrument bars ``action`` now, or None if nothing does."""
+    clock = order.clock
+    eu = is_eu(order.document)
+    if action == "resend":
+        return None if clock and not clock.received else "the provider has received the order"
+    if action in ("extend", "confirm_production_request"):
+        if clock and clock.open_ended:
+            return "the hold lasts until the confirmed production request is answered"
+        if action == "confirm_production_request" and not eu:
+            return "only an EU preservation order is confirmed by Annex V (Art 11(2))"
+        if action == "extend" and eu and order.extensions >= 1:
+            return "an EU preservation order is extended once only (Art 11(1))"
+        if now is not None and clock is not None and clock.passed(now):
+            return "the hold has ended"
+        return None
+    if now is None or clock is None:
+        return None
+    if action == "expire":
+        if clock.passed(now):
+            return None
+        due = clock.due
+        return "the hold has no end yet" if due is None else f"the hold ends {format_time(due)}"
+    if action == "seek_enforcement":
+        return None if overdue(order, now) else "the order is not overdue"
+    if action == "close" and order.state in AWAITING_ANSWER - {_S.OBJECTED}:
+        return None if overdue(order, now) else "the provider still owes its answer"
+    return None
 
 
 def apply(
@@ -280,18 +423,27 @@ def apply(
     data: Mapping[str, Any] | None = None,
     *,
     provider_id: str | None = None,
+    terms: ServiceTerms | None = None,
 ) -> Transition:
     """Apply ``action`` by ``by`` at ``at``: (next order, event type, event details).
 
     Checks, in order: the party (Forbidden: wrong role, another provider, or an approver who
-    wrote the order), the state (Conflict, with the allowed actions) and ``data`` (BadRequest).
-    ``provider_id`` is the acting provider principal's provider. The details hold no free
-    text (objection details, questions, answers are checked here, stored by the caller and
-    committed to); the event's data is ``{**order_event_data(next, commitment), **details}``.
+    wrote the order), the state (Conflict, with the actions the caller may take) and
+    ``data`` (BadRequest). ``provider_id`` is the acting provider principal's provider;
+    ``terms`` are fixed at approval (the provider's place, the rule for periods). The details
+    hold no free text (objection details, questions, answers are checked here, stored by the
+    caller and committed to); the event's data is ``{**order_event_data(next, c), **details}``.
     """
     at = check_may(order, action, by, at, provider_id=provider_id)
-    following = replace(order, state=TRANSITIONS[order.state][action])
-    new, details = _effect(following, action, by, at, data or {})
+    target = TRANSITIONS[order.state][action]
+    if target == SAME:
+        target = order.state
+    elif target == RESUME:
+        target = order.resume_state or OrderState.ACKNOWLEDGED
+    following = replace(order, state=OrderState(target))
+    if ACTOR_OF_ACTION[action] == "provider" and following.clock is not None:
+        following = replace(following, clock=following.clock.receive(at, "act"))
+    new, details = _effect(following, order, action, by, at, data or {}, terms)
     return new, EVENT_OF_ACTION[action], details
 
 
@@ -312,49 +464,86 @@ def check_may(
         raise Forbidden("approve: the approver drafted or revised this order (four-eyes rule)")
     allowed = allowed_actions(order, at)
     if action not in allowed:
-        raise Conflict(f"{action} is not allowed: {_refusal(order, action)}", allowed)
+        raise Conflict(
+            f"{action} is not allowed: {_refusal(order, action, at)}",
+            allowed_actions(order, at, by=by),
+        )
     return at
 
 
-def _refusal(order: Order, action: str) -> str:
+def _refusal(order: Order, action: str, at: datetime) -> str:
     kind = order.document.kind
     if action in NOT_FOR_KIND[kind]:
         return NOT_FOR_KIND[kind][action]
     if action in TRANSITIONS[order.state]:
-        return f"the order's deadline {format_time(_due(order))} has not passed"
+        return _condition(order, action, at) or f"the order is {order.state}"
     return f"the order is {order.state}"
 
 
 def _effect(
-    order: Order, action: str, by: Actor, at: datetime, data: Mapping[str, Any]
+    order: Order,
+    before: Order,
+    action: str,
+    by: Actor,
+    at: datetime,
+    data: Mapping[str, Any],
+    terms: ServiceTerms | None,
 ) -> tuple[Order, dict[str, Any]]:
     """The order after ``action`` beyond its state, and the event details it records."""
+    kind = order.document.kind
     if action == "approve":
-        document = order.document
-        period = service_period(
-            preservation_days=document.preservation_days, emergency=document.emergency.flag
+        order.document.check_threshold()
+        terms = terms or ServiceTerms()
+        clock = OrderClock(
+            served_at=at,
+            period=service_period(order.document),
+            place=terms.place,
+            rule=period_rule(order.document, terms.rule),
         )
-        served = replace(order, approved_by=by.id, clock=OrderClock(served_at=at, period=period))
-        return served, {"due": format_time(_due(served))}
+        return replace(order, approved_by=by.id, clock=clock), _clock_details(clock)
+    if action == "adapt":
+        return _adapted(order, before, by, at, data.get("document"))
     if action == "extend":
-        days = data.get("days", order.document.preservation_days)
-        if type(days) is not int or not 1 <= days <= MAX_PRESERVATION_DAYS:
-            raise BadRequest(f"days is from 1 to {MAX_PRESERVATION_DAYS}, not {days!r}")
-        extended = replace(order, clock=_clock(order).extended(timedelta(days=days)))
-        return extended, {"days": days, **_due_details(extended)}
+        return _extended(order, data)
+    if action == "confirm_production_request":
+        production = data.get("production_order")
+        if production is not None and not (isinstance(production, str) and is_order_id(production)):
+            raise BadRequest("production_order is the id of the production order that follows")
+        confirmed = replace(order, clock=replace(_clock(order), open_ended=True))
+        return confirmed, {} if production is None else {"production_order": production}
     if action == "object":
         ground = data.get("ground")
         check_choice(ground, OBJECTION_GROUNDS, "ground")
         if ground in GROUNDS_NEEDING_DETAILS or data.get("details") is not None:
             check_text(data.get("details"), "details")
-        return replace(order, clock=_clock(order).paused(at)), {"ground": ground}
+        objected = replace(order, resume_state=before.state)
+        return objected, {"ground": ground, **_receipt_details(objected, before)}
     if action == "request_clarification":
         check_text(data.get("question"), "question")
-        return replace(order, clock=_clock(order).paused(at)), {}
-    if action in ("answer_objection", "answer_clarification"):
+        clock = _clock(order)
+        if kind != PRESERVATION:  # Art 10(6); nothing pauses a hold
+            clock = clock.suspended(at)
+        asked = replace(order, resume_state=before.state, clock=clock)
+        return asked, _receipt_details(asked, before)
+    if action == "answer_objection":
         check_text(data.get("answer"), "answer")
-        resumed = replace(order, clock=_clock(order).resumed(at))
-        return resumed, {"due": format_time(_due(resumed))}
+        answered = replace(order, resume_state=None, clock=_clock(order).resumed(at))
+        if data.get("due") is not None:
+            if kind == PRESERVATION:
+                raise BadRequest("due: a preservation order's hold is extended, not set")
+            due = check_utc(data["due"], "due")
+            if due <= at:
+                raise BadRequest("due: a new deadline lies in the future")
+            answered = replace(answered, clock=replace(_clock(answered), fixed_due=due))
+        return answered, _clock_details(answered.clock)
+    if action == "answer_clarification":
+        check_text(data.get("answer"), "answer")
+        resumed = replace(order, resume_state=None, clock=_clock(order).resumed(at))
+        return resumed, _clock_details(resumed.clock)
+    if action == "seek_enforcement":
+        if data.get("reason") is not None:
+            check_text(data.get("reason"), "reason")
+        return replace(order, enforcement_sought_at=at), {}
     if action in ("withdraw", "close") and data.get("reason") is not None:
         check_text(data.get("reason"), "reason")
         return order, {}
@@ -362,8 +551,74 @@ def _effect(
         evidence = data.get("evidence")
         if not isinstance(evidence, str) or not is_evidence_id(evidence):
             raise BadRequest("evidence is the id of the evidence item holding the response")
-        return order, {"evidence": evidence}
+        return order, {"evidence": evidence, **_receipt_details(order, before)}
+    if action in _RECEIPT_BY_ACT:
+        return order, _receipt_details(order, before)
     return order, {}
+
+
+def _adapted(
+    order: Order, before: Order, by: Actor, at: datetime, document: object
+) -> tuple[Order, dict[str, Any]]:
+    """A new signed revision of a served order that supersedes the old one: an order to
+    produce is served anew (its deadline runs from receipt of the revision); a preservation
+    order's hold continues as it ran."""
+    if not isinstance(document, OrderDocument):
+        raise BadRequest("adapt carries the order's new document")
+    old = before.document
+    for name in ("kind", "provider", "case"):
+        if getattr(document, name) != getattr(old, name):
+            raise BadRequest(f"{name}: an adapted order keeps its {name}; issue a new order")
+    if document.legal_basis.instrument != old.legal_basis.instrument:
+        raise BadRequest("legal_basis.instrument: an adapted order keeps its instrument")
+    revision = before.revision + 1
+    clock = _clock(before)
+    if document.kind == PRESERVATION:
+        if document.preservation_days != old.preservation_days:
+            raise BadRequest("preservation_days: a hold is extended, not adapted")
+        adapted = replace(before, document=document, revision=revision, approved_by=by.id)
+        return adapted, {"revision": revision}
+    fresh = OrderClock(
+        served_at=at, period=service_period(document), place=clock.place, rule=clock.rule
+    )
+    adapted = replace(
+        order,
+        document=document,
+        revision=revision,
+        approved_by=by.id,
+        clock=fresh,
+        resume_state=None,
+        first_read_at=None,
+    )
+    return adapted, {"revision": revision}
+
+
+def _extended(order: Order, data: Mapping[str, Any]) -> tuple[Order, dict[str, Any]]:
+    if is_eu(order.document):
+        days = data.get("days", EU_EXTENSION_DAYS)
+        if days != EU_EXTENSION_DAYS or type(days) is not int:
+            raise BadRequest(
+                f"days: an EU preservation order is extended by {EU_EXTENSION_DAYS} days "
+                "(Regulation (EU) 2023/1543 Art 11(1))"
+            )
+    else:
+        days = data.get("days", order.document.preservation_days)
+        if type(days) is not int or not 1 <= days <= MAX_PRESERVATION_DAYS:
+            raise BadRequest(f"days is from 1 to {MAX_PRESERVATION_DAYS}, not {days!r}")
+    extended = replace(order, clock=_clock(order).extended(days), extensions=order.extensions + 1)
+    return extended, {"days": days, **_clock_details(extended.clock)}
+
+
+def _receipt_details(order: Order, before: Order) -> dict[str, Any]:
+    """The receipt an act of the provider's records, when it is the first sign of one."""
+    if before.clock is None or before.clock.received or order.clock is None:
+        return {}
+    return {"received_via": "act", **_clock_details(order.clock)}
+
+
+def _clock_details(clock: OrderClock | None) -> dict[str, Any]:
+    due = clock.due if clock else None
+    return {} if due is None else {"due": format_time(due)}
 
 
 def _require_party(party: str, what: str, by: Actor) -> None:
@@ -387,36 +642,31 @@ def _clock(order: Order) -> OrderClock:
 def _due(order: Order) -> datetime:
     due = _clock(order).due
     if due is None:
-        raise IntegrityError(f"order {order.id} is {order.state} with its clock stopped")
+        raise IntegrityError(f"order {order.id} is {order.state} with no deadline running")
     return due
 
 
-def _due_details(order: Order) -> dict[str, str]:
-    due = deadline(order)
-    return {} if due is None else {"due": format_time(due)}
-
-
 def deadline(order: Order) -> datetime | None:
-    """When a production order falls due or a preservation order's hold ends.
+    """When an order to produce falls due or a preservation order's hold ends.
 
-    None before service, and while an objection or clarification request stops the clock.
+    None before service, before the provider's receipt, while a clarification request
+    suspends it, and for a hold kept until a confirmed production request is answered.
     """
     return order.clock.due if order.clock else None
 
 
 def overdue(order: Order, now: datetime) -> bool:
-    """Whether the provider still owes its answer after the deadline."""
-    return order.state in AWAITING_ANSWER and _passed(order, now)
+    """Whether the provider of an order to produce still owes its answer after the deadline."""
+    return (
+        order.document.kind != PRESERVATION
+        and order.state in AWAITING_ANSWER
+        and _passed(order, now)
+    )
 
 
 def expired(order: Order, now: datetime) -> bool:
-    """Whether the order has lapsed, so that the sweep applies ``expire``: a preservation
-    order past its hold, or an order to disclose that the provider never answered at all by
-    its deadline. A provider that acknowledged or produced in part is overdue instead, and
-    stays open for the authority to chase, extend or close."""
-    if "expire" not in TRANSITIONS[order.state] or not _passed(order, now):
-        return False
-    return order.document.kind == PRESERVATION or order.state is OrderState.SERVED
+    """Whether a preservation order's hold has ended, so that the sweep applies ``expire``."""
+    return order.document.kind == PRESERVATION and order.state in HOLDING and _passed(order, now)
 
 
 def _passed(order: Order, now: datetime) -> bool:
@@ -437,6 +687,8 @@ def order_document_text(order: Order) -> str:
         "served_at": format_time(order.served_at) if order.served_at else None,
         **order.document.as_json(),
     }
+    if order.revision > 1:
+        issued["revision"] = order.revision
     return json_note_text(ORDER_TYPE, issued)
 
 

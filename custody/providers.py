@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from custody.errors import Conflict, NotFound
+from custody.errors import BadRequest, Conflict, NotFound
 from custody.events import Actor, NewEvent, Subject, format_time
 from custody.evidence import require_role
 from custody.interfaces import AppendTransaction
 from custody.ledger import Ledger
+from custody.order_deadlines import Place
 from custody.order_document import MAX_LINE, check_text
 from custody.outbound import OutboundPolicy
 from custody.principals import ADMINS
@@ -37,6 +38,14 @@ class Provider:
     contact: str
     created_at: datetime
     notification_url: str | None = None
+    time_zone: str = "UTC"
+    country: str | None = None
+    subdivision: str | None = None
+
+    @property
+    def place(self) -> Place:
+        """Where the provider is established: its deadlines end there (Regulation 1182/71)."""
+        return Place(self.time_zone, self.country, self.subdivision)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,12 +55,27 @@ class Provider:
             "legal_representative": self.legal_representative,
             "contact": self.contact,
             "notification_url": self.notification_url,
+            "time_zone": self.time_zone,
+            "country": self.country,
+            "subdivision": self.subdivision,
             "created_at": format_time(self.created_at),
         }
 
 
 def new_provider_id() -> str:
     return "prv_" + secrets.token_hex(8)
+
+
+def place_of(fields: Mapping[str, Any]) -> Place:
+    """The provider's establishment from its fields: an IANA ``time_zone`` (default UTC), an
+    ISO 3166-1 ``country`` and, where its holidays differ by region, an ISO 3166-2
+    ``subdivision``."""
+    try:
+        return Place(
+            fields.get("time_zone") or "UTC", fields.get("country"), fields.get("subdivision")
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 class ProviderStore(Protocol):
@@ -83,6 +107,7 @@ class Providers:
         url = fields.get("notification_url")
         if url is not None:
             self.outbound.check_registration(url, "notification_url")
+        place = place_of(fields)
         provider = Provider(
             id=new_provider_id(),
             name=fields["name"],
@@ -91,6 +116,9 @@ class Providers:
             contact=fields["contact"],
             notification_url=url,
             created_at=self.ledger.clock(),
+            time_zone=place.time_zone,
+            country=place.country,
+            subdivision=place.subdivision,
         )
         with self.ledger.recording() as recorder:
             if self.store.by_name(provider.name, recorder.tx) is not None:

@@ -157,9 +157,15 @@ def _targets(targets: Iterable[Mapping[str, Any]]) -> str:
 def _deadline(issued: Mapping[str, Any], view: Mapping[str, Any]) -> tuple[str, str]:
     name = "Preserve until" if issued.get("kind") == "preservation" else "Answer due by"
     if view.get("due"):
-        return name, _e(view["due"])
+        if not view.get("due_local"):
+            return name, _e(view["due"])
+        return name, f"{_e(view['due'])} ({_e(view['due_local'])}, {_e(view['time_zone'])})"
+    if view.get("hold_until_answered"):
+        return name, "Until the production request that the authority confirmed is answered"
     if view.get("clock_paused"):
-        return name, "Stopped until the authority answers the objection or clarification request"
+        return name, "Suspended until the authority answers the request for clarification"
+    if view.get("served_at") and not view.get("received"):
+        return name, "Not yet received by the provider: the period runs from its receipt"
     return name, "None"
 
 
@@ -270,7 +276,7 @@ def render_order_page(note: bytes, view: Mapping[str, Any]) -> str:
                     ),
                     (
                         "Preservation period",
-                        f"{_e(doc['preservation_days'])} days from service"
+                        f"{_e(doc['preservation_days'])} days from receipt"
                         if doc.get("preservation_days") is not None
                         else "Not a preservation order",
                     ),

@@ -19,6 +19,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from custody.errors import BadRequest, Invalid
+from custody.events import Actor
 from custody.order_deadlines import MAX_PRESERVATION_DAYS
 from custody.order_desk import AUTHORITY_ROLES, Acted, OrderDesk, StoredOrder
 from custody.order_document import (
@@ -27,6 +28,7 @@ from custody.order_document import (
     EMERGENCY_CATEGORIES,
     KINDS,
     LEGAL_BASES,
+    LISTED_OFFENCES,
     MAX_TEXT,
     TARGET_TYPES,
 )
@@ -72,11 +74,27 @@ class AuthoritySchema(_StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(AUTHORITY_TYPES))
     file_number = fields.String(required=True)
     contact = fields.String(required=True)
+    state = fields.String(
+        allow_none=True,
+        metadata={"description": "ISO 3166-1 alpha-2: the State it acts for (EU orders: required)"},
+    )
 
 
 class OffenceSchema(_StrictSchema):
     description = fields.String(required=True)
     provision = fields.String(required=True)
+    max_penalty_years = fields.Integer(
+        allow_none=True,
+        metadata={"description": "the maximum custodial sentence in the issuing State, years"},
+    )
+    listed_category = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(list(LISTED_OFFENCES)),
+        metadata={"description": "an offence Regulation (EU) 2023/1543 Art 5(4)(b)-(c) lists"},
+    )
+    annex_iv_category = fields.String(
+        allow_none=True, metadata={"description": "its category in Annex IV (Art 12(1)(d))"}
+    )
 
 
 class TargetSchema(_StrictSchema):
@@ -184,6 +202,30 @@ class AnswerSchema(_StrictSchema):
     )
 
 
+class ObjectionAnswerSchema(AnswerSchema):
+    due = fields.AwareDateTime(
+        metadata={
+            "description": "a new deadline, set after reviewing the Annex III notice "
+            "(orders to produce only)"
+        }
+    )
+
+
+class AdaptSchema(_StrictSchema):
+    document = fields.Nested(
+        OrderDocumentPatchSchema,
+        required=True,
+        metadata={"description": "an RFC 7396 JSON Merge Patch of the served document"},
+    )
+
+
+class ProductionRequestSchema(_StrictSchema):
+    production_order = fields.String(
+        validate=NO_NUL,
+        metadata={"description": "the id of the production order that follows, if in Custos"},
+    )
+
+
 # -- responses -----------------------------------------------------------------------------------
 # The views return what the desk builds; these schemas document it and never serialise it.
 class OrderSummarySchema(Schema):
@@ -207,7 +249,42 @@ class OrderSummarySchema(Schema):
         allow_none=True,
         metadata={"description": "null before service and while the clock is stopped"},
     )
-    clock_paused = fields.Boolean(required=True)
+    received = fields.Boolean(
+        required=True,
+        metadata={"description": "false until the provider received the order (not yet received)"},
+    )
+    received_at = fields.DateTime(required=True, allow_none=True)
+    received_via = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "notice (delivered 2xx), read, act, or service (older orders)"},
+    )
+    due_local = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "due in the provider's time zone, RFC 3339 with its offset"},
+    )
+    time_zone = fields.String(required=True, allow_none=True)
+    period = fields.Dict(
+        required=True, allow_none=True, metadata={"description": "{days: N} or {hours: N}"}
+    )
+    period_rule = fields.String(required=True, allow_none=True)
+    clock_paused = fields.Boolean(
+        required=True,
+        metadata={"description": "a clarification request suspends the deadline (Art 10(6))"},
+    )
+    remaining_seconds = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "while suspended: the time left once the clock runs again"},
+    )
+    hold_until_answered = fields.Boolean(
+        required=True,
+        metadata={"description": "an EU hold kept until the production request is answered"},
+    )
+    revision = fields.Integer(required=True)
+    extensions = fields.Integer(required=True)
+    enforcement_sought_at = fields.DateTime(required=True, allow_none=True)
     overdue = fields.Boolean(required=True)
     allowed_actions = fields.List(fields.String(validate=validate.OneOf(ACTIONS)), required=True)
 
@@ -287,15 +364,16 @@ class DocumentQuery(Schema):
 
 
 def _acted(acted: Acted) -> dict[str, Any]:
-    return {**_desk().view(acted.stored), "ledger_index": acted.event.index}
+    view = _desk().view(acted.stored, by=g.principal.actor)
+    return {**view, "ledger_index": acted.event.index}
 
 
-def order_detail(desk: OrderDesk, stored: StoredOrder) -> dict[str, Any]:
+def order_detail(desk: OrderDesk, stored: StoredOrder, by: Actor) -> dict[str, Any]:
     """An order as its authority follows it: the view, every event with the texts it committed
     to, the notices to the provider (failed deliveries too) and the responses' evidence ids."""
     timeline = [entry.as_json() for entry in desk.timeline(stored)]
     return {
-        **desk.view(stored),
+        **desk.view(stored, by=by),
         "timeline": timeline,
         "notices": [notice.as_json() for notice in desk.notices_of(stored)],
         "responses": [e["data"]["evidence"] for e in timeline if e["type"] == "order.responded"],
@@ -348,10 +426,44 @@ _ACTIONS: dict[str, tuple[type[Schema], bool, str]] = {
         "starts. 403 for an approver who drafted or revised it.",
     ),
     "withdraw": (ReasonSchema, False, "Withdraw the order from any open state."),
-    "extend": (ExtendSchema, False, "Extend a preservation order's hold."),
-    "answer-objection": (AnswerSchema, True, "Answer the provider's objection."),
+    "resend": (
+        NoBodySchema,
+        False,
+        "Send the notice of service again, while the provider has not received the order.",
+    ),
+    "adapt": (
+        AdaptSchema,
+        True,
+        "Adapt a served order: a new signed revision superseding the old one (order.adapted). "
+        "An order to produce runs again from receipt of it; a hold continues.",
+    ),
+    "extend": (
+        ExtendSchema,
+        False,
+        "Extend a preservation order's hold (an EU one once, by 30 days: Art 11(1)).",
+    ),
+    "confirm-production-request": (
+        ProductionRequestSchema,
+        False,
+        "Confirm that a production request follows an EU preservation order (Annex V): "
+        "the hold lasts until it is answered (Art 11(2)).",
+    ),
+    "answer-objection": (
+        ObjectionAnswerSchema,
+        True,
+        "Answer the provider's Annex III notice, optionally setting a new deadline.",
+    ),
     "answer-clarification": (AnswerSchema, True, "Answer the provider's request to clarify."),
-    "close": (ReasonSchema, False, "Close an order that was answered."),
+    "seek-enforcement": (
+        ReasonSchema,
+        False,
+        "Record that enforcement is sought against an overdue order (EU Art 16).",
+    ),
+    "close": (
+        ReasonSchema,
+        False,
+        "Close an order that was answered, or an overdue one that will not be.",
+    ),
 }
 
 
@@ -359,7 +471,11 @@ def _action_view(path: str, body: type[Schema], summary: str) -> Callable[[str],
     action = path.replace("-", "_")
 
     def act(order_id: str) -> dict[str, Any]:
-        data = load_body(body(), read_json_object(optional=True))
+        raw = read_json_object(optional=True)
+        data = load_body(body(), raw)
+        if action == "adapt":
+            # The patch goes to the desk as JSON: the document parses its own times.
+            data = {"document": raw["document"]}
         try:
             acted = _desk().act(order_id, action, data, g.principal.actor)
         except BadRequest as exc:
@@ -409,7 +525,10 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     )
     shown, next_cursor = page(found, limit, lambda s: s.seq)
     now = desk.ledger.clock()
-    return {"items": [desk.summary(s, now) for s in shown], "next_cursor": next_cursor}
+    return {
+        "items": [desk.summary(s, now, g.principal.actor) for s in shown],
+        "next_cursor": next_cursor,
+    }
 
 
 @blp.route("/<order_id>", methods=["GET"])
@@ -420,7 +539,7 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
 def show(order_id: str) -> dict[str, Any]:
     """One order: its document, state, deadline, allowed actions, timeline, notices, responses."""
     desk = _desk()
-    return order_detail(desk, desk.get(order_id, g.principal.actor))
+    return order_detail(desk, desk.get(order_id, g.principal.actor), g.principal.actor)
 
 
 @blp.route("/<order_id>/document", methods=["GET"])
@@ -444,7 +563,9 @@ def document(query: dict[str, Any], order_id: str) -> Response:
     stored = desk.get(order_id, g.principal.actor)
     note = desk.document_note(stored)
     if query["format"] == "html":
-        response = Response(render_order_page(note, desk.view(stored)), mimetype="text/html")
+        response = Response(
+            render_order_page(note, desk.view(stored, by=g.principal.actor)), mimetype="text/html"
+        )
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response
     return Response(note, content_type="text/plain; charset=utf-8")

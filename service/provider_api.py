@@ -125,7 +125,8 @@ class ProviderOrderDetailSchema(OrderViewSchema):
 
 def _order_json(desk: OrderDesk, stored: StoredOrder) -> dict[str, Any]:
     timeline = desk.timeline(stored, for_provider=True)
-    return {**desk.view(stored), "timeline": [entry.as_json() for entry in timeline]}
+    view = desk.view(stored, by=g.principal.actor)
+    return {**view, "timeline": [entry.as_json() for entry in timeline]}
 
 
 def _act(order_id: str, action: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def _act(order_id: str, action: str, data: Mapping[str, Any] | None = None) -> d
     acted = desk.act(
         order_id, action, data or {}, principal.actor, provider_id=principal.provider_id
     )
-    return {**desk.view(acted.stored), "ledger_index": acted.event.index}
+    return {**desk.view(acted.stored, by=principal.actor), "ledger_index": acted.event.index}
 
 
 def _provider_only(view: Any) -> Any:
@@ -156,7 +157,10 @@ def list_orders(limit: int, cursor: str | None = None) -> dict[str, Any]:
     )
     shown, next_cursor = page(stored, limit, lambda s: s.seq)
     now = desk.ledger.clock()
-    return {"items": [desk.summary(s, now) for s in shown], "next_cursor": next_cursor}
+    return {
+        "items": [desk.summary(s, now, g.principal.actor) for s in shown],
+        "next_cursor": next_cursor,
+    }
 
 
 @blp.route("/orders/<order_id>", methods=["GET"])
@@ -202,7 +206,9 @@ def order_document(query: dict[str, Any], order_id: str) -> Response:
     stored = desk.get_for_provider(order_id, principal.actor, principal.provider_id)
     note = desk.document_note(stored)
     if query["format"] == "html":
-        response = Response(render_order_page(note, desk.view(stored)), mimetype="text/html")
+        response = Response(
+            render_order_page(note, desk.view(stored, by=g.principal.actor)), mimetype="text/html"
+        )
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response
     return Response(note, content_type="text/plain; charset=utf-8")

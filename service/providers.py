@@ -52,6 +52,20 @@ class NewProviderSchema(Schema):
         validate=NO_NUL,
         metadata={"description": "http(s) URL that receives signed custos/notice/v1 notes"},
     )
+    time_zone = fields.String(
+        validate=NO_NUL,
+        metadata={"description": "IANA time zone of its establishment (default UTC)"},
+    )
+    country = fields.String(
+        allow_none=True,
+        validate=NO_NUL,
+        metadata={"description": "ISO 3166-1 alpha-2: whose public holidays move deadlines"},
+    )
+    subdivision = fields.String(
+        allow_none=True,
+        validate=NO_NUL,
+        metadata={"description": "ISO 3166-2 subdivision, where its holidays differ"},
+    )
 
 
 class ProviderSchema(Schema):
@@ -61,6 +75,9 @@ class ProviderSchema(Schema):
     legal_representative = fields.String(required=True)
     contact = fields.String(required=True)
     notification_url = fields.String(required=True, allow_none=True)
+    time_zone = fields.String(required=True)
+    country = fields.String(required=True, allow_none=True)
+    subdivision = fields.String(required=True, allow_none=True)
     created_at = fields.DateTime(required=True)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.errors import CustosError
-from custody.notice_delivery import DEFAULT_LEASE
+from custody.notices import DEFAULT_LEASE
 from custody.outbound import outbound_allowance
 
 CONFIG_FILE = "custos.toml"
@@ -22,6 +22,7 @@ DEFAULT_HOME = "./var"
 SUPPORTED_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
 RETENTION_MODES = ("GOVERNANCE", "COMPLIANCE")
 LOG_FORMATS = ("json", "text")
+PERIOD_RULES = ("regulation_1182_71", "exact")
 MiB = 1024 * 1024
 # S3 multipart limits: every part but the last is at least 5 MiB and at most 5 GiB.
 MIN_PART_SIZE = 5 * MiB
@@ -67,6 +68,9 @@ class Config:
     max_body_bytes: int = MiB
     outbound_allow: tuple[str, ...] = ()
     log_query_strings: bool = False
+    # How periods in days run for UN and Budapest orders (the issuing State's law); EU orders
+    # always follow Regulation 1182/71.
+    period_rule: str = "regulation_1182_71"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -110,6 +114,8 @@ class Config:
             )
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+        if self.period_rule not in PERIOD_RULES:
+            raise ConfigError(f"period_rule must be one of {', '.join(PERIOD_RULES)}")
         if self.trust_proxy < 0:
             raise ConfigError("trust_proxy must be 0 (no proxy) or the number of proxies in front")
         if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
@@ -155,6 +161,7 @@ _ENV = {
     "CUSTOS_MAX_BODY_BYTES": "max_body_bytes",
     "CUSTOS_OUTBOUND_ALLOW": "outbound_allow",
     "CUSTOS_LOG_QUERY_STRINGS": "log_query_strings",
+    "CUSTOS_PERIOD_RULE": "period_rule",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -200,7 +207,7 @@ def _typed(name: str, value: Any) -> Any:
             return float(value)
         if name == "retention_mode" and isinstance(value, str):
             return value.strip().upper()
-        if name == "log_format" and isinstance(value, str):
+        if name in ("log_format", "period_rule") and isinstance(value, str):
             return value.strip().lower()
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {value!r}") from None

@@ -25,6 +25,7 @@ from custody.interfaces import Clock, ObjectStore
 from custody.keys import KeyRing
 from custody.ledger import Ledger, utc_now
 from custody.note import is_valid_key_name
+from custody.order_deadlines import PeriodRule
 from custody.order_desk import OrderDesk
 from custody.outbound import OutboundPolicy
 from custody.principals import OPERATOR, Principals
@@ -134,7 +135,12 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         provider_store, ledger, OutboundPolicy.from_allowance(config.outbound_allow)
     )
     orders = OrderDesk(
-        SqlOrderStore(engine), provider_store, SqlNoticeStore(engine), ledger, intake
+        SqlOrderStore(engine),
+        provider_store,
+        SqlNoticeStore(engine),
+        ledger,
+        intake,
+        period_rule=PeriodRule(config.period_rule),
     )
     bundles = Bundles(
         ledger,

@@ -64,6 +64,7 @@ def order_document(
             "type": "judge",
             "file_number": "123/26.0",
             "contact": "judge.lisbon@example.org",
+            "state": "PT",
         },
         "provider": provider,
         "offence": {"description": "ransomware extortion", "provision": "Penal Code s. 221"},

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from cli import main
 from custody.events import Actor, Event
+from custody.order_document import PRESERVATION
 from custody.providers import Provider
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import FakeClock, Home, add_provider
@@ -213,38 +214,52 @@ def test_a_provider_principal_for_an_unknown_provider_is_refused(
 # -- orders sweep ---------------------------------------------------------------------------------
 
 
-def test_sweep_expires_an_unanswered_order_and_lists_an_acknowledged_one_as_overdue(
+def read(dep: Deployment, cast: Cast, order_id: str) -> None:
+    """The provider reads the order: its receipt, from which its period runs."""
+    dep.orders.get_for_provider(order_id, cast.provider_principal, cast.provider.id)
+
+
+def test_sweep_ends_a_lapsed_hold_and_lists_late_orders_as_overdue_leaving_them_open(
     runner: CliRunner, home: Home, cast: Cast, past: Deployment
 ) -> None:
+    """Late compliance: an order to produce past its deadline, acknowledged or not, stays
+    open and is listed overdue; a preservation hold that ended is ``order.expired``."""
+    held = serve(past, cast, kind=PRESERVATION, preservation_days=1, reference="PO-0")
+    acknowledge(past, cast, held)
     unanswered = serve(past, cast, reference="PO-1")
+    read(past, cast, unanswered)
     acknowledged = serve(past, cast, reference="PO-2")
     acknowledge(past, cast, acknowledged)
     answered = serve(past, cast, reference="PO-3")
     acknowledge(past, cast, answered)
     past.orders.act(answered, "no_data", {}, cast.provider_principal, provider_id=cast.provider.id)
     draft(past, cast, reference="PO-4")
-    serve(home.deployment, cast, reference="PO-5")  # served now: due in 10 days
+    serve(past, cast, reference="PO-6")  # never received: no period runs
+    serve(home.deployment, cast, reference="PO-5")  # served now
     size = home.deployment.ledger.size()
 
     swept = json_lines(runner.invoke(main, ["orders", "sweep", "--json"]))
 
     assert [(s["id"], s["sweep"], s["state"], s["reference"]) for s in swept] == [
-        (unanswered, "expired", "expired", "PO-1"),
+        (held, "expired", "expired", "PO-0"),
+        (unanswered, "overdue", "served", "PO-1"),
         (acknowledged, "overdue", "acknowledged", "PO-2"),
     ]
     assert all(s["provider"] == cast.provider.id and s["due"] for s in swept)
-    assert swept[1]["overdue"] is True
+    assert swept[1]["overdue"] is True and swept[2]["overdue"] is True
     desk = home.deployment.orders
-    assert desk.get(unanswered, cast.authority).order.state == "expired"
+    assert desk.get(held, cast.authority).order.state == "expired"
+    assert desk.get(unanswered, cast.authority).order.state == "served"
     assert home.deployment.ledger.size() == size + 1
     event = Event.decode(home.deployment.ledger.entry(size))
-    assert event.type == "order.expired" and event.subject.id == unanswered
+    assert event.type == "order.expired" and event.subject.id == held
 
 
 def test_a_second_sweep_expires_nothing_more_and_still_lists_the_overdue(
     runner: CliRunner, home: Home, cast: Cast, past: Deployment
 ) -> None:
     unanswered = serve(past, cast, reference="PO-1")
+    read(past, cast, unanswered)
     acknowledged = serve(past, cast, reference="PO-2")
     acknowledge(past, cast, acknowledged)
     ok(runner.invoke(main, ["orders", "sweep"]))
@@ -253,9 +268,9 @@ def test_a_second_sweep_expires_nothing_more_and_still_lists_the_overdue(
     text = ok(runner.invoke(main, ["orders", "sweep"])).stdout.splitlines()
 
     assert home.deployment.ledger.size() == size
-    [line] = text
-    assert line.split()[:5] == ["overdue", acknowledged, "PO-2", cast.provider.id, "acknowledged"]
-    assert unanswered not in line
+    first, second = text
+    assert first.split()[:5] == ["overdue", unanswered, "PO-1", cast.provider.id, "served"]
+    assert second.split()[:5] == ["overdue", acknowledged, "PO-2", cast.provider.id, "acknowledged"]
 
 
 def test_sweep_with_nothing_due_prints_nothing(runner: CliRunner, home: Home, cast: Cast) -> None:
@@ -390,7 +405,8 @@ def test_orders_list_items_carry_the_summary_of_each_order_without_its_document(
     assert order["reference"] == "PO-3" and order["case"] == "C-2"
     assert order["state"] == "acknowledged" and order["overdue"] is True
     assert order["drafted_by"] == cast.authority.id and order["approved_by"] == cast.approver.id
-    assert "respond" in order["allowed_actions"]
+    # What ana, an authority, may do with an overdue order; the provider's acts are not hers.
+    assert order["allowed_actions"] == ["withdraw", "seek_enforcement", "close"]
     assert order["provider"] == cast.provider.id
     assert "document" not in order  # the targets are read by showing the order
 
@@ -411,7 +427,8 @@ def test_orders_show_prints_the_order_with_its_timeline_and_notices(
     )
 
     assert shown["id"] == docket.served and shown["state"] == "served"
-    assert shown["provider"] == docket.phoneco.id and shown["due"]
+    assert shown["provider"] == docket.phoneco.id
+    assert (shown["received"], shown["due"]) == (False, None)  # not yet received
     assert shown["approved_by"] == cast.approver.id
     assert [e["type"] for e in shown["timeline"]] == [
         "order.drafted",

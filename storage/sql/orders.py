@@ -16,7 +16,7 @@ from custody.errors import StorageError
 from custody.events import format_time
 from custody.interfaces import AppendTransaction
 from custody.notices import PENDING, Notice
-from custody.order_deadlines import OrderClock
+from custody.order_deadlines import OrderClock, Period, PeriodRule, Place
 from custody.order_desk import StoredOrder
 from custody.order_document import OrderDocument
 from custody.orders import Order, deadline
@@ -45,9 +45,15 @@ def _clock_json(clock: OrderClock | None) -> dict[str, Any] | None:
         return None
     return {
         "served_at": format_time(clock.served_at),
-        "period_us": clock.period // _US,
-        "paused_since": _time(clock.paused_since),
-        "paused_for_us": clock.paused_for // _US,
+        "period": clock.period.as_json(),
+        "place": clock.place.as_json(),
+        "rule": clock.rule.value,
+        "received_at": _time(clock.received_at),
+        "received_via": clock.received_via,
+        "suspended_since": _time(clock.suspended_since),
+        "suspended_for_us": clock.suspended_for // _US,
+        "open_ended": clock.open_ended,
+        "fixed_due": _time(clock.fixed_due),
     }
 
 
@@ -56,11 +62,37 @@ def _clock(data: Mapping[str, Any] | None) -> OrderClock | None:
         return None
     served_at = _parse(data["served_at"])
     assert served_at is not None
+    if "period_us" in data:
+        return _legacy_clock(served_at, data)
     return OrderClock(
         served_at=served_at,
-        period=data["period_us"] * _US,
-        paused_since=_parse(data["paused_since"]),
-        paused_for=data["paused_for_us"] * _US,
+        period=Period(**data["period"]),
+        place=Place(**data["place"]),
+        rule=PeriodRule(data["rule"]),
+        received_at=_parse(data["received_at"]),
+        received_via=data["received_via"],
+        suspended_since=_parse(data["suspended_since"]),
+        suspended_for=data["suspended_for_us"] * _US,
+        open_ended=data["open_ended"],
+        fixed_due=_parse(data["fixed_due"]),
+    )
+
+
+def _legacy_clock(served_at: datetime, data: Mapping[str, Any]) -> OrderClock:
+    """A clock stored before deadlines ran from receipt: its period ran, exactly, from
+    service, so it reads back as received at service under the exact rule, and every
+    deadline it showed stays the same."""
+    period = data["period_us"] * _US
+    whole_days, rest = divmod(period, timedelta(days=1))
+    spec = Period(days=whole_days) if not rest else Period(hours=period // timedelta(hours=1))
+    return OrderClock(
+        served_at=served_at,
+        period=spec,
+        rule=PeriodRule.EXACT,
+        received_at=served_at,
+        received_via="service",
+        suspended_since=_parse(data["paused_since"]),
+        suspended_for=data["paused_for_us"] * _US,
     )
 
 
@@ -76,6 +108,10 @@ def order_json(order: Order) -> str:
             "approved_by": order.approved_by,
             "clock": _clock_json(order.clock),
             "first_read_at": _time(order.first_read_at),
+            "revision": order.revision,
+            "resume_state": None if order.resume_state is None else order.resume_state.value,
+            "extensions": order.extensions,
+            "enforcement_sought_at": _time(order.enforcement_sought_at),
         }
     )
 
@@ -102,6 +138,10 @@ def _order_from_json(text: str) -> Order:
         approved_by=data["approved_by"],
         clock=_clock(data["clock"]),
         first_read_at=_parse(data["first_read_at"]),
+        revision=data.get("revision", 1),
+        resume_state=data.get("resume_state"),
+        extensions=data.get("extensions", 0),
+        enforcement_sought_at=_parse(data.get("enforcement_sought_at")),
     )
 
 
@@ -273,6 +313,7 @@ def _notice(row: Any) -> Notice:
         provider_id=row.provider_id,
         event=row.event,
         ledger_index=row.ledger_index,
+        revision=row.revision,
         url=row.url,
         note=bytes(row.note),
         created_at=row.created_at,
@@ -294,6 +335,7 @@ class SqlNoticeStore(_Sql):
                 provider_id=notice.provider_id,
                 event=notice.event,
                 ledger_index=notice.ledger_index,
+                revision=notice.revision,
                 url=notice.url,
                 note=notice.note,
                 created_at=notice.created_at,

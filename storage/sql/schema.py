@@ -211,5 +211,7 @@ notices = Table(
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    # The order's revision the notice announces (migration 0004).
+    Column("revision", Integer, nullable=False, server_default="1"),
     Index("ix_notices_state_next", "state", "next_attempt_at"),
 )

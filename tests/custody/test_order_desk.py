@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,19 @@ ANSWER = "Only the mailbox named in the order; the alias is out of scope."
 REASON = "The suspect was identified by other means."
 ISP_URL = "https://isp.example/custos/notices"
 # Every key an order event's data may hold: identifiers, states, codes, deadlines, digests.
-EVENT_KEYS = {"order", "state", "document_commitment", "due", "ground", "days", "evidence"}
+EVENT_KEYS = {
+    "order",
+    "state",
+    "document_commitment",
+    "due",
+    "ground",
+    "days",
+    "evidence",
+    "received_via",
+    "revision",
+    "production_order",
+    "notice_index",
+}
 COMMITMENT_KEYS = {f"{name}_commitment" for name in ("details", "question", "answer", "reason")}
 DAY = 24 * 3600.0
 
@@ -83,6 +95,12 @@ class Bench:
         stored = self.pending(kind, **changes)
         self.clock.advance(3600)
         return self.act(stored, "approve", by=self.approver.actor).stored
+
+    def received(self, kind: str = PRODUCTION, **changes: Any) -> StoredOrder:
+        """Served, then read by its provider: the read is its receipt."""
+        stored = self.served(kind, **changes)
+        staff = self.staff_of(stored)
+        return self.desk.get_for_provider(stored.id, staff.actor, staff.provider_id)
 
     def acknowledged(self, kind: str = PRODUCTION, **changes: Any) -> StoredOrder:
         return self.answer(self.served(kind, **changes), "acknowledge").stored
@@ -430,8 +448,13 @@ def test_each_refused_action_changes_nothing(bench: Bench) -> None:
         assert type(refused) is case.error, f"{name}: {refused!r}"
         assert trace(bench, stored.id) == before, name
         if isinstance(refused, Conflict):
-            now = allowed_actions(stored.order, bench.clock())
-            assert refused.allowed_actions == now, name
+            # What the refused caller may do now: one party's share of the order's actions.
+            now = bench.clock()
+            callers = (bench.authority, bench.approver, bench.isp_staff, bench.mailco_staff)
+            # The sweep's system actor takes only ``expire``, which no order to produce allows.
+            shares = [allowed_actions(stored.order, now, by=c.actor) for c in callers]
+            shares.append(allowed_actions(stored.order, now, by=SYSTEM))
+            assert refused.allowed_actions in shares, name
 
 
 def test_a_refused_draft_or_provider_records_nothing(bench: Bench) -> None:
@@ -453,125 +476,150 @@ def test_a_refused_draft_or_provider_records_nothing(bench: Bench) -> None:
 # -- deadlines ----------------------------------------------------------------------------------
 
 
-def test_a_production_order_is_due_ten_days_after_approval_or_eight_hours_in_an_emergency(
+def test_art_10_a_production_order_runs_ten_days_from_its_receipt_or_eight_hours(
     bench: Bench,
 ) -> None:
+    """Regulation (EU) 2023/1543 Art 10(2), 10(4) with 1182/71 Art 3: the clock starts at
+    the provider's receipt (here its first read), not at approval. The provider keeps UTC
+    and has no country: only Saturdays and Sundays are days off."""
     pending = bench.pending()
-    bench.clock.advance(5 * DAY)
+    bench.clock.advance(5 * DAY)  # Thursday 3 December 2026, 12:00 UTC
     acted = bench.act(pending, "approve", by=bench.approver.actor)
     order = acted.stored.order
-    assert order.served_at == bench.clock()
-    due = order.served_at + timedelta(days=10)
-    assert deadline(order) == due
-    assert acted.event.event.data["due"] == format_time(due)
-    bench.clock.advance(DAY)
+    assert order.served_at == datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert deadline(order) is None
+    assert "due" not in acted.event.event.data
+    view = bench.desk.view(bench.reload(pending))
+    assert (view["received"], view["due"]) == (False, None)
+    assert "resend" in view["allowed_actions"]
+    bench.clock.advance(DAY)  # read on Friday 4 December: day 1 is the 5th, day 10 the 14th
     read = bench.desk.get_for_provider(pending.id, bench.isp_staff.actor, bench.isp.id)
-    assert deadline(read.order) == due  # the first read starts no clock
-    assert bench.desk.view(read)["due"] == format_time(due)
+    assert deadline(read.order) == datetime(2026, 12, 14, 23, 59, 59, 999999, tzinfo=UTC)
+    shown = bench.desk.view(read, by=bench.isp_staff.actor)
+    assert (shown["received"], shown["received_via"]) == (True, "read")
+    assert shown["due"] == "2026-12-14T23:59:59.999999Z"
+    last = bench.desk.timeline(read)[-1].event
+    assert (last.type, last.data["received_via"], last.data["due"]) == (
+        "order.read",
+        "read",
+        "2026-12-14T23:59:59.999999Z",
+    )
 
-    emergency = bench.served(emergency=EMERGENCY).order
-    assert emergency.served_at is not None
-    assert deadline(emergency) == emergency.served_at + timedelta(hours=8)
+    emergency = bench.received(emergency=EMERGENCY).order
+    assert emergency.received_at == datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
+    assert deadline(emergency) == datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 
 
-def test_an_objection_stops_the_clock_and_its_answer_adds_the_time_stood_still(
-    bench: Bench,
-) -> None:
-    for pause, data, resume in [
-        ("object", {"ground": "incomplete"}, "answer_objection"),
-        ("request_clarification", {"question": QUESTION}, "answer_clarification"),
-    ]:
-        served = bench.served()
-        assert served.order.served_at is not None
-        bench.clock.advance(2 * DAY)
-        paused = bench.answer(served, pause, data).stored
-        assert deadline(paused.order) is None
-        view = bench.desk.view(bench.reload(served))
-        assert (view["due"], view["clock_paused"], view["overdue"]) == (None, True, False)
-        bench.clock.advance(3 * DAY)
-        resumed = bench.act(served, resume, {"answer": ANSWER})
-        assert resumed.stored.order.state is OrderState.ACKNOWLEDGED
-        due = served.order.served_at + timedelta(days=10 + 3)
-        assert deadline(bench.reload(served).order) == due
-        assert resumed.event.event.data["due"] == format_time(due)
+def test_art_10_6_only_a_clarification_request_suspends_the_deadline(bench: Bench) -> None:
+    """Acknowledged on Saturday 28 November 13:00: due Tuesday 8 December at the end of the
+    day. A clarification request stops the clock for three days; an Annex III objection
+    stops nothing."""
+    served = bench.acknowledged()
+    assert deadline(served.order) == datetime(2026, 12, 8, 23, 59, 59, 999999, tzinfo=UTC)
+    bench.clock.advance(2 * DAY)
+    asked = bench.answer(served, "request_clarification", {"question": QUESTION}).stored
+    assert deadline(asked.order) is None
+    view = bench.desk.view(bench.reload(served))
+    assert (view["due"], view["clock_paused"], view["overdue"]) == (None, True, False)
+    assert (
+        view["remaining_seconds"]
+        == (datetime(2026, 12, 8, 23, 59, 59, 999999, tzinfo=UTC) - bench.clock()).total_seconds()
+    )
+    bench.clock.advance(3 * DAY)
+    resumed = bench.act(served, "answer_clarification", {"answer": ANSWER})
+    assert resumed.stored.order.state is OrderState.ACKNOWLEDGED
+    assert resumed.event.event.data["due"] == "2026-12-11T23:59:59.999999Z"
+
+    objected = bench.answer(served, "object", {"ground": "incomplete"}).stored
+    assert deadline(objected.order) == datetime(2026, 12, 11, 23, 59, 59, 999999, tzinfo=UTC)
+    assert bench.desk.view(bench.reload(served))["clock_paused"] is False
 
 
 def test_extending_a_preservation_order_adds_days_to_its_hold(bench: Bench) -> None:
-    served = bench.served(PRESERVATION)
-    start = served.order.served_at
-    assert start is not None
-    assert deadline(served.order) == start + timedelta(days=30)
+    """UN Art 25(2): 30 days from receipt on Saturday 28 November: day 30 is Monday
+    28 December; 20 days more end on Sunday 17 January 2027, so Monday 18 January; 30 more
+    (the order's own period) end on Tuesday 16 February 2027."""
+    served = bench.acknowledged(PRESERVATION)
+    assert deadline(served.order) == datetime(2026, 12, 28, 23, 59, 59, 999999, tzinfo=UTC)
     bench.clock.advance(20 * DAY)
     extended = bench.act(served, "extend", {"days": 20})
-    assert deadline(extended.stored.order) == start + timedelta(days=50)
+    assert deadline(extended.stored.order) == datetime(2027, 1, 18, 23, 59, 59, 999999, tzinfo=UTC)
     assert extended.event.event.data["days"] == 20
     again = bench.act(served, "extend")  # the order's own period, by default
-    assert deadline(bench.reload(served).order) == start + timedelta(days=80)
-    assert again.event.event.data["due"] == format_time(start + timedelta(days=80))
+    assert again.event.event.data["due"] == "2027-02-16T23:59:59.999999Z"
 
 
 def test_list_overdue_only_returns_the_orders_owed_past_their_deadline(bench: Bench) -> None:
+    """An Annex III objection leaves the order owed; an order not yet received owes nothing."""
     b = bench
-    unanswered = b.served()
+    unanswered = b.received()
     acknowledged = b.acknowledged()
-    objected = b.served()
+    objected = b.received()
     b.answer(objected, "object", {"ground": "incomplete"})
     no_data = b.acknowledged()
     b.answer(no_data, "no_data")
+    never_received = b.served()
     b.clock.advance(11 * DAY)
-    recent = b.served()
+    recent = b.received()
     assert [s.id for s in b.desk.list(b.authority.actor, overdue_only=True)] == [
         unanswered.id,
         acknowledged.id,
+        objected.id,
     ]
     only_acknowledged = b.desk.list(b.authority.actor, overdue_only=True, state="acknowledged")
     assert [s.id for s in only_acknowledged] == [acknowledged.id]
     assert b.desk.list(b.authority.actor, overdue_only=True, state="draft") == []
     assert b.desk.view(b.reload(recent))["overdue"] is False
+    assert b.desk.view(b.reload(never_received))["overdue"] is False
     assert b.desk.view(b.reload(unanswered))["overdue"] is True
 
 
 # -- the sweep ------------------------------------------------------------------------------------
 
 
-def test_the_sweep_expires_lapsed_orders_and_lists_overdue_ones(bench: Bench) -> None:
+def test_the_sweep_ends_lapsed_holds_and_leaves_late_orders_open(bench: Bench) -> None:
+    """Late compliance: an order to produce past its deadline, acknowledged or not, is listed
+    as overdue and stays open; a preservation hold that ended is ``order.expired``."""
     b = bench
-    unanswered = b.served()
+    unanswered = b.received()
     acknowledged = b.acknowledged()
-    held = [b.served(PRESERVATION, preservation_days=1) for _ in range(3)]
+    held = [b.received(PRESERVATION, preservation_days=1) for _ in range(3)]
     b.answer(held[1], "acknowledge")
-    b.answer(held[2], "acknowledge")
     b.answer(held[2], "confirm_preservation")
     size = b.deployment.ledger.size()
     not_yet = b.desk.sweep()
     assert (not_yet.expired, not_yet.overdue) == ([], [])
     assert b.deployment.ledger.size() == size
     b.clock.advance(11 * DAY)
-    due_later = b.served()
+    due_later = b.received()
 
     report = b.desk.sweep()
     expired = {acted.stored.id for acted in report.expired}
-    assert expired == {unanswered.id, *(s.id for s in held)}
+    assert expired == {s.id for s in held}
     for acted in report.expired:
         assert acted.event.event.type == "order.expired"
         assert acted.event.event.actor == SYSTEM
         assert b.reload(acted.stored).order.state is OrderState.EXPIRED
-    assert [s.id for s in report.overdue] == [acknowledged.id]
+    assert [s.id for s in report.overdue] == [unanswered.id, acknowledged.id]
+    assert b.reload(unanswered).order.state is OrderState.SERVED
     assert b.reload(acknowledged).order.state is OrderState.ACKNOWLEDGED
     assert b.reload(due_later).order.state is OrderState.SERVED
 
     size = b.deployment.ledger.size()
     again = b.desk.sweep()
     assert again.expired == []
-    assert [s.id for s in again.overdue] == [acknowledged.id]
+    assert [s.id for s in again.overdue] == [unanswered.id, acknowledged.id]
     assert b.deployment.ledger.size() == size
+    late = b.answer(unanswered, "acknowledge").stored  # late compliance is still compliance
+    assert late.order.state is OrderState.ACKNOWLEDGED
 
 
 def test_the_sweep_passes_over_an_order_withdrawn_after_it_was_listed(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     b = bench
-    withdrawn, lapsed = b.served(), b.served()
+    withdrawn = b.received(PRESERVATION, preservation_days=1)
+    lapsed = b.received(PRESERVATION, preservation_days=1)
     b.clock.advance(11 * DAY)
     listing = b.desk.store.list
 
@@ -756,7 +804,7 @@ def test_approval_queues_one_signed_notice_naming_the_event(bench: Bench) -> Non
     assert announced["order"] == served.stored.id
     assert announced["provider"] == bench.isp.id
     assert announced["event"] == "order.served"
-    assert announced["due"] == format_time(deadline(served.stored.order))  # type: ignore[arg-type]
+    assert announced["due"] is None  # the period runs from the provider's receipt
     assert not [s for s in (EMAIL, IP, FACTS) if s in opened.text]
 
     # The outbox leases it to one deliverer at a time.

@@ -18,7 +18,7 @@ from custody.events import SYSTEM, Actor, NewEvent, Subject
 from custody.json_codec import canonical_json
 from custody.note import NoteSigner, open_note, sign_note
 from custody.note_types import ORDER_TYPE
-from custody.order_deadlines import OrderClock, service_period
+from custody.order_deadlines import OrderClock
 from custody.order_document import (
     KINDS,
     OBJECTION_GROUNDS,
@@ -33,6 +33,7 @@ from custody.orders import (
     ACTIONS,
     ACTOR_OF_ACTION,
     EVENT_OF_ACTION,
+    PARTY_ROLES,
     Order,
     OrderState,
     allowed_actions,
@@ -41,6 +42,7 @@ from custody.orders import (
     order_document_text,
     order_event_data,
     revise_draft,
+    service_period,
 )
 from tests.factories import EMAIL, EMERGENCY, FACTS, IP, PROVIDER_ID, order_document
 
@@ -56,18 +58,18 @@ def document(kind: str = PRODUCTION, **changes: Any) -> OrderDocument:
     return OrderDocument.from_json(order_document(kind=kind, **changes))
 
 
-PAUSED = (OrderState.OBJECTED, OrderState.CLARIFICATION_REQUESTED)
-
-
 def order_in(state: OrderState, kind: str = PRODUCTION, **changes: Any) -> Order:
-    """An order of ``kind`` in ``state``, served at T0 unless still a draft or pending."""
+    """An order of ``kind`` in ``state``, served and received at T0 unless still a draft or
+    pending; an order to produce awaiting clarification has its clock suspended."""
     doc = document(kind, **changes)
     served = state not in (OrderState.DRAFT, OrderState.PENDING_APPROVAL)
-    period = service_period(preservation_days=doc.preservation_days, emergency=doc.emergency.flag)
+    suspended = state is OrderState.CLARIFICATION_REQUESTED and kind != PRESERVATION
     clock = OrderClock(
         served_at=T0,
-        period=period,
-        paused_since=T0 + timedelta(hours=1) if state in PAUSED else None,
+        period=service_period(doc),
+        received_at=T0,
+        received_via="notice",
+        suspended_since=T0 + timedelta(hours=1) if suspended else None,
     )
     return Order(
         id=ORDER_ID,
@@ -98,63 +100,95 @@ def act(
     party = ACTOR_OF_ACTION[action]
     by = SYSTEM if party == "system" else ACTOR_OF_PARTY[party]
     given = DATA.get(action, {}) if data is None else data
+    if action == "adapt" and data is None:
+        given = {"document": order.document}
     return apply(order, action, by, at, given, provider_id=PROVIDER_ID)
 
 
-# The lifecycle as the issue states it, written out independently of custody.orders.
+# The lifecycle as docs/orders.md states it, written out independently of custody.orders,
+# for an order received at T0 and looked at long after every deadline and hold (LATE).
 # Some states are unreachable for a kind (a production order is never preserved); their
 # rows still say what the table would allow.
 _S = OrderState
-PRODUCTION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
+_ENDS: dict[OrderState, dict[str, OrderState]] = {
     _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _S.WITHDRAWN},
     _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _S.WITHDRAWN},
-    _S.SERVED: {
-        "withdraw": _S.WITHDRAWN,
-        "acknowledge": _S.ACKNOWLEDGED,
-        "object": _S.OBJECTED,
-        "request_clarification": _S.CLARIFICATION_REQUESTED,
-        "expire": _S.EXPIRED,
-    },
-    _S.ACKNOWLEDGED: {
-        "withdraw": _S.WITHDRAWN,
-        "object": _S.OBJECTED,
-        "request_clarification": _S.CLARIFICATION_REQUESTED,
-        "no_data": _S.NO_DATA,
-        "respond": _S.PRODUCED_PARTIAL,
-        "expire": _S.EXPIRED,
-    },
-    _S.OBJECTED: {"withdraw": _S.WITHDRAWN, "answer_objection": _S.ACKNOWLEDGED},
-    _S.CLARIFICATION_REQUESTED: {
-        "withdraw": _S.WITHDRAWN,
-        "answer_clarification": _S.ACKNOWLEDGED,
-    },
-    _S.PRESERVED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED, "expire": _S.EXPIRED},
-    _S.PRODUCED_PARTIAL: {
-        "withdraw": _S.WITHDRAWN,
-        "respond": _S.PRODUCED_PARTIAL,
-        "complete": _S.PRODUCED,
-        "expire": _S.EXPIRED,
-    },
     _S.PRODUCED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
     _S.NO_DATA: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
     _S.CLOSED: {},
     _S.WITHDRAWN: {},
     _S.EXPIRED: {},
 }
-PRESERVATION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
-    _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _S.WITHDRAWN},
-    _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _S.WITHDRAWN},
+# Past its deadline an order to produce is overdue: enforcement may be sought, and it may be
+# closed; it never expires. An answer leads back to where the order stood (acknowledged for
+# these orders, built without a record of it).
+PRODUCTION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
+    **_ENDS,
     _S.SERVED: {
         "withdraw": _S.WITHDRAWN,
-        "extend": _S.SERVED,
+        "adapt": _S.SERVED,
+        "seek_enforcement": _S.SERVED,
+        "close": _S.CLOSED,
         "acknowledge": _S.ACKNOWLEDGED,
         "object": _S.OBJECTED,
         "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "no_data": _S.NO_DATA,
+    },
+    _S.ACKNOWLEDGED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.SERVED,
+        "seek_enforcement": _S.ACKNOWLEDGED,
+        "close": _S.CLOSED,
+        "object": _S.OBJECTED,
+        "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "no_data": _S.NO_DATA,
+        "respond": _S.PRODUCED_PARTIAL,
+    },
+    _S.OBJECTED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.SERVED,
+        "answer_objection": _S.ACKNOWLEDGED,
+        "seek_enforcement": _S.OBJECTED,
+        "close": _S.CLOSED,
+    },
+    _S.CLARIFICATION_REQUESTED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.SERVED,
+        "answer_clarification": _S.ACKNOWLEDGED,
+    },
+    _S.PRESERVED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.SERVED,
+        "close": _S.CLOSED,
+        "object": _S.OBJECTED,
+    },
+    _S.PRODUCED_PARTIAL: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.SERVED,
+        "seek_enforcement": _S.PRODUCED_PARTIAL,
+        "close": _S.CLOSED,
+        "object": _S.OBJECTED,
+        "respond": _S.PRODUCED_PARTIAL,
+        "complete": _S.PRODUCED,
+    },
+}
+# Past its hold a preservation order expires; it is no longer extended; an adapted one keeps
+# its state (its hold continues).
+PRESERVATION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
+    **_ENDS,
+    _S.SERVED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.SERVED,
+        "acknowledge": _S.ACKNOWLEDGED,
+        "object": _S.OBJECTED,
+        "request_clarification": _S.CLARIFICATION_REQUESTED,
+        "confirm_preservation": _S.PRESERVED,
+        "no_data": _S.NO_DATA,
         "expire": _S.EXPIRED,
     },
     _S.ACKNOWLEDGED: {
         "withdraw": _S.WITHDRAWN,
-        "extend": _S.ACKNOWLEDGED,
+        "adapt": _S.ACKNOWLEDGED,
         "object": _S.OBJECTED,
         "request_clarification": _S.CLARIFICATION_REQUESTED,
         "confirm_preservation": _S.PRESERVED,
@@ -163,26 +197,29 @@ PRESERVATION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
     },
     _S.OBJECTED: {
         "withdraw": _S.WITHDRAWN,
-        "extend": _S.OBJECTED,
+        "adapt": _S.OBJECTED,
         "answer_objection": _S.ACKNOWLEDGED,
-    },
-    _S.CLARIFICATION_REQUESTED: {
-        "withdraw": _S.WITHDRAWN,
-        "extend": _S.CLARIFICATION_REQUESTED,
-        "answer_clarification": _S.ACKNOWLEDGED,
-    },
-    _S.PRESERVED: {
-        "withdraw": _S.WITHDRAWN,
-        "extend": _S.PRESERVED,
         "close": _S.CLOSED,
         "expire": _S.EXPIRED,
     },
-    _S.PRODUCED_PARTIAL: {"withdraw": _S.WITHDRAWN, "expire": _S.EXPIRED},
-    _S.PRODUCED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
-    _S.NO_DATA: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
-    _S.CLOSED: {},
-    _S.WITHDRAWN: {},
-    _S.EXPIRED: {},
+    _S.CLARIFICATION_REQUESTED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.CLARIFICATION_REQUESTED,
+        "answer_clarification": _S.ACKNOWLEDGED,
+        "expire": _S.EXPIRED,
+    },
+    _S.PRESERVED: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.PRESERVED,
+        "close": _S.CLOSED,
+        "object": _S.OBJECTED,
+        "expire": _S.EXPIRED,
+    },
+    _S.PRODUCED_PARTIAL: {
+        "withdraw": _S.WITHDRAWN,
+        "adapt": _S.PRODUCED_PARTIAL,
+        "object": _S.OBJECTED,
+    },
 }
 LIFECYCLE = {
     PRODUCTION: PRODUCTION_LIFECYCLE,
@@ -213,6 +250,9 @@ def test_state_machine_allows_exactly_the_lifecycle(
     allowed = LIFECYCLE[kind][state]
     expected_allowed = [a for a in ACTIONS if a in allowed]
     assert allowed_actions(order, LATE) == expected_allowed
+    party = ACTOR_OF_ACTION[action]
+    by = SYSTEM if party == "system" else ACTOR_OF_PARTY[party]
+    for_caller = [a for a in expected_allowed if by.role in PARTY_ROLES[ACTOR_OF_ACTION[a]]]
     if action in allowed:
         new, event_type, _ = act(order, action)
         assert new.state is allowed[action]
@@ -220,7 +260,7 @@ def test_state_machine_allows_exactly_the_lifecycle(
     else:
         with pytest.raises(Conflict) as refused:
             act(order, action)
-        assert refused.value.allowed_actions == expected_allowed
+        assert refused.value.allowed_actions == for_caller
         assert action in str(refused.value)
     assert order == before
 
@@ -283,12 +323,28 @@ def test_preservation_journey_goes_served_acknowledged_preserved() -> None:
     ]
 
 
-def test_an_answered_objection_or_clarification_leads_on_from_acknowledged() -> None:
-    for state, action in ((_S.SERVED, "object"), (_S.SERVED, "request_clarification")):
-        paused, _, _ = act(order_in(state), action, T0)
-        answer = "answer_objection" if action == "object" else "answer_clarification"
-        answered, _, _ = act(paused, answer, T0 + timedelta(days=1))
-        assert answered.state is OrderState.ACKNOWLEDGED
+@pytest.mark.parametrize(
+    ("kind", "state", "action"),
+    [
+        (PRODUCTION, _S.SERVED, "object"),
+        (PRODUCTION, _S.SERVED, "request_clarification"),
+        (PRODUCTION, _S.ACKNOWLEDGED, "object"),
+        (PRODUCTION, _S.ACKNOWLEDGED, "request_clarification"),
+        (PRODUCTION, _S.PRODUCED_PARTIAL, "object"),
+        (PRESERVATION, _S.PRESERVED, "object"),
+    ],
+)
+def test_an_answer_returns_the_order_to_where_the_objection_or_question_left_it(
+    kind: str, state: OrderState, action: str
+) -> None:
+    """A state changes only through the act naming it: answering a clarification request on
+    an unacknowledged order does not acknowledge it. Annex III (Regulation (EU) 2023/1543)
+    is open after partial delivery and after preservation was confirmed."""
+    asked, _, _ = act(order_in(state, kind), action, T0)
+    answer = "answer_objection" if action == "object" else "answer_clarification"
+    answered, _, _ = act(asked, answer, T0 + timedelta(days=1))
+    assert answered.state is state
+    assert answered.resume_state is None
 
 
 def test_drafter_cannot_approve_own_order() -> None:
@@ -322,7 +378,7 @@ def test_only_a_draft_is_revised() -> None:
     order = order_in(OrderState.PENDING_APPROVAL)
     with pytest.raises(Conflict) as refused:
         revise_draft(order, document(), AUTHORITY)
-    assert refused.value.allowed_actions == ["approve", "withdraw"]
+    assert refused.value.allowed_actions == ["withdraw"]  # the authority may not approve
 
 
 @pytest.mark.parametrize(
@@ -484,6 +540,7 @@ def prosecutor() -> dict[str, str]:
         "type": "prosecutor",
         "file_number": "77/26",
         "contact": "p@example.org",
+        "state": "PT",
     }
 
 
@@ -688,7 +745,7 @@ def test_document_text_does_not_change_after_service() -> None:
     order = served_order()
     issued = order_document_text(order)
     later = order
-    for action in ("object", "answer_objection", "respond", "complete", "close"):
+    for action in ("object", "answer_objection", "acknowledge", "respond", "complete", "close"):
         later = act(later, action, T0 + timedelta(days=1))[0]
         assert order_document_text(later) == issued
 
@@ -718,6 +775,7 @@ def test_event_data_carries_order_state_and_commitment_never_targets() -> None:
         "answer_objection",
         "request_clarification",
         "answer_clarification",
+        "acknowledge",
         "respond",
         "complete",
         "close",
@@ -743,3 +801,77 @@ def test_event_data_carries_order_state_and_commitment_never_targets() -> None:
 def test_event_data_refuses_a_malformed_commitment() -> None:
     with pytest.raises(BadRequest, match="commitment"):
         order_event_data(served_order(), "ABC")
+
+
+# -- Regulation (EU) 2023/1543 Art 5(4): the threshold ---------------------------------------
+
+
+def _issued(doc: OrderDocument) -> Order:
+    order, _, _ = draft_order(doc, AUTHORITY, T0)
+    order, _, _ = apply(order, "submit", AUTHORITY, T0)
+    return apply(order, "approve", APPROVER, T0)[0]
+
+
+def test_art_5_4_an_eu_traffic_or_content_order_below_three_years_is_not_issued() -> None:
+    for categories in (["traffic"], ["content"], ["subscriber", "traffic"]):
+        for offence in (
+            {"description": "insult", "provision": "s. 181", "max_penalty_years": 2},
+            {"description": "insult", "provision": "s. 181"},
+        ):
+            doc = document(**eu(data_categories=categories, offence=offence))
+            with pytest.raises(BadRequest, match=r"Art 5\(4\)"):
+                _issued(doc)
+
+
+def test_art_5_4_three_years_or_a_listed_offence_is_enough() -> None:
+    three = {"description": "fraud", "provision": "s. 217", "max_penalty_years": 3}
+    assert _issued(document(**eu(data_categories=["content"], offence=three))).state == "served"
+    listed = {
+        "description": "phishing",
+        "provision": "s. 221",
+        "max_penalty_years": 1,
+        "listed_category": "non_cash_payment_fraud",
+        "annex_iv_category": "computer-related crime",
+    }
+    issued = _issued(document(**eu(data_categories=["traffic"], offence=listed)))
+    assert issued.document.offence.annex_iv_category == "computer-related crime"
+
+
+def test_art_5_4_subscriber_identification_preservation_and_other_instruments_have_none() -> None:
+    petty = {"description": "insult", "provision": "s. 181", "max_penalty_years": 1}
+    for doc in (
+        document(**eu(data_categories=["subscriber", "identification_only"], offence=petty)),
+        document(PRESERVATION, **eu(PRESERVATION, data_categories=["content"], offence=petty)),
+        document(data_categories=["content"], offence=petty),  # UN Convention Art 27
+    ):
+        assert _issued(doc).state == "served"
+
+
+def test_an_offence_refuses_a_bad_penalty_or_an_unlisted_category() -> None:
+    for offence, field_name in (
+        ({"max_penalty_years": -1}, "max_penalty_years"),
+        ({"max_penalty_years": "3"}, "max_penalty_years"),
+        ({"listed_category": "shoplifting"}, "listed_category"),
+        ({"annex_iv_category": " "}, "annex_iv_category"),
+    ):
+        given = {"description": "x", "provision": "s. 1", **offence}
+        with pytest.raises(BadRequest, match=rf"offence\.{field_name}"):
+            document(offence=given)
+
+
+def test_an_eu_order_names_its_issuing_state() -> None:
+    """Art 8 and Annex I: the enforcing State is another Member State than the issuing one."""
+    stateless = {**prosecutor(), "state": None}
+    with pytest.raises(BadRequest, match=r"issuing_authority\.state is required"):
+        document(**eu(issuing_authority=stateless))
+    with pytest.raises(BadRequest, match=r"authority\.state"):
+        document(issuing_authority={**prosecutor(), "state": "Portugal"})
+    assert document(issuing_authority=stateless)  # a UN order need not
+
+
+def test_a_document_issued_before_the_new_fields_keeps_its_text() -> None:
+    """Fields added later are left out of the JSON while absent: the text an older signed
+    note carries is the text Custos still commits to."""
+    doc = document(issuing_authority={**prosecutor(), "state": None})
+    assert "state" not in doc.as_json()["issuing_authority"]
+    assert set(doc.as_json()["offence"]) == {"description", "provision"}

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import pytest
 
 from custody.errors import BadRequest
-from custody.notice_delivery import NoticeDeliveryError
+from custody.notices import NoticeDeliveryError
 from custody.outbound import DestinationRefused, OutboundPolicy, outbound_allowance
 from custody.providers import Providers
 from storage.deployment import Deployment
-from storage.webhooks import WebhookSender
+from storage.notices import HttpNoticeSender
 from tests.conftest import add_provider
 from tests.storage.test_webhooks import Listener
 
@@ -143,7 +143,7 @@ def test_the_address_is_checked_again_at_connection_time() -> None:
     policy = OutboundPolicy(resolve=resolver)
     policy.check_registration("https://isp.example/custos", "notification_url")
     with pytest.raises(NoticeDeliveryError, match="not public"):
-        WebhookSender(timeout=5, outbound=policy)("https://isp.example/custos", b"note")
+        HttpNoticeSender(timeout=5, outbound=policy)("https://isp.example/custos", b"note")
     assert resolver.asked == ["isp.example", "isp.example"]
 
 
@@ -155,7 +155,7 @@ def test_the_connection_goes_to_the_address_that_was_checked() -> None:
         policy = OutboundPolicy.from_allowance(
             ["127.0.0.1"], resolve=Resolver(provider_invalid=[["127.0.0.1"]])
         )
-        WebhookSender(timeout=5, outbound=policy)(f"http://provider.invalid:{port}/n", b"note")
+        HttpNoticeSender(timeout=5, outbound=policy)(f"http://provider.invalid:{port}/n", b"note")
     (received,) = listener.received
     assert received.headers["Host"] == f"provider.invalid:{port}"
     assert received.body == b"note"
@@ -165,7 +165,7 @@ def test_a_notice_to_a_url_the_policy_refuses_is_never_sent(deployment: Deployme
     with Listener() as listener:
         add_provider(deployment, notification_url=listener.url)  # allowed when registered
         with pytest.raises(NoticeDeliveryError, match="not public"):
-            WebhookSender(timeout=5)(listener.url, b"note")  # the default policy: no allowance
+            HttpNoticeSender(timeout=5)(listener.url, b"note")  # the default policy: no allowance
     assert listener.received == []
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ ROLES = (
 )
 
 
+def document_of(provider_id: str, kind: str) -> dict[str, Any]:
+    """An order document of ``kind``; ``eu_preservation`` is an EU preservation order."""
+    if kind == "eu_preservation":
+        eu = {"instrument": "eu_2023_1543_epoc_pr", "citation": "Art 6"}
+        return order_document(provider_id, "preservation", legal_basis=eu)
+    return order_document(provider_id, kind)
+
+
 @dataclass
 class World:
     deployment: Deployment
@@ -53,7 +62,7 @@ class World:
         """A new order of the provider's, brought to ``state`` through the order desk."""
         desk, p = self.deployment.orders, self.principals
         authority, approver, isp = p["authority"].actor, p["approver"].actor, p["provider"].actor
-        order_id = desk.draft(order_document(self.provider_id, kind), authority).stored.id
+        order_id = desk.draft(document_of(self.provider_id, kind), authority).stored.id
         steps: dict[str, list[tuple[str, Any, dict[str, Any]]]] = {
             "draft": [],
             "pending_approval": [("submit", authority, {})],
@@ -70,6 +79,18 @@ class World:
         for action, actor, data in steps[state]:
             provider = self.provider_id if actor is isp else None
             desk.act(order_id, action, data, actor, provider_id=provider)
+        return order_id
+
+    def overdue(self) -> str:
+        """A served order its provider received 30 days ago: its deadline has passed."""
+        order_id = self.order("served")
+        desk = self.deployment.orders
+        with self.deployment.ledger.recording() as recorder:
+            order = desk.store.get(order_id, recorder.tx).order  # type: ignore[union-attr]
+            assert order.clock is not None
+            month_ago = self.deployment.ledger.clock() - timedelta(days=30)
+            late = replace(order, clock=order.clock.receive(month_ago, "read"))
+            desk.store.update(recorder.tx, late)
         return order_id
 
     def response_session(self, order_id: str) -> str:
@@ -192,6 +213,34 @@ ENDPOINTS: list[tuple[str, str, str, Any, Prepare, tuple[str, ...], int]] = [
         200,
     ),
     ("close", "POST", "/v1/orders/{id}/close", {}, order_in("no_data"), AUTHORITIES, 200),
+    ("resend", "POST", "/v1/orders/{id}/resend", {}, order_in("served"), AUTHORITIES, 200),
+    (
+        "adapt",
+        "POST",
+        "/v1/orders/{id}/adapt",
+        {"document": {"facts": "adapted facts"}},
+        order_in("served"),
+        ("approver",),
+        200,
+    ),
+    (
+        "confirm-production-request",
+        "POST",
+        "/v1/orders/{id}/confirm-production-request",
+        {},
+        order_in("served", "eu_preservation"),
+        AUTHORITIES,
+        200,
+    ),
+    (
+        "seek-enforcement",
+        "POST",
+        "/v1/orders/{id}/seek-enforcement",
+        {"reason": "Art 16"},
+        lambda w: {"id": w.overdue(), "pv": w.provider_id},
+        AUTHORITIES,
+        200,
+    ),
     (
         "document",
         "GET",

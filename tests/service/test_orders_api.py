@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -41,14 +41,20 @@ DAY = 24 * 3600
 MISSING = "ord_0000000000000000"
 # What a served production order allows, whoever may act: the authority withdraws it, the
 # provider acknowledges, objects or asks.
-SERVED_ALLOWS = ["withdraw", "acknowledge", "object", "request_clarification"]
+# ``allowed_actions`` lists what the caller's role may do: the authority may withdraw a served
+# order and, until the provider received it, send its notice again.
+SERVED_ALLOWS = ["withdraw", "resend"]
 PATHS = (
     "submit",
     "approve",
     "withdraw",
+    "resend",
+    "adapt",
     "extend",
+    "confirm-production-request",
     "answer-objection",
     "answer-clarification",
+    "seek-enforcement",
     "close",
 )
 
@@ -91,6 +97,10 @@ class Site:
         self.act(order_id, "submit")
         self.act(order_id, "approve", "judge")
         return order_id
+
+    def provider_reads(self, order_id: str) -> None:
+        """The provider reads the order: its receipt, when nothing came first."""
+        self.deployment.orders.get_for_provider(order_id, self.actors["isp"], self.provider_id)
 
     def provider_acts(self, order_id: str, action: str, **data: Any) -> None:
         """What the provider does, through the order desk."""
@@ -296,7 +306,8 @@ def test_only_a_draft_is_patched_else_409_with_allowed_actions_and_nothing_chang
         f"/v1/orders/{order_id}", json={"facts": "Later facts."}, headers=site.headers["alice"]
     )
 
-    assert assert_problem(response, 409)["allowed_actions"] == ["approve", "withdraw"]
+    # alice is an authority, not an approver: withdrawing is all she may do.
+    assert assert_problem(response, 409)["allowed_actions"] == ["withdraw"]
     assert site.deployment.ledger.size() == size
     assert site.show(order_id) == before
 
@@ -314,8 +325,8 @@ def test_submit_then_approve_serves_the_order_with_its_deadline(site: Site) -> N
     assert approved["state"] == "served"
     assert approved["approved_by"] == site.actors["judge"].id
     assert approved["ledger_index"] == site.deployment.ledger.size() - 1
-    assert parse_time(approved["due"]) - parse_time(approved["served_at"]) == timedelta(days=10)
-    assert approved["allowed_actions"] == SERVED_ALLOWS
+    assert (approved["received"], approved["due"]) == (False, None)  # not yet received
+    assert approved["allowed_actions"] == [*SERVED_ALLOWS, "adapt"]  # judge is an approver
     assert [e["type"] for e in site.show(order_id)["timeline"]] == [
         "order.drafted",
         "order.submitted",
@@ -323,11 +334,39 @@ def test_submit_then_approve_serves_the_order_with_its_deadline(site: Site) -> N
     ]
 
 
-def test_an_emergency_order_is_due_eight_hours_after_service(site: Site) -> None:
-    approved = site.show(site.served(emergency=EMERGENCY))
+def test_art_10_the_deadline_runs_from_the_providers_receipt(site: Site) -> None:
+    """Regulation (EU) 2023/1543 Art 10(2): ten days following receipt. Read on Saturday
+    28 November 2026 at noon (the provider keeps UTC, weekends off): due at the end of
+    Tuesday 8 December."""
+    order_id = site.served()
+    site.provider_reads(order_id)
+    shown = site.show(order_id)
+    assert (shown["received"], shown["received_via"]) == (True, "read")
+    assert shown["received_at"] == "2026-11-28T12:00:00.000000Z"
+    assert shown["due"] == "2026-12-08T23:59:59.999999Z"
+    assert shown["due_local"] == "2026-12-08T23:59:59.999999+00:00"
+    assert shown["allowed_actions"] == ["withdraw"]
+    assert [e["type"] for e in shown["timeline"]][-1] == "order.read"
+
+
+def test_art_10_4_an_emergency_order_is_due_eight_hours_after_receipt(site: Site) -> None:
+    order_id = site.served(emergency=EMERGENCY)
+    site.clock.advance(3600)
+    site.provider_reads(order_id)
+    approved = site.show(order_id)
 
     assert approved["emergency"] is True
-    assert parse_time(approved["due"]) - parse_time(approved["served_at"]) == timedelta(hours=8)
+    assert approved["due"] == "2026-11-28T21:00:00.000000Z"
+
+
+def test_the_authority_resends_an_order_not_yet_received(site: Site) -> None:
+    order_id = site.served()
+    resent = site.act(order_id, "resend")
+    assert resent["state"] == "served"
+    assert site.show(order_id)["timeline"][-1]["type"] == "order.resent"
+    site.provider_reads(order_id)
+    refused = site.post(order_id, "resend")
+    assert assert_problem(refused, 409)["allowed_actions"] == ["withdraw"]
 
 
 def test_approval_by_an_author_or_a_plain_authority_is_403_and_changes_nothing(
@@ -398,6 +437,8 @@ def test_an_order_is_withdrawn_from_every_open_state_and_then_nothing_is_allowed
     before, size = site.show(order_id), site.deployment.ledger.size()
     for path in PATHS:
         body = {"answer": "yes"} if path.startswith("answer") else {}
+        if path == "adapt":
+            body = {"document": {"facts": "Adapted."}}
         refused = site.post(order_id, path, "judge2", **body)
         assert assert_problem(refused, 409)["allowed_actions"] == []
     assert site.deployment.ledger.size() == size
@@ -419,16 +460,22 @@ def test_an_action_the_state_does_not_allow_is_409_and_changes_nothing(site: Sit
 
 
 def test_a_preservation_hold_is_extended_and_a_production_order_is_not(site: Site) -> None:
+    """UN Art 25(2): 90 days from receipt on Saturday 28 November 2026 end on Friday
+    26 February 2027; 30 more end on Sunday 28 March, so Monday 29 March; 90 more end on
+    Saturday 26 June, so Monday 28 June."""
     preservation = site.served("preservation")
     production = site.served()
+    site.provider_reads(preservation)
     before = site.show(preservation)
 
     extended = site.act(preservation, "extend", days=30)
     again = site.act(preservation, "extend")
     refused = site.post(production, "extend", days=30)
 
-    assert parse_time(extended["due"]) - parse_time(before["due"]) == timedelta(days=30)
-    assert parse_time(again["due"]) - parse_time(extended["due"]) == timedelta(days=90)
+    assert before["due"] == "2027-02-26T23:59:59.999999Z"
+    assert extended["due"] == "2027-03-29T23:59:59.999999Z"
+    assert again["due"] == "2027-06-28T23:59:59.999999Z"
+    assert (again["extensions"], again["hold_until_answered"]) == (2, False)
     assert assert_problem(refused, 409)["allowed_actions"] == SERVED_ALLOWS
 
 
@@ -443,33 +490,46 @@ def test_an_extension_out_of_range_or_mistyped_is_422_and_changes_nothing(site: 
     assert site.show(order_id) == before
 
 
-def test_an_answered_objection_restarts_the_clock_and_keeps_the_answer(site: Site) -> None:
+def test_annex_iii_an_objection_leaves_the_clock_running_and_its_answer_may_set_a_deadline(
+    site: Site,
+) -> None:
+    """Regulation (EU) 2023/1543 Annex III: the notice does not stop the deadline; the
+    issuing authority reviews it and may set a new one. The objection is the provider's
+    receipt (Saturday 28 November 2026): due at the end of Tuesday 8 December."""
     order_id = site.served()
     site.provider_acts(order_id, "object", ground="insufficient_information")
     site.clock.advance(2 * DAY)
     objected = site.show(order_id)
     assert objected["state"] == "objected"
-    assert objected["clock_paused"] is True and objected["due"] is None
+    assert objected["clock_paused"] is False
+    assert objected["due"] == "2026-12-08T23:59:59.999999Z"
 
-    answered = site.act(order_id, "answer-objection", answer="The mailbox is the one named.")
+    answered = site.act(
+        order_id,
+        "answer-objection",
+        answer="The mailbox is the one named.",
+        due="2026-12-18T17:00:00+01:00",
+    )
 
-    assert answered["state"] == "acknowledged"
-    assert answered["clock_paused"] is False
-    served_at = parse_time(answered["served_at"])
-    assert parse_time(answered["due"]) - served_at == timedelta(days=12)
+    assert answered["state"] == "served"  # where the objection found it
+    assert answered["due"] == "2026-12-18T16:00:00.000000Z"
     entry = site.show(order_id)["timeline"][-1]
     assert entry["type"] == "order.objection_answered"
     assert entry["texts"] == {"answer": "The mailbox is the one named."}
     assert "The mailbox" not in json.dumps(entry["data"])
 
 
-def test_an_answered_clarification_request_leads_on_to_acknowledged(site: Site) -> None:
+def test_an_answered_clarification_request_returns_the_order_to_where_it_stood(
+    site: Site,
+) -> None:
+    """Only the act that names a state leads to it: answering a question on an order nobody
+    acknowledged leaves it served."""
     order_id = site.served()
     site.provider_acts(order_id, "request_clarification", question="Which time zone?")
 
     answered = site.act(order_id, "answer-clarification", answer="UTC.")
 
-    assert answered["state"] == "acknowledged"
+    assert answered["state"] == "served"
     assert site.show(order_id)["timeline"][-1]["texts"] == {"answer": "UTC."}
 
 
@@ -502,7 +562,7 @@ def test_the_order_shows_its_responses_and_a_failed_notice(tmp_path: Path, sqlit
         order_id = site.served()
         site.provider_acts(order_id, "acknowledge")
         evidence_id = site.respond(order_id)
-        # No notifier runs in tests: the delivery is recorded as the notifier would after its
+        # No notice worker runs in tests: the delivery is recorded as the worker would after its
         # last retry failed.
         notices = site.deployment.orders.notices
         (queued,) = notices.for_order(order_id)
@@ -550,13 +610,16 @@ def test_orders_are_listed_by_state_provider_and_case_and_overdue_ones_found(
     site.provider_acts(preserved, "confirm_preservation")
     objected = site.served()
     site.provider_acts(objected, "object", ground="data_not_held")
+    for order_id in (served, acknowledged, preserved, objected):
+        site.provider_reads(order_id)
+    never_received = site.served()
 
     def ids(query: str) -> list[str]:
         response = site.client.get(f"/v1/orders?{query}", headers=site.headers["judge"])
         assert response.status_code == 200, response.get_json()
         return [item["id"] for item in response.get_json()["items"]]
 
-    assert ids("") == [draft, elsewhere, served, acknowledged, preserved, objected]
+    assert ids("") == [draft, elsewhere, served, acknowledged, preserved, objected, never_received]
     assert ids("status=draft") == [draft, elsewhere]
     assert ids(f"provider={other.id}") == [elsewhere]
     assert ids("case=CASE-2") == [elsewhere]
@@ -565,9 +628,10 @@ def test_orders_are_listed_by_state_provider_and_case_and_overdue_ones_found(
 
     site.clock.advance(11 * DAY)
 
-    assert ids("overdue=true") == [served, acknowledged]
+    # An Annex III notice does not stop the clock; an order never received owes nothing yet.
+    assert ids("overdue=true") == [served, acknowledged, objected]
     assert ids("overdue=true&status=acknowledged") == [acknowledged]
-    assert ids("overdue=true&status=objected") == []
+    assert ids("overdue=true&status=objected") == [objected]
     listed = site.client.get("/v1/orders?overdue=true", headers=site.headers["alice"])
     assert all(item["overdue"] for item in listed.get_json()["items"])
 
@@ -703,13 +767,13 @@ def test_the_printable_page_shows_every_field_escaped_and_the_signature(site: Si
         "Imminent threat to the life of a person",
         EMERGENCY["justification"],
         "Must not be given",
-        "60 days from service",
+        "60 days from receipt",
         "ord_1111111111111111",
         "pt-PT",
         site.actors["alice"].id,
         site.actors["judge"].id,
         view["served_at"],
-        view["due"],
+        "Not yet received by the provider",
         key.name,
         key.key_hash.hex(),
     ):
@@ -750,6 +814,8 @@ def test_an_unknown_order_is_404_everywhere(site: Site) -> None:
         assert_problem(patched, 404)
         for path in PATHS:
             body = {"answer": "yes"} if path.startswith("answer") else {}
+            if path == "adapt":
+                body = {"document": {"facts": "Adapted."}}
             assert_problem(site.post(order_id, path, "judge", **body), 404)
 
     assert site.deployment.ledger.size() == size
@@ -795,3 +861,127 @@ def test_the_printable_page_shows_bidi_controls_in_the_order_as_escapes(site: Si
 
     assert "\u202e" not in html and "\u202c" not in html
     assert "Account \\u202etxt.exe\\u202c named in the complaint." in html
+
+
+# -- transitions the instruments allow -------------------------------------------------------
+
+
+def provider_post(site: Site, order_id: str, path: str, **body: Any) -> TestResponse:
+    return site.client.post(
+        f"/v1/provider/orders/{order_id}/{path}", json=body or None, headers=site.headers["isp"]
+    )
+
+
+def test_an_adapted_order_is_a_new_signed_revision_whose_deadline_runs_from_its_receipt(
+    site: Site,
+) -> None:
+    """The issuing authority adapts a served order: a new signed note superseding the old
+    one, served anew; its deadline runs from the provider's receipt of the revision."""
+    order_id = site.served()
+    site.provider_reads(order_id)
+    old_note = site.client.get(f"/v1/orders/{order_id}/document", headers=site.headers["alice"])
+    site.clock.advance(2 * DAY)
+
+    adapted = site.act(order_id, "adapt", "judge", document={"facts": "Narrowed to one day."})
+
+    assert (adapted["state"], adapted["revision"]) == ("served", 2)
+    assert (adapted["received"], adapted["due"]) == (False, None)
+    assert adapted["document"]["facts"] == "Narrowed to one day."
+    new_note = site.client.get(f"/v1/orders/{order_id}/document", headers=site.headers["alice"])
+    assert new_note.get_data() != old_note.get_data()
+    issued = json.loads(new_note.get_data(as_text=True).split("\n")[1])
+    assert (issued["revision"], issued["facts"]) == (2, "Narrowed to one day.")
+    last = site.show(order_id)["timeline"][-1]
+    assert (last["type"], last["data"]["revision"]) == ("order.adapted", 2)
+    site.provider_reads(order_id)  # Monday 30 November: due at the end of Thursday 10 December
+    assert site.show(order_id)["due"] == "2026-12-10T23:59:59.999999Z"
+
+
+def test_an_adapted_preservation_order_keeps_its_hold(site: Site) -> None:
+    order_id = site.served("preservation")
+    site.provider_acts(order_id, "confirm_preservation")
+    before = site.show(order_id)
+
+    adapted = site.act(order_id, "adapt", "judge", document={"facts": "One more account."})
+
+    assert (adapted["state"], adapted["due"]) == ("preserved", before["due"])
+    assert adapted["revision"] == 2
+
+
+def test_an_adaptation_keeps_the_kind_provider_and_case_and_is_the_approvers(
+    site: Site,
+) -> None:
+    order_id = site.served()
+    size = site.deployment.ledger.size()
+
+    assert_problem(site.post(order_id, "adapt", "alice", document={"facts": "x"}), 403)
+    for change in ({"kind": "preservation"}, {"case": "CASE-9"}, {"targets": []}):
+        assert_problem(site.post(order_id, "adapt", "judge", document=change), 422)
+    assert site.deployment.ledger.size() == size
+
+
+def test_no_data_is_answered_before_acknowledging(site: Site) -> None:
+    order_id = site.served()
+
+    answered = provider_post(site, order_id, "no-data")
+
+    assert answered.status_code == 200, answered.get_json()
+    assert answered.get_json()["state"] == "no_data"
+    assert answered.get_json()["received_via"] == "act"
+
+
+def test_annex_iii_follows_a_partial_delivery_and_its_answer_returns_there(site: Site) -> None:
+    """Regulation (EU) 2023/1543 Annex III: the provider may tell the authority it cannot
+    deliver the rest after delivering part."""
+    order_id = site.served()
+    site.provider_acts(order_id, "acknowledge")
+    site.respond(order_id)
+
+    objected = provider_post(site, order_id, "object", ground="de_facto_impossible")
+    assert objected.status_code == 200, objected.get_json()
+    assert objected.get_json()["state"] == "objected"
+    answered = site.act(order_id, "answer-objection", answer="Deliver what remains.")
+    assert answered["state"] == "produced_partial"
+
+
+def test_annex_iii_follows_preservation_when_the_data_was_lost_since(site: Site) -> None:
+    order_id = site.served("preservation")
+    site.provider_acts(order_id, "confirm_preservation")
+
+    objected = provider_post(site, order_id, "object", ground="data_not_stored")
+
+    assert objected.status_code == 200, objected.get_json()
+    assert site.act(order_id, "answer-objection", answer="Noted.")["state"] == "preserved"
+
+
+def test_still_forbidden_transitions_are_409_with_what_the_caller_may_do(site: Site) -> None:
+    order_id = site.served()
+    size = site.deployment.ledger.size()
+
+    refused = assert_problem(provider_post(site, order_id, "complete"), 409)
+    assert refused["allowed_actions"] == [
+        "acknowledge",
+        "object",
+        "request_clarification",
+        "no_data",
+    ]
+    refused = assert_problem(site.post(order_id, "seek-enforcement", reason="Art 16"), 409)
+    assert refused["allowed_actions"] == ["withdraw", "resend"]
+    assert "not overdue" in refused["detail"]
+    refused = assert_problem(site.post(order_id, "close"), 409)
+    assert refused["allowed_actions"] == ["withdraw", "resend"]
+    assert site.deployment.ledger.size() == size
+
+
+def test_art_16_enforcement_is_recorded_on_an_overdue_order_that_stays_open(site: Site) -> None:
+    order_id = site.served()
+    site.provider_reads(order_id)  # Saturday 28 November: due at the end of Tuesday 8 December
+    site.clock.advance(11 * DAY)
+
+    sought = site.act(order_id, "seek-enforcement", reason="Art 16 procedure opened.")
+
+    assert (sought["state"], sought["overdue"]) == ("served", True)
+    assert sought["enforcement_sought_at"] == "2026-12-09T12:00:00.000000Z"
+    assert site.show(order_id)["timeline"][-1]["texts"] == {"reason": "Art 16 procedure opened."}
+    late = provider_post(site, order_id, "acknowledge")
+    assert late.status_code == 200 and late.get_json()["state"] == "acknowledged"

@@ -192,7 +192,9 @@ def test_the_list_shows_only_the_callers_own_served_orders(site: Site) -> None:
 
     assert [o["id"] for o in listed] == mine
     assert {o["state"] for o in listed} == {"served"}
-    assert all(o["provider"] == site.own and o["due"] is not None for o in listed)
+    # Listing is not receipt: until the provider reads an order, no period runs.
+    assert all(o["provider"] == site.own and not o["received"] for o in listed)
+    assert all(o["due"] is None for o in listed)
     assert [o["id"] for o in list_all(site, "other", limit=50)] == [theirs]
     # Listing is not reading an order: no order.read, and no document (targets) to read.
     assert site.deployment.ledger.size() == size
@@ -214,7 +216,11 @@ def test_a_malformed_list_query_is_400(site: Site) -> None:
         assert_problem(response, 400)
 
 
-def test_the_first_read_is_recorded_once_and_starts_no_clock(site: Site) -> None:
+def test_the_first_read_is_recorded_once_and_is_the_receipt_that_starts_the_clock(
+    site: Site,
+) -> None:
+    """Regulation (EU) 2023/1543 Art 10(2): the period runs from receipt; with no notice
+    delivered before, the provider's first read is its receipt."""
     order_id = site.order()
     size = site.deployment.ledger.size()
 
@@ -226,6 +232,7 @@ def test_the_first_read_is_recorded_once_and_starts_no_clock(site: Site) -> None
     assert site.deployment.ledger.size() == size + 1
     assert first["first_read_at"] is not None and again["first_read_at"] == first["first_read_at"]
     assert again["due"] == first["due"] and first["state"] == "served"
+    assert first["received_via"] == "read" and first["due"] is not None
     # The provider sees the order from its service on, not how it was drafted.
     assert [e["type"] for e in again["timeline"]] == ["order.served", "order.read"]
     assert again["timeline"][1]["index"] == size
@@ -416,9 +423,11 @@ def test_each_answer_moves_the_order_and_records_one_event(
         ("request-clarification", {"question": "Which of the two mailboxes?"}, "question"),
     ],
 )
-def test_an_objection_or_question_pauses_the_clock_and_keeps_its_text(
+def test_only_a_question_suspends_the_clock_and_each_keeps_its_text(
     site: Site, action: str, body: dict[str, Any], field: str
 ) -> None:
+    """Art 10(6): a request for clarification suspends the deadline; an Annex III notice
+    (an objection) does not."""
     order_id = site.order()
     running = site.show(order_id)
     assert running["due"] is not None and running["clock_paused"] is False
@@ -426,9 +435,13 @@ def test_an_objection_or_question_pauses_the_clock_and_keeps_its_text(
     response = site.post(order_id, action, body)
 
     assert response.status_code == 200, response.get_json()
-    paused = response.get_json()
-    assert paused["due"] is None and paused["clock_paused"] is True
-    assert paused["overdue"] is False
+    after = response.get_json()
+    if action == "object":
+        assert after["due"] == running["due"] and after["clock_paused"] is False
+    else:
+        assert after["due"] is None and after["clock_paused"] is True
+        assert after["remaining_seconds"] > 0
+    assert after["overdue"] is False
     last = site.show(order_id)["timeline"][-1]
     assert last["texts"] == {field: body[field]}
     assert body[field] not in json.dumps(last["data"])  # the event commits to it, never holds it

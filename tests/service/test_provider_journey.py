@@ -54,6 +54,7 @@ JOURNEY = [
     "order.revised",
     "order.submitted",
     "order.served",
+    "order.received",
     "order.read",
     "order.acknowledged",
     "order.clarification_requested",
@@ -265,7 +266,10 @@ def test_a_provider_answers_an_order_from_notice_to_receipt_and_the_ledger_audit
         "pending_approval"
     )
     served = expect(server.call("POST", f"{orders}/approve", approver), 200)
-    assert served["state"] == "served" and served["due"] is not None
+    # No period runs before the provider receives the order (Regulation (EU) 2023/1543
+    # Art 10(2)): the authority sees it not yet received.
+    assert served["state"] == "served" and served["due"] is None
+    assert served["received"] is False
 
     # The notice reaches the provider's listener, signed by the log's key.
     delivery = listener.next()
@@ -275,7 +279,15 @@ def test_a_provider_answers_an_order_from_notice_to_receipt_and_the_ledger_audit
     notice = open_typed_note(delivery.body, verifiers, NOTICE_TYPE)
     assert notice["order"] == order_id and notice["provider"] == site.provider
     assert (notice["event"], notice["state"]) == ("order.served", "served")
-    assert notice["due"] == served["due"] and notice["ledger_index"] == served["ledger_index"]
+    assert notice["due"] is None and notice["ledger_index"] == served["ledger_index"]
+
+    # Its endpoint answered 2xx: that delivery is the provider's receipt, and starts the clock.
+    def received() -> Any:
+        detail = expect(server.call("GET", orders, authority), 200)
+        return detail if detail["received"] else None
+
+    followed = wait_until(received, "the delivered notice was never recorded as receipt")
+    assert followed["received_via"] == "notice" and followed["due"] is not None
 
     # The provider finds the order, reads it (recorded once) and its signed document.
     mine = f"/v1/provider/orders/{order_id}"
@@ -283,7 +295,12 @@ def test_a_provider_answers_an_order_from_notice_to_receipt_and_the_ledger_audit
     assert [o["id"] for o in listed["items"]] == [order_id]
     shown = expect(server.call("GET", notice["href"], provider), 200)
     assert shown["first_read_at"] is not None
-    assert [e["type"] for e in shown["timeline"]] == ["order.served", "order.read"]
+    assert [e["type"] for e in shown["timeline"]] == [
+        "order.served",
+        "order.received",
+        "order.read",
+    ]
+    assert shown["due"] == followed["due"]
     document = server.call("GET", f"{mine}/document", provider)
     assert document.status == 200
     issued = open_typed_note(document.body, verifiers, ORDER_TYPE)

@@ -4,6 +4,7 @@ is tested in tests/custody/test_order_desk.py)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -16,14 +17,20 @@ from sqlalchemy import Engine
 
 from custody.errors import StorageError
 from custody.notices import DELIVERED, FAILED, PENDING, Notice
-from custody.order_deadlines import OrderClock
+from custody.order_deadlines import OrderClock, Period, PeriodRule, Place
 from custody.order_desk import StoredOrder
 from custody.order_document import PRESERVATION, PRODUCTION, OrderDocument
-from custody.orders import Order, OrderState, new_order_id
+from custody.orders import Order, OrderState, deadline, new_order_id
 from custody.providers import Provider, new_provider_id
 from storage.sql.database import create_database_engine, migrate
 from storage.sql.ledger import SqlLedgerStore
-from storage.sql.orders import SqlNoticeStore, SqlOrderStore, SqlProviderStore
+from storage.sql.orders import (
+    SqlNoticeStore,
+    SqlOrderStore,
+    SqlProviderStore,
+    order_from_json,
+    order_json,
+)
 from tests.factories import EMERGENCY, full_order_document
 
 PROVIDER = "prv_00000000000000aa"
@@ -67,7 +74,13 @@ def make_order(
     document = OrderDocument.from_json(full_order_document(provider, kind, **changes))
     clock = None
     if served_at is not None:
-        clock = OrderClock(served_at=served_at, period=timedelta(days=10))
+        clock = OrderClock(
+            served_at=served_at,
+            period=Period(days=10),
+            rule=PeriodRule.EXACT,
+            received_at=served_at,
+            received_via="notice",
+        )
     return Order(
         id=new_order_id(),
         document=document,
@@ -116,8 +129,12 @@ def test_an_order_survives_insert_get_and_update_exactly(
     note = b"custos/order/v1\n{}\n\n\xe2\x80\x94 signature\n"
     clock = OrderClock(
         served_at=SERVED,
-        period=timedelta(days=10, microseconds=1),
-        paused_for=timedelta(hours=5, microseconds=3),
+        period=Period(days=10),
+        place=Place("Europe/Berlin", "DE", "BY"),
+        received_at=SERVED + timedelta(minutes=3, microseconds=7),
+        received_via="read",
+        suspended_for=timedelta(hours=5, microseconds=3),
+        fixed_due=SERVED + timedelta(days=30, microseconds=9),
     )
     served = replace(
         order,
@@ -132,17 +149,43 @@ def test_an_order_survives_insert_get_and_update_exactly(
     assert got == StoredOrder(served, 7, stored.salt, note)
     assert got is not None and got.order.clock is not None
     assert got.order.clock.served_at == SERVED
-    assert got.order.clock.period == timedelta(days=10, microseconds=1)
-    assert got.order.clock.paused_for == timedelta(hours=5, microseconds=3)
+    assert got.order.clock == clock
     assert got.order.drafted_at == DRAFTED
 
     objected = replace(
         served,
         state=OrderState.OBJECTED,
-        clock=clock.paused(SERVED + timedelta(days=2, microseconds=5)),
+        clock=clock.suspended(SERVED + timedelta(days=2, microseconds=5)),
+        resume_state=OrderState.ACKNOWLEDGED,
+        revision=3,
+        extensions=2,
+        enforcement_sought_at=SERVED + timedelta(days=11),
     )
     update(stores, objected)  # no note: the one signed at service stays
     assert stores.orders.get(order.id) == StoredOrder(objected, 7, stored.salt, note)
+
+
+def test_an_order_stored_before_deadlines_ran_from_receipt_keeps_its_deadline() -> None:
+    """A record written by an earlier version (its clock ran, exactly, from service) reads
+    back received at service under the exact rule: every deadline it showed stays."""
+    order = make_order(state=OrderState.SERVED, served_at=SERVED)
+    record = json.loads(order_json(order))
+    record["clock"] = {
+        "served_at": "2026-03-02T09:00:00.000000Z",
+        "period_us": 10 * 86400 * 10**6,
+        "paused_since": None,
+        "paused_for_us": 3 * 3600 * 10**6,
+    }
+    for name in ("revision", "resume_state", "extensions", "enforcement_sought_at"):
+        del record[name]
+    old = order_from_json(json.dumps(record))
+    assert old.clock is not None
+    assert old.clock.received_via == "service"
+    assert deadline(old) == datetime(2026, 3, 12, 12, 0, tzinfo=UTC)
+    emergency = dict(record["clock"], period_us=8 * 3600 * 10**6, paused_for_us=0)
+    old = order_from_json(json.dumps({**record, "clock": emergency}))
+    assert deadline(old) == datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
+    assert old.revision == 1 and old.resume_state is None
 
 
 def test_an_order_written_in_a_transaction_that_fails_is_not_stored(stores: Stores) -> None:
@@ -183,7 +226,7 @@ def test_list_pages_by_seq_and_filters_by_state_provider_case_and_due(stores: St
     }
     paused = make_order(state=OrderState.OBJECTED, served_at=soon)
     assert paused.clock is not None
-    paused = replace(paused, clock=paused.clock.paused(soon + timedelta(hours=1)))
+    paused = replace(paused, clock=paused.clock.suspended(soon + timedelta(hours=1)))
     made["paused"] = insert(stores, paused, seq=60)
 
     def names(found: list[StoredOrder]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Tests of storage.webhooks: the notice sender against a real HTTP listener on 127.0.0.1."""
+"""Tests of storage.notices: the notice sender against a real HTTP listener on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pytest
 
 from custody.note import open_note
 from custody.note_types import NOTICE_TYPE
-from custody.notice_delivery import DeliveryReport, NoticeDeliveryError
+from custody.notices import DeliveryReport, NoticeDeliveryError
 from custody.outbound import OutboundPolicy
-from storage.webhooks import WebhookSender, notice_delivery
+from storage.notices import HttpNoticeSender, notice_delivery
 from tests.conftest import Home, add_provider
-from tests.custody.test_notice_delivery import parties_of
+from tests.custody.test_notices import parties_of
 
 # The listeners below run on 127.0.0.1, which only an allowance lets a notice reach.
 LOCAL = OutboundPolicy.from_allowance(["127.0.0.1"])
@@ -143,14 +143,14 @@ def test_a_served_order_notice_arrives_as_the_exact_signed_note(
 def test_a_server_error_is_a_failed_attempt() -> None:
     with Listener(status=500) as failing:
         with pytest.raises(NoticeDeliveryError, match=r"^HTTP 500$"):
-            WebhookSender(timeout=5, outbound=LOCAL)(failing.url, b"note")
+            HttpNoticeSender(timeout=5, outbound=LOCAL)(failing.url, b"note")
         assert len(failing.received) == 1
 
 
 def test_a_redirect_to_another_host_is_not_followed(listener: Listener) -> None:
     with Listener(status=307, location=listener.url) as redirecting:
         with pytest.raises(NoticeDeliveryError, match="HTTP 307: redirects are not followed"):
-            WebhookSender(timeout=5, outbound=LOCAL)(redirecting.url, b"note")
+            HttpNoticeSender(timeout=5, outbound=LOCAL)(redirecting.url, b"note")
         assert len(redirecting.received) == 1
     assert listener.received == []
 
@@ -160,12 +160,12 @@ def test_a_listener_that_does_not_answer_in_time_is_a_failed_attempt() -> None:
         Listener(hang=True) as silent,
         pytest.raises(NoticeDeliveryError, match=r"^no answer within 0.2 s$"),
     ):
-        WebhookSender(timeout=0.2, outbound=LOCAL)(silent.url, b"note")
+        HttpNoticeSender(timeout=0.2, outbound=LOCAL)(silent.url, b"note")
 
 
 def test_a_refused_connection_is_a_failed_attempt() -> None:
     with pytest.raises(NoticeDeliveryError, match=r"^connection refused$"):
-        WebhookSender(timeout=5, outbound=LOCAL)(closed_port_url(), b"note")
+        HttpNoticeSender(timeout=5, outbound=LOCAL)(closed_port_url(), b"note")
 
 
 @pytest.mark.parametrize(
@@ -180,4 +180,4 @@ def test_a_refused_connection_is_a_failed_attempt() -> None:
 )
 def test_a_url_nothing_can_be_posted_to_is_a_failed_attempt(url: str) -> None:
     with pytest.raises(NoticeDeliveryError, match="notification URL"):
-        WebhookSender(timeout=5, outbound=LOCAL)(url, b"note")
+        HttpNoticeSender(timeout=5, outbound=LOCAL)(url, b"note")

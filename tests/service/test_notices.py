@@ -1,4 +1,4 @@
-"""Tests of service.notifier: the app's background thread delivers notices to providers."""
+"""Tests of service.notices: the app's background thread delivers notices to providers."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ from flask import Flask
 
 from custody.errors import StorageError
 from custody.note import open_note
-from custody.notice_delivery import DeliveryReport
-from custody.notices import DELIVERED, FAILED, Notice
+from custody.notices import DELIVERED, FAILED, DeliveryReport, Notice
 from service import create_app
-from service.notifier import Notifier
+from service.notices import NoticeWorker
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import add_provider, make_config
-from tests.custody.test_notice_delivery import Parties, parties_of
-from tests.storage.test_webhooks import Listener, closed_port_url
+from tests.custody.test_notices import Parties, parties_of
+from tests.storage.test_notices import Listener, closed_port_url
 
 WAIT = 10.0  # the most any test waits for the thread, in seconds
 
@@ -46,10 +45,10 @@ def deployment(tmp_path: Path, sqlite_url: str) -> Iterator[Deployment]:
 @pytest.fixture
 def notifying_app(deployment: Deployment) -> Iterator[Flask]:
     app = create_app({"TESTING": True, "CUSTOS_NOTIFY": True}, deployment=deployment)
-    notifier: Notifier = app.extensions["custos_notifier"]
+    worker: NoticeWorker = app.extensions["custos_notices"]
     yield app
-    notifier.stop()
-    assert not notifier.running
+    worker.stop()
+    assert not worker.running
 
 
 @pytest.fixture
@@ -101,20 +100,20 @@ def test_failed_deliveries_to_a_provider_that_is_down_are_shown_to_the_authority
 
 def test_the_thread_starts_only_when_the_app_asks_for_it(deployment: Deployment) -> None:
     app = create_app({"TESTING": True}, deployment=deployment)
-    assert "custos_notifier" not in app.extensions
+    assert "custos_notices" not in app.extensions
     assert deployment.orders.on_notice is None
 
 
-def test_a_stopped_notifier_can_be_started_again_in_the_same_process(
+def test_a_stopped_notice_worker_can_be_started_again_in_the_same_process(
     notifying_app: Flask,
 ) -> None:
-    notifier: Notifier = notifying_app.extensions["custos_notifier"]
-    notifier.start()  # already running: nothing changes
-    assert notifier.running
-    notifier.stop()
-    assert not notifier.running
-    notifier.start()
-    assert notifier.running
+    worker: NoticeWorker = notifying_app.extensions["custos_notices"]
+    worker.start()  # already running: nothing changes
+    assert worker.running
+    worker.stop()
+    assert not worker.running
+    worker.start()
+    assert worker.running
 
 
 class FlakyDelivery:
@@ -136,13 +135,13 @@ class FlakyDelivery:
 
 def test_the_thread_outlives_a_failing_pass(caplog: pytest.LogCaptureFixture) -> None:
     flaky = FlakyDelivery()
-    notifier = Notifier(flaky, interval=60)  # type: ignore[arg-type]
-    notifier.start()
+    worker = NoticeWorker(flaky, interval=60)  # type: ignore[arg-type]
+    worker.start()
     try:
         assert flaky.first_pass.wait(WAIT)
-        notifier.wake()
+        worker.wake()
         assert flaky.second_pass.wait(WAIT)
-        assert notifier.running
+        assert worker.running
     finally:
-        notifier.stop()
+        worker.stop()
     assert "notice delivery failed" in caplog.text

@@ -1,4 +1,4 @@
-"""Tests of custody.notice_delivery: the delivery policy over the real SQL outbox.
+"""Tests of custody.notices: the delivery policy over the real SQL outbox.
 
 Each test runs on SQLite and on PostgreSQL, with a fake sender and a FakeClock. Notices come
 from the real order flow: an order served on a provider that has a notification URL.
@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 
 from custody.events import Actor, format_time
-from custody.notice_delivery import (
+from custody.notices import (
+    DELIVERED,
+    FAILED,
+    PENDING,
     DeliveryReport,
+    Notice,
     NoticeDelivery,
     NoticeDeliveryError,
     not_delivered,
 )
-from custody.notices import DELIVERED, FAILED, PENDING, Notice
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, add_provider, make_config
 from tests.factories import order_document

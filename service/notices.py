@@ -1,4 +1,4 @@
-"""The background notifier: each server process delivers the notices due to providers.
+"""The notice worker: each server process delivers the notices due to providers.
 
 A daemon thread runs ``NoticeDelivery.deliver_due`` every ``notify_interval`` seconds, and at
 once when an order change has queued a notice (the order desk's ``on_notice`` wakes it).
@@ -18,9 +18,9 @@ import threading
 
 from flask import Flask
 
-from custody.notice_delivery import NoticeDelivery
+from custody.notices import NoticeDelivery
 from storage.deployment import Deployment
-from storage.webhooks import notice_delivery
+from storage.notices import notice_delivery
 
 log = logging.getLogger("custos.notices")
 
@@ -31,7 +31,7 @@ BATCH = 100
 STOP_TIMEOUT = 5.0
 
 
-class Notifier:
+class NoticeWorker:
     """A per-process thread delivering due notices; ``wake`` makes it look at once."""
 
     def __init__(self, delivery: NoticeDelivery, interval: float, *, batch: int = BATCH) -> None:
@@ -57,7 +57,7 @@ class Notifier:
                 return
             self._stopping = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, args=(self._stopping,), name="custos-notifier", daemon=True
+                target=self._run, args=(self._stopping,), name="custos-notices", daemon=True
             )
             self._thread.start()
 
@@ -96,13 +96,13 @@ class Notifier:
 
 
 def init_app(app: Flask) -> None:
-    """Start the app's notifier when ``CUSTOS_NOTIFY`` is set, and wire the order desk to
-    wake it; it stops when the process exits (or with ``app.extensions["custos_notifier"]``)."""
+    """Start the app's notice worker when ``CUSTOS_NOTIFY`` is set, and wire the order desk to
+    wake it; it stops when the process exits (or with ``app.extensions["custos_notices"]``)."""
     if not app.config.get("CUSTOS_NOTIFY"):
         return
     deployment: Deployment = app.extensions["custos"]
-    notifier = Notifier(notice_delivery(deployment), deployment.config.notify_interval)
-    deployment.orders.on_notice = notifier.wake
-    app.extensions["custos_notifier"] = notifier
-    notifier.start()
-    atexit.register(notifier.stop)
+    worker = NoticeWorker(notice_delivery(deployment), deployment.config.notify_interval)
+    deployment.orders.on_notice = worker.wake
+    app.extensions["custos_notices"] = worker
+    worker.start()
+    atexit.register(worker.stop)

@@ -14,18 +14,18 @@ import http.client
 import ssl
 
 from custody.note_types import NOTICE_TYPE
-from custody.notice_delivery import NoticeDelivery, NoticeDeliveryError
+from custody.notices import NoticeDelivery, NoticeDeliveryError
 from custody.outbound import DestinationRefused, OutboundPolicy
 from storage.deployment import Deployment
 
 CONTENT_TYPE = "text/plain; charset=utf-8"
 NOTICE_HEADER = "Custos-Notice"
-USER_AGENT = "custos-notifier"
+USER_AGENT = "custos-notices"
 _MAX_ERROR = 200
 
 
-class WebhookSender:
-    """``custody.notice_delivery.NoticeSender`` over HTTP(S), each attempt within ``timeout``
+class HttpNoticeSender:
+    """``custody.notices.NoticeSender`` over HTTP(S), each attempt within ``timeout``
     seconds per connect, send and read; HTTPS certificates are verified."""
 
     def __init__(self, timeout: float, outbound: OutboundPolicy | None = None) -> None:
@@ -78,14 +78,15 @@ def _failure(message: str) -> NoticeDeliveryError:
 
 def notice_delivery(deployment: Deployment) -> NoticeDelivery:
     """The deployment's notice delivery, as configured: ``notice_delivery(d).deliver_due()``
-    attempts every notice due now, once (the background notifier and ``custos orders sweep``
+    attempts every notice due now, once (the notice worker and ``custos orders sweep``
     both call it)."""
     config = deployment.config
     return NoticeDelivery(
         deployment.orders.notices,
-        WebhookSender(config.notify_timeout, deployment.providers.outbound),
+        HttpNoticeSender(config.notify_timeout, deployment.providers.outbound),
         deployment.ledger.clock,
         max_attempts=config.notify_max_attempts,
         base_delay=config.notify_base_delay,
         max_delay=config.notify_max_delay,
+        on_delivered=deployment.orders.notice_delivered,
     )
