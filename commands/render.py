@@ -136,6 +136,8 @@ def order_text(order: Mapping[str, Any]) -> str:
     authority = document.get("issuing_authority") or {}
     basis = document.get("legal_basis") or {}
     offence = document.get("offence") or {}
+    # Every period runs from the provider's receipt: until then there is no deadline.
+    served = order.get("served_at") is not None
     lines = [
         f"{order['reference']}: {order['kind']} order, {order['state'].replace('_', ' ')}",
         *fields(
@@ -149,6 +151,7 @@ def order_text(order: Mapping[str, Any]) -> str:
                 ("data", document.get("data_categories")),
                 ("emergency", order.get("emergency")),
                 ("served", order.get("served_at")),
+                ("received", order.get("received_at") or (served and "not yet")),
                 ("due", order.get("due")),
                 ("overdue", order.get("overdue")),
                 ("clock paused", order.get("clock_paused")),
