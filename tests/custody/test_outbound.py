@@ -14,7 +14,7 @@ from custody.providers import Providers
 from storage.deployment import Deployment
 from storage.notices import HttpNoticeSender
 from tests.conftest import add_provider
-from tests.storage.test_webhooks import Listener
+from tests.storage.test_notices import Listener
 
 PUBLIC = "93.184.215.14"
 
