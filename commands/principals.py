@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from commands.common import acting_principal, as_option, deployment, emit, json_option
-from custody.principals import ROLES
+from custody.events import format_time
+from custody.principals import ROLES, Unauthenticated
 
 if TYPE_CHECKING:
     from custody.principals import Principal
@@ -72,6 +73,38 @@ def principal_revoke(ctx: click.Context, name: str, as_name: str, as_json: bool)
         admin = acting_principal(dep, as_name)
         revoked = dep.principals.revoke(name, admin.actor)
         emit(as_json, principal_json(revoked), f"revoked {revoked.name}")
+
+
+@principal.command("login-link")
+@click.argument("name")
+@as_option
+@json_option
+@click.pass_context
+def principal_login_link(ctx: click.Context, name: str, as_name: str, as_json: bool) -> None:
+    """Print a sign-in link for NAME's pages: it works once, within 15 minutes.
+
+    The link is built from the configured public URL (CUSTOS_PUBLIC_URL), so the person
+    never handles a raw token."""
+    with deployment(ctx) as dep:
+        acting = acting_principal(dep, as_name)
+        public_url = dep.config.public_url
+        if not public_url:
+            raise click.ClickException(
+                "set public_url in custos.toml (or CUSTOS_PUBLIC_URL): the address people "
+                "reach Custos at, from which the link is built"
+            )
+        try:
+            principal, secret, expires_at = dep.sign_in.make_link(name, acting.actor)
+        except Unauthenticated as exc:
+            raise click.ClickException(str(exc)) from None
+    url = f"{public_url.rstrip('/')}/sign-in/link/{secret}"
+    found = {
+        "name": principal.name,
+        "role": principal.role,
+        "url": url,
+        "expires_at": format_time(expires_at),
+    }
+    emit(as_json, found, url)
 
 
 @click.group()

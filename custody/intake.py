@@ -30,11 +30,13 @@ from custody.errors import (
 from custody.events import Actor, Event, NewEvent, Subject, format_time
 from custody.evidence import (
     INTAKE_ROLES,
+    READ_ROLES,
     EvidenceRecord,
     EvidenceStore,
     UploadSession,
     blob_key,
     check_intake,
+    is_evidence_id,
     manifest_key,
     manifest_text,
     new_evidence_id,
@@ -45,6 +47,8 @@ from custody.ledger import Appended, Ledger, Recorder
 from custody.note import sign_note
 from custody.receipt import Receipt, ReceiptBundle, sign_receipt
 
+# Who sends responses to orders, and so may re-fetch the receipts of its own.
+RESPONDING_ROLES = ("provider",)
 # Intake fields that are columns of the record rather than part of its description.
 _RECORD_FIELDS = ("case", "exhibit", "kind", "parent")
 
@@ -326,6 +330,22 @@ class Intake:
                 self.stored_manifest(record)
                 repaired += 1
         return repaired
+
+    def receipt_for(
+        self, evidence_id: str, by: Actor, provider_id: str | None = None
+    ) -> ReceiptBundle:
+        """The receipt of an item, re-fetched: for its readers, and for the provider whose
+        response it is (a provider principal, bound to ``provider_id``). To any other
+        provider the item does not exist (NotFound), as an order of another's does not."""
+        record = self.store.get(evidence_id) if is_evidence_id(evidence_id) else None
+        if record is None:
+            raise NotFound(f"no evidence {evidence_id}")
+        if by.role in RESPONDING_ROLES:
+            if provider_id is None or record.description.get("provider") != provider_id:
+                raise NotFound(f"no evidence {evidence_id}")
+        else:
+            require_role(by.role, READ_ROLES, "read receipts")
+        return self.receipt(record, self.ledger.entry(record.ledger_index))
 
     def receipt(self, record: EvidenceRecord, leaf: bytes) -> ReceiptBundle:
         """The receipt for an ingested item, with a checkpoint covering its event."""

@@ -347,18 +347,47 @@ class OrderDesk:
         )
 
     def list_for_provider(
-        self, by: Actor, provider_id: str | None, *, limit: int = 50, after: int | None = None
+        self,
+        by: Actor,
+        provider_id: str | None,
+        *,
+        state: str | None = None,
+        overdue_only: bool = False,
+        limit: int = 50,
+        after: int | None = None,
     ) -> Sequence[StoredOrder]:
+        """The served orders of the provider's own, by ``seq``; ``state`` keeps one state,
+        ``overdue_only`` those still owed past their deadline."""
         require_role(by.role, PROVIDER_ROLES, "use the provider API")
         if provider_id is None:
             return []
         states = [s.value for s in SERVED_STATES]
-        # Withdrawn includes orders withdrawn before service, which the provider never saw:
-        # skip them, reading on until the page is full.
+        if state is not None:
+            if state not in states:
+                raise BadRequest(f"unknown order state {state!r}")
+            states = [state]
+        now = self.ledger.clock()
+        due_before = None
+        if overdue_only:
+            due_before = now
+            states = [s for s in states if OrderState(s) in AWAITING_ANSWER]
+            if not states:
+                return []
+
+        def shown(stored: StoredOrder) -> bool:
+            # Withdrawn includes orders withdrawn before service, which the provider never
+            # saw; a paused clock is not overdue.
+            if stored.order.clock is None:
+                return False
+            return not overdue_only or overdue(stored.order, now)
+
+        # Skipped orders are read past, until the page is full.
         found: list[StoredOrder] = []
         while len(found) < limit:
-            page = self.store.list(states=states, provider=provider_id, limit=limit, after=after)
-            found.extend(s for s in page if s.order.clock is not None)
+            page = self.store.list(
+                states=states, provider=provider_id, due_before=due_before, limit=limit, after=after
+            )
+            found.extend(s for s in page if shown(s))
             if len(page) < limit:
                 break
             after = page[-1].seq

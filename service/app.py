@@ -46,7 +46,7 @@ def create_app(
     # A crash between an item's commit and its manifest's write leaves it without one.
     deployment.intake.repair_manifests()
 
-    from service import bundles, evidence, health, log_api, orders, provider_api, providers
+    from service import bundles, evidence, health, log_api, orders, pages, provider_api, providers
 
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ResponsesByStatus()]})
     register_problem_handlers(app)
@@ -65,6 +65,7 @@ def create_app(
     api.register_blueprint(orders.blp)
     api.register_blueprint(provider_api.blp)
     notices.init_app(app)
+    pages.init_app(app)
     if hops := deployment.config.trust_proxy:
         # Behind that many reverse proxies, X-Forwarded-For/-Proto/-Host/-Port/-Prefix name the
         # client and the public URL; without one, a client could forge them.

@@ -31,6 +31,7 @@ from custody.evidence import (
     EvidenceRecord,
     is_evidence_id,
 )
+from custody.intake import RESPONDING_ROLES
 from service.auth import requires
 from service.body_limit import streams_upload
 from service.bundles import ZIP_RESPONSE, zip_response
@@ -410,13 +411,14 @@ def manifest(evidence_id: str) -> Response:
 @blp.alt_response(200, schema=ReceiptBundleSchema, description="the receipt bundle", success=True)
 @problem_responses(blp, 400, 404)
 @bearer_auth(blp)
-@requires(*READERS)
+@requires(*READERS, *RESPONDING_ROLES)
 def receipt(evidence_id: str) -> dict[str, Any]:
-    """The receipt bundle of an ingested item (as returned at upload), for offline checking."""
-    record = _record(evidence_id)
-    deployment = _deployment()
-    leaf = deployment.ledger.entry(record.ledger_index)
-    bundle = deployment.intake.receipt(record, leaf)
+    """The receipt bundle of an ingested item (as returned at upload), for offline checking.
+
+    The provider whose response the item is may fetch it too; for any other provider the
+    item does not exist (404)."""
+    principal = g.principal
+    bundle = _deployment().intake.receipt_for(evidence_id, principal.actor, principal.provider_id)
     result: dict[str, Any] = json.loads(bundle.to_json())
     return result
 

@@ -202,6 +202,22 @@ def _issued(note: bytes) -> tuple[Note, dict[str, Any]]:
 def render_order_page(note: bytes, view: Mapping[str, Any]) -> str:
     """The page of an issued order: ``note`` is its signed ``custos/order/v1`` note, ``view``
     its ``OrderDesk.view`` (for the state and deadline, which change after service)."""
+    title, alert, sections = order_document_html(note, view)
+    _, doc = _issued(note)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="{_e(doc.get("language") or "en")}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_STYLE}</style></head><body>"
+        f"<header><h1>{title}</h1>"
+        f'<p class="subtitle">Order <span class="mono">{_e(doc.get("id"))}</span>, '
+        f"served {_e(doc.get('served_at'))}</p>{alert}</header>" + sections + "</body></html>\n"
+    )
+
+
+def order_document_html(note: bytes, view: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What was signed, as escaped HTML for a page to embed: the order's title, its
+    emergency alert (or nothing) and its sections, the signature and the note last."""
     parsed, doc = _issued(note)
     basis = doc.get("legal_basis") or {}
     offence = doc.get("offence") or {}
@@ -319,14 +335,4 @@ def render_order_page(note: bytes, view: Mapping[str, Any]) -> str:
         if emergency.get("flag")
         else ""
     )
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="{_e(doc.get("language") or "en")}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_STYLE}</style></head><body>"
-        f"<header><h1>{title}</h1>"
-        f'<p class="subtitle">Order <span class="mono">{_e(doc.get("id"))}</span>, '
-        f"served {_e(doc.get('served_at'))}</p>{alert}</header>"
-        + "".join(sections)
-        + "</body></html>\n"
-    )
+    return title, alert, "".join(sections)

@@ -40,6 +40,11 @@ _BY_ERROR: list[tuple[type[CustosError], int]] = [
 ]
 
 
+def status_of(error: CustosError) -> int:
+    """The HTTP status of one of the project's own errors (500 for an unmapped one)."""
+    return next((status for kind, status in _BY_ERROR if isinstance(error, kind)), 500)
+
+
 def problem(status: int, detail: str, title: str | None = None, **extra: Any) -> Response:
     """A problem+json response."""
     title = title or HTTP_STATUS_CODES.get(status, "Error")

@@ -7,6 +7,7 @@ filesystem object store at ``<home>/objects``.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,10 @@ class Config:
     # How periods in days run for UN and Budapest orders (the issuing State's law); EU orders
     # always follow Regulation 1182/71.
     period_rule: str = "regulation_1182_71"
+    public_url: str = ""
+    session_idle: float = 1800.0
+    session_max_age: float = 43200.0
+    page_upload_max_bytes: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -118,6 +123,13 @@ class Config:
             raise ConfigError(f"period_rule must be one of {', '.join(PERIOD_RULES)}")
         if self.trust_proxy < 0:
             raise ConfigError("trust_proxy must be 0 (no proxy) or the number of proxies in front")
+        if self.public_url and not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", self.public_url):
+            raise ConfigError("public_url is the http(s) URL people reach Custos at")
+        if not 0 < self.session_idle <= self.session_max_age or self.page_upload_max_bytes <= 0:
+            raise ConfigError(
+                "session_idle must be positive and at most session_max_age, and "
+                "page_upload_max_bytes positive"
+            )
         if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
             raise ConfigError(
                 "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
@@ -162,6 +174,10 @@ _ENV = {
     "CUSTOS_OUTBOUND_ALLOW": "outbound_allow",
     "CUSTOS_LOG_QUERY_STRINGS": "log_query_strings",
     "CUSTOS_PERIOD_RULE": "period_rule",
+    "CUSTOS_PUBLIC_URL": "public_url",
+    "CUSTOS_SESSION_IDLE": "session_idle",
+    "CUSTOS_SESSION_MAX_AGE": "session_max_age",
+    "CUSTOS_PAGE_UPLOAD_MAX_BYTES": "page_upload_max_bytes",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -191,6 +207,7 @@ def _typed(name: str, value: Any) -> Any:
             "trust_proxy",
             "s3_max_attempts",
             "max_body_bytes",
+            "page_upload_max_bytes",
         ):
             return int(value)
         if name in (
@@ -203,6 +220,8 @@ def _typed(name: str, value: Any) -> Any:
             "notify_max_delay",
             "request_timeout",
             "s3_timeout",
+            "session_idle",
+            "session_max_age",
         ):
             return float(value)
         if name == "retention_mode" and isinstance(value, str):

@@ -30,6 +30,7 @@ from custody.order_desk import OrderDesk
 from custody.outbound import OutboundPolicy
 from custody.principals import OPERATOR, Principals
 from custody.providers import Providers
+from custody.sign_in import SignIn
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
 from storage.filesystem import FilesystemObjectStore
@@ -39,6 +40,7 @@ from storage.sql.evidence import SqlEvidenceStore
 from storage.sql.ledger import SqlLedgerStore
 from storage.sql.orders import SqlNoticeStore, SqlOrderStore, SqlProviderStore
 from storage.sql.principals import SqlPrincipalStore
+from storage.sql.sign_in import SqlSignInStore
 
 _ORIGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_/-]{0,200}$")
 
@@ -60,6 +62,7 @@ class Deployment:
     orders: OrderDesk
     bundles: Bundles
     case_exports: CaseExports
+    sign_in: SignIn
 
     @property
     def keys(self) -> KeyRing:
@@ -150,6 +153,13 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         receipts=intake.receipt,
         manifests=intake.stored_manifest,
     )
+    sign_in = SignIn(
+        SqlSignInStore(engine),
+        principals,
+        clock,
+        idle=timedelta(seconds=config.session_idle),
+        absolute=timedelta(seconds=config.session_max_age),
+    )
     return Deployment(
         config,
         engine,
@@ -164,6 +174,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         orders,
         bundles,
         CaseExports(ledger, evidence),
+        sign_in,
     )
 
 

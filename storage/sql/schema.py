@@ -215,3 +215,31 @@ notices = Table(
     Column("revision", Integer, nullable=False, server_default="1"),
     Index("ix_notices_state_next", "state", "next_attempt_at"),
 )
+
+# Browser sessions and sign-in links of the pages (``custody.sign_in``): only the SHA-256 of
+# each secret is kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("secret_hash", LargeBinary(32), primary_key=True),
+    Column("principal_id", String(64), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("last_seen_at", UTCDateTime, nullable=False, index=True),
+)
+
+sign_in_links = Table(
+    "sign_in_links",
+    metadata,
+    Column("secret_hash", LargeBinary(32), primary_key=True),
+    Column("principal_id", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+# The deployment's secret that signs the pages' cookie (one row, made by the migration).
+cookie_secret = Table(
+    "cookie_secret",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("secret", LargeBinary(32), nullable=False),
+)

@@ -918,9 +918,12 @@ def test_roles_that_may_not_act_get_403_and_change_nothing(
             f"/v1/evidence/{item['id']}/events", json=note, headers=bearer(token)
         )
         assert_problem(response, 403)
-    for path in ("", "/custody", "/content?purpose=x", "/manifest", "/receipt"):
+    for path in ("", "/custody", "/content?purpose=x", "/manifest"):
         response = client.get(f"/v1/evidence/{item['id']}{path}", headers=bearer(tokens.provider))
         assert_problem(response, 403)
+    # A provider may re-fetch the receipts of its own responses; any other item is not there.
+    receipt = client.get(f"/v1/evidence/{item['id']}/receipt", headers=bearer(tokens.provider))
+    assert_problem(receipt, 404)
     assert_problem(client.get("/v1/evidence", headers=bearer(tokens.provider)), 403)
 
     assert snapshot(deployment) == before

@@ -538,6 +538,25 @@ def test_a_response_is_ingested_with_a_receipt_and_the_order_completes(
     assert completed.get_json()["state"] == "produced"
 
 
+def test_the_provider_that_sent_a_response_re_fetches_its_receipt_and_no_other_may(
+    site: Site,
+) -> None:
+    order_id = site.acknowledged()
+    upload = site.open_response(order_id)
+    sent = site.client.put(upload, data=CONTENT, headers=site.headers())
+    assert sent.status_code == 201, sent.get_json()
+    evidence_id = sent.get_json()["id"]
+
+    again = site.client.get(f"/v1/evidence/{evidence_id}/receipt", headers=site.headers())
+    other = site.client.get(f"/v1/evidence/{evidence_id}/receipt", headers=site.headers("other"))
+
+    assert again.status_code == 200, again.get_json()
+    report = verify_receipt(again.data, [site.deployment.keys.current.verifier_key])
+    assert report.evidence_id == evidence_id
+    assert_problem(other, 404)
+    assert other.get_json()["detail"] == f"no evidence {evidence_id}"
+
+
 def test_a_wrong_digest_is_422_and_leaves_nothing(site: Site) -> None:
     order_id = site.acknowledged()
     upload = site.open_response(order_id)

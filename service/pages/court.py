@@ -1,0 +1,95 @@
+"""The court's desk: the items a court may read (the API's rule), each item's exhibit bundle
+to download and verify offline, and its custody report as a page."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+
+from flask import Blueprint, Response, current_app, g, render_template, request
+from werkzeug.wsgi import wrap_file
+
+from custody.verify.report import render_report
+from service.pages import display
+from service.pages.sessions import signed_in
+from service.request_input import decode_cursor, encode_cursor, page
+from storage.deployment import Deployment
+
+bp = Blueprint("court", __name__, url_prefix="/court")
+PAGE_SIZE = 50
+COURT_ROLES = ("court",)
+# The report carries its own inline style sheet and nothing else.
+REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def _deployment() -> Deployment:
+    deployment: Deployment = current_app.extensions["custos"]
+    return deployment
+
+
+@bp.route("/items")
+@signed_in(*COURT_ROLES)
+def items() -> str:
+    """The items, by case, oldest first, paged."""
+    case = request.args.get("case", "").strip() or None
+    records = _deployment().evidence.list(
+        case, None, PAGE_SIZE + 1, decode_cursor(request.args.get("cursor"))
+    )
+    shown, next_cursor = page(records, PAGE_SIZE, lambda r: r.ledger_index)
+    return render_template(
+        "court/items.html",
+        items=shown,
+        case=case or "",
+        next_cursor=next_cursor,
+        first_page=request.args.get("cursor") is None,
+        size=display.size,
+        local_time=display.local_time,
+        encode_cursor=encode_cursor,
+    )
+
+
+@bp.route("/items/<evidence_id>")
+@signed_in(*COURT_ROLES)
+def item(evidence_id: str) -> str:
+    deployment = _deployment()
+    record = deployment.handling.get(evidence_id)
+    return render_template(
+        "court/item.html",
+        record=record,
+        size=display.size(record.size),
+        received=display.local_time(record.received_at),
+    )
+
+
+@bp.route("/items/<evidence_id>/report")
+@signed_in(*COURT_ROLES)
+def report(evidence_id: str) -> Response:
+    """The custody report: the item's exhibit bundle, verified with this deployment's keys,
+    as the printable page the bundle itself carries."""
+    exported = _deployment().bundles.export([evidence_id], io.BytesIO(), by=g.principal.actor)
+    assert exported.verification is not None  # exported with its report
+    response = Response(render_report(exported.verification), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = REPORT_POLICY
+    return response
+
+
+@bp.route("/items/<evidence_id>/bundle")
+@signed_in(*COURT_ROLES)
+def bundle(evidence_id: str) -> Response:
+    """The item's exhibit bundle, for the one-file verifier."""
+    deployment = _deployment()
+    record = deployment.handling.get(evidence_id)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115  (the response closes it once sent)
+    try:
+        deployment.bundles.export([record.id], spool, by=g.principal.actor)
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    response = Response(
+        wrap_file(request.environ, spool), mimetype="application/zip", direct_passthrough=True
+    )
+    response.headers["Content-Length"] = str(size)
+    response.headers["Content-Disposition"] = f'attachment; filename="{record.id}.zip"'
+    return response

@@ -1,0 +1,117 @@
+"""Signing in and out: with a single-use sign-in link, or with a bearer token.
+
+Sign-in failures count against the client's address exactly as the API's wrong tokens do
+(``service.auth.FailedAuthentications``, one count for both), so neither is a way around
+the other's limit.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
+
+from custody.principals import Principal, Unauthenticated
+from service.auth import failed_authentications
+from service.pages import sessions
+from service.pages.errors import error_page
+
+bp = Blueprint("sign_in", __name__)
+
+
+def _client() -> str:
+    return request.remote_addr or ""
+
+
+def _waiting() -> Response | None:
+    """429 while this address has failed too often."""
+    wait = failed_authentications().retry_after(_client())
+    if wait is None:
+        return None
+    response = error_page(
+        429, f"Too many failed sign-ins from this address. Try again in {wait} seconds."
+    )
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _signed_in(principal: Principal, next_path: str | None) -> Response:
+    target = sessions.safe_next(next_path) or url_for(sessions.home_endpoint(principal))
+    return redirect(target, 303)  # type: ignore[return-value]
+
+
+@bp.route("/")
+def home() -> Response:
+    """The desk of the signed-in person, or the sign-in page."""
+    principal = sessions.current_principal()
+    if principal is None:
+        return redirect(url_for(".form"))  # type: ignore[return-value]
+    return redirect(url_for(sessions.home_endpoint(principal)))  # type: ignore[return-value]
+
+
+@bp.route("/sign-in", methods=["GET"])
+def form() -> str:
+    return render_template("sign_in.html", next=sessions.safe_next(request.args.get("next")))
+
+
+@bp.route("/sign-in", methods=["POST"])
+def with_token() -> Response:
+    """Sign in with a bearer token typed or pasted into the form."""
+    waiting = _waiting()
+    if waiting is not None:
+        return waiting
+    token = request.form.get("token", "").strip()
+    next_path = request.form.get("next")
+    if not token:
+        body = render_template(
+            "sign_in.html", next=sessions.safe_next(next_path), error="Enter your access token."
+        )
+        return make_response(body, 400)
+    try:
+        principal, secret = sessions.sign_in_service().with_token(token)
+    except Unauthenticated:
+        failed_authentications().failed(_client())
+        body = render_template(
+            "sign_in.html",
+            next=sessions.safe_next(next_path),
+            error="That token is not valid: it is unknown or its principal was revoked.",
+        )
+        return make_response(body, 401)
+    sessions.begin(secret)
+    g.principal = principal
+    return _signed_in(principal, next_path)
+
+
+@bp.route("/sign-in/link/<secret>", methods=["GET"])
+def link(secret: str) -> str:
+    """A sign-in link opens a page with one button: a link checker or a mail scanner that
+    fetches the link does not use it up, only the person who presses the button does."""
+    return render_template("sign_in_link.html", secret=secret)
+
+
+@bp.route("/sign-in/link", methods=["POST"])
+def with_link() -> Response:
+    waiting = _waiting()
+    if waiting is not None:
+        return waiting
+    secret = request.form.get("secret", "")
+    try:
+        principal, session_secret = sessions.sign_in_service().with_link(secret)
+    except Unauthenticated as exc:
+        failed_authentications().failed(_client())
+        body = render_template("sign_in.html", next=None, error=f"{str(exc).capitalize()}.")
+        return make_response(body, 401)
+    sessions.begin(session_secret)
+    g.principal = principal
+    return _signed_in(principal, None)
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out() -> Response:
+    sessions.end()
+    return redirect(url_for(".form", signed_out=1), 303)  # type: ignore[return-value]
+
+
+@bp.route("/desk")
+@sessions.signed_in()
+def signed_in() -> str:
+    """For the roles whose desks are still to come: who is signed in, and what is here."""
+    return render_template("desk.html")
