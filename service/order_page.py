@@ -215,10 +215,25 @@ def render_order_page(note: bytes, view: Mapping[str, Any]) -> str:
     )
 
 
-def order_document_html(note: bytes, view: Mapping[str, Any]) -> tuple[str, str, str]:
+def order_document_html(
+    note: bytes, view: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> tuple[str, str, str]:
     """What was signed, as escaped HTML for a page to embed: the order's title, its
-    emergency alert (or nothing) and its sections, the signature and the note last."""
+    emergency alert (or nothing) and its sections, the signature and the note last.
+
+    ``names`` gives the name of each provider and principal id the order names; a named one
+    is shown by its name, its id beside it, small."""
     parsed, doc = _issued(note)
+    known = names or {}
+
+    def who(value: object) -> str:
+        if value is None:
+            return ""
+        name = known.get(str(value))
+        if name is None:
+            return f'<span class="mono">{_e(value)}</span>'
+        return f'{_e(name)} <span class="mono id">{_e(value)}</span>'
+
     basis = doc.get("legal_basis") or {}
     offence = doc.get("offence") or {}
     emergency = doc.get("emergency") or {}
@@ -237,10 +252,10 @@ def order_document_html(note: bytes, view: Mapping[str, Any]) -> tuple[str, str,
                     ("Reference", _e(doc.get("reference"))),
                     ("Case", _e(doc.get("case"))),
                     ("Kind", kind),
-                    ("Addressee provider", f'<span class="mono">{_e(doc.get("provider"))}</span>'),
-                    ("Drafted by", _e(doc.get("drafted_by"))),
-                    ("Revised by", _e(", ".join(doc.get("revised_by") or []) or "No one")),
-                    ("Approved by", _e(doc.get("approved_by"))),
+                    ("Addressee provider", who(doc.get("provider"))),
+                    ("Drafted by", who(doc.get("drafted_by"))),
+                    ("Revised by", ", ".join(map(who, doc.get("revised_by") or [])) or "No one"),
+                    ("Approved by", who(doc.get("approved_by"))),
                     ("Served at", _e(doc.get("served_at"))),
                     _deadline(doc, view),
                     ("State", _e(str(view.get("state", "")).replace("_", " "))),

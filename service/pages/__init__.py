@@ -32,7 +32,7 @@ pages = Blueprint(
     __name__,
     template_folder=str(HERE / "templates"),
     static_folder=str(HERE / "static"),
-    static_url_path="/static",
+    static_url_path="/assets",
 )
 
 

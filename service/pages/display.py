@@ -49,6 +49,10 @@ ACTION_LABELS = {
 }
 
 
+# The states in which an order's deadline still runs: an answer is owed, or data are held.
+RUNNING = ("served", "acknowledged", "produced_partial", "preserved")
+
+
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state, state.replace("_", " "))
 

@@ -8,6 +8,7 @@ API does: another provider's order, or one not yet served, is 404 here too.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, BinaryIO, cast
 
 from flask import (
@@ -117,7 +118,7 @@ def inbox() -> str:
                 **summary,
                 "state_label": display.state_label(summary["state"]),
                 "due_local": display.local_time(summary["due"], zone),
-                "left": display.time_left(summary["due"], now) if summary["due"] else "",
+                "left": _left(summary, now),
             }
         )
     return render_template(
@@ -143,7 +144,7 @@ def _order_page(
     desk = _desk()
     now = desk.ledger.clock()
     view = desk.view(stored, now)
-    title, alert, document = order_document_html(desk.document_note(stored), view)
+    title, alert, document = order_document_html(desk.document_note(stored), view, _names(view))
     timeline = desk.timeline(stored, for_provider=True)
     responses = [
         {"evidence": entry.event.data.get("evidence"), "time": entry.event.time}
@@ -160,7 +161,7 @@ def _order_page(
         document=document,
         state_label=display.state_label(view["state"]),
         due_local=display.local_time(view["due"], zone),
-        left=display.time_left(view["due"], now) if view["due"] else "",
+        left=_left(view, now),
         allowed=allowed,
         action_labels=display.ACTION_LABELS,
         grounds=display.GROUND_LABELS,
@@ -174,6 +175,24 @@ def _order_page(
         provider_name=_provider_name(),
     )
     return make_response(body, status)
+
+
+def _left(summary: Mapping[str, Any], now: datetime) -> str:
+    """What is left of a running deadline (or how far past it the order is); nothing for an
+    order whose deadline no longer runs."""
+    if not summary["due"] or summary["state"] not in display.RUNNING:
+        return ""
+    return display.time_left(summary["due"], now)
+
+
+def _names(order: Mapping[str, Any]) -> dict[str, str]:
+    """The names of the provider and the principals the order names, by id."""
+    deployment = _deployment()
+    names = {p.id: p.name for p in deployment.principals.list()}
+    provider = deployment.providers.store.get(order["provider"])
+    if provider is not None:
+        names[provider.id] = provider.name
+    return names
 
 
 def _event_label(event_type: str) -> str:
