@@ -288,7 +288,9 @@ def upload_form(order_id: str) -> Response:
     body_limit = limit + FORM_OVERHEAD
     if request.content_length > body_limit:
         raise _too_large(limit)
-    form = StreamedForm(cast(BinaryIO, request.stream), request.content_type or "", body_limit)
+    form = StreamedForm(
+        cast(BinaryIO, request.stream), request.content_type or "", body_limit, limit
+    )
     fields = form.read_fields()
     try:
         validate_csrf(fields.get("csrf_token"))
@@ -309,9 +311,13 @@ def upload_form(order_id: str) -> Response:
     principal = g.principal
     desk = _desk()
     session = desk.open_response(order_id, announcement, principal.actor, principal.provider_id)
-    ingested = desk.receive_response(
-        order_id, session.id, cast(BinaryIO, form), principal.actor, principal.provider_id
-    )
+    try:
+        ingested = desk.receive_response(
+            order_id, session.id, cast(BinaryIO, form), principal.actor, principal.provider_id
+        )
+    except TooLarge:
+        form.finish_quietly()
+        raise _too_large(limit) from None
     form.finish()
     return redirect(  # type: ignore[return-value]
         url_for(".receipt", evidence_id=ingested.record.id, received=1), 303

@@ -27,10 +27,11 @@ MAX_FIELDS = 8
 class StreamedForm:
     """The fields of a multipart form up to its file part, then that part as a stream.
 
-    ``limit`` bounds the whole body; reading past it raises TooLarge.
+    ``limit`` bounds the whole body and ``file_limit`` the file; reading past either raises
+    TooLarge.
     """
 
-    def __init__(self, stream: BinaryIO, content_type: str, limit: int) -> None:
+    def __init__(self, stream: BinaryIO, content_type: str, limit: int, file_limit: int) -> None:
         mimetype, options = parse_options_header(content_type)
         boundary = options.get("boundary")
         if mimetype != "multipart/form-data" or not boundary:
@@ -38,6 +39,8 @@ class StreamedForm:
         self._stream = stream
         self._limit = limit
         self._read = 0
+        self._file_limit = file_limit
+        self._file_read = 0
         self._decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=None)
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
@@ -94,6 +97,9 @@ class StreamedForm:
             if isinstance(event, Data):
                 if not event.more_data:
                     self._in_file = False
+                self._file_read += len(event.data)
+                if self._file_read > self._file_limit:
+                    raise TooLarge(f"the file is larger than the limit of {self._file_limit} bytes")
                 if event.data:
                     return event.data
             else:
