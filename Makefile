@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint clean verifier
+.PHONY: run test bench lint clean verifier demo screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,19 @@ bench: $(VENV)/.installed-bench
 		&& $(BIN)/python bench/bench_orders.py && $(BIN)/python bench/bench_verify.py \
 		&& $(BIN)/python bench/bench_scrub.py && $(BIN)/python bench/bench_load.py \
 		&& $(BIN)/python bench/bench_startup.py
+
+# A seeded demonstration deployment in var/demo (made anew each time), served on HOST:PORT;
+# it prints a sign-in link for each role first.
+DEMO_HOME ?= ./var/demo
+demo: $(VENV)/.installed
+	rm -rf $(DEMO_HOME)
+	$(BIN)/python tools/demo.py --home $(DEMO_HOME) --public-url http://$(HOST):$(PORT)
+	$(BIN)/custos --home $(DEMO_HOME) serve --host $(HOST) --port $(PORT)
+
+# The README's screenshots, taken by the browser journeys (Chromium) into docs/screenshots.
+screenshots: $(VENV)/.installed-test
+	CUSTOS_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -n 0 -q \
+		tests/service/pages/test_journeys.py
 
 # The offline verifier as one file a court runs with only Python and cryptography installed.
 verifier:
