@@ -129,3 +129,20 @@ def key_rotate(ctx: click.Context, as_name: str, as_json: bool) -> None:
             f"old key: {old}\nnew key: {new}\n"
             f"key.rotated at index {index}; the hand-over checkpoint carries both signatures",
         )
+
+
+@principal.command("totp")
+@click.argument("name")
+@as_option
+@json_option
+@click.pass_context
+def principal_totp(ctx: click.Context, name: str, as_name: str, as_json: bool) -> None:
+    """Enrol NAME for a second factor (TOTP, RFC 6238): print, once, the otpauth:// URI to
+    give to their authenticator app. Any earlier enrolment stops working."""
+    with deployment(ctx) as dep:
+        acting_admin(dep, as_name)
+        try:
+            principal, uri = dep.sign_in.enrol_totp(name)
+        except Unauthenticated as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(as_json, {"name": principal.name, "role": principal.role, "otpauth_uri": uri}, uri)

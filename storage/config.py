@@ -17,6 +17,7 @@ from typing import Any
 from custody.errors import CustosError
 from custody.notices import DEFAULT_LEASE
 from custody.outbound import outbound_allowance
+from custody.principals import ROLES
 
 CONFIG_FILE = "custos.toml"
 DEFAULT_HOME = "./var"
@@ -76,6 +77,7 @@ class Config:
     session_idle: float = 1800.0
     session_max_age: float = 43200.0
     page_upload_max_bytes: int = 2 * 1024**3
+    totp_roles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -130,6 +132,12 @@ class Config:
                 "session_idle must be positive and at most session_max_age, and "
                 "page_upload_max_bytes positive"
             )
+        unknown_roles = set(self.totp_roles) - set(ROLES)
+        if unknown_roles:
+            raise ConfigError(
+                f"totp_roles: unknown roles {', '.join(sorted(unknown_roles))}; "
+                f"roles are {', '.join(ROLES)}"
+            )
         if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
             raise ConfigError(
                 "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
@@ -178,6 +186,7 @@ _ENV = {
     "CUSTOS_SESSION_IDLE": "session_idle",
     "CUSTOS_SESSION_MAX_AGE": "session_max_age",
     "CUSTOS_PAGE_UPLOAD_MAX_BYTES": "page_upload_max_bytes",
+    "CUSTOS_TOTP_ROLES": "totp_roles",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -198,6 +207,9 @@ def _typed(name: str, value: Any) -> Any:
             return tuple(str(item).strip() for item in items if str(item).strip())
         if name == "log_query_strings":
             return _boolean(value)
+        if name == "totp_roles":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(r.strip() for r in items if r.strip())
         if name in (
             "max_upload_bytes",
             "retention_days",

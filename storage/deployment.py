@@ -159,6 +159,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         clock,
         idle=timedelta(seconds=config.session_idle),
         absolute=timedelta(seconds=config.session_max_age),
+        second_factor_roles=frozenset(config.totp_roles),
     )
     return Deployment(
         config,

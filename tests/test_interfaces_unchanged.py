@@ -71,6 +71,7 @@ _INSIDE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\+[0-9a-f]{8}\b"), "+<key-hash>"),  # a verifier key's name+hash
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
     (re.compile(r"(?<=/sign-in/link/)[A-Za-z0-9_-]{40,}"), "<link-secret>"),
+    (re.compile(r"(?<=[?&]secret=)[A-Z2-7]{16,}"), "<totp-secret>"),
 ]
 # A duration depends on the run itself; a step names other such numbers (a zip's length moves
 # with the digits of the times inside it).
@@ -218,6 +219,7 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     s.run("principal list", "principal", "list")
     monkeypatch.setenv("CUSTOS_PUBLIC_URL", "https://custos.example.org")
     s.one("principal login-link", "principal", "login-link", "clerk")
+    s.one("principal totp", "principal", "totp", "judge")
     monkeypatch.delenv("CUSTOS_PUBLIC_URL")
 
     # -- evidence on the local home

@@ -31,6 +31,7 @@ from storage.config import ConfigError, load_config, with_overrides  # noqa: E40
 from storage.deployment import Deployment, initialise, open_deployment  # noqa: E402
 
 CASE = "CASE-2026-0417"
+SECOND_FACTOR_ROLES = ("admin", "approver")
 PEOPLE = (
     # name, role, provider (for provider principals)
     ("ana.ribeiro", "authority", None),
@@ -69,6 +70,7 @@ class Seeded:
     orders: dict[str, str] = field(default_factory=dict)
     items: dict[str, str] = field(default_factory=dict)
     providers: dict[str, str] = field(default_factory=dict)
+    second_factors: dict[str, str] = field(default_factory=dict)
 
 
 def order_document(provider_id: str, reference: str, **changes: Any) -> dict[str, Any]:
@@ -131,6 +133,8 @@ def seed(deployment: Deployment, clock: MovingClock) -> Seeded:
         seeded.tokens[name] = token
         actors[name] = principal.actor
 
+    for name in ("operator", "judge.costa"):
+        seeded.second_factors[name] = deployment.sign_in.enrol_totp(name)[1]
     _seed_evidence(deployment, clock, actors, seeded)
     _seed_orders(deployment, clock, actors, seeded)
     clock.catch_up()
@@ -276,10 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.home.exists() and any(args.home.iterdir()):
         print(f"demo: {args.home} is not empty; remove it to seed a new demo", file=sys.stderr)
         return 1
-    config = with_overrides(load_config(args.home, environ={}), public_url=args.public_url)
+    settings = {"public_url": args.public_url, "totp_roles": SECOND_FACTOR_ROLES}
+    config = with_overrides(load_config(args.home, environ={}), **settings)
     try:
         initialise(config, origin="demo.custos.example/log").deployment.close()
-        config = with_overrides(load_config(args.home, environ={}), public_url=args.public_url)
+        config = load_config(args.home, environ={})
         clock = MovingClock(datetime.now(UTC) - timedelta(days=21))
         deployment = open_deployment(config, clock=clock)
     except ConfigError as exc:
@@ -297,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     print("prints a new one):")
     for (name, role, _), link in zip(PEOPLE, links.values(), strict=True):
         print(f"  {role:<10} {name:<22} {link}")
+    roles = " and ".join(SECOND_FACTOR_ROLES)
+    print(f"The {roles} roles also give a code: add these to an authenticator app:")
+    for name, uri in seeded.second_factors.items():
+        print(f"  {name:<22} {uri}")
     return 0
 
 

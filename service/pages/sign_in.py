@@ -7,14 +7,28 @@ the other's limit.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from custody.principals import Principal, Unauthenticated
+from custody.sign_in import SecondFactorMissing, SecondFactorNeeded
 from service.auth import failed_authentications
 from service.pages import sessions
 from service.pages.errors import error_page
 
 bp = Blueprint("sign_in", __name__)
+PENDING = "second_factor"
+PENDING_SECONDS = 300
+"""How long after the first factor the code may come."""
 
 
 def _client() -> str:
@@ -67,6 +81,10 @@ def with_token() -> Response:
         return make_response(body, 400)
     try:
         principal, secret = sessions.sign_in_service().with_token(token)
+    except SecondFactorNeeded as needed:
+        return _ask_for_code(needed.principal, next_path)
+    except SecondFactorMissing as missing:
+        return _refused(str(missing), next_path)
     except Unauthenticated:
         failed_authentications().failed(_client())
         body = render_template(
@@ -95,6 +113,10 @@ def with_link() -> Response:
     secret = request.form.get("secret", "")
     try:
         principal, session_secret = sessions.sign_in_service().with_link(secret)
+    except SecondFactorNeeded as needed:
+        return _ask_for_code(needed.principal, None)
+    except SecondFactorMissing as missing:
+        return _refused(str(missing), None)
     except Unauthenticated as exc:
         failed_authentications().failed(_client())
         body = render_template("sign_in.html", next=None, error=f"{str(exc).capitalize()}.")
@@ -102,6 +124,70 @@ def with_link() -> Response:
     sessions.begin(session_secret)
     g.principal = principal
     return _signed_in(principal, None)
+
+
+def _refused(reason: str, next_path: str | None) -> Response:
+    """A right first factor that cannot be completed: the role's second factor is missing."""
+    body = render_template(
+        "sign_in.html",
+        next=sessions.safe_next(next_path),
+        error=f"{reason[:1].upper()}{reason[1:]}.",
+    )
+    return make_response(body, 403)
+
+
+def _ask_for_code(principal: Principal, next_path: str | None) -> Response:
+    """The first factor was right: remember whose it was (in the signed cookie, for a few
+    minutes) and ask for the code."""
+    session.clear()
+    session[PENDING] = {
+        "name": principal.name,
+        "at": sessions.sign_in_service().clock().timestamp(),
+        "next": sessions.safe_next(next_path),
+    }
+    return redirect(url_for(".second_factor_form"), 303)  # type: ignore[return-value]
+
+
+def _pending() -> dict[str, object] | None:
+    pending = session.get(PENDING)
+    if not isinstance(pending, dict):
+        return None
+    at = pending.get("at")
+    now = sessions.sign_in_service().clock().timestamp()
+    if not isinstance(at, float | int) or not 0 <= now - at <= PENDING_SECONDS:
+        session.pop(PENDING, None)
+        return None
+    return pending
+
+
+@bp.route("/sign-in/second-factor", methods=["GET"])
+def second_factor_form() -> Response | str:
+    if _pending() is None:
+        return redirect(url_for(".form"))  # type: ignore[return-value]
+    return render_template("second_factor.html")
+
+
+@bp.route("/sign-in/second-factor", methods=["POST"])
+def with_second_factor() -> Response:
+    waiting = _waiting()
+    if waiting is not None:
+        return waiting
+    pending = _pending()
+    if pending is None:
+        return redirect(url_for(".form"), 303)  # type: ignore[return-value]
+    code = request.form.get("code", "").replace(" ", "")
+    try:
+        principal, secret = sessions.sign_in_service().with_second_factor(
+            str(pending["name"]), code
+        )
+    except Unauthenticated as exc:
+        failed_authentications().failed(_client())
+        body = render_template("second_factor.html", error=f"{str(exc).capitalize()}.")
+        return make_response(body, 401)
+    next_path = pending.get("next")
+    sessions.begin(secret)
+    g.principal = principal
+    return _signed_in(principal, next_path if isinstance(next_path, str) else None)
 
 
 @bp.route("/sign-out", methods=["POST"])

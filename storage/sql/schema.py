@@ -236,6 +236,14 @@ sign_in_links = Table(
     Column("used_at", UTCDateTime, nullable=True),
 )
 
+second_factors = Table(
+    "second_factors",
+    metadata,
+    Column("principal_id", String(64), primary_key=True),
+    Column("totp_secret", String(64), nullable=False),
+    Column("last_step", BigInteger, nullable=True),
+)
+
 # The deployment's secret that signs the pages' cookie (one row, made by the migration).
 cookie_secret = Table(
     "cookie_secret",

@@ -12,7 +12,13 @@ from custody.principals import Principal
 from custody.sign_in import BrowserSession
 from storage.sql.database import WRITE
 from storage.sql.principals import _COLUMNS, _principal
-from storage.sql.schema import cookie_secret, principals, sessions, sign_in_links
+from storage.sql.schema import (
+    cookie_secret,
+    principals,
+    second_factors,
+    sessions,
+    sign_in_links,
+)
 
 # Every page request runs this: built once, with the hash as a bound parameter.
 _SESSION = (
@@ -107,3 +113,30 @@ class SqlSignInStore:
                 .where(sign_in_links.c.secret_hash == secret_hash)
             ).first()
         return None if row is None else _principal(row)
+
+    def set_totp(self, principal_id: str, secret: str) -> None:
+        with self._write() as c:
+            c.execute(delete(second_factors).where(second_factors.c.principal_id == principal_id))
+            c.execute(insert(second_factors).values(principal_id=principal_id, totp_secret=secret))
+
+    def totp(self, principal_id: str) -> str | None:
+        with self.engine.connect() as c:
+            found = c.execute(
+                select(second_factors.c.totp_secret).where(
+                    second_factors.c.principal_id == principal_id
+                )
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def use_totp_step(self, principal_id: str, step: int) -> bool:
+        with self._write() as c:
+            # Only a later step than the last one used: a code is good once.
+            used = c.execute(
+                update(second_factors)
+                .where(
+                    second_factors.c.principal_id == principal_id,
+                    or_(second_factors.c.last_step.is_(None), second_factors.c.last_step < step),
+                )
+                .values(last_step=step)
+            )
+            return used.rowcount == 1

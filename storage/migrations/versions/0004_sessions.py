@@ -1,4 +1,4 @@
-"""Browser sessions and single-use sign-in links for the pages.
+"""Browser sessions, single-use sign-in links and second factors for the pages.
 
 Revision ID: 0004
 Revises: 0003
@@ -35,6 +35,13 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("used_at", UTCDateTime, nullable=True),
     )
+    # A principal's TOTP secret (RFC 6238) and the last time step it accepted (no replays).
+    op.create_table(
+        "second_factors",
+        sa.Column("principal_id", sa.String(64), primary_key=True),
+        sa.Column("totp_secret", sa.String(64), nullable=False),
+        sa.Column("last_step", sa.BigInteger, nullable=True),
+    )
     # One random secret per deployment signs the pages' cookie, shared by every worker.
     secret = op.create_table(
         "cookie_secret",
@@ -46,5 +53,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("cookie_secret")
+    op.drop_table("second_factors")
     op.drop_table("sign_in_links")
     op.drop_table("sessions")

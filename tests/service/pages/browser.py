@@ -91,7 +91,11 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         config.home,
         base / "server.log",
         workers=2,
-        settings={"CUSTOS_DATABASE_URL": sqlite, "CUSTOS_PAGE_UPLOAD_MAX_BYTES": "1048576"},
+        settings={
+            "CUSTOS_DATABASE_URL": sqlite,
+            "CUSTOS_PAGE_UPLOAD_MAX_BYTES": "1048576",
+            "CUSTOS_TOTP_ROLES": ",".join(demo.SECOND_FACTOR_ROLES),
+        },
     )
     try:
         server.wait_ready()

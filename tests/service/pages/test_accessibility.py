@@ -33,6 +33,8 @@ def page_paths(site: Demo) -> dict[str, tuple[str | None, str]]:
         "pages.sign_in.form": (None, "/sign-in"),
         "pages.sign_in.link": (None, "/sign-in/link/not-a-real-link"),
         "pages.sign_in.signed_in": ("eva.examiner", "/desk"),
+        # An approver's link leads to the code's page: the first factor is all it has given.
+        "pages.sign_in.second_factor_form": ("judge.costa", "/sign-in/second-factor"),
         "pages.provider.inbox": ("northwind.compliance", "/provider/orders"),
         "pages.provider.order": (
             "northwind.compliance",
