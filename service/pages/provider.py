@@ -29,8 +29,9 @@ from marshmallow import Schema
 
 from custody.errors import BadRequest, Forbidden, NotFound, TooLarge
 from custody.evidence import is_evidence_id
-from custody.order_desk import PROVIDER_ROLES, OrderDesk, StoredOrder
+from custody.order_desk import PROVIDER_ROLES, SERVED_STATES, OrderDesk, StoredOrder
 from custody.orders import ACTOR_OF_ACTION
+from custody.verify.report import event_label
 from service.order_page import order_document_html
 from service.pages import display
 from service.pages.sessions import signed_in
@@ -52,19 +53,8 @@ BUTTON_ACTIONS = {
     "no-data": "no_data",
     "complete": "complete",
 }
-FILTER_STATES = (
-    "served",
-    "acknowledged",
-    "objected",
-    "clarification_requested",
-    "preserved",
-    "produced_partial",
-    "produced",
-    "no_data",
-    "closed",
-    "withdrawn",
-    "expired",
-)
+# The states a provider sees an order in: from service on.
+FILTER_STATES = tuple(state.value for state in SERVED_STATES)
 FORM_OVERHEAD = 256 * 1024
 # Routes that check the CSRF token themselves, as they stream their body.
 STREAMED = ("pages.provider.upload_form",)
@@ -166,7 +156,7 @@ def _order_page(
         action_labels=display.ACTION_LABELS,
         grounds=display.GROUND_LABELS,
         timeline=timeline,
-        event_label=_event_label,
+        event_label=event_label,
         local_time=lambda t: display.local_time(t, zone),
         responses=responses,
         errors=errors or {},
@@ -193,12 +183,6 @@ def _names(order: Mapping[str, Any]) -> dict[str, str]:
     if provider is not None:
         names[provider.id] = provider.name
     return names
-
-
-def _event_label(event_type: str) -> str:
-    from custody.verify.report import event_label
-
-    return event_label(event_type)
 
 
 def _stored(order_id: str) -> StoredOrder:
