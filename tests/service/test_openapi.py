@@ -18,6 +18,8 @@ OPENAPI = "/v1/openapi.json"
 DOCS = "/v1/docs"
 # The document and the docs page are served under /v1/ but are not API operations.
 DOCUMENTATION_BLUEPRINTS = {"api-docs", "docs"}
+# The desks are pages for people (service/pages), outside /v1: not API operations either.
+PAGES_BLUEPRINT = "pages"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
@@ -64,7 +66,8 @@ def test_openapi_lists_every_api_route(app: Flask, document: dict[str, Any]) -> 
     served = {
         re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static" and rule.endpoint.split(".")[0] not in DOCUMENTATION_BLUEPRINTS
+        if rule.endpoint != "static"
+        and rule.endpoint.split(".")[0] not in {*DOCUMENTATION_BLUEPRINTS, PAGES_BLUEPRINT}
     }
 
     assert served
