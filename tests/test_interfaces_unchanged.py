@@ -59,6 +59,9 @@ _WHOLE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?=.*[A-Z])(?=.*[a-z])[A-Za-z0-9+/_-]{16,}={0,2}"), "<base64>"),
 ]
 _INSIDE: list[tuple[re.Pattern[str], str]] = [
+    # Secrets in URLs first: the base64 pattern below would take part of a path with them.
+    (re.compile(r"(?<=/sign-in/link/)[A-Za-z0-9_-]{40,}"), "<link-secret>"),
+    (re.compile(r"(?<=[?&]secret=)[A-Z2-7]{16,}"), "<totp-secret>"),
     (
         re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"),
         "<time>",
@@ -70,8 +73,6 @@ _INSIDE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}"), "<base64>"),
     (re.compile(r"\+[0-9a-f]{8}\b"), "+<key-hash>"),  # a verifier key's name+hash
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
-    (re.compile(r"(?<=/sign-in/link/)[A-Za-z0-9_-]{40,}"), "<link-secret>"),
-    (re.compile(r"(?<=[?&]secret=)[A-Z2-7]{16,}"), "<totp-secret>"),
 ]
 # A duration depends on the run itself; a step names other such numbers (a zip's length moves
 # with the digits of the times inside it).
