@@ -140,9 +140,9 @@ def principal_totp(ctx: click.Context, name: str, as_name: str, as_json: bool) -
     """Enrol NAME for a second factor (TOTP, RFC 6238): print, once, the otpauth:// URI to
     give to their authenticator app. Any earlier enrolment stops working."""
     with deployment(ctx) as dep:
-        acting_admin(dep, as_name)
+        acting = acting_principal(dep, as_name)
         try:
-            principal, uri = dep.sign_in.enrol_totp(name)
+            principal, uri = dep.sign_in.enrol_totp(name, acting.actor)
         except Unauthenticated as exc:
             raise click.ClickException(str(exc)) from None
     emit(as_json, {"name": principal.name, "role": principal.role, "otpauth_uri": uri}, uri)

@@ -146,9 +146,10 @@ class SignIn:
         principal = self.principals.authenticate(token)
         return principal, self._open_after_first_factor(principal)
 
-    def enrol_totp(self, name: str) -> tuple[Principal, str]:
+    def enrol_totp(self, name: str, by: Actor) -> tuple[Principal, str]:
         """A new TOTP secret for ``name`` (replacing any): its ``otpauth://`` URI, shown once,
-        for an authenticator app."""
+        for an authenticator app; only an admin enrols one."""
+        require_role(by.role, ADMINS, "enrol second factors")
         principal = self.principals.get(name)
         if not principal.active:
             raise Unauthenticated(f"{name!r} is revoked")

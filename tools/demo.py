@@ -134,7 +134,7 @@ def seed(deployment: Deployment, clock: MovingClock) -> Seeded:
         actors[name] = principal.actor
 
     for name in ("operator", "judge.costa"):
-        seeded.second_factors[name] = deployment.sign_in.enrol_totp(name)[1]
+        seeded.second_factors[name] = deployment.sign_in.enrol_totp(name, operator)[1]
     _seed_evidence(deployment, clock, actors, seeded)
     _seed_orders(deployment, clock, actors, seeded)
     clock.catch_up()
@@ -267,7 +267,8 @@ def _seed_orders(
 def _links(deployment: Deployment, public_url: str, names: list[str]) -> dict[str, str]:
     links = {}
     for name in names:
-        _, secret, _ = deployment.sign_in.make_link(name)
+        operator = deployment.principals.get("operator").actor
+        _, secret, _ = deployment.sign_in.make_link(name, operator)
         links[name] = f"{public_url.rstrip('/')}/sign-in/link/{secret}"
     return links
 

@@ -36,7 +36,9 @@ def app_requiring(site: Site, *roles: str) -> Flask:
 
 
 def enrolled(site: Site, name: str) -> pyotp.TOTP:
-    _, uri = site.deployment.sign_in.enrol_totp(name)
+    _, uri = site.deployment.sign_in.enrol_totp(
+        name, site.deployment.principals.get("operator").actor
+    )
     return pyotp.TOTP(parse_qs(urlsplit(uri).query)["secret"][0])
 
 

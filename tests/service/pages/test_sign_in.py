@@ -228,7 +228,9 @@ def test_sign_in_failures_are_rate_limited_with_the_api_s_count(site: Site) -> N
 
 def test_a_sign_in_link_works_once(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     app = pages_app(site)
-    _, secret, _ = site.deployment.sign_in.make_link("isp", site.deployment.principals.get("operator").actor)
+    _, secret, _ = site.deployment.sign_in.make_link(
+        "isp", site.deployment.principals.get("operator").actor
+    )
     first, second = browser(app), browser(app)
 
     landing = first.get(f"/sign-in/link/{secret}")
@@ -244,7 +246,9 @@ def test_a_sign_in_link_works_once(site: Site, monkeypatch: pytest.MonkeyPatch) 
 
 def test_a_sign_in_link_expires_after_fifteen_minutes(site: Site) -> None:
     app = pages_app(site)
-    _, secret, expires = site.deployment.sign_in.make_link("isp", site.deployment.principals.get("operator").actor)
+    _, secret, expires = site.deployment.sign_in.make_link(
+        "isp", site.deployment.principals.get("operator").actor
+    )
     assert (expires - site.clock()).total_seconds() == 15 * 60
     site.clock.advance(15 * 60)
 
