@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from custody.events import Actor  # noqa: E402
-from service.evidence import load_act, load_intake  # noqa: E402
+from service.evidence import load_intake  # noqa: E402
 from storage.config import ConfigError, load_config, with_overrides  # noqa: E402
 from storage.deployment import Deployment, initialise, open_deployment  # noqa: E402
 
@@ -162,7 +162,7 @@ def _seed_evidence(
     deployment.handling.record_act(
         seeded.items["laptop"],
         "evidence.sealed",
-        load_act("evidence.sealed", {"seal": "SEAL-000417", "reason": "seized"}),
+        {"seal": "SEAL-000417", "reason": "seized"},
         examiner,
     )
     clock.advance(hours=20)
@@ -181,15 +181,12 @@ def _seed_evidence(
     deployment.handling.record_act(
         seeded.items["disk"],
         "evidence.transferred",
-        load_act(
-            "evidence.transferred",
-            {
-                "from": "eva.examiner",
-                "to": "Evidence store, Lisbon",
-                "location": "Room B-12",
-                "reason": "storage after imaging",
-            },
-        ),
+        {
+            "from": "eva.examiner",
+            "to": "Evidence store, Lisbon",
+            "location": "Room B-12",
+            "reason": "storage after imaging",
+        },
         examiner,
     )
 

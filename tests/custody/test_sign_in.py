@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from custody.errors import Forbidden
 from custody.principals import Unauthenticated
 from custody.sign_in import secret_hash
 from storage.deployment import Deployment, initialise, open_deployment
@@ -26,7 +27,7 @@ def deployment(tmp_path: Path, database_url: str) -> Iterator[Deployment]:
 
 def test_a_link_opens_one_session_and_is_kept_only_as_a_hash(deployment: Deployment) -> None:
     sign_in = deployment.sign_in
-    _, link, _ = sign_in.make_link("operator")
+    _, link, _ = sign_in.make_link("operator", deployment.principals.get("operator").actor)
 
     principal, session = sign_in.with_link(link)
 
@@ -43,13 +44,13 @@ def test_a_link_opens_one_session_and_is_kept_only_as_a_hash(deployment: Deploym
 def test_a_link_of_a_revoked_principal_opens_nothing(deployment: Deployment) -> None:
     operator = deployment.principals.get("operator").actor
     deployment.principals.add("clerk", "court", operator)
-    _, link, _ = deployment.sign_in.make_link("clerk")
+    _, link, _ = deployment.sign_in.make_link("clerk", operator)
     deployment.principals.revoke("clerk", operator)
 
     with pytest.raises(Unauthenticated):
         deployment.sign_in.with_link(link)
     with pytest.raises(Unauthenticated, match="revoked"):
-        deployment.sign_in.make_link("clerk")
+        deployment.sign_in.make_link("clerk", operator)
 
 
 def test_an_idle_session_ends_and_is_deleted(deployment: Deployment) -> None:
@@ -81,3 +82,15 @@ def _operator_token(deployment: Deployment) -> str:
     operator = deployment.principals.get("operator").actor
     _, token = deployment.principals.add("admin2", "admin", operator)
     return token
+
+
+def test_only_an_admin_makes_a_sign_in_link_or_enrols_a_second_factor(
+    deployment: Deployment,
+) -> None:
+    operator = deployment.principals.get("operator").actor
+    clerk = deployment.principals.add("clerk", "court", operator)[0].actor
+
+    with pytest.raises(Forbidden):
+        deployment.sign_in.make_link("clerk", clerk)
+    with pytest.raises(Forbidden):
+        deployment.sign_in.enrol_totp("clerk", clerk)

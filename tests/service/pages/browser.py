@@ -48,7 +48,8 @@ class Demo:
     def sign_in_link(self, name: str) -> str:
         deployment = open_deployment(self.config)
         try:
-            _, secret, _ = deployment.sign_in.make_link(name)
+            operator = deployment.principals.get("operator").actor
+            _, secret, _ = deployment.sign_in.make_link(name, operator)
         finally:
             deployment.close()
         return f"{self.url}/sign-in/link/{secret}"

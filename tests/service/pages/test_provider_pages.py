@@ -95,7 +95,10 @@ def test_the_inbox_lists_only_the_provider_s_orders_with_their_state_and_deadlin
 
     assert own in page and theirs not in page
     assert "Orders served on Own ISP" in page
-    assert "Served, awaiting acknowledgement" in page and "left" in page
+    # Regulation 2023/1543 Art 10: the period runs from the provider's receipt, which its
+    # first opening of the order records; the inbox alone is no receipt.
+    assert "Served, awaiting acknowledgement" in page
+    assert "Runs from when you first open it" in page
 
 
 def test_the_inbox_filters_by_state_and_pages(site: Site) -> None:
@@ -135,7 +138,10 @@ def test_an_objection_on_a_ground_that_needs_details_is_refused_with_the_field_n
     assert site.show(order_id)["state"] == "served"
 
 
-def test_an_objection_stops_the_clock_and_is_recorded(site: Site) -> None:
+def test_an_objection_is_recorded_and_does_not_stop_the_clock(site: Site) -> None:
+    """Regulation 2023/1543 Art 10(5) and Annex III: the issuing authority reviews an
+    objection and may set a new deadline; only a request for clarification (Art 10(6))
+    suspends it."""
     order_id = site.order()
     person = provider(site)
 
@@ -147,7 +153,7 @@ def test_an_objection_stops_the_clock_and_is_recorded(site: Site) -> None:
 
     assert response.status_code == 303
     shown = site.show(order_id)
-    assert shown["state"] == "objected" and shown["clock_paused"]
+    assert shown["state"] == "objected" and not shown["clock_paused"]
     assert "We never held this mailbox." in text(person.get(f"/provider/orders/{order_id}"))
 
 
