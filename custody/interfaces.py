@@ -131,6 +131,23 @@ class AppendTransaction(Protocol):
         """Store the entries and nodes and move the size past the last entry."""
 
 
+class CheckpointSigning(Protocol):
+    """An open transaction holding the checkpoint signer's lock.
+
+    Only one exists at a time across every thread and process sharing the database, so one
+    signer signs for every writer waiting on it and no two sign the same size.
+    """
+
+    def latest(self) -> KeptCheckpoint | None:
+        """The newest kept checkpoint."""
+
+    def size(self) -> int:
+        """The log's committed size now."""
+
+    def keep(self, checkpoint: KeptCheckpoint) -> None:
+        """Keep a signed checkpoint; it is durable when the transaction ends."""
+
+
 class LedgerStore(Protocol):
     """Durable storage of ledger entries, Merkle nodes and kept checkpoints."""
 
@@ -159,8 +176,8 @@ class LedgerStore(Protocol):
     def opener(self) -> Callable[[], LedgerStore]:
         """A picklable callable that opens this same store in another process."""
 
-    def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
-        """Keep a signed checkpoint; keeping the same size again is a no-op."""
+    def signing_checkpoint(self) -> AbstractContextManager[CheckpointSigning]:
+        """Take the checkpoint signer's lock; commit (durably) on normal exit."""
 
     def latest_checkpoint(self) -> KeptCheckpoint | None: ...
 

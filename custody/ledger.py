@@ -6,13 +6,15 @@ to their subject's previous event through ``prev`` and store every completed Mer
 proof reads O(log n) nodes. Checkpoints (C2SP tlog-checkpoint signed notes) are signed when a
 caller needs one that covers a given index, and otherwise at most once per interval while the
 log grows; each signed one is kept in the database and in the object store as
-``checkpoints/<size>``.
+``checkpoints/<size>``. They are group-committed: callers that need one at the same moment
+wait for the store's signer lock in turn, and one signature serves them all.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from custody.event_types import EVENT_TYPES
 from custody.events import Event, InvalidEvent, NewEvent, format_time
 from custody.interfaces import (
     AppendTransaction,
+    CheckpointSigning,
     Clock,
     KeptCheckpoint,
     LedgerEntry,
@@ -33,6 +36,9 @@ from custody.interfaces import (
 )
 from custody.keys import KeyRing
 
+GROUP_WINDOW = 0.004
+"""Seconds a checkpoint signer waits after the previous checkpoint, so that the appends of
+concurrent writers land and share its signature."""
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 
@@ -67,6 +73,7 @@ class Ledger:
         *,
         clock: Clock = utc_now,
         checkpoint_interval: float = 1.0,
+        group_window: float = GROUP_WINDOW,
     ) -> None:
         self.store = store
         self.objects = objects
@@ -80,6 +87,11 @@ class Ledger:
         # process has appended since.
         self._frontier: tuple[int, list[bytes]] = (0, [])
         self._frontier_lock = threading.Lock()
+        self.group_window = group_window
+        # The newest checkpoint this process has seen kept, and the lock its threads take in
+        # turn before waiting for the database's signer lock.
+        self._known: KeptCheckpoint | None = None
+        self._group_lock = threading.Lock()
 
     @property
     def keys(self) -> KeyRing:
@@ -205,21 +217,63 @@ class Ledger:
     def checkpoint(self, covering: int | None = None) -> KeptCheckpoint:
         """The checkpoint to hand out now.
 
-        With ``covering``, one whose tree includes that index, signed now if need be.
-        Otherwise the newest kept one, unless the log has grown and that one is older than
-        the checkpoint interval, in which case a new one is signed.
+        With ``covering``, one whose tree includes that index: the newest kept one if it
+        does, else the next one signed, which every writer waiting at that moment shares
+        (see ``_group_checkpoint``). Without, the newest kept one, unless the log has grown
+        and that one is older than the checkpoint interval, in which case a new one is
+        signed the same way.
         """
-        latest = self.store.latest_checkpoint()
-        if covering is not None:
-            if latest is not None and latest.size > covering:
+        if covering is None:
+            latest = self.store.latest_checkpoint()
+            size = self.store.size()
+            if latest is not None and (
+                latest.size >= size or self.clock() - latest.signed_at < self.checkpoint_interval
+            ):
                 return latest
-            return self._sign_checkpoint(self.store.size(), latest)
-        size = self.store.size()
-        if latest is not None and (
-            latest.size >= size or self.clock() - latest.signed_at < self.checkpoint_interval
-        ):
+            return self._group_checkpoint(size - 1)
+        known = self._known
+        if known is not None and known.size > covering:
+            return known
+        latest = self.store.latest_checkpoint()
+        if latest is not None and latest.size > covering:
+            self._remember(latest)
             return latest
-        return self._sign_checkpoint(size, latest)
+        return self._group_checkpoint(covering)
+
+    def _group_checkpoint(self, covering: int) -> KeptCheckpoint:
+        """A checkpoint covering ``covering``, signed once for every writer waiting for one.
+
+        Writers wait in turn for the signer's lock (threads of a process on a lock of their
+        own first, so that one of them at a time holds a database connection for it). The
+        first to get it waits out what is left of ``group_window`` since the newest
+        checkpoint was signed, so that more appends land, then signs at the log's size at
+        that moment; each writer after it finds that checkpoint covering its entry and
+        returns it without signing. A checkpoint is thus signed at most once per window
+        while writes arrive, by one signer across every process sharing the database.
+        """
+        with self._group_lock:
+            known = self._known
+            if known is not None and known.size > covering:
+                return known
+            latest = self.store.latest_checkpoint()
+            if latest is not None and latest.size > covering:
+                self._remember(latest)
+                return latest
+            if latest is not None:
+                since = (self.clock() - latest.signed_at).total_seconds()
+                if 0 <= since < self.group_window:
+                    time.sleep(self.group_window - since)
+            with self.store.signing_checkpoint() as signing:
+                latest = signing.latest()
+                if latest is None or latest.size <= covering:
+                    latest = self._sign_checkpoint(signing.size(), latest, signing)
+            self._remember(latest)
+            return latest
+
+    def _remember(self, kept: KeptCheckpoint) -> None:
+        known = self._known
+        if known is None or kept.size > known.size:
+            self._known = kept
 
     def kept_checkpoint(self, size: int) -> KeptCheckpoint:
         kept = self.store.checkpoint(size)
@@ -227,7 +281,11 @@ class Ledger:
             raise NotFound(f"no checkpoint was signed at size {size}")
         return kept
 
-    def _sign_checkpoint(self, size: int, latest: KeptCheckpoint | None) -> KeptCheckpoint:
+    def _sign_checkpoint(
+        self, size: int, latest: KeptCheckpoint | None, signing: CheckpointSigning
+    ) -> KeptCheckpoint:
+        """Sign the checkpoint of ``size`` (the one place checkpoints are signed), copy it to
+        the object store and keep it, under the signer's lock."""
         root = self.root(size)
         keys = self.keys
         signers = keys.checkpoint_signers(size, latest.size if latest else 0)
@@ -235,8 +293,8 @@ class Ledger:
         try:
             self.objects.put(checkpoint_key(size), note)
         except ObjectExists:
-            # Another worker signed this size first (with another hand-over signer set);
-            # keep its copy, which must be ours and for the same root.
+            # A signer that died before keeping it (or, before the signer's lock, another
+            # worker) left this size's copy; keep that one, which must be for the same root.
             note = self.objects.get(checkpoint_key(size))
             theirs, _ = open_checkpoint(note, keys.verifiers)
             if theirs.root != root:
@@ -245,8 +303,8 @@ class Ledger:
                 message = f"the object store's checkpoints/{size} is for another root"
                 raise IntegrityError(message) from None
         kept = KeptCheckpoint(size=size, root=root, note=note, signed_at=self.clock())
-        self.store.keep_checkpoint(kept)
-        return self.store.checkpoint(size) or kept
+        signing.keep(kept)
+        return kept
 
 
 class Recorder:

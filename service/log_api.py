@@ -141,11 +141,25 @@ class EventSchema(Schema):
     data = fields.Dict(required=True)
 
 
+class CheckpointQuery(Schema):
+    covering = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "an index the checkpoint's tree must include"},
+    )
+
+
 @blp.route("/checkpoint")
+@blp.arguments(CheckpointQuery, location="query", error_status_code=400, as_kwargs=True)
 @blp.response(200, _TEXT, content_type="text/plain", description="C2SP tlog-checkpoint note")
-def checkpoint() -> Response:
-    """The current signed checkpoint."""
-    response = _text(_ledger().checkpoint().note)
+@problem_responses(blp, 404)
+def checkpoint(covering: int | None = None) -> Response:
+    """The latest signed checkpoint (signed anew once the log has grown and the checkpoint
+    interval has passed). With ``covering``, the latest if its tree includes that index,
+    else the next one signed, which every writer waiting at that moment shares."""
+    ledger = _ledger()
+    if covering is not None and covering >= ledger.size():
+        raise NotFound(f"the log has no entry {covering} yet")
+    response = _text(ledger.checkpoint(covering).note)
     response.headers["Cache-Control"] = "no-cache"
     return response
 

@@ -33,6 +33,8 @@ _CHUNK = 900
 _NODE_CHUNK = 200
 # Leaves indexed by hash per transaction while catching the leaf index up.
 _LEAF_INDEX_CHUNK = 50_000
+# The second key of the checkpoint signer's PostgreSQL advisory lock (the first is the schema's).
+_SIGNER_LOCK = 6962
 
 
 def _entry(row: Sequence[Any]) -> LedgerEntry:
@@ -177,6 +179,49 @@ class SqlAppendTransaction:
         cursor.executemany(sql.upsert_head, [(s, e.index, e.leaf_hash) for s, e in heads.items()])
         self._size = entries[-1].index + 1
         cursor.execute(sql.set_size, (self._size,))
+
+
+def _kept_checkpoints(
+    connection: Connection, *where: object, newest_only: bool = False
+) -> list[KeptCheckpoint]:
+    query = select(checkpoints).where(*where).order_by(checkpoints.c.size)  # type: ignore[arg-type]
+    if newest_only:
+        query = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
+    return [
+        KeptCheckpoint(
+            size=int(r.size), root=bytes(r.root), note=bytes(r.note), signed_at=r.signed_at
+        )
+        for r in connection.execute(query)
+    ]
+
+
+class SqlCheckpointSigning:
+    """The open transaction holding the signer's lock (``custody.interfaces.CheckpointSigning``)."""
+
+    def __init__(self, connection: Connection, sql: _HotSql) -> None:
+        self.connection = connection
+        self._sql = sql
+
+    def latest(self) -> KeptCheckpoint | None:
+        found = _kept_checkpoints(self.connection, newest_only=True)
+        return found[0] if found else None
+
+    def size(self) -> int:
+        return int(self.connection.exec_driver_sql(self._sql.size).scalar_one())
+
+    def keep(self, checkpoint: KeptCheckpoint) -> None:
+        exists = self.connection.execute(
+            select(checkpoints.c.size).where(checkpoints.c.size == checkpoint.size)
+        ).first()
+        if exists is None:
+            self.connection.execute(
+                insert(checkpoints).values(
+                    size=checkpoint.size,
+                    root=checkpoint.root,
+                    note=checkpoint.note,
+                    signed_at=checkpoint.signed_at,
+                )
+            )
 
 
 def connection_of(tx: AppendTransaction) -> Connection:
@@ -331,36 +376,25 @@ class SqlLedgerStore:
             except self._errors as exc:
                 raise StorageError(f"leaf index update failed: {exc}") from exc
 
-    def keep_checkpoint(self, checkpoint: KeptCheckpoint) -> None:
+    @contextmanager
+    def signing_checkpoint(self) -> Iterator[SqlCheckpointSigning]:
+        """The signer's lock: on SQLite the write lock (``BEGIN IMMEDIATE``), on PostgreSQL a
+        transaction-scoped advisory lock named after the schema, so that logs in other
+        schemas of the same database sign on their own."""
         try:
             with self._writing() as connection:
-                exists = connection.execute(
-                    select(checkpoints.c.size).where(checkpoints.c.size == checkpoint.size)
-                ).first()
-                if exists is None:
-                    connection.execute(
-                        insert(checkpoints).values(
-                            size=checkpoint.size,
-                            root=checkpoint.root,
-                            note=checkpoint.note,
-                            signed_at=checkpoint.signed_at,
-                        )
+                if connection.dialect.name != "sqlite":
+                    connection.exec_driver_sql(
+                        "SELECT pg_advisory_xact_lock(hashtext(current_schema()), %s)",
+                        (_SIGNER_LOCK,),
                     )
+                yield SqlCheckpointSigning(connection, self._sql)
         except SQLAlchemyError as exc:
-            if self.checkpoint(checkpoint.size) is None:
-                raise StorageError(f"keeping checkpoint failed: {exc}") from exc
+            raise StorageError(f"checkpoint signing failed: {exc}") from exc
 
     def _checkpoints(self, *where: object, newest_only: bool = False) -> list[KeptCheckpoint]:
-        query = select(checkpoints).where(*where).order_by(checkpoints.c.size)  # type: ignore[arg-type]
-        if newest_only:
-            query = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
         with self._reading() as connection:
-            return [
-                KeptCheckpoint(
-                    size=int(r.size), root=bytes(r.root), note=bytes(r.note), signed_at=r.signed_at
-                )
-                for r in connection.execute(query)
-            ]
+            return _kept_checkpoints(connection, *where, newest_only=newest_only)
 
     def latest_checkpoint(self) -> KeptCheckpoint | None:
         found = self._checkpoints(newest_only=True)
