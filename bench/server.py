@@ -47,8 +47,11 @@ class Server:
     """``custos --home H serve`` in a subprocess, as ``make run`` starts it (a new home each
     time; an examiner and its token made with the CLI)."""
 
-    def __init__(self, home: Path, log: Path, workers: int = 2) -> None:
+    def __init__(
+        self, home: Path, log: Path, workers: int = 2, settings: dict[str, str] | None = None
+    ) -> None:
         self.home = home
+        self.settings = settings or {}
         self.log = log
         self.workers = workers
         self.port = free_port()
@@ -59,7 +62,7 @@ class Server:
         custos_cli(self.home, "init", "--origin", ORIGIN)
         added = custos_cli(self.home, "principal", "add", "bench-examiner", "--role", "examiner")
         self.token = added["token"]
-        env = clean_env()
+        env = {**clean_env(), **self.settings}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*(str(CUSTOS), "--home", str(self.home), "serve"), *self.address_args()],

@@ -102,6 +102,7 @@ def serve(
             timeout=worker_timeout,
             log_format=config.log_format,
             request_timeout=request_timeout or config.request_timeout,
+            threads=config.worker_threads,
         )
     finally:
         # Workers are forked inside run() and leave through here too (their SystemExit

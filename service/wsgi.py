@@ -7,6 +7,8 @@ the request id, the route and the principal.
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.body import LengthReader
 from gunicorn.http.errors import NoMoreData, ParseException
+from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestTimeout
 
@@ -29,6 +32,10 @@ while it moves; a slower one gets no more than gunicorn's ``timeout`` in all, li
 that hangs."""
 
 
+KEEPALIVE = 5
+"""Seconds a kept-alive connection may wait for its next request before it is closed."""
+
+
 class _ClientSilent(NoMoreData):  # type: ignore[misc]
     """The client sent nothing for the request timeout: gunicorn drops the connection as one
     the client closed (quietly), and a body read in the app becomes a 408."""
@@ -37,9 +44,17 @@ class _ClientSilent(NoMoreData):  # type: ignore[misc]
 class _ClientSocket(socket.socket):
     """A client connection whose reads give up, as :class:`_ClientSilent`, once the client has
     been silent for the socket's timeout, and whose reads and writes report their size to
-    ``moving`` if set."""
+    ``moving`` if set. With ``request_timeout`` set, a blocking socket is one with that
+    timeout (gunicorn's threaded worker makes a connection blocking for each request)."""
 
     moving: Callable[[int], None] | None = None
+    request_timeout: float | None = None
+
+    def setblocking(self, flag: bool) -> None:
+        if flag and self.request_timeout is not None:
+            self.settimeout(self.request_timeout)
+        else:
+            super().setblocking(flag)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         try:
@@ -159,6 +174,7 @@ class _Body:
 
     def __init__(self, body: Any) -> None:
         self._body = body
+        self.failed = False  # a read failed: where the next request starts is unknown
 
     def read(self, size: int | None = None) -> bytes:
         data: bytes = self._read(self._body.read, size)
@@ -191,16 +207,35 @@ class _Body:
             raise StopIteration
         return line
 
-    @staticmethod
-    def _read(method: Callable[[Any], Any], argument: Any) -> Any:
+    def _read(self, method: Callable[[Any], Any], argument: Any) -> Any:
         try:
             return method(argument)
         except _ClientSilent:
+            self.failed = True
             raise RequestTimeout("the client stopped sending the request body") from None
         except NoMoreData:
+            self.failed = True
             raise ClientDisconnected("the request body ended before it was complete") from None
         except ParseException as exc:
+            self.failed = True
             raise BadRequest(f"the request body is malformed: {exc}") from None
+
+
+def _take_body(req: Any, client: _ClientSocket) -> Any:
+    """The request's body as the app reads it, and the one gunicorn reads what is left of.
+
+    A body of known length is read straight from the socket (``_LengthBody``); what gunicorn
+    had read past it already (the start of a pipelined next request) goes back to its
+    reader for the next request on a kept-alive connection.
+    """
+    body = req.body
+    if isinstance(body.reader, LengthReader):
+        length = body.reader.length
+        buffered = req.unreader.take_buffered()
+        if len(buffered) > length:
+            req.unreader.unread(buffered[length:])
+        body = _LengthBody(client, buffered[:length], length)
+    return body
 
 
 class CustosWorker(SyncWorker):  # type: ignore[misc]
@@ -212,7 +247,8 @@ class CustosWorker(SyncWorker):  # type: ignore[misc]
     recorded, its session free again at once). While a body streams in, or an answer streams
     out, at MIN_BODY_RATE or faster, the worker tells the arbiter it is alive, so gunicorn's
     ``timeout``, which kills a worker that hangs, does not also kill an upload or a download
-    that is long but moving.
+    that is long but moving. One request at a time, one connection each: ``custos serve``
+    uses :class:`CustosThreadWorker`.
     """
 
     def accept(self, listener: socket.socket) -> None:
@@ -226,11 +262,68 @@ class CustosWorker(SyncWorker):  # type: ignore[misc]
         # The request line and headers have been read: from here on, bytes are the body,
         # then the answer.
         client.moving = _Heartbeat(self.notify)
-        body = req.body
-        if isinstance(body.reader, LengthReader):
-            body = _LengthBody(client, req.unreader.take_buffered(), body.reader.length)
-        req.body = _Body(body)
+        req.body = _Body(_take_body(req, client))
         super().handle_request(listener, req, client, addr)
+
+
+class CustosThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, with keep-alive, under the sync worker's limits.
+
+    Requests run on ``threads`` threads; a kept-alive connection waits between requests in
+    the worker's poller, holding no thread, for gunicorn's ``keepalive`` seconds. As in
+    :class:`CustosWorker`, a client silent for ``request_timeout`` is cut off (a stalled
+    header dropped, a stalled body 408). The arbiter's ``timeout`` applies to each request:
+    the worker reports itself alive only as of its oldest request's last sign of life (its
+    start, or its body moving at MIN_BODY_RATE or faster), so a request that hangs for
+    ``timeout`` gets the worker restarted, as a hanging sync worker would be, while a long
+    upload or download that keeps moving does not.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._alive: dict[int, float] = {}  # request -> its last sign of life (monotonic)
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        client = _ClientSocket(fileno=client.detach())
+        client.request_timeout = self.app.request_timeout
+        client.setblocking(True)
+        util.close_on_exec(client)
+        self.enqueue_req(TConn(self.cfg, client, addr, listener.getsockname()))
+
+    def notify(self) -> None:
+        alive = min(self._alive.copy().values(), default=time.monotonic())
+        os.utime(self.tmp.fileno(), (alive, alive))
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        key = id(req)
+        self._alive[key] = time.monotonic()
+
+        def moving() -> None:
+            self._alive[key] = time.monotonic()
+
+        client: _ClientSocket = conn.sock
+        client.moving = _Heartbeat(moving)
+        body = _take_body(req, client)
+        req.body = reading = _Body(body)
+        try:
+            kept: bool = super().handle_request(req, conn)
+            # After a body that failed (a 408, a 400), where the next request would start is
+            # unknown: the connection ends with the answer.
+            return kept and not reading.failed
+        finally:
+            # What the app left unread of the body is drained by gunicorn before the next
+            # request on the connection: from the body itself, whose failures end the
+            # connection quietly.
+            req.body = body
+            client.moving = None
+            del self._alive[key]
 
 
 class CustosServer(BaseApplication):  # type: ignore[misc]
@@ -259,13 +352,16 @@ def serve(
     timeout: int = 120,
     log_format: str = "json",
     request_timeout: float = 30.0,
+    threads: int = 8,
 ) -> None:
     CustosServer(
         home,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": CustosWorker,
+            "worker_class": CustosThreadWorker,
+            "threads": threads,
+            "keepalive": KEEPALIVE,
             "timeout": timeout,
             "accesslog": None,
             "logconfig_dict": logging_config(log_format),

@@ -31,6 +31,8 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 # One attempt to deliver a notice must end well within the lease its worker holds on it.
 MAX_NOTIFY_TIMEOUT = DEFAULT_LEASE / 5
+# Threads a `custos serve` worker answers requests on; each may hold a database connection.
+MAX_WORKER_THREADS = 64
 
 
 class ConfigError(CustosError):
@@ -64,6 +66,7 @@ class Config:
     notify_base_delay: float = 30.0
     notify_max_delay: float = 3600.0
     request_timeout: float = 30.0
+    worker_threads: int = 8
     auth_failures_per_minute: int = 20
     log_format: str = "json"
     trust_proxy: int = 0
@@ -138,6 +141,8 @@ class Config:
                 f"totp_roles: unknown roles {', '.join(sorted(unknown_roles))}; "
                 f"roles are {', '.join(ROLES)}"
             )
+        if not 1 <= self.worker_threads <= MAX_WORKER_THREADS:
+            raise ConfigError(f"worker_threads must be between 1 and {MAX_WORKER_THREADS}")
         if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
             raise ConfigError(
                 "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
@@ -175,6 +180,7 @@ _ENV = {
     "CUSTOS_NOTIFY_BASE_DELAY": "notify_base_delay",
     "CUSTOS_NOTIFY_MAX_DELAY": "notify_max_delay",
     "CUSTOS_REQUEST_TIMEOUT": "request_timeout",
+    "CUSTOS_WORKER_THREADS": "worker_threads",
     "CUSTOS_AUTH_FAILURES_PER_MINUTE": "auth_failures_per_minute",
     "CUSTOS_LOG_FORMAT": "log_format",
     "CUSTOS_TRUST_PROXY": "trust_proxy",
@@ -220,6 +226,7 @@ def _typed(name: str, value: Any) -> Any:
             "s3_max_attempts",
             "max_body_bytes",
             "page_upload_max_bytes",
+            "worker_threads",
         ):
             return int(value)
         if name in (

@@ -11,8 +11,8 @@ shows that its session was freed at once.
 
 The Content-Length decides what the item is: RFC 9112 section 6.3 makes the body exactly that
 many bytes, so bytes after it are not part of the item (the receipt's size and digest say
-what was stored) and are never read as another request, since the server closes the
-connection after each one.
+what was stored): on the kept-alive connection they are the next request, answered after the
+upload's, or refused if malformed.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def test_a_broken_chunked_upload_is_a_client_error_and_records_nothing(
     assert parse_response(read_until_closed(client))[0] == 201
 
 
-def test_bytes_beyond_the_content_length_are_not_part_of_the_item_nor_a_request(
+def test_bytes_beyond_the_content_length_are_the_next_request_never_part_of_the_item(
     server: HostileServer, served: Deployment
 ) -> None:
     evidence_id, path = server.open_upload()
@@ -240,9 +240,28 @@ def test_bytes_beyond_the_content_length_are_not_part_of_the_item_nor_a_request(
     assert ingested["size"] == 5
     assert ingested["digests"]["sha256"] == hashlib.sha256(b"hello").hexdigest()
     assert headers["repr-digest"] == http_digest({"sha256": hashlib.sha256(b"hello").hexdigest()})
-    assert after == b""  # one request, one response: the smuggled request was never read
+    # The connection is kept alive: what follows the body is the next request, here one
+    # that is malformed (" and moreGET ..."), refused, and the connection closed after it.
+    next_status, _, _, rest = parse_response(after)
+    assert (next_status, rest) == (400, b"")
     record = served.evidence.get(evidence_id)
     assert record is not None and record.size == 5
+
+
+def test_a_request_pipelined_behind_an_upload_is_answered_after_it(
+    server: HostileServer, served: Deployment
+) -> None:
+    _, path = server.open_upload()
+    pipelined = b"GET /v1/log/key HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    client = server.connect()
+    client.sendall(server.put_head(path, 5) + b"hello" + pipelined)
+
+    status, _, answer, after = parse_response(read_until_closed(client))
+    assert status == 201, answer
+    assert json.loads(answer)["size"] == 5
+    next_status, _, keys, rest = parse_response(after)
+    assert (next_status, rest) == (200, b"")
+    assert keys.decode().split() == [v.verifier_key() for v in served.keys.verifiers]
 
 
 def test_a_content_length_shorter_than_a_body_with_its_digest_declared_is_refused(

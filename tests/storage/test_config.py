@@ -102,3 +102,12 @@ def test_init_writes_back_the_settings_it_was_given(tmp_path: Path) -> None:
     config = Config(home=tmp_path, origin="a.example/log", retention_days=7)
     (tmp_path / "custos.toml").write_text(render_config(config))
     assert load_config(tmp_path, environ={}) == config
+
+
+def test_worker_threads_come_from_the_environment_within_limits(tmp_path: Path) -> None:
+    assert load_config(tmp_path, environ={}).worker_threads == 8
+    environ = {"CUSTOS_WORKER_THREADS": "3"}
+    assert load_config(tmp_path, environ=environ).worker_threads == 3
+    for bad in ("0", "65", "many"):
+        with pytest.raises(ConfigError, match="worker_threads"):
+            load_config(tmp_path, environ={"CUSTOS_WORKER_THREADS": bad})
