@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint clean verifier demo screenshots
+.PHONY: run test soak bench lint clean verifier demo screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# Long runs outside `make test` (figures in docs/benchmarks.md): the crash test at 100 SIGKILLs
+# and schemathesis at 10,000 requests on each database.
+soak: $(VENV)/.installed-test
+	CUSTOS_CRASH_CYCLES=100 $(BIN)/python -m pytest -n 0 -s \
+		tests/test_crash_recovery.py $(PYTEST_ARGS)
+	CUSTOS_SCHEMATHESIS_REQUESTS=10000 $(BIN)/python -m pytest -n 0 -s \
+		"tests/service/test_schemathesis.py::test_every_operation_answers_as_documented" $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/bench_ledger.py && $(BIN)/python bench/bench_ingest.py \

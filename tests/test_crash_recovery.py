@@ -13,13 +13,16 @@ age past ``CUSTOS_STAGING_MAX_AGE`` and the server is started once more. Then:
 - every acknowledged item is there with the digests it was acknowledged with, its content
   re-hashes to them, and its custody chain starts at the acknowledged ledger index;
 - every acknowledged custody event is the ledger entry at its acknowledged index;
+- every acknowledged receipt verifies offline against the checkpoint it names, and that
+  checkpoint (group-committed: concurrent uploads share one) is kept, byte for byte;
 - nothing half-written is visible: every record has its first event, a signed manifest
   stating it, content that matches it and a state that its events explain, and every intake
   event in the ledger has its record;
 - ``custos audit`` and ``custos audit --objects`` are clean on the stopped deployment.
 
 The random seed (sizes, contents, acts, kill moments) is printed; ``CUSTOS_CRASH_SEED``
-replays a run with another. Where the kills land in the server's work still depends on timing.
+replays a run with another, and ``CUSTOS_CRASH_CYCLES`` sets the number of kills (20).
+Where the kills land in the server's work still depends on timing.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ from click.testing import CliRunner
 from cli import main
 from custody.note import NoteVerifier, open_note
 from custody.note_types import MANIFEST_TYPE
+from custody.verify.errors import VerificationError
+from custody.verify.receipt import verify_receipt
 from tests.server import HTTP_TIMEOUT, ForkedServer, RunningServer, WarmServers
 
 SEED = int(os.environ.get("CUSTOS_CRASH_SEED") or 20261128)
-CYCLES = 20
+CYCLES = int(os.environ.get("CUSTOS_CRASH_CYCLES") or 20)  # `make soak` runs 100
 KILL_AFTER = (0.05, 0.4)  # seconds of traffic before each kill
 UPLOADERS, ACTORS = 3, 2
 UPLOAD_SIZE = (100_000, 500_000)
@@ -79,6 +84,7 @@ class Ingest:
     sha256: str
     size: int
     ledger_index: int
+    receipt: dict[str, Any] | None = None  # the receipt bundle, None for a re-sent upload
 
 
 @dataclass
@@ -191,7 +197,9 @@ def uploader(server: RunningServer, site: Site, rng: random.Random, name: str) -
         sha256 = hashlib.sha256(content).hexdigest()
         assert body["digests"]["sha256"] == sha256 and body["size"] == len(content)
         with ack.lock:
-            ack.ingests[evidence_id] = Ingest(sha256, len(content), body["ledger_index"])
+            ack.ingests[evidence_id] = Ingest(
+                sha256, len(content), body["ledger_index"], body["receipt"]
+            )
         recent = [*recent[-3:], content]
 
 
@@ -425,6 +433,24 @@ def test_a_server_killed_mid_work_keeps_everything_it_acknowledged(
             problems.append(f"acknowledged {evidence_id} is not as acknowledged")
     for evidence_id, index in ack.registered.items():
         assert records[evidence_id]["ledger_index"] == index
+
+    # Every acknowledged receipt verifies against the checkpoint it names, which is kept.
+    receipts = [i.receipt for i in ack.ingests.values() if i.receipt is not None]
+    shared: Counter[int] = Counter()
+    for receipt in receipts:
+        size = receipt["inclusion_proof"]["tree_size"]
+        shared[size] += 1
+        try:
+            verify_receipt(json.dumps(receipt).encode(), keys)
+        except VerificationError as exc:
+            problems.append(f"an acknowledged receipt does not verify: {exc}")
+        kept = server.call("GET", f"/v1/log/checkpoints/{size}")
+        if kept.status != 200 or kept.body.decode() != receipt["checkpoint"]:
+            problems.append(f"the checkpoint at {size} that a receipt names is not kept")
+    print(
+        f"{len(receipts)} receipts name {len(shared)} checkpoints "
+        f"(at most {max(shared.values(), default=0)} receipts share one)"
+    )
 
     # Nothing half-written: every record is whole, and every intake event has its record.
     chained = set()
