@@ -130,6 +130,9 @@ class AppendTransaction(Protocol):
     def write(self, entries: Sequence[LedgerEntry], nodes: Sequence[tuple[NodeId, bytes]]) -> None:
         """Store the entries and nodes and move the size past the last entry."""
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A part of the transaction that an exception undoes alone (the size included)."""
+
 
 class CheckpointSigning(Protocol):
     """An open transaction holding the checkpoint signer's lock.

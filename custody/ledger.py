@@ -1,7 +1,8 @@
 """The custody ledger: an append-only RFC 6962 Merkle log of canonical events.
 
 Every act in Custos is one event appended here. Appends are sequenced by the store's append
-lock (one transaction at a time across threads and processes), get dense indexes from 0, chain
+lock (one transaction at a time across threads and processes; the writers of one process that
+arrive while one is open join it and share its commit), get dense indexes from 0, chain
 to their subject's previous event through ``prev`` and store every completed Merkle node, so a
 proof reads O(log n) nodes. Checkpoints (C2SP tlog-checkpoint signed notes) are signed when a
 caller needs one that covers a given index, and otherwise at most once per interval while the
@@ -13,16 +14,18 @@ wait for the store's signer lock in turn, and one signature serves them all.
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from custody import merkle
 from custody.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from custody.errors import BadRequest, IntegrityError, NotFound, ObjectExists
+from custody.errors import BadRequest, IntegrityError, NotFound, ObjectExists, StorageError
 from custody.event_types import EVENT_TYPES
 from custody.events import Event, InvalidEvent, NewEvent, format_time
 from custody.interfaces import (
@@ -39,6 +42,10 @@ from custody.keys import KeyRing
 GROUP_WINDOW = 0.004
 """Seconds a checkpoint signer waits after the previous checkpoint, so that the appends of
 concurrent writers land and share its signature."""
+GROUP_TURNS = 64
+GROUP_PAUSE = 0.0001
+"""Before committing a shared append transaction, its first writer lets those waiting join
+it, pausing this long for each, at most this many times."""
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 
@@ -87,6 +94,12 @@ class Ledger:
         # process has appended since.
         self._frontier: tuple[int, list[bytes]] = (0, [])
         self._frontier_lock = threading.Lock()
+        # The append transaction this process's writers share (see ``recording``): the mutex
+        # lets one writer at a time use it; ``_waiting`` counts those queued for it.
+        self._group: _Group | None = None
+        self._mutex = threading.Lock()
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self.group_window = group_window
         # The newest checkpoint this process has seen kept, and the lock its threads take in
         # turn before waiting for the database's signer lock.
@@ -120,14 +133,82 @@ class Ledger:
 
         Other stores may write through ``recorder.tx`` so that a record and the events that
         describe it become durable together or not at all.
+
+        Writers of one process group-commit: while one transaction is open, writers that
+        arrive join it in turn (each in a savepoint of its own, so that one that fails takes
+        back only its own writes), and the first commits it for all of them once no more are
+        waiting. Every writer returns only after that commit, or raises if it failed.
         """
-        with self.store.appending() as tx:
-            recorder = Recorder(self, tx, self._frontier_for(tx))
-            yield recorder
-            size, frontier = recorder.flush()
-        with self._frontier_lock:
-            if size > self._frontier[0]:
-                self._frontier = (size, frontier)
+        with self._waiting_lock:
+            self._waiting += 1
+        self._mutex.acquire()
+        with self._waiting_lock:
+            self._waiting -= 1
+        group = self._group
+        try:
+            if group is None:
+                group = self._open_group()
+                recorder = Recorder(self, group.tx, list(group.frontier))
+                try:
+                    yield recorder
+                    group.size, group.frontier = recorder.flush()
+                except BaseException:
+                    self._group = None
+                    group.close(*sys.exc_info())
+                    raise
+                leader = True
+            else:
+                with group.tx.savepoint():
+                    recorder = Recorder(self, group.tx, list(group.frontier))
+                    yield recorder
+                    size, frontier = recorder.flush()
+                group.size, group.frontier = size, frontier
+                leader = False
+        finally:
+            self._mutex.release()
+        if leader:
+            self._commit(group)
+        else:
+            group.done.wait()
+            if group.error is not None:
+                raise StorageError(f"the shared append failed: {group.error}") from group.error
+
+    def _open_group(self) -> _Group:
+        context = self.store.appending()
+        tx = context.__enter__()
+        try:
+            frontier = self._frontier_for(tx)
+        except BaseException:
+            context.__exit__(*sys.exc_info())
+            raise
+        self._group = _Group(context, tx, tx.size, frontier)
+        return self._group
+
+    def _commit(self, group: _Group) -> None:
+        """Commit a group once no more writers wait to join it (a bounded number of turns)."""
+        for _ in range(GROUP_TURNS):
+            self._mutex.acquire()
+            with self._waiting_lock:
+                waiting = self._waiting
+            if not waiting:
+                break
+            self._mutex.release()
+            time.sleep(GROUP_PAUSE)
+        else:
+            self._mutex.acquire()
+        self._group = None
+        try:
+            group.close(None, None, None)
+        except BaseException as exc:
+            group.error = exc
+            raise
+        else:
+            with self._frontier_lock:
+                if group.size > self._frontier[0]:
+                    self._frontier = (group.size, group.frontier)
+        finally:
+            self._mutex.release()
+            group.done.set()
 
     def _frontier_for(self, tx: AppendTransaction) -> list[bytes]:
         size = tx.size
@@ -305,6 +386,28 @@ class Ledger:
         kept = KeptCheckpoint(size=size, root=root, note=note, signed_at=self.clock())
         signing.keep(kept)
         return kept
+
+
+class _Group:
+    """An append transaction that several writers of this process share."""
+
+    def __init__(
+        self,
+        context: AbstractContextManager[AppendTransaction],
+        tx: AppendTransaction,
+        size: int,
+        frontier: list[bytes],
+    ) -> None:
+        self._context = context
+        self.tx = tx
+        self.size = size
+        self.frontier = frontier
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def close(self, *exc_info: Any) -> None:
+        """Commit (no exception) or roll back, as the store's ``appending`` context does."""
+        self._context.__exit__(*exc_info)
 
 
 class Recorder:

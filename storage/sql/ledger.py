@@ -140,12 +140,36 @@ class _HotSql:
 class SqlAppendTransaction:
     """The open, locked append transaction (see ``custody.interfaces.AppendTransaction``)."""
 
-    def __init__(self, connection: Connection, sql: _HotSql) -> None:
+    def __init__(
+        self, connection: Connection, sql: _HotSql, errors: tuple[type[Exception], ...]
+    ) -> None:
         self.connection = connection
         self._sql = sql
+        self._errors = errors
         self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         self._cursor.execute(sql.lock)
         self._size = int(self._cursor.fetchone()[0])
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        size = self._size
+        try:
+            self._cursor.execute("SAVEPOINT custos_writer")
+        except self._errors as exc:
+            raise StorageError(f"ledger append failed: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            try:
+                self._cursor.execute("ROLLBACK TO SAVEPOINT custos_writer")
+            except self._errors as exc:
+                raise StorageError(f"ledger append failed: {exc}") from exc
+            self._size = size
+            raise
+        try:
+            self._cursor.execute("RELEASE SAVEPOINT custos_writer")
+        except self._errors as exc:
+            raise StorageError(f"ledger append failed: {exc}") from exc
 
     @property
     def size(self) -> int:
@@ -269,7 +293,7 @@ class SqlLedgerStore:
     def appending(self) -> Iterator[SqlAppendTransaction]:
         try:
             with self._writing() as connection:
-                yield SqlAppendTransaction(connection, self._sql)
+                yield SqlAppendTransaction(connection, self._sql, self._errors)
         except self._errors as exc:
             raise StorageError(f"ledger append failed: {exc}") from exc
 

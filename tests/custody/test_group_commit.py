@@ -1,13 +1,16 @@
-"""Group-committed checkpoints (custody/ledger.py): writers that need a checkpoint at the same
-moment, in threads or in separate processes, share one signature, and every receipt verifies
-against the checkpoint it names. Run on SQLite and on PostgreSQL: the database is where
-separate processes meet."""
+"""Group commit (custody/ledger.py): writers of one process that arrive while an append
+transaction is open share its commit, and one that fails takes back only its own writes;
+writers that need a checkpoint at the same moment, in threads or in separate processes, share
+one signature, and every receipt verifies against the checkpoint it names. Run on SQLite and
+on PostgreSQL: the database is where separate processes meet."""
 
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 
 import custody.ledger
+from custody.audit import audit_ledger
 from custody.events import Actor, NewEvent, Subject
 from custody.interfaces import KeptCheckpoint
 from custody.verify.receipt import verify_receipt
@@ -59,6 +63,63 @@ def _fresh_ledger(deployment: Deployment) -> custody.ledger.Ledger:
     return custody.ledger.Ledger(
         deployment.ledger.store, deployment.objects, deployment.keys, group_window=0.0
     )
+
+
+class Refused(Exception):
+    pass
+
+
+def test_writers_arriving_during_an_append_share_its_commit_and_a_failure_stays_its_own(
+    home_on_each_database: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment = home_on_each_database.deployment
+    ledger = deployment.ledger
+    transactions = []
+    appending = ledger.store.appending
+
+    def counted() -> Any:
+        transactions.append(1)
+        return appending()
+
+    monkeypatch.setattr(ledger.store, "appending", counted)
+    before = ledger.size()
+    actor = Actor("pr_group", "examiner")
+    inside = threading.Event()
+
+    def note(text: str) -> NewEvent:
+        return NewEvent("evidence.noted", actor, Subject("evidence", f"ev_{text}"), {"text": text})
+
+    def first() -> None:
+        with ledger.recording() as recorder:
+            recorder.add(note("first"))
+            inside.set()
+            deadline = time.monotonic() + 60
+            while ledger._waiting < WRITERS and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def writer(number: int) -> str:
+        try:
+            with ledger.recording() as recorder:
+                recorder.add(note(f"w{number}"))
+                if number == 2:
+                    recorder.flush()  # its entries are written, then taken back
+                    raise Refused()
+        except Refused:
+            return "refused"
+        return "appended"
+
+    leader = threading.Thread(target=first)
+    leader.start()
+    assert inside.wait(60)
+    with ThreadPoolExecutor(WRITERS) as pool:
+        outcomes = list(pool.map(writer, range(WRITERS)))
+    leader.join(60)
+
+    assert len(transactions) == 1  # one transaction, one commit, for every writer
+    assert outcomes.count("refused") == 1
+    texts = [json.loads(ledger.entry(i))["data"]["text"] for i in range(before, ledger.size())]
+    assert sorted(texts) == sorted(["first", *(f"w{n}" for n in range(WRITERS) if n != 2)])
+    assert audit_ledger(ledger.store, deployment.objects, deployment.keys).ok
 
 
 def test_writers_waiting_at_once_share_one_checkpoint_signature(
