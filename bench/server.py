@@ -30,9 +30,9 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CUSTOS_")}
 
 
-def custos_cli(home: Path, *args: str) -> dict[str, Any]:
+def custos_cli(home: Path, *args: str, custos: Path = CUSTOS) -> dict[str, Any]:
     done = subprocess.run(
-        [str(CUSTOS), "--home", str(home), *args, "--json"],
+        [str(custos), "--home", str(home), *args, "--json"],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -48,8 +48,14 @@ class Server:
     time; an examiner and its token made with the CLI)."""
 
     def __init__(
-        self, home: Path, log: Path, workers: int = 2, settings: dict[str, str] | None = None
+        self,
+        home: Path,
+        log: Path,
+        workers: int = 2,
+        settings: dict[str, str] | None = None,
+        custos: Path = CUSTOS,
     ) -> None:
+        self.custos = custos  # another tree's command, to measure its code
         self.home = home
         self.settings = settings or {}
         self.log = log
@@ -59,13 +65,14 @@ class Server:
         self.token = ""
 
     def __enter__(self) -> Server:
-        custos_cli(self.home, "init", "--origin", ORIGIN)
-        added = custos_cli(self.home, "principal", "add", "bench-examiner", "--role", "examiner")
+        custos_cli(self.home, "init", "--origin", ORIGIN, custos=self.custos)
+        examiner = ("principal", "add", "bench-examiner", "--role", "examiner")
+        added = custos_cli(self.home, *examiner, custos=self.custos)
         self.token = added["token"]
         env = {**clean_env(), **self.settings}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*(str(CUSTOS), "--home", str(self.home), "serve"), *self.address_args()],
+                [*(str(self.custos), "--home", str(self.home), "serve"), *self.address_args()],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
