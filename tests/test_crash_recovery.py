@@ -4,7 +4,8 @@ acknowledged.
 The embedded deployment (SQLite and the filesystem store) is served by gunicorn with two
 workers. Each cycle starts the server, drives concurrent uploads of a few hundred KB, custody
 events and (every other cycle, and the last) an upload that stalls halfway through its body,
-and then kills the server's whole process group at a random moment 50-400 ms in. Every 2xx
+and then kills the server's whole process group at a random moment 50-400 ms after its first
+acknowledged answer of the cycle. Every 2xx
 answer is kept with what it returned. After the last kill the staged leftovers are left to
 age past ``CUSTOS_STAGING_MAX_AGE`` and the server is started once more. Then:
 
@@ -53,7 +54,7 @@ from tests.server import HTTP_TIMEOUT, ForkedServer, RunningServer, WarmServers
 
 SEED = int(os.environ.get("CUSTOS_CRASH_SEED") or 20261128)
 CYCLES = int(os.environ.get("CUSTOS_CRASH_CYCLES") or 20)  # `make soak` runs 100
-KILL_AFTER = (0.05, 0.4)  # seconds of traffic before each kill
+KILL_AFTER = (0.05, 0.4)  # seconds of traffic, from the cycle's first answer, before each kill
 UPLOADERS, ACTORS = 3, 2
 UPLOAD_SIZE = (100_000, 500_000)
 STAGING_MAX_AGE = 1.0
@@ -98,6 +99,7 @@ class Acknowledged:
     unexpected: list[str] = field(default_factory=list)  # answers no request should get
     refused_acts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answered: threading.Event = field(default_factory=threading.Event)  # this cycle's first
 
     def items(self) -> list[str]:
         with self.lock:
@@ -200,6 +202,7 @@ def uploader(server: RunningServer, site: Site, rng: random.Random, name: str) -
             ack.ingests[evidence_id] = Ingest(
                 sha256, len(content), body["ledger_index"], body["receipt"]
             )
+        ack.answered.set()
         recent = [*recent[-3:], content]
 
 
@@ -217,6 +220,7 @@ def actor(server: RunningServer, site: Site, rng: random.Random, name: str) -> N
             if reply.status == 201:
                 event = reply.json()["event"]
                 ack.events[event.pop("index")] = event
+                ack.answered.set()
             elif reply.status == 409 and act in STATE_ACTS:
                 ack.refused_acts += 1
             else:
@@ -265,6 +269,7 @@ def crash_cycle(
 ) -> None:
     """Drive traffic at ``server`` and kill it mid-way."""
     stop = threading.Event()
+    site.acknowledged.answered.clear()
     failures: list[BaseException] = []
     threads = []
     if stall:
@@ -275,6 +280,10 @@ def crash_cycle(
     for number in range(ACTORS):
         name, seeded = f"c{cycle}a{number}", random.Random(rng.getrandbits(64))
         threads.append(until_gone(lambda n=name, r=seeded: actor(server, site, r, n), failures))
+    # On a busy machine a first upload can take longer than the whole window: the window
+    # opens at the cycle's first acknowledged answer, so that every kill lands in traffic
+    # that is being acknowledged.
+    site.acknowledged.answered.wait(HTTP_TIMEOUT)
     time.sleep(rng.uniform(*KILL_AFTER))
     server.kill()
     stop.set()
