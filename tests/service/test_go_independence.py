@@ -142,10 +142,11 @@ def append_events(home: Home, count: int, *, batch: int = 500, tag: str = "") ->
     while done < count:
         events = []
         for i in range(done, min(count, done + batch)):
-            kind = ("evidence", "order", "transfer")[i % 3]
+            # Registered types only: the ledger refuses any other (custody.event_types).
+            kind, verb = (("evidence", "noted"), ("order", "read"), ("principal", "created"))[i % 3]
             events.append(
                 NewEvent(
-                    type=f"{kind}.recorded",
+                    type=f"{kind}.{verb}",
                     actor=ALICE if i % 2 else BOB,
                     subject=Subject(kind=kind, id=f"{tag}{kind}-{i % 7}"),
                     data={"n": i, "note": f"event {i} of {count}", "tags": [tag, i % 5]},
