@@ -30,7 +30,7 @@ def main(ctx: click.Context, home: str) -> None:
     """Custos: evidence preservation with a verifiable chain of custody."""
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
-    quiet_key_warnings()
+    quiet_key_warnings(ctx)
 
 
 for command in (

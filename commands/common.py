@@ -49,11 +49,15 @@ KEY_WARNINGS = "custos.keys"
 _warned: set[str] = set()
 
 
-def quiet_key_warnings() -> None:
+def quiet_key_warnings(ctx: click.Context) -> None:
     """Every command loads the key ring; the unencrypted-key warning is for ``init`` and
     ``audit`` to give (``warn_unencrypted_keys``), not every command, and never on a progress
-    bar's line. Called once, as the command line starts."""
-    logging.getLogger(KEY_WARNINGS).setLevel(logging.ERROR)
+    bar's line. Called as the command line starts; the logger is as it was once the command
+    is done, so a program that runs commands in its own process (a test) keeps its logs."""
+    logger = logging.getLogger(KEY_WARNINGS)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    ctx.call_on_close(lambda: logger.setLevel(level))
 
 
 def warn_unencrypted_keys(config: Config) -> None:
