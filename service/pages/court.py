@@ -4,12 +4,12 @@ to download and verify offline, and its custody report as a page."""
 from __future__ import annotations
 
 import io
-import tempfile
+from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, g, render_template, request
-from werkzeug.wsgi import wrap_file
 
 from custody.verify.report import render_report
+from service.bundles import zip_response
 from service.pages import display
 from service.pages.sessions import signed_in
 from service.request_input import decode_cursor, encode_cursor, page
@@ -79,17 +79,8 @@ def bundle(evidence_id: str) -> Response:
     """The item's exhibit bundle, for the one-file verifier."""
     deployment = _deployment()
     record = deployment.handling.get(evidence_id)
-    spool = tempfile.TemporaryFile()  # noqa: SIM115  (the response closes it once sent)
-    try:
-        deployment.bundles.export([record.id], spool, by=g.principal.actor)
-        size = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    response = Response(
-        wrap_file(request.environ, spool), mimetype="application/zip", direct_passthrough=True
-    )
-    response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = f'attachment; filename="{record.id}.zip"'
-    return response
+
+    def export(out: BinaryIO) -> None:
+        deployment.bundles.export([record.id], out, by=g.principal.actor)
+
+    return zip_response(export, f"{record.id}.zip")
