@@ -1,7 +1,7 @@
 """``python -m custody.verify``: check Custos evidence offline against pinned keys.
 
-    python -m custody.verify [bundle] EXHIBIT.zip --key KEY [--key KEY ...] [--artifact FILE]
-        [--known-checkpoint FILE] [--json] [--report OUT.html]
+    python -m custody.verify [bundle] EXHIBIT.zip --key KEY [--key KEY ...]
+        [--artifact FILE ...] [--known-checkpoint FILE] [--json] [--report OUT.html]
     python -m custody.verify receipt FILE --key KEY [--key KEY ...] [--json]
 
 Each subcommand runs one numbered verification procedure and prints every check with ``ok`` or
@@ -172,8 +172,11 @@ def _add_exhibit_arguments(parser: argparse.ArgumentParser) -> None:
     _add_key_argument(parser)
     parser.add_argument(
         "--artifact",
+        action="append",
+        default=[],
         metavar="FILE",
-        help="the evidence as you hold it: its bytes must match every digest recorded at intake",
+        help="the evidence as you hold it: its bytes must match every digest recorded at intake "
+        "of the item whose SHA-256 it has; repeat for several files, each is checked",
     )
     parser.add_argument(
         "--known-checkpoint",
@@ -237,10 +240,10 @@ def _run_exhibit(prog: str, args: argparse.Namespace) -> int:
         keys = read_pinned_keys(args.key)
         render = _report_renderer() if args.report else None
         bundle: bytes | Path = _read_file("-") if args.file == "-" else _existing(args.file)
-        artifact = _existing(args.artifact) if args.artifact else None
+        artifacts = [_existing(path) for path in args.artifact]
         known = _read_file(args.known_checkpoint) if args.known_checkpoint else None
         try:
-            verification = verify_bundle(bundle, keys, artifact=artifact, known_checkpoint=known)
+            verification = verify_bundle(bundle, keys, artifact=artifacts, known_checkpoint=known)
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename or args.file}: {exc.strerror}") from None
     except UsageError as exc:

@@ -1,29 +1,40 @@
 """Step (1) of the exhibit checklist: read a bundle's ZIP only if it is well formed and bounded.
 
-Every check on the central directory (names, links, sizes, the compression ratio, the number
-of members) comes before any member is read, so a hostile archive costs no more than its
-directory: nothing is extracted, no name is ever used as a path, and no member is inflated
-past the size it declares (``zipfile`` stops there and checks the CRC). Then the members the
-layout of docs/bundle.md gives meaning to are read, except each item's ``content``, which is
-only streamed through the digests in step (7). Members outside the layout are not read, and
-are listed so the output can say so.
+The ZIP is read here, not with ``zipfile``, because a court's verifier must read it exactly as
+every other reader would, and within a bound any PC has:
+
+* the end record is the last thing in the file (no byte after it), the central directory ends
+  where the end record (or its ZIP64 record) begins, and its size and member count are
+  checked against :data:`MAX_DIRECTORY_BYTES` and :data:`MAX_MEMBERS` *before* it is read;
+* the directory is then streamed, never held: each member's local header must agree with its
+  central entry (name, flags, method, CRC-32 and sizes, or the data descriptor that carries
+  them), and the members must follow one another from the first byte of the file to the
+  directory, in directory order, with no gap and no overlap. So nothing comes before the first
+  local header, no member hides outside the directory, and no two entries share bytes;
+* names, kinds, sizes and the compression ratio are checked from the directory before any
+  member is read, and no two names are equal, even ignoring case.
+
+Then, in a second pass over the directory, the members the layout of docs/bundle.md gives
+meaning to are read, each inflated to exactly its declared size with its declared CRC-32,
+except each item's ``content``, which is only streamed through the digests in step (7).
+Members outside the layout are not read, and are counted (the first few named) so the output
+can say so. Nothing is extracted and no name is ever used as a path.
 
 Standard library only: this module is part of the offline verifier.
 """
 
 from __future__ import annotations
 
-import io
-import mmap
+import hashlib
 import os
 import re
+import secrets
 import stat
 import struct
-import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from custody.verify.errors import VerifierError
 from custody.verify.formats import BundleIndex, MalformedMember, parse_bundle_index
@@ -31,27 +42,35 @@ from custody.verify.formats import BundleIndex, MalformedMember, parse_bundle_in
 __all__ = [
     "MAX_COMPRESSION_RATIO",
     "MAX_CONTENT_BYTES",
+    "MAX_DIRECTORY_BYTES",
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
     "MAX_METADATA_BYTES",
     "Archive",
     "ArchiveError",
+    "Entry",
     "ItemMembers",
     "SubjectMembers",
     "open_archive",
 ]
 
-MAX_MEMBERS = 500_000
+MAX_MEMBERS = 200_000
 """Most members a bundle may have (an item with 10,000 events has about 20,000)."""
-MAX_MEMBER_BYTES = 64 * 1024**2
+MAX_DIRECTORY_BYTES = 32 * 1024**2
+"""Largest central directory, checked from the end record before it is read (200,000 entries
+of names up to about 100 bytes). It is streamed in pieces of :data:`_CHUNK`, never held."""
+MAX_MEMBER_BYTES = 16 * 1024**2
 """Largest member other than ``content``."""
-MAX_METADATA_BYTES = 1024**3
-"""Largest total of all members other than ``content``: what the verifier holds in memory."""
+MAX_METADATA_BYTES = 64 * 1024**2
+"""Largest total of all members other than ``content``: what the verifier holds in memory
+(a bundle of 10,000 events holds about 13 MiB)."""
 MAX_CONTENT_BYTES = 16 * 1024**4
 """Largest ``content`` member, and the largest total of them: they are streamed, never held."""
 MAX_COMPRESSION_RATIO = 100
 """Largest ratio of a member's size to its compressed size (a bundle's members reach ~10)."""
 MAX_NAME_BYTES = 256
+MAX_UNREAD_NAMED = 10
+"""How many members outside the layout the output names; the others are counted."""
 
 CHECKPOINT = "checkpoint"
 INDEX = "bundle.json"
@@ -68,16 +87,42 @@ _MSDOS_DIRECTORY = 0x10
 _WINDOWS_REPARSE_POINT = 0x400
 _UNIX = 3
 _ENCRYPTED = 0x1
-_CHUNK = 1024**2
-# A local file header (APPNOTE 4.3.7): signature, version, flags, method, time, date, CRC-32,
-# sizes, name length, extra length; only what is checked is kept.
-_LOCAL_HEADER = struct.Struct("<4s2xHH16xHH")
-_LOCAL_SIGNATURE = b"PK\x03\x04"
+_DATA_DESCRIPTOR = 0x8
 _UTF8_NAME = 0x800
+_STORED, _DEFLATED = 0, 8
+_CHUNK = 1024**2
+_LIMIT16, _LIMIT32 = 0xFFFF, 0xFFFFFFFF
+
+# APPNOTE 4.3.16, 4.3.15, 4.3.14, 4.3.12, 4.3.7 and 4.3.9.
+_END = struct.Struct("<4sHHHHIIH")
+_END_SIGNATURE = b"PK\x05\x06"
+_LOCATOR = struct.Struct("<4sIQI")
+_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_END64 = struct.Struct("<4sQHHIIQQQQ")
+_END64_SIGNATURE = b"PK\x06\x06"
+_CENTRAL = struct.Struct("<4sBBHHHHHIIIHHHHHII")
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
+_ZIP64_EXTRA = 0x0001
 
 
 class ArchiveError(VerifierError):
     """The file is not a well-formed, bounded exhibit bundle; the message names the member."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One member, as its central entry and local header (which agree) describe it."""
+
+    name: str
+    method: int
+    crc: int
+    compress_size: int
+    file_size: int
+    data_offset: int
+    """Where its compressed bytes begin in the file."""
 
 
 @dataclass
@@ -100,98 +145,62 @@ class ItemMembers:
     order_document: bytes | None = None
     order_salt: bytes | None = None
     receipt: bytes | None = None
-    content: zipfile.ZipInfo | None = None
+    content: Entry | None = None
 
 
-class _Members:
-    """Reads members straight from the archive's bytes, once the directory passed its checks.
-
-    ``zipfile`` reads each member through a file object built for it, which costs more than
-    checking and inflating it here when a bundle has tens of thousands of small members. The
-    checks are zipfile's and more: the local header names the same member with the same
-    method, the compressed bytes lie inside the file, they inflate to exactly the declared size
-    and their CRC-32 is the declared one.
-    """
+class _Source:
+    """Positioned reads from the bundle's bytes or its file (never mapped: a hostile file of
+    gigabytes costs only what is read of it)."""
 
     def __init__(self, source: bytes | str | os.PathLike[str]) -> None:
+        self._bytes: bytes | None = None
         self._file: BinaryIO | None = None
-        self._map: mmap.mmap | None = None
         if isinstance(source, bytes):
-            self.zip = self._open(io.BytesIO(source))
-            self.data: bytes | mmap.mmap = source
-            return
-        self._file = open(source, "rb")  # noqa: SIM115 (kept open until close())
-        try:
-            self.zip = self._open(self._file)
-            self._map = self.data = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        except BaseException:
-            self._file.close()
-            raise
-
-    @staticmethod
-    def _open(file: BinaryIO) -> zipfile.ZipFile:
-        try:
-            return zipfile.ZipFile(file)
-        except (
-            zipfile.BadZipFile,
-            zipfile.LargeZipFile,
-            NotImplementedError,  # a ZIP version or feature zipfile does not read
-            EOFError,
-            ValueError,
-            OSError,
-        ) as exc:
-            raise ArchiveError(f"the file is not a readable ZIP archive: {exc}") from None
-
-    def read(self, info: zipfile.ZipInfo) -> bytes:
-        """A whole member, within its checked size; ArchiveError if it is damaged."""
-        name, start = info.filename, info.header_offset
-        header = self.data[start : start + _LOCAL_HEADER.size]
-        if len(header) != _LOCAL_HEADER.size:
-            raise ArchiveError(f"the member {name} lies outside the file")
-        signature, flags, method, name_length, extra_length = _LOCAL_HEADER.unpack(header)
-        begin = start + _LOCAL_HEADER.size
-        stored_name = self.data[begin : begin + name_length]
-        encoding = "utf-8" if flags & _UTF8_NAME else "cp437"
-        if signature != _LOCAL_SIGNATURE or stored_name.decode(encoding, "replace") != name:
-            raise ArchiveError(f"the member {name} has no local header of its own")
-        if method != info.compress_type:
-            raise ArchiveError(f"the member {name} has two compression methods")
-        begin += name_length + extra_length
-        raw = self.data[begin : begin + info.compress_size]
-        if len(raw) != info.compress_size:
-            raise ArchiveError(f"the member {name} is cut short")
-        if method == zipfile.ZIP_STORED:
-            data = raw
+            self._bytes = source
+            self.size = len(source)
         else:
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            try:
-                data = inflater.decompress(raw, info.file_size + 1)
-            except zlib.error as exc:
-                raise ArchiveError(f"the member {name} is damaged: {exc}") from None
-            if not inflater.eof:
-                raise ArchiveError(f"the member {name} does not inflate to its declared size")
-        if len(data) != info.file_size:
-            raise ArchiveError(f"the member {name} is not the size it declares")
-        if zlib.crc32(data) != info.CRC:
-            raise ArchiveError(f"the member {name} is damaged: its CRC-32 is not the declared one")
+            self._file = open(source, "rb")  # noqa: SIM115 (kept open until close())
+            self.size = os.fstat(self._file.fileno()).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file)."""
+        if self._bytes is not None:
+            return self._bytes[offset : offset + length]
+        assert self._file is not None
+        return os.pread(self._file.fileno(), length, offset)
+
+    def exact(self, offset: int, length: int, what: str) -> bytes:
+        data = self.read(offset, length)
+        if len(data) != length:
+            raise ArchiveError(f"{what} lies outside the file")
         return data
 
-    def optional(self, info: zipfile.ZipInfo | None) -> bytes | None:
-        return None if info is None else self.read(info)
-
     def close(self) -> None:
-        self.zip.close()
-        if self._map is not None:
-            self._map.close()
         if self._file is not None:
             self._file.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """An entry and the span of the file it takes: its local header to its last byte."""
+
+    entry: Entry
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Directory:
+    offset: int
+    size: int
+    count: int
 
 
 @dataclass
 class Archive:
     """An opened bundle whose directory passed every bound, with its members read."""
 
-    members: _Members
+    source: _Source
     index: BundleIndex
     checkpoint: bytes
     items: dict[str, ItemMembers]
@@ -199,110 +208,351 @@ class Archive:
     consistency: bytes | None
     member_count: int
     unread: list[str]
-    """Members outside the layout of docs/bundle.md: not read, not trusted."""
+    """The first members outside the layout of docs/bundle.md: not read, not trusted."""
+    unread_count: int = 0
 
-    def stream(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
-        """Yield a member's bytes in chunks; ArchiveError if it is damaged."""
-        try:
-            with self.members.zip.open(info) as member:
-                while chunk := member.read(_CHUNK):
-                    yield chunk
-        except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as exc:
-            raise ArchiveError(f"the member {info.filename} is damaged: {exc}") from None
+    def stream(self, entry: Entry) -> Iterator[bytes]:
+        """Yield a member's bytes in chunks, checking its size and CRC-32 at the end;
+        ArchiveError if it is damaged."""
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS) if entry.method == _DEFLATED else None
+        crc = size = 0
+        at, end = entry.data_offset, entry.data_offset + entry.compress_size
+        while at < end:
+            raw = self.source.exact(at, min(_CHUNK, end - at), f"the member {entry.name}")
+            at += len(raw)
+            while raw:
+                if inflater is None:
+                    chunk, raw = raw, b""
+                else:
+                    try:
+                        chunk = inflater.decompress(raw, _CHUNK)
+                    except zlib.error as exc:
+                        raise ArchiveError(f"the member {entry.name} is damaged: {exc}") from None
+                    raw = inflater.unconsumed_tail
+                size += len(chunk)
+                if size > entry.file_size:
+                    raise ArchiveError(f"the member {entry.name} is larger than it declares")
+                crc = zlib.crc32(chunk, crc)
+                yield chunk
+        if inflater is not None and not inflater.eof:
+            raise ArchiveError(f"the member {entry.name} does not inflate to its declared size")
+        if size != entry.file_size:
+            raise ArchiveError(f"the member {entry.name} is not the size it declares")
+        if crc != entry.crc:
+            raise ArchiveError(
+                f"the member {entry.name} is damaged: its CRC-32 is not the declared one"
+            )
 
     def close(self) -> None:
-        self.members.close()
+        self.source.close()
 
 
 def open_archive(source: bytes | str | os.PathLike[str]) -> Archive:
-    """Open a bundle, check its directory against every bound, then read its members.
-
-    Raises ArchiveError naming the member and the bound it breaks.
-    """
-    members = _Members(source)
+    """Open a bundle, check its structure and directory against every bound, then read its
+    members. Raises ArchiveError naming the member and the bound it breaks."""
     try:
-        return _read(members)
+        opened = _Source(source)
+    except OSError:
+        raise
+    try:
+        return _read(opened)
     except BaseException:
-        members.close()
+        opened.close()
         raise
 
 
-def _read(members: _Members) -> Archive:
-    infos = members.zip.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise ArchiveError(f"the archive has {len(infos)} members, more than {MAX_MEMBERS}")
-    _check_directory(infos)
-    by_name = {info.filename: info for info in infos}
-    if INDEX not in by_name or CHECKPOINT not in by_name:
-        raise ArchiveError(f"the archive has no {INDEX if INDEX not in by_name else CHECKPOINT}")
+def _read(source: _Source) -> Archive:
+    directory = _find_directory(source)
+    top: dict[str, Entry] = {}
+    for entry in _check_entries(source, directory):  # pass 1: every check, nothing kept
+        if entry.name in _TOP_LEVEL:
+            top[entry.name] = entry
+    if INDEX not in top or CHECKPOINT not in top:
+        raise ArchiveError(f"the archive has no {INDEX if INDEX not in top else CHECKPOINT}")
     try:
-        index = parse_bundle_index(members.read(by_name[INDEX]))
+        index = parse_bundle_index(_inflate(source, top[INDEX]))
     except MalformedMember as exc:
         raise ArchiveError(str(exc)) from None
     items: dict[str, ItemMembers] = {evidence_id: ItemMembers() for evidence_id in index.items}
     unread: list[str] = []
-    for info in infos:
-        name = info.filename
+    unread_count = 0
+    for located in _entries(source, directory):  # pass 2: read what the layout names
+        entry = located.entry
+        name = entry.name
         if name in _TOP_LEVEL or name == REPORT:
             continue
         match = _ITEM_MEMBER.fullmatch(name)
         item = items.get(match.group(1)) if match else None
-        if match is None or item is None or not _place(members, info, match.group(2), item):
-            unread.append(name)
+        if match is None or item is None or not _place(source, entry, match.group(2), item):
+            unread_count += 1
+            if len(unread) < MAX_UNREAD_NAMED:
+                unread.append(name)
     for evidence_id, item in items.items():
         _check_item(evidence_id, item, index)
-    _check_pair(by_name, index.known_checkpoint)
+    _check_pair(top, index.known_checkpoint)
+    known, consistency = top.get(KNOWN_CHECKPOINT), top.get(CONSISTENCY)
     return Archive(
-        members=members,
+        source=source,
         index=index,
-        checkpoint=members.read(by_name[CHECKPOINT]),
+        checkpoint=_inflate(source, top[CHECKPOINT]),
         items=items,
-        known_checkpoint=members.optional(by_name.get(KNOWN_CHECKPOINT)),
-        consistency=members.optional(by_name.get(CONSISTENCY)),
-        member_count=len(infos),
+        known_checkpoint=None if known is None else _inflate(source, known),
+        consistency=None if consistency is None else _inflate(source, consistency),
+        member_count=directory.count,
         unread=unread,
+        unread_count=unread_count,
     )
 
 
-def _check_directory(infos: list[zipfile.ZipInfo]) -> None:
-    """Names, kinds, methods and sizes of every member, read from the directory alone."""
-    seen: dict[str, str] = {}
-    metadata = content = 0
-    for info in infos:
-        name = info.filename
-        _check_name(name)
-        folded = name.casefold()
-        if folded in seen:
-            same = seen[folded] == name
+def _find_directory(source: _Source) -> _Directory:
+    """The end record at the very end of the file (and its ZIP64 record), bounded."""
+    tail_length = min(source.size, _END.size + _LIMIT16)
+    tail_start = source.size - tail_length
+    tail = source.read(tail_start, tail_length)
+    at = tail.rfind(_END_SIGNATURE)
+    while at >= 0:
+        fields = _END.unpack_from(tail, at) if len(tail) - at >= _END.size else None
+        if fields is not None and at + _END.size + fields[7] == len(tail):
+            break
+        at = tail.rfind(_END_SIGNATURE, 0, at)
+    else:
+        raise ArchiveError(
+            "the file is not a ZIP archive that ends with its end record (no end of central "
+            "directory record, or bytes after it)"
+        )
+    _, disk, directory_disk, on_disk, count, size, offset, _ = fields
+    end_at = tail_start + at
+    if (disk, directory_disk) != (0, 0) or on_disk != count:
+        raise ArchiveError("the archive spans several disks")
+    directory_end = end_at
+    if _LIMIT16 in (count, on_disk) or _LIMIT32 in (size, offset):
+        locator_at = end_at - _LOCATOR.size
+        if locator_at < 0:
+            raise ArchiveError("the ZIP64 end record locator is missing")
+        signature, disk64, end64_at, disks = _LOCATOR.unpack(
+            source.exact(locator_at, _LOCATOR.size, "the ZIP64 locator")
+        )
+        if signature != _LOCATOR_SIGNATURE or disk64 != 0 or disks != 1:
+            raise ArchiveError("the ZIP64 end record locator is missing or spans several disks")
+        if end64_at + _END64.size != locator_at:
+            raise ArchiveError("bytes lie between the ZIP64 end record and its locator")
+        (signature, record_size, _, _, disk, directory_disk, on_disk, count, size, offset) = (
+            _END64.unpack(source.exact(end64_at, _END64.size, "the ZIP64 end record"))
+        )
+        if signature != _END64_SIGNATURE or record_size != _END64.size - 12:
+            raise ArchiveError("the ZIP64 end record is malformed")
+        if (disk, directory_disk) != (0, 0) or on_disk != count:
+            raise ArchiveError("the archive spans several disks")
+        directory_end = end64_at
+    if count > MAX_MEMBERS:
+        raise ArchiveError(f"the archive has {count} members, more than {MAX_MEMBERS}")
+    if size > MAX_DIRECTORY_BYTES:
+        raise ArchiveError(
+            f"the central directory is {size} bytes, more than {MAX_DIRECTORY_BYTES}: refused "
+            "before it is read"
+        )
+    if offset + size != directory_end:
+        raise ArchiveError(
+            f"the central directory is not where the end record says (it would end at "
+            f"{offset + size}, the end record begins at {directory_end}): bytes were added "
+            "before the first local header, or between the directory and the end record"
+        )
+    return _Directory(offset, size, count)
+
+
+def _entries(source: _Source, directory: _Directory) -> Iterator[_Located]:
+    """Stream the central directory, each entry checked against its local header."""
+    buffer, at, read_to = b"", 0, directory.offset
+    end = directory.offset + directory.size
+    for number in range(directory.count):
+        need = _CENTRAL.size
+        while True:
+            if len(buffer) - at >= need:
+                if need == _CENTRAL.size:
+                    fields = _CENTRAL.unpack_from(buffer, at)
+                    need = _CENTRAL.size + fields[11] + fields[12] + fields[13]
+                    if len(buffer) - at >= need:
+                        break
+                    continue
+                break
+            if read_to >= end:
+                raise ArchiveError(f"the central directory ends within entry {number}")
+            buffer = buffer[at:] + source.read(read_to, min(_CHUNK, end - read_to))
+            read_to, at = min(end, read_to + _CHUNK), 0
+        record = buffer[at : at + need]
+        at += need
+        yield _entry(source, record, fields, number)
+    if at != len(buffer) or read_to != end:
+        raise ArchiveError("the central directory holds more than its entries")
+
+
+def _entry(source: _Source, record: bytes, fields: tuple[Any, ...], number: int) -> _Located:
+    (signature, _, system, _, flags, method, _, _, crc, compressed, size) = fields[:11]
+    name_length, extra_length, _, disk, _, attributes, offset = fields[11:]
+    if signature != _CENTRAL_SIGNATURE:
+        raise ArchiveError(f"central directory entry {number} is malformed")
+    raw_name = record[_CENTRAL.size : _CENTRAL.size + name_length]
+    name = _decode_name(raw_name, flags)
+    extra = record[_CENTRAL.size + name_length : _CENTRAL.size + name_length + extra_length]
+    size, compressed, offset, disk = _zip64(extra, name, (size, compressed, offset), disk)
+    if disk != 0:
+        raise ArchiveError(f"the member {name} is on another disk")
+    _check_name(name)
+    _check_kind(name, system, attributes, flags, method, size, compressed)
+    # One read for the local header, its name and (usually) its extra field.
+    local = source.read(offset, _LOCAL.size + name_length + extra_length + 32)
+    if len(local) < _LOCAL.size:
+        raise ArchiveError(f"the member {name} lies outside the file")
+    (signature, _, local_flags, local_method, _, _, local_crc, local_compressed, local_size) = (
+        _LOCAL.unpack_from(local)[:9]
+    )
+    local_name_length, local_extra_length = _LOCAL.unpack_from(local)[9:]
+    begin = offset + _LOCAL.size
+    if len(local) < _LOCAL.size + local_name_length + local_extra_length:
+        local = source.read(offset, _LOCAL.size + local_name_length + local_extra_length)
+    local_name = local[_LOCAL.size : _LOCAL.size + local_name_length]
+    local_extra = local[
+        _LOCAL.size + local_name_length : _LOCAL.size + local_name_length + local_extra_length
+    ]
+    if len(local_extra) != local_extra_length:
+        raise ArchiveError(f"the member {name} lies outside the file")
+    if signature != _LOCAL_SIGNATURE or local_name != raw_name:
+        raise ArchiveError(f"the member {name} has no local header of its own")
+    if (local_flags, local_method) != (flags, method):
+        raise ArchiveError(
+            f"the member {name}'s local header and central entry disagree on its flags or method"
+        )
+    local_size, local_compressed, _, _ = _zip64(
+        local_extra, name, (local_size, local_compressed, 0), 0
+    )
+    data_offset = begin + local_name_length + local_extra_length
+    after = data_offset + compressed
+    if flags & _DATA_DESCRIPTOR:
+        descriptor = source.read(after, 24)
+        if descriptor[:4] == _DESCRIPTOR_SIGNATURE:
+            descriptor, skip = descriptor[4:], 4
+        else:
+            skip = 0
+        wide = any(field_id == _ZIP64_EXTRA for field_id, _ in _extra_fields(local_extra, name))
+        layout = "<IQQ" if wide else "<III"
+        length = struct.calcsize(layout)
+        if len(descriptor) < length:
+            raise ArchiveError(f"the member {name}'s data descriptor lies outside the file")
+        stated = struct.unpack_from(layout, descriptor)
+        if stated != (crc, compressed, size) or (local_crc, local_compressed, local_size) not in (
+            (0, 0, 0),
+            (crc, compressed, size),
+        ):
             raise ArchiveError(
-                f"the member name {name!r} appears twice"
-                if same
-                else f"the member names {seen[folded]!r} and {name!r} differ only in case"
+                f"the member {name}'s data descriptor or local header disagrees with its "
+                "central entry"
             )
-        seen[folded] = name
-        _check_kind(info)
+        after += skip + length
+    elif (local_crc, local_compressed, local_size) != (crc, compressed, size):
+        raise ArchiveError(
+            f"the member {name}'s local header and central entry disagree on its CRC-32 or sizes"
+        )
+    return _Located(Entry(name, method, crc, compressed, size, data_offset), offset, after)
+
+
+def _decode_name(raw: bytes, flags: int) -> str:
+    try:
+        return raw.decode("utf-8" if flags & _UTF8_NAME else "cp437")
+    except UnicodeDecodeError:
+        raise ArchiveError(f"the member name {raw!r} is not UTF-8") from None
+
+
+def _extra_fields(extra: bytes, name: str) -> Iterator[tuple[int, bytes]]:
+    at = 0
+    while at < len(extra):
+        if len(extra) - at < 4:
+            raise ArchiveError(f"the member {name} has a malformed extra field")
+        field_id, length = struct.unpack_from("<HH", extra, at)
+        if at + 4 + length > len(extra):
+            raise ArchiveError(f"the member {name} has a malformed extra field")
+        yield field_id, extra[at + 4 : at + 4 + length]
+        at += 4 + length
+
+
+def _zip64(
+    extra: bytes, name: str, values: tuple[int, int, int], disk: int
+) -> tuple[int, int, int, int]:
+    """The sizes, offset and disk, from the ZIP64 extra field where the header says so
+    (APPNOTE 4.5.3: each value that is all ones follows there, in this order)."""
+    size, compressed, offset = values
+    for field_id, data in _extra_fields(extra, name):
+        if field_id != _ZIP64_EXTRA:
+            continue
+        wide = [size == _LIMIT32, compressed == _LIMIT32, offset == _LIMIT32]
+        needed = 8 * sum(wide) + (4 if disk == _LIMIT16 else 0)
+        if len(data) < needed:
+            raise ArchiveError(f"the member {name}'s ZIP64 extra field is too short")
+        found = list(struct.unpack_from(f"<{sum(wide)}Q", data))
+        size = found.pop(0) if wide[0] else size
+        compressed = found.pop(0) if wide[1] else compressed
+        offset = found.pop(0) if wide[2] else offset
+        if disk == _LIMIT16:
+            disk = struct.unpack_from("<I", data, 8 * sum(wide))[0]
+        return size, compressed, offset, disk
+    return size, compressed, offset, disk
+
+
+def _check_entries(source: _Source, directory: _Directory) -> Iterator[Entry]:
+    """Pass 1: every entry's name, kind and sizes, its local header, and the tiling of the
+    file: members follow one another in directory order from byte 0 to the directory."""
+    key = secrets.token_bytes(16)  # names are remembered by a keyed 8-byte hash, not held
+    exact: set[bytes] = set()
+    folded: set[bytes] = set()
+    metadata = content = 0
+    expected = 0
+    for located in _entries(source, directory):
+        entry = located.entry
+        name = entry.name
+        if located.start != expected:
+            raise ArchiveError(
+                f"bytes before the first local header (the first member starts at {located.start})"
+                if expected == 0
+                else f"the member {name} does not start where the member before it ends: "
+                "members overlap, lie out of order, or bytes hide between them"
+            )
+        expected = located.end
+        name_hash = hashlib.blake2b(name.encode("utf-8"), digest_size=8, key=key).digest()
+        folded_hash = hashlib.blake2b(
+            name.casefold().encode("utf-8"), digest_size=8, key=key
+        ).digest()
+        if name_hash in exact:
+            raise ArchiveError(f"the member name {name!r} appears twice")
+        if folded_hash in folded:
+            raise ArchiveError(f"the member name {name!r} differs from another only in case")
+        exact.add(name_hash)
+        folded.add(folded_hash)
         is_content = name.endswith("/content")
         limit = MAX_CONTENT_BYTES if is_content else MAX_MEMBER_BYTES
-        if info.file_size > limit:
+        if entry.file_size > limit:
             raise ArchiveError(
-                f"the member {name} is {info.file_size} bytes, more than its limit of {limit}"
+                f"the member {name} is {entry.file_size} bytes, more than its limit of {limit}"
             )
-        if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        if entry.file_size > MAX_COMPRESSION_RATIO * max(entry.compress_size, 1):
             raise ArchiveError(
-                f"the member {name} inflates {info.compress_size} bytes to {info.file_size}, "
+                f"the member {name} inflates {entry.compress_size} bytes to {entry.file_size}, "
                 f"more than {MAX_COMPRESSION_RATIO} times: refused as a possible ZIP bomb"
             )
         if is_content:
-            content += info.file_size
+            content += entry.file_size
         else:
-            metadata += info.file_size
-    if metadata > MAX_METADATA_BYTES:
+            metadata += entry.file_size
+        if metadata > MAX_METADATA_BYTES:
+            raise ArchiveError(
+                f"the members other than content add up to more than {MAX_METADATA_BYTES} bytes"
+            )
+        if content > MAX_CONTENT_BYTES:
+            raise ArchiveError("the content members add up to more bytes than allowed")
+        yield entry
+    if expected != directory.offset:
         raise ArchiveError(
-            f"the members other than content add up to {metadata} bytes, more than "
-            f"{MAX_METADATA_BYTES}"
+            "bytes lie between the last member and the central directory: a member outside "
+            "the directory, or the remains of another archive"
         )
-    if content > MAX_CONTENT_BYTES:
-        raise ArchiveError(f"the content members add up to {content} bytes, more than allowed")
 
 
 def _check_name(name: str) -> None:
@@ -324,37 +574,59 @@ def _check_name(name: str) -> None:
         )
 
 
-def _check_kind(info: zipfile.ZipInfo) -> None:
+def _check_kind(
+    name: str, system: int, attributes: int, flags: int, method: int, size: int, compressed: int
+) -> None:
     """A plain file, unencrypted, stored or deflated: no link, directory or device."""
-    name = info.filename
-    if info.create_system == _UNIX:
-        kind = stat.S_IFMT(info.external_attr >> 16)
+    if system == _UNIX:
+        kind = stat.S_IFMT(attributes >> 16)
         if kind == stat.S_IFLNK:
             raise ArchiveError(f"the member {name} is a symbolic link")
         if kind not in (0, stat.S_IFREG):
             raise ArchiveError(f"the member {name} is not a regular file (mode {kind:o})")
-    if info.external_attr & (_MSDOS_DIRECTORY | _WINDOWS_REPARSE_POINT):
+    if attributes & (_MSDOS_DIRECTORY | _WINDOWS_REPARSE_POINT):
         raise ArchiveError(f"the member {name} is a directory or a link")
-    if info.flag_bits & _ENCRYPTED:
+    if flags & _ENCRYPTED:
         raise ArchiveError(f"the member {name} is encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise ArchiveError(f"the member {name} uses compression method {info.compress_type}")
-    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+    if method not in (_STORED, _DEFLATED):
+        raise ArchiveError(f"the member {name} uses compression method {method}")
+    if method == _STORED and compressed != size:
         raise ArchiveError(f"the stored member {name} declares two different sizes")
 
 
-def _place(members: _Members, info: zipfile.ZipInfo, rest: str, item: ItemMembers) -> bool:
+def _inflate(source: _Source, entry: Entry) -> bytes:
+    """A whole member (within its checked size); ArchiveError if it is damaged."""
+    name = entry.name
+    raw = source.exact(entry.data_offset, entry.compress_size, f"the member {name}")
+    if entry.method == _STORED:
+        data = raw
+    else:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(raw, entry.file_size + 1)
+        except zlib.error as exc:
+            raise ArchiveError(f"the member {name} is damaged: {exc}") from None
+        if not inflater.eof:
+            raise ArchiveError(f"the member {name} does not inflate to its declared size")
+    if len(data) != entry.file_size:
+        raise ArchiveError(f"the member {name} is not the size it declares")
+    if zlib.crc32(data) != entry.crc:
+        raise ArchiveError(f"the member {name} is damaged: its CRC-32 is not the declared one")
+    return data
+
+
+def _place(source: _Source, entry: Entry, rest: str, item: ItemMembers) -> bool:
     """File a member of ``items/<id>/`` by its place in the layout; False if it has none."""
     if rest == "content":
-        item.content = info
+        item.content = entry
     elif rest == "manifest":
-        item.manifest = members.read(info)
+        item.manifest = _inflate(source, entry)
     elif rest == "head":
-        item.subject.head = members.read(info)
+        item.subject.head = _inflate(source, entry)
     elif rest == "receipt.json":
-        item.receipt = members.read(info)
+        item.receipt = _inflate(source, entry)
     elif rest in _ORDER_FILES:
-        data = members.read(info)
+        data = _inflate(source, entry)
         if rest == "order/document":
             item.order_document = data
         elif rest == "order/salt":
@@ -364,7 +636,7 @@ def _place(members: _Members, info: zipfile.ZipInfo, rest: str, item: ItemMember
     elif (indexed := _INDEXED.fullmatch(rest)) is not None:
         subject = _order(item) if indexed.group(1) else item.subject
         folder = subject.events if indexed.group(2) == "events" else subject.proofs
-        folder[int(indexed.group(3))] = members.read(info)
+        folder[int(indexed.group(3))] = _inflate(source, entry)
     else:
         return False
     return True
@@ -400,7 +672,7 @@ def _check_subject(folder: str, subject: SubjectMembers) -> None:
         raise ArchiveError(f"{folder}{missing}/{index:020d} is missing (event {index})")
 
 
-def _check_pair(by_name: dict[str, zipfile.ZipInfo], known_checkpoint: bool) -> None:
+def _check_pair(by_name: dict[str, Entry], known_checkpoint: bool) -> None:
     present = [name for name in (KNOWN_CHECKPOINT, CONSISTENCY) if name in by_name]
     if known_checkpoint and len(present) != 2:
         raise ArchiveError("bundle.json says known_checkpoint, but a member of it is missing")

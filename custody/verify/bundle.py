@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from custody.checkpoint import Checkpoint, MalformedCheckpoint, NotExtended, check_extends
+from custody.checkpoint import Checkpoint, NotExtended, check_extends
 from custody.verify.archive import Archive, ArchiveError, open_archive
 from custody.verify.chain import (
     CheckFailed,
@@ -80,16 +80,17 @@ def verify_bundle(
     bundle: bytes | str | os.PathLike[str],
     keys: Sequence[str],
     *,
-    artifact: str | os.PathLike[str] | None = None,
+    artifact: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     known_checkpoint: bytes | None = None,
 ) -> ExhibitVerification:
     """Verify an exhibit bundle (its bytes, or a path) against pinned verifier keys.
 
-    ``artifact`` is a file the court holds, checked against the digests recorded at intake
-    (step 7); ``known_checkpoint`` a checkpoint it kept earlier, which the bundle's must
-    extend (step 8). Returns every step's result; ``ok`` is true only when none failed, and
-    ``raise_if_failed()`` raises ExhibitVerificationFailed unless so. Raises PinnedKeyError (a
-    ValueError) if a pinned key is malformed, OSError if a file cannot be read.
+    ``artifact`` is a file the court holds (or several), each checked against the digests
+    recorded at intake of the item whose SHA-256 it has (step 7); ``known_checkpoint`` a
+    checkpoint it kept earlier, which the bundle's must extend (step 8). Returns every step's
+    result; ``ok`` is true only when none failed, and ``raise_if_failed()`` raises
+    ExhibitVerificationFailed unless so. Raises PinnedKeyError (a ValueError) if a pinned key
+    is malformed, OSError if a file cannot be read.
 
     The steps, in order (docs/bundle.md, the verification checklist):
 
@@ -100,7 +101,7 @@ def verify_bundle(
     checkpoint; (9) for a provider's response, the order document, the order's events (as in
     3 to 5), its ``order.responded`` naming the item, and the receipt.
     """
-    run = _Run(PinnedKeys(pinned_verifiers(keys)), list(keys))
+    run = _Run(PinnedKeys(pinned_verifiers(keys)))
 
     # (1): the archive is well formed and bounded
     try:
@@ -111,20 +112,34 @@ def verify_bundle(
             run.not_run(number, None, 1)
         return run.result([], None, "Nothing was verified: the archive was refused (step 1).")
     try:
-        return _verify_archive(run, archive, artifact, known_checkpoint)
+        if artifact is None:
+            artifacts: list[str | os.PathLike[str]] = []
+        elif isinstance(artifact, (str, os.PathLike)):
+            artifacts = [artifact]
+        else:
+            artifacts = list(artifact)
+        return _verify_archive(run, archive, artifacts, known_checkpoint)
     finally:
         archive.close()
 
 
 def _verify_archive(
-    run: _Run, archive: Archive, artifact: str | os.PathLike[str] | None, known: bytes | None
+    run: _Run,
+    archive: Archive,
+    artifacts: Sequence[str | os.PathLike[str]],
+    known: bytes | None,
 ) -> ExhibitVerification:
-    unread = f"; not read, as not in the layout: {', '.join(archive.unread)}"
+    more = archive.unread_count - len(archive.unread)
+    unread = f"; not read, as not in the layout: {', '.join(archive.unread)}" + (
+        f" and {more} more" if more else ""
+    )
     run.passed(
         1,
         None,
-        f"a ZIP of {archive.member_count} members for {len(archive.items)} item(s): relative, "
-        "unique names, no links, every member within its size and compression limits"
+        f"a ZIP of {archive.member_count} members for {len(archive.items)} item(s), each "
+        "member's local header agreeing with its directory entry, the members one after "
+        "another from the first byte to the directory and nothing after the end record: "
+        "relative, unique names, no links, every member within its size and compression limits"
         + (unread if archive.unread else ""),
     )
 
@@ -136,7 +151,7 @@ def _verify_archive(
     ]
 
     # (7): the artifact's bytes (given, or in the bundle) match every digest
-    _check_artifacts(run, archive, items, artifact)
+    _check_artifacts(run, archive, items, artifacts)
 
     # (8): consistency with the court's earlier checkpoint
     if checkpoint is None:
@@ -155,17 +170,8 @@ def _verify_archive(
 
 
 def _check_checkpoint(run: _Run, archive: Archive) -> tuple[Checkpoint, str]:
-    note = run.keys.open(archive.checkpoint, "checkpoint")
-    try:
-        checkpoint = Checkpoint.from_text(note.text)
-    except MalformedCheckpoint as exc:
-        raise CheckFailed(f"a pinned key signed it, but it is not a checkpoint: {exc}") from None
+    checkpoint, note = run.keys.open_checkpoint(archive.checkpoint, "checkpoint")
     signers = ", ".join(key_id(sig) for sig in note.signatures)
-    if not any(sig.name == checkpoint.origin for sig in note.signatures):
-        raise CheckFailed(
-            f"the checkpoint is of log {checkpoint.origin!r}, but no pinned key of that name "
-            f"signed it (pinned signatures: {signers})"
-        )
     index = archive.index
     root = base64.b64encode(checkpoint.root).decode("ascii")
     described = (index.origin, index.checkpoint_size, index.checkpoint_root)
@@ -175,6 +181,8 @@ def _check_checkpoint(run: _Run, archive: Archive) -> tuple[Checkpoint, str]:
             f"{index.checkpoint_size}, root {index.checkpoint_root}, but the signed checkpoint "
             f"is of {checkpoint.origin} at size {checkpoint.size}, root {root}"
         )
+    run.keys.record(note.signatures)
+    run.keys.origin = checkpoint.origin  # from here on, only this log's keys are trusted
     return checkpoint, (
         f"log {checkpoint.origin}, {checkpoint.size} entries, root {root}; signed by {signers}"
     )
@@ -225,8 +233,10 @@ def _verify_item(
         )
     item.completeness = _completeness(evidence_id, events, checkpoint, signers)
 
-    # (6): the manifest is signed by a pinned key and matches the ingest event
-    if item.ingest is None:
+    # (6): the manifest is signed by a pinned key of the log and matches the ingest event
+    if checkpoint is None:
+        run.not_run(6, evidence_id, 2)
+    elif item.ingest is None:
         run.not_run(6, evidence_id, 4)
     else:
         run.step(6, evidence_id, lambda: check_manifest(run.keys, item))
@@ -237,9 +247,7 @@ def _verify_item(
     elif checkpoint is None:
         run.not_run(9, evidence_id, 2)
     else:
-        run.step(
-            9, evidence_id, lambda: check_order(run.keys, run.pinned, archive, item, checkpoint)
-        )
+        run.step(9, evidence_id, lambda: check_order(run.keys, archive, item, checkpoint))
     return item
 
 
@@ -277,31 +285,33 @@ def _check_artifacts(
     run: _Run,
     archive: Archive,
     items: Sequence[ItemState],
-    artifact: str | os.PathLike[str] | None,
+    artifacts: Sequence[str | os.PathLike[str]],
 ) -> None:
-    """The court's artifact goes with the item recorded with its bytes (the only item, or the
-    one whose SHA-256 it has); each ``content`` member with its own item."""
-    given: tuple[str, Digested] | None = None
-    owners: set[str] = set()
-    if artifact is not None:
-        digested = digest(read_file(artifact), {alg for item in items for alg in item.digests})
-        given = (f"the artifact {os.fspath(artifact)}", digested)
+    """Each of the court's artifacts goes with the item recorded with its bytes (the only
+    item, or the one whose SHA-256 it has; one that is none of them fails); each
+    ``content`` member with its own item."""
+    given: dict[str, list[tuple[str, Digested]]] = {item.evidence_id: [] for item in items}
+    algorithms = {alg for item in items for alg in item.digests}
+    for artifact in artifacts:
+        digested = digest(read_file(artifact), algorithms)
+        what = f"the artifact {os.fspath(artifact)}"
         sha256 = digested[1].get("sha256")
-        owners = {
+        owners = [
             item.evidence_id
             for item in items
             if len(items) == 1 or item.digests.get("sha256") == sha256
-        }
+        ]
         if not owners:
             run.failed(
-                7, None, CheckFailed(f"{given[0]} (SHA-256 {sha256}) is none of the bundle's items")
+                7, None, CheckFailed(f"{what} (SHA-256 {sha256}) is none of the bundle's items")
             )
+        for owner in owners:
+            given[owner].append((what, digested))
     for item in items:
         if item.ingest is None:
             run.not_run(7, item.evidence_id, 4)
             continue
-        mine = given if item.evidence_id in owners else None
-        run.step(7, item.evidence_id, partial(check_bytes, archive, item, mine))
+        run.step(7, item.evidence_id, partial(check_bytes, archive, item, given[item.evidence_id]))
 
 
 # (8): consistency with the court's earlier checkpoint
@@ -316,11 +326,9 @@ def _check_known(
     if note_bytes is None:
         raise NotApplicable("no known checkpoint (give the one you kept with --known-checkpoint)")
     whose = "your known checkpoint" if court is not None else "the bundle's known checkpoint"
-    note = keys.open(note_bytes, whose)
-    try:
-        known = Checkpoint.from_text(note.text)
-    except MalformedCheckpoint as exc:
-        raise CheckFailed(f"{whose} is not a checkpoint: {exc}") from None
+    known, note = keys.open_checkpoint(note_bytes, whose)
+    if known.origin == checkpoint.origin:
+        keys.record(note.signatures)
 
     def prove(size1: int, size2: int) -> tuple[bytes, ...]:
         if archive.consistency is None:
@@ -378,10 +386,8 @@ def _not_extended(exc: NotExtended, whose: str, known: Checkpoint, checkpoint: C
 class _Run:
     """Collects every step's result as the verification goes."""
 
-    def __init__(self, keys: PinnedKeys, pinned: list[str]) -> None:
+    def __init__(self, keys: PinnedKeys) -> None:
         self.keys = keys
-        self.pinned = pinned
-        """The pinned keys as given, for the receipt procedure."""
         self.steps: list[StepResult] = []
 
     def step(self, number: int, evidence_id: str | None, check: Callable[[], Any]) -> Any:

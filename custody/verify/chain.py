@@ -17,7 +17,7 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from custody.checkpoint import Checkpoint
+from custody.checkpoint import Checkpoint, MalformedCheckpoint
 from custody.merkle import InvalidProof, leaf_hash, verify_inclusion
 from custody.note import MalformedNote, Note, NoteSignature, NoteVerificationError, NoteVerifier
 from custody.note import open_note as _open_note
@@ -57,22 +57,63 @@ class NotApplicable(VerifierError):
 
 @dataclass
 class PinnedKeys:
-    """The keys the court pinned, and which of them signed what the verifier opened."""
+    """The keys the court pinned, and which of them signed what the verifier opened.
+
+    One log per bundle (ARCHITECTURE.md, Conventions): once step (2) has verified the
+    checkpoint, ``origin`` is its log, and every other note is opened with that log's pinned
+    keys alone (a key's name is its log's origin). A signature by a pinned key of another log
+    is ignored; a note signed by nothing else fails, naming that signer.
+    """
 
     verifiers: Sequence[NoteVerifier]
     signed: dict[str, None] = field(default_factory=dict)
     """``<name>+<key hash hex>`` of each pinned key whose signature verified, in order."""
+    origin: str | None = None
+    """The log whose checkpoint the bundle proves against, once step (2) verified it."""
+
+    def of_log(self, origin: str) -> list[NoteVerifier]:
+        """The pinned keys of the log ``origin``."""
+        return [v for v in self.verifiers if v.name == origin]
+
+    def open_checkpoint(self, data: bytes, what: str) -> tuple[Checkpoint, Note]:
+        """Open a checkpoint with the pinned keys of the log its first line names, and no
+        other; CheckFailed says why it did not open."""
+        try:
+            unverified = Note.from_bytes(data)
+        except MalformedNote as exc:
+            raise CheckFailed(f"the {what} is not a well-formed signed note: {exc}") from None
+        origin = unverified.text.partition("\n")[0]
+        if not self.of_log(origin):
+            raise CheckFailed(
+                f"the {what} is of log {origin!r}, but you pinned no key of that log (its "
+                f"signers: {', '.join(key_id(sig) for sig in unverified.signatures)}); a note "
+                "is trusted only under the origin of its log: pin that log's key with --key"
+            )
+        note = self._open(data, what, origin)
+        try:
+            checkpoint = Checkpoint.from_text(note.text)
+        except MalformedCheckpoint as exc:
+            raise CheckFailed(
+                f"a pinned key signed it, but the {what} is not a checkpoint: {exc}"
+            ) from None
+        return checkpoint, note
 
     def open(self, data: bytes, what: str) -> Note:
-        """Open a signed note with the pinned keys only; CheckFailed says why it did not."""
+        """Open a signed note with the pinned keys of the bundle's log only (set by step
+        (2)); CheckFailed says why it did not open, naming a signer of another log."""
+        if self.origin is None:
+            raise CheckFailed(f"the {what} cannot be checked without the log's checkpoint")
+        note = self._open(data, what, self.origin)
+        self.record(note.signatures)
+        return note
+
+    def _open(self, data: bytes, what: str, origin: str) -> Note:
         try:
-            note = _open_note(data, self.verifiers)
+            return _open_note(data, self.of_log(origin))
         except MalformedNote as exc:
             raise CheckFailed(f"the {what} is not a well-formed signed note: {exc}") from None
         except NoteVerificationError as exc:
-            raise CheckFailed(self._untrusted(data, what, exc)) from None
-        self.record(note.signatures)
-        return note
+            raise CheckFailed(self._untrusted(data, what, origin, exc)) from None
 
     def record(self, signatures: Sequence[NoteSignature]) -> None:
         self.record_ids(key_id(sig) for sig in signatures)
@@ -81,12 +122,20 @@ class PinnedKeys:
         for ident in ids:
             self.signed.setdefault(ident, None)
 
-    def _untrusted(self, data: bytes, what: str, exc: NoteVerificationError) -> str:
+    def _untrusted(self, data: bytes, what: str, origin: str, exc: NoteVerificationError) -> str:
         pinned = {(v.name, v.key_hash) for v in self.verifiers}
         signatures = Note.from_bytes(data).signatures  # well formed: open_note parsed it
-        if any((sig.name, sig.key_hash) in pinned for sig in signatures):
+        ours = [sig for sig in signatures if (sig.name, sig.key_hash) in pinned]
+        if any(sig.name == origin for sig in ours):
             return (
                 f"the {what} does not match its signature by a pinned key ({exc}): it was altered"
+            )
+        if ours:
+            return (
+                f"the {what} is signed only by {', '.join(key_id(sig) for sig in ours)}, a "
+                f"pinned key of another log than {origin!r}, whose checkpoint the bundle proves "
+                "against: a note is trusted only under the origin of the log it belongs to, so "
+                "that signature is ignored"
             )
         return (
             f"the {what} is signed only by keys you did not pin "

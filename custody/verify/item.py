@@ -35,7 +35,7 @@ from custody.verify.chain import (
 )
 from custody.verify.errors import VerificationError
 from custody.verify.formats import LeafEvent, MalformedMember, parse_salt
-from custody.verify.receipt import verify_receipt
+from custody.verify.receipt import verify_receipt_against
 from custody.verify.results import ItemResult, TimelineEvent
 
 __all__ = [
@@ -145,17 +145,26 @@ def check_manifest(keys: PinnedKeys, item: ItemState) -> str:
 # (7): the artifact's bytes (given, or in the bundle) match every digest
 
 
-def check_bytes(archive: Archive, item: ItemState, artifact: tuple[str, Digested] | None) -> str:
-    """The court's artifact (named and digested) and the bundle's ``content``, whichever are
-    there, have the size and every digest recorded at intake."""
+def check_bytes(
+    archive: Archive, item: ItemState, artifacts: Sequence[tuple[str, Digested]]
+) -> str:
+    """The court's artifacts (named and digested) and the bundle's ``content``, whichever are
+    there, have the size and every digest recorded at intake; a physical item has none."""
     ingest = item.ingest
     assert ingest is not None  # step (4)
-    if ingest.type != "evidence.ingested":
-        raise NotApplicable(f"a {ingest.type} item is physical and has no bytes")
     content = item.members.content
+    if ingest.type != "evidence.ingested":
+        if content is not None or artifacts:
+            raise CheckFailed(
+                f"a {ingest.type} item is physical and has no bytes, yet "
+                + ("the bundle holds content for it" if content is not None else "an artifact")
+                + " was given as its bytes",
+                ingest.index,
+            )
+        raise NotApplicable(f"a {ingest.type} item is physical and has no bytes")
     if content is None and archive.index.with_content:
         raise CheckFailed("bundle.json says with_content, but the item's content is missing")
-    sources = [artifact] if artifact is not None else []
+    sources = list(artifacts)
     if content is not None:
         sources.append(("the bundle's content", digest(archive.stream(content), item.digests)))
     if not sources:
@@ -214,7 +223,6 @@ def digest(chunks: Iterable[bytes], algorithms: Iterable[str]) -> Digested:
 
 def check_order(
     keys: PinnedKeys,
-    pinned: Sequence[str],
     archive: Archive,
     item: ItemState,
     checkpoint: Checkpoint,
@@ -222,7 +230,7 @@ def check_order(
     """For an item whose signed manifest names an order: the order's signed document, its
     events as in steps (3) to (5), each event from service on committing to that document,
     an ``order.responded`` naming the item, and the receipt (the receipt procedure, with the
-    ``pinned`` keys) for the item's intake."""
+    pinned keys of the bundle's log alone) for the item's intake."""
     members, manifest, ingest = item.members, item.manifest or {}, item.ingest
     assert ingest is not None  # step (4)
     order_id = manifest.get("order")
@@ -266,7 +274,7 @@ def check_order(
     if members.receipt is None:
         raise CheckFailed("the bundle holds no receipt for this response")
     try:
-        receipt = verify_receipt(members.receipt, pinned)
+        receipt = verify_receipt_against(members.receipt, keys.of_log(checkpoint.origin))
     except VerificationError as exc:
         raise CheckFailed(f"the receipt does not verify: {exc}") from None
     if (receipt.evidence_id, receipt.ledger_index, dict(receipt.digests)) != (

@@ -26,7 +26,6 @@ from custody.note import (
     NoteSignature,
     NoteVerificationError,
     NoteVerifier,
-    open_note,
 )
 from custody.receipt import (
     RECEIPT_TYPE,
@@ -43,6 +42,7 @@ __all__ = [
     "ReceiptReport",
     "pinned_verifiers",
     "verify_receipt",
+    "verify_receipt_against",
 ]
 
 INGEST_EVENT_TYPE = "evidence.ingested"
@@ -137,8 +137,12 @@ def verify_receipt(bundle_bytes: bytes, keys: Sequence[str]) -> ReceiptReport:
     (5) the leaf is an ``evidence.ingested`` event for the receipt's evidence id, whose size
         and digests equal the receipt's and whose time equals its ``received``.
     """
-    verifiers = pinned_verifiers(keys)
+    return verify_receipt_against(bundle_bytes, pinned_verifiers(keys))
 
+
+def verify_receipt_against(bundle_bytes: bytes, verifiers: Sequence[NoteVerifier]) -> ReceiptReport:
+    """:func:`verify_receipt` with the pinned keys already parsed (the exhibit procedure
+    passes the keys of its bundle's log only)."""
     # (1): the file is a well-formed receipt bundle
     try:
         bundle = ReceiptBundle.from_json(bundle_bytes)
@@ -154,24 +158,29 @@ def verify_receipt(bundle_bytes: bytes, keys: Sequence[str]) -> ReceiptReport:
         raise VerificationError(
             2, f"a pinned key signed this note, but it is not a valid {RECEIPT_TYPE}: {exc}"
         ) from None
-    log_names = sorted({sig.name for sig in receipt_note.signatures})
 
     # (3): the checkpoint is signed by a pinned key named as its origin, the receipt's log
+    origin = _first_line(bundle.checkpoint)
+    log_keys = [v for v in verifiers if v.name == origin]  # one log: no other key counts
     try:
-        checkpoint, checkpoint_note = open_checkpoint(bundle.checkpoint, verifiers)
+        if not log_keys:
+            raise NoteVerificationError(f"no pinned key of log {origin!r}")
+        checkpoint, checkpoint_note = open_checkpoint(bundle.checkpoint, log_keys, origin)
     except NoteVerificationError as exc:
         raise VerificationError(
-            3, _untrusted(bundle.checkpoint, verifiers, "checkpoint", exc)
+            3, _untrusted(bundle.checkpoint, verifiers, "checkpoint", exc, origin)
         ) from None
     except (MalformedNote, MalformedCheckpoint) as exc:
         raise VerificationError(
             3, f"a pinned key signed this note, but it is not a well-formed checkpoint: {exc}"
         ) from None
-    if checkpoint.origin not in log_names:
+    receipt_signatures = [sig for sig in receipt_note.signatures if sig.name == origin]
+    if not receipt_signatures:
         raise VerificationError(
             3,
-            f"the checkpoint is of log {checkpoint.origin!r} but the receipt was signed by "
-            f"{', '.join(repr(n) for n in log_names)}: they come from different logs",
+            f"the checkpoint is of log {checkpoint.origin!r} but the receipt is signed only by "
+            f"{', '.join(_key_ids(receipt_note.signatures))}, a pinned key of another log: they "
+            "come from different logs, and a note is trusted only under the origin of its log",
         )
 
     # (4): the leaf hashes to the receipt's leaf and is included at its index
@@ -215,25 +224,36 @@ def verify_receipt(bundle_bytes: bytes, keys: Sequence[str]) -> ReceiptReport:
         tree_size=checkpoint.size,
         root=checkpoint.root,
         log=checkpoint.origin,
-        receipt_signed_by=_key_ids(receipt_note.signatures),
+        receipt_signed_by=_key_ids(receipt_signatures),
         checkpoint_signed_by=_key_ids(checkpoint_note.signatures),
     )
 
 
+def _first_line(data: bytes) -> str:
+    """A note's first line, which names a checkpoint's log (read to choose the keys only)."""
+    return data.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+
 def _untrusted(
-    data: bytes, verifiers: Sequence[NoteVerifier], what: str, exc: NoteVerificationError
+    data: bytes,
+    verifiers: Sequence[NoteVerifier],
+    what: str,
+    exc: NoteVerificationError,
+    origin: str | None = None,
 ) -> str:
-    """Say why a well-formed note did not open: a bad pinned signature, or no pinned key."""
-    try:
-        open_note(data, verifiers)
-    except NoteVerificationError:
-        pass
-    else:  # the signatures are fine; what failed is the use of the note (a checkpoint's origin)
-        return f"the {what} is not signed by a pinned key of its log: {exc}"
+    """Say why a well-formed note did not open: a bad pinned signature, a pinned key of
+    another log than ``origin`` (the only log whose keys count), or no pinned key."""
     pinned = {(v.name, v.key_hash) for v in verifiers}
     signatures = Note.from_bytes(data).signatures  # well formed: checked in (1)
-    if any((sig.name, sig.key_hash) in pinned for sig in signatures):
+    ours = [sig for sig in signatures if (sig.name, sig.key_hash) in pinned]
+    if any(origin is None or sig.name == origin for sig in ours):
         return f"the {what} does not match its signature by a pinned key ({exc}): it was altered"
+    if ours:
+        return (
+            f"the {what} is of log {origin!r}, but it is signed only by "
+            f"{', '.join(_key_ids(ours))}, a pinned key of another log: a note is trusted only "
+            "under the origin of its log, so that signature is ignored"
+        )
     return (
         f"the {what} is signed only by keys you did not pin ({', '.join(_key_ids(signatures))});"
         " a key named in the file is never trusted, pin the log's verifier key with --key"

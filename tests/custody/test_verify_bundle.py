@@ -16,6 +16,7 @@ import json
 import random
 import re
 import stat
+import struct
 import sys
 import warnings
 import zipfile
@@ -33,6 +34,7 @@ from custody import merkle
 from custody.checkpoint import Checkpoint, sign_checkpoint
 from custody.note import Note, NoteSigner, sign_note
 from custody.verify import BUNDLE_CHECKS, ExhibitVerification, verify_bundle
+from custody.verify import archive as bundle_archive
 from custody.verify.__main__ import main
 from custody.verify.archive import MAX_MEMBER_BYTES
 from storage.deployment import Deployment, initialise, open_deployment
@@ -559,7 +561,9 @@ def test_a_key_found_only_in_the_bundle_is_never_trusted(
     assert "keys/forger.vkey" in one.detail and "not read" in one.detail
     assert "signed only by keys you did not pin" in two.detail
     assert "never trusted" in two.detail
-    assert verification.key_fingerprints == [fingerprint(exhibits.key)]  # the manifest's
+    assert verification.key_fingerprints == []  # no log, so no note of it is trusted
+    six = next(step for step in verification.steps if step.number == 6)
+    assert six.detail == "not run: it needs step 2, which did not pass"
     assert (verification.origin, verification.checkpoint_size) == ("", 0)
 
 
@@ -770,3 +774,302 @@ def test_custos_verify_runs_the_exhibit_procedure(exhibits: Exhibits, tmp_path: 
     result = CliRunner().invoke(custos, ["verify", str(tampered), "--key", exhibits.key])
     assert result.exit_code == 1
     assert "(6) FAIL" in result.output
+
+
+# -- one log per bundle ----------------------------------------------------------------------------
+
+OTHER_LOG = "custos.other-agency.example/log"
+
+
+@pytest.fixture(scope="module")
+def other_log() -> NoteSigner:
+    """The key of another deployment, which the court pinned too (two agencies, one case)."""
+    return NoteSigner(OTHER_LOG, Ed25519PrivateKey.generate())
+
+
+def resigned(note: bytes, *signers: NoteSigner) -> bytes:
+    """The note's text signed by ``signers`` only."""
+    return sign_note(Note.from_bytes(note).text, list(signers))
+
+
+def head_text(subject: str, events: list[bytes], checkpoint: Checkpoint, last: int) -> str:
+    body = {
+        "checkpoint_root": base64.b64encode(checkpoint.root).decode(),
+        "count": len(events),
+        "last_index": last,
+        "last_leaf_hash": merkle.leaf_hash(events[-1]).hex(),
+        "subject": subject,
+        "tree_size": checkpoint.size,
+    }
+    return f"custos/head/v1\n{json.dumps(body, sort_keys=True, separators=(',', ':'))}\n"
+
+
+def test_a_head_statement_signed_by_another_log_s_pinned_key_fails_naming_the_signer(
+    exhibits: Exhibits, other_log: NoteSigner, tmp_path: Path
+) -> None:
+    # The other deployment's operator vouches for this log's item, with its last event left out.
+    found = members(exhibits.item_zip)
+    events = indexes(exhibits.item_zip, exhibits.item)
+    last = events[-1]
+    kept = [found[event_name(exhibits.item, i)] for i in events[:-1]]
+    text = head_text(
+        f"evidence:{exhibits.item}", kept, checkpoint_of(found["checkpoint"]), events[-2]
+    )
+    path = rezip(
+        exhibits.item_zip,
+        tmp_path / "head-of-another-log.zip",
+        Rewrite(
+            replace={f"items/{exhibits.item}/head": sign_note(text, [other_log])},
+            drop=frozenset(
+                {event_name(exhibits.item, last), event_name(exhibits.item, last, "proofs")}
+            ),
+        ),
+    )
+    other_key = other_log.verifier.verifier_key()
+
+    verification = verify_bundle(path, [exhibits.key, other_key])
+
+    assert first_failure(verification)[:2] == (5, exhibits.item)
+    five = verification.failed[0].detail
+    assert fingerprint(other_key) in five and "another log" in five
+    assert fingerprint(other_key) not in verification.key_fingerprints
+
+
+def test_a_manifest_signed_by_another_log_s_pinned_key_fails_step_six_naming_the_signer(
+    exhibits: Exhibits, other_log: NoteSigner, tmp_path: Path
+) -> None:
+    name = f"items/{exhibits.item}/manifest"
+    forged = resigned(members(exhibits.item_zip)[name], other_log)
+    path = rezip(
+        exhibits.item_zip, tmp_path / "manifest-of-another-log.zip", Rewrite(replace={name: forged})
+    )
+    other_key = other_log.verifier.verifier_key()
+
+    verification = verify_bundle(path, [exhibits.key, other_key])
+
+    assert first_failure(verification)[:2] == (6, exhibits.item)
+    assert fingerprint(other_key) in verification.failed[0].detail
+    assert "another log" in verification.failed[0].detail
+
+
+def test_an_order_document_signed_by_another_log_s_pinned_key_fails_step_nine(
+    exhibits: Exhibits, other_log: NoteSigner, tmp_path: Path
+) -> None:
+    name = order_member(exhibits, "document")
+    forged = resigned(members(exhibits.response_zip)[name], other_log)  # the same text
+    path = rezip(
+        exhibits.response_zip,
+        tmp_path / "order-of-another-log.zip",
+        Rewrite(replace={name: forged}),
+    )
+    other_key = other_log.verifier.verifier_key()
+
+    verification = verify_bundle(path, [exhibits.key, other_key])
+
+    assert first_failure(verification)[:2] == (9, exhibits.response)
+    assert fingerprint(other_key) in verification.failed[0].detail
+
+
+def test_another_log_s_signatures_beside_this_log_s_are_ignored(
+    exhibits: Exhibits, other_log: NoteSigner, tmp_path: Path
+) -> None:
+    # Every note of the bundle signed by both logs' keys: it verifies, on this log's alone.
+    found = members(exhibits.response_zip)
+    signer = exhibits.deployment.keys.current.signer
+    both = {
+        name: resigned(found[name], signer, other_log)
+        for name in found
+        if name.endswith(("/head", "/manifest", "/order/document"))
+    }
+    checkpoint = resigned(found["checkpoint"], signer, other_log)
+    for name, data in found.items():
+        if "/proofs/" in name:
+            both[name] = data.replace(found["checkpoint"], checkpoint)
+    path = rezip(
+        exhibits.response_zip,
+        tmp_path / "signed-by-both-logs.zip",
+        Rewrite(replace={"checkpoint": checkpoint, **both}),
+    )
+    other_key = other_log.verifier.verifier_key()
+
+    verification = verify_bundle(path, [exhibits.key, other_key])
+
+    assert [s.number for s in verification.failed] == [6]  # the manifest's bytes are committed
+    assert verification.key_fingerprints == [fingerprint(exhibits.key)]
+    assert all(fingerprint(other_key) not in s.detail for s in verification.steps if s.number != 6)
+
+
+def test_a_checkpoint_of_a_log_whose_key_was_not_pinned_fails_naming_its_signer(
+    exhibits: Exhibits, other_log: NoteSigner
+) -> None:
+    found = members(exhibits.item_zip)
+    genuine = checkpoint_of(found["checkpoint"])
+    # Signed by this log's pinned key, but naming the other log as its origin.
+    spoof = sign_checkpoint(
+        Checkpoint(OTHER_LOG, genuine.size, genuine.root),
+        [exhibits.deployment.keys.current.signer],
+    )
+
+    verification = verify_bundle(
+        rezipped(exhibits.item_zip, Rewrite(replace={"checkpoint": spoof})), [exhibits.key]
+    )
+
+    assert first_failure(verification)[0] == 2
+    assert "pinned no key of that log" in verification.failed[0].detail
+
+
+# -- strict archives: one reading for every reader -------------------------------------------------
+
+
+def step_one(verification: ExhibitVerification) -> str:
+    assert first_failure(verification)[0] == 1
+    return verification.steps[0].detail
+
+
+def test_a_forged_bundle_with_the_genuine_one_appended_is_refused(exhibits: Exhibits) -> None:
+    # A reader that walks local headers from the start sees the forgery; one that starts from
+    # the end record sees the genuine bundle. Neither reading is taken.
+    forged = the_manifest_edited_bytes(exhibits)
+
+    detail = step_one(verify_bundle(forged + exhibits.item_zip, [exhibits.key]))
+
+    assert "before the first local header" in detail
+
+
+def the_manifest_edited_bytes(x: Exhibits) -> bytes:
+    name = f"items/{x.item}/manifest"
+    edited = members(x.item_zip)[name].replace(b'"exhibit":"HD-1"', b'"exhibit":"HD-9"')
+    return rezipped(x.item_zip, Rewrite(replace={name: edited}))
+
+
+def test_bytes_after_the_end_record_are_refused(exhibits: Exhibits) -> None:
+    detail = step_one(verify_bundle(exhibits.item_zip + b"trailing bytes", [exhibits.key]))
+
+    assert "bytes after it" in detail
+
+
+def test_a_local_header_that_disagrees_with_its_central_entry_is_refused(
+    exhibits: Exhibits,
+) -> None:
+    data = bytearray(exhibits.item_zip)
+    with zipfile.ZipFile(io.BytesIO(exhibits.item_zip)) as archive:
+        info = archive.getinfo(f"items/{exhibits.item}/manifest")
+    crc_at = info.header_offset + 14  # the local header's CRC-32
+    data[crc_at] ^= 0xFF
+
+    detail = step_one(verify_bundle(bytes(data), [exhibits.key]))
+
+    assert f"items/{exhibits.item}/manifest" in detail and "disagree" in detail
+
+
+def test_a_member_outside_the_central_directory_is_refused(exhibits: Exhibits) -> None:
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(exhibits.item_zip)) as source,
+        zipfile.ZipFile(out, "w") as target,
+    ):
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        target.writestr("items/hidden", b"a member only a front-to-back reader sees")
+        hidden = target.filelist.pop()  # its local header stays; its directory entry goes
+        del target.NameToInfo[hidden.filename]
+
+    detail = step_one(verify_bundle(out.getvalue(), [exhibits.key]))
+
+    assert "between the last member and the central directory" in detail
+
+
+def test_overlapping_members_are_refused(exhibits: Exhibits) -> None:
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as tiny:
+        tiny.writestr("extra/inner", b"bytes that two members claim")
+        inner_info = tiny.getinfo("extra/inner")
+    record = inner.getvalue()[: inner_info.header_offset + 30 + len("extra/inner") + 28]
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(exhibits.item_zip)) as source,
+        zipfile.ZipFile(out, "w") as target,
+    ):
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        target.writestr("extra/outer", record)  # stored: the inner record lies in its bytes
+        outer = target.getinfo("extra/outer")
+        inner_info.header_offset = outer.header_offset + 30 + len("extra/outer")
+        target.filelist.append(inner_info)
+
+    detail = step_one(verify_bundle(out.getvalue(), [exhibits.key]))
+
+    assert "overlap" in detail
+
+
+def test_a_huge_central_directory_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    size = bundle_archive.MAX_DIRECTORY_BYTES + 1
+    path = tmp_path / "huge-directory.zip"
+    with path.open("wb") as file:
+        file.truncate(size)  # sparse: the directory's bytes are never written, nor read
+        file.seek(size)
+        file.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 10, 10, size, 0, 0))
+
+    key = NoteSigner("k.example", Ed25519PrivateKey.generate()).verifier.verifier_key()
+    detail = step_one(verify_bundle(path, [key]))
+
+    assert "refused before it is read" in detail
+
+
+def test_content_for_a_physical_item_fails_step_seven(exhibits: Exhibits, tmp_path: Path) -> None:
+    found = members(exhibits.physical_zip)
+    index = json.loads(found["bundle.json"])
+    (physical,) = index["items"]
+    index["with_content"] = True
+    path = rezip(
+        exhibits.physical_zip,
+        tmp_path / "physical-with-content.zip",
+        Rewrite(
+            replace={"bundle.json": json.dumps(index).encode()},
+            add=[(f"items/{physical}/content", b"bytes passed off as the phone")],
+        ),
+    )
+
+    verification = verify_bundle(path, [exhibits.key])
+
+    assert first_failure(verification)[:2] == (7, physical)
+    assert "physical" in verification.failed[0].detail
+
+
+def test_every_artifact_given_is_checked_against_its_item(
+    exhibits: Exhibits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sound = tmp_path / "exhibit.zip"
+    sound.write_bytes(exhibits.item_zip)
+    genuine, other = tmp_path / "genuine.img", tmp_path / "other.img"
+    genuine.write_bytes(CONTENT)
+    other.write_bytes(CONTENT[:-1] + b"!")
+
+    status = main(
+        [str(sound), "--key", exhibits.key, "--artifact", str(other), "--artifact", str(genuine)]
+    )
+
+    assert status == 1
+    out = capsys.readouterr().out
+    assert "(7) FAIL" in out and "other.img" in out
+
+
+def test_an_artifact_that_matches_no_item_fails_step_seven(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    out = io.BytesIO()
+    court = exhibits.deployment.principals.get("clerk").actor
+    exhibits.deployment.bundles.export([exhibits.item, exhibits.response], out, by=court)
+    genuine, stray = tmp_path / "genuine.img", tmp_path / "stray.img"
+    genuine.write_bytes(CONTENT)
+    stray.write_bytes(b"nobody's evidence")
+
+    verification = verify_bundle(out.getvalue(), [exhibits.key], artifact=[genuine, stray])
+
+    failed = [(s.number, s.evidence_id) for s in verification.failed]
+    assert failed == [(7, None)]
+    assert "stray.img" in verification.failed[0].detail
+    item_seven = next(
+        s for s in verification.steps if s.number == 7 and s.evidence_id == exhibits.item
+    )
+    assert "genuine.img" in item_seven.detail

@@ -305,6 +305,26 @@ def test_checkpoint_of_another_pinned_log_fails_check_3() -> None:
     assert info.value.step == 3
 
 
+def test_signatures_of_another_pinned_log_are_ignored_beside_the_log_s_own() -> None:
+    bundle = make_bundle(receipt_signers=[LOG, OTHER_LOG], checkpoint_signers=[LOG, OTHER_LOG])
+
+    report = verify_receipt(bundle.to_json(), [KEY, OTHER_LOG.verifier.verifier_key()])
+
+    ours = (f"{ORIGIN}+{LOG.verifier.key_hash.hex()}",)
+    assert (report.receipt_signed_by, report.checkpoint_signed_by) == (ours, ours)
+
+
+def test_a_receipt_signed_only_by_another_pinned_log_fails_check_3_naming_the_signer() -> None:
+    bundle = make_bundle(receipt_signers=[OTHER_LOG])
+    other = OTHER_LOG.verifier
+
+    with pytest.raises(VerificationError) as info:
+        verify_receipt(bundle.to_json(), [KEY, other.verifier_key()])
+
+    assert info.value.step == 3
+    assert f"{other.name}+{other.key_hash.hex()}" in info.value.message
+
+
 def test_checkpoint_signed_by_a_key_not_named_as_its_origin_fails_check_3() -> None:
     bundle = make_bundle(checkpoint_signers=[LOG], origin="elsewhere.example/log")
     assert failed_step(bundle) == 3
