@@ -44,6 +44,9 @@ from custody.receipt import ReceiptBundle
 from custody.verify.bundle import verify_bundle
 from custody.verify.formats import (
     BUNDLE_FORMAT,
+    KEY_FOLDER,
+    KEY_SUBJECT,
+    NO_EVENT_HASH,
     BundleIndex,
     ConsistencyProof,
     HeadStatement,
@@ -256,6 +259,11 @@ class Bundles:
             in_copy=dataclasses.replace(index, with_content=False).to_json(),
         )
         bundle.add("checkpoint", checkpoint.note)
+        key_history = [
+            e for e in self.ledger.subject_entries(KEY_SUBJECT) if e.index < checkpoint.size
+        ]
+        bundle.add(KEY_FOLDER + "head", self._head(KEY_SUBJECT, key_history, checkpoint))
+        self._write_subject(bundle, KEY_FOLDER, key_history, checkpoint)
         for item in items:
             self._write_item(bundle, item, checkpoint, progress)
         if known is not None:
@@ -413,13 +421,13 @@ class Bundles:
         self, subject: str, entries: Sequence[LedgerEntry], checkpoint: KeptCheckpoint
     ) -> bytes:
         """The signed ``custos/head/v1`` statement of a subject's event count and last event as
-        of a checkpoint (docs/bundle.md, the head statement)."""
-        last = entries[-1]
+        of a checkpoint (docs/bundle.md, the head statement); a subject with none yet (the key
+        history of a log that never rotated its key) has count 0, last index 0 and a zero hash."""
         head = HeadStatement(
             subject=subject,
             count=len(entries),
-            last_index=last.index,
-            last_leaf_hash=last.leaf_hash.hex(),
+            last_index=entries[-1].index if entries else 0,
+            last_leaf_hash=entries[-1].leaf_hash.hex() if entries else NO_EVENT_HASH,
             tree_size=checkpoint.size,
             checkpoint_root=base64.b64encode(checkpoint.root).decode("ascii"),
         )

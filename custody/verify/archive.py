@@ -82,6 +82,8 @@ REPORT = "report.html"
 _TOP_LEVEL = frozenset({INDEX, CHECKPOINT, KNOWN_CHECKPOINT, CONSISTENCY})
 _INDEXED = re.compile(r"(order/)?(events|proofs)/([0-9]{20})")
 _ITEM_MEMBER = re.compile(r"items/(ev_[0-9a-f]{16})/(.+)")
+KEY_FOLDER = "log/key/"
+_KEY_INDEXED = re.compile(r"log/key/(events|proofs)/([0-9]{20})")
 _ORDER_FILES = frozenset({"order/document", "order/salt", "order/head"})
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -206,6 +208,8 @@ class Archive:
     index: BundleIndex
     checkpoint: bytes
     items: dict[str, ItemMembers]
+    key_history: SubjectMembers
+    """The service key's history (subject ``key:service``): its head, events and proofs."""
     known_checkpoint: bytes | None
     consistency: bytes | None
     member_count: int
@@ -278,10 +282,18 @@ def _read(source: _Source) -> Archive:
     items: dict[str, ItemMembers] = {evidence_id: ItemMembers() for evidence_id in index.items}
     unread: list[str] = []
     unread_count = 0
+    key_history = SubjectMembers()
     for located in _entries(source, directory):  # pass 2: read what the layout names
         entry = located.entry
         name = entry.name
         if name in _TOP_LEVEL or name == REPORT:
+            continue
+        if name == KEY_FOLDER + "head":
+            key_history.head = _inflate(source, entry)
+            continue
+        if (key_member := _KEY_INDEXED.fullmatch(name)) is not None:
+            folder = key_history.events if key_member.group(1) == "events" else key_history.proofs
+            folder[int(key_member.group(2))] = _inflate(source, entry)
             continue
         match = _ITEM_MEMBER.fullmatch(name)
         item = items.get(match.group(1)) if match else None
@@ -291,6 +303,9 @@ def _read(source: _Source) -> Archive:
                 unread.append(name)
     for evidence_id, item in items.items():
         _check_item(evidence_id, item, index)
+    if key_history.head is None:
+        raise ArchiveError(f"{KEY_FOLDER}head is missing: the bundle lacks the log's key history")
+    _check_subject(KEY_FOLDER, key_history, may_be_empty=True)
     _check_pair(top, index.known_checkpoint)
     known, consistency = top.get(KNOWN_CHECKPOINT), top.get(CONSISTENCY)
     return Archive(
@@ -298,6 +313,7 @@ def _read(source: _Source) -> Archive:
         index=index,
         checkpoint=_inflate(source, top[CHECKPOINT]),
         items=items,
+        key_history=key_history,
         known_checkpoint=None if known is None else _inflate(source, known),
         consistency=None if consistency is None else _inflate(source, consistency),
         member_count=directory.count,
@@ -541,7 +557,7 @@ def _check_entries(source: _Source, directory: _Directory) -> Iterator[Entry]:
             )
         if is_content:
             content += entry.file_size
-        elif name in _TOP_LEVEL or name.startswith("items/"):
+        elif name in _TOP_LEVEL or name.startswith(("items/", KEY_FOLDER)):
             metadata += entry.file_size  # what pass 2 may read and hold
         if metadata > MAX_METADATA_BYTES:
             raise ArchiveError(
@@ -667,8 +683,8 @@ def _check_item(evidence_id: str, item: ItemMembers, index: BundleIndex) -> None
         raise ArchiveError(f"{folder}content is there, but bundle.json says with_content false")
 
 
-def _check_subject(folder: str, subject: SubjectMembers) -> None:
-    if not subject.events:
+def _check_subject(folder: str, subject: SubjectMembers, *, may_be_empty: bool = False) -> None:
+    if not subject.events and not may_be_empty:
         raise ArchiveError(f"{folder}events/ holds no event")
     for index in sorted(subject.events.keys() ^ subject.proofs.keys()):
         missing = "proofs" if index in subject.events else "events"

@@ -38,6 +38,13 @@ from custody.verify.chain import (
     read_events,
 )
 from custody.verify.formats import LeafEvent, MalformedMember, parse_consistency
+from custody.verify.history import (
+    KEY_ROTATED,
+    KEY_SUBJECT,
+    MalformedHistory,
+    checkpoint_place,
+    key_validity,
+)
 from custody.verify.item import (
     INTAKE_EVENTS,
     Digested,
@@ -171,7 +178,6 @@ def _verify_archive(
 
 def _check_checkpoint(run: _Run, archive: Archive) -> tuple[Checkpoint, str]:
     checkpoint, note = run.keys.open_checkpoint(archive.checkpoint, "checkpoint")
-    signers = ", ".join(key_id(sig) for sig in note.signatures)
     index = archive.index
     root = base64.b64encode(checkpoint.root).decode("ascii")
     described = (index.origin, index.checkpoint_size, index.checkpoint_root)
@@ -181,10 +187,52 @@ def _check_checkpoint(run: _Run, archive: Archive) -> tuple[Checkpoint, str]:
             f"{index.checkpoint_size}, root {index.checkpoint_root}, but the signed checkpoint "
             f"is of {checkpoint.origin} at size {checkpoint.size}, root {root}"
         )
-    run.keys.record(note.signatures)
     run.keys.origin = checkpoint.origin  # from here on, only this log's keys are trusted
+    history = _check_key_history(run.keys, archive, checkpoint)
+    note = run.keys.in_place(note, "checkpoint", checkpoint_place(checkpoint.size))
+    signers = ", ".join(key_id(sig) for sig in note.signatures)
+    run.keys.record(note.signatures)
     return checkpoint, (
-        f"log {checkpoint.origin}, {checkpoint.size} entries, root {root}; signed by {signers}"
+        f"log {checkpoint.origin}, {checkpoint.size} entries, root {root}; signed by {signers}; "
+        f"{history}"
+    )
+
+
+def _check_key_history(keys: PinnedKeys, archive: Archive, checkpoint: Checkpoint) -> str:
+    """The service key's history (``log/key/``), as in steps 3 to 5: its ``key.rotated``
+    events proven in the checkpoint, chained, and counted by a head statement signed by a
+    key valid at the checkpoint. It then says which pinned key may sign what."""
+    members = archive.key_history
+    events, unreadable = read_events(members.events)
+    try:
+        if members.events:
+            check_inclusion(members.events, members.proofs, checkpoint, archive.checkpoint)
+            check_chain(events, unreadable, KEY_SUBJECT, (KEY_ROTATED,))
+        keys.validity = key_validity(events, keys.of_log(checkpoint.origin))
+    except MalformedHistory as exc:
+        raise CheckFailed(f"the log's key history: {exc}", exc.event_index) from None
+    except CheckFailed as exc:
+        raise CheckFailed(f"the log's key history: {exc.message}", exc.event_index) from None
+    assert members.head is not None  # step (1)
+    try:
+        check_head(members.head, keys, KEY_SUBJECT, events, checkpoint)
+    except CheckFailed as exc:
+        raise CheckFailed(
+            f"the log's key history: {exc.message}; a rotation left out of the bundle would "
+            "let a retired key pass",
+            exc.event_index,
+        ) from None
+    if not events:
+        return "the log's key history, complete by its signed head statement, has no rotation"
+    valid = [
+        f"{v.name}+{v.key_hash.hex()} {keys.validity[(v.name, v.key_hash)].describe()}"
+        for v in keys.of_log(checkpoint.origin)
+        if keys.validity and (v.name, v.key_hash) in keys.validity
+    ]
+    return (
+        f"the log's key history, complete by its signed head statement, has {len(events)} "
+        f"rotation{'s' if len(events) > 1 else ''} (last at index {events[-1].index}); pinned "
+        f"keys: {'; '.join(valid) or 'none named by it'}"
     )
 
 

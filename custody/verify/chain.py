@@ -30,6 +30,7 @@ from custody.verify.formats import (
     parse_head,
     parse_tlog_proof,
 )
+from custody.verify.history import KeyIdent, KeyValidity, checkpoint_place
 
 __all__ = [
     "CheckFailed",
@@ -70,10 +71,23 @@ class PinnedKeys:
     """``<name>+<key hash hex>`` of each pinned key whose signature verified, in order."""
     origin: str | None = None
     """The log whose checkpoint the bundle proves against, once step (2) verified it."""
+    validity: Mapping[KeyIdent, KeyValidity] | None = None
+    """Where each pinned key of the log is valid, once step (2) read the key history; None
+    while it has not, or when the log never rotated its key (every key valid everywhere)."""
 
-    def of_log(self, origin: str) -> list[NoteVerifier]:
-        """The pinned keys of the log ``origin``."""
-        return [v for v in self.verifiers if v.name == origin]
+    def of_log(self, origin: str, place: int | None = None) -> list[NoteVerifier]:
+        """The pinned keys of the log ``origin`` (valid at ``place``, if given)."""
+        keys = [v for v in self.verifiers if v.name == origin]
+        if place is None or self.validity is None:
+            return keys
+        return [v for v in keys if self.valid(v.name, v.key_hash, place)]
+
+    def valid(self, name: str, key_hash: bytes, place: int) -> bool:
+        """Whether the key history lets this key of the log sign a note placed at ``place``."""
+        if self.validity is None:
+            return True
+        validity = self.validity.get((name, key_hash))
+        return validity is not None and validity.valid_at(place)
 
     def open_checkpoint(self, data: bytes, what: str) -> tuple[Checkpoint, Note]:
         """Open a checkpoint with the pinned keys of the log its first line names, and no
@@ -96,24 +110,34 @@ class PinnedKeys:
             raise CheckFailed(
                 f"a pinned key signed it, but the {what} is not a checkpoint: {exc}"
             ) from None
-        return checkpoint, note
+        return checkpoint, self.in_place(note, what, checkpoint_place(checkpoint.size))
 
-    def open(self, data: bytes, what: str) -> Note:
+    def in_place(self, note: Note, what: str, place: int) -> Note:
+        """The note with only the signatures the key history lets count at ``place`` (the
+        retired key's on a hand-over checkpoint drops out); CheckFailed if none is left."""
+        valid = [sig for sig in note.signatures if self.valid(sig.name, sig.key_hash, place)]
+        if not valid:
+            raise CheckFailed(self.out_of_place(what, note.signatures, place))
+        return Note(text=note.text, signatures=tuple(valid))
+
+    def open(self, data: bytes, what: str, place: int) -> Note:
         """Open a signed note with the pinned keys of the bundle's log only (set by step
-        (2)); CheckFailed says why it did not open, naming a signer of another log."""
+        (2)) that its key history lets sign a note placed at ledger index ``place``;
+        CheckFailed says why it did not open, naming a signer of another log, or one the
+        key history does not allow there."""
         if self.origin is None:
             raise CheckFailed(f"the {what} cannot be checked without the log's checkpoint")
-        note = self._open(data, what, self.origin)
+        note = self._open(data, what, self.origin, place)
         self.record(note.signatures)
         return note
 
-    def _open(self, data: bytes, what: str, origin: str) -> Note:
+    def _open(self, data: bytes, what: str, origin: str, place: int | None = None) -> Note:
         try:
-            return _open_note(data, self.of_log(origin))
+            return _open_note(data, self.of_log(origin, place))
         except MalformedNote as exc:
             raise CheckFailed(f"the {what} is not a well-formed signed note: {exc}") from None
         except NoteVerificationError as exc:
-            raise CheckFailed(self._untrusted(data, what, origin, exc)) from None
+            raise CheckFailed(self._untrusted(data, what, origin, place, exc)) from None
 
     def record(self, signatures: Sequence[NoteSignature]) -> None:
         self.record_ids(key_id(sig) for sig in signatures)
@@ -122,11 +146,25 @@ class PinnedKeys:
         for ident in ids:
             self.signed.setdefault(ident, None)
 
-    def _untrusted(self, data: bytes, what: str, origin: str, exc: NoteVerificationError) -> str:
+    def _untrusted(
+        self,
+        data: bytes,
+        what: str,
+        origin: str,
+        place: int | None,
+        exc: NoteVerificationError,
+    ) -> str:
         pinned = {(v.name, v.key_hash) for v in self.verifiers}
         signatures = Note.from_bytes(data).signatures  # well formed: open_note parsed it
         ours = [sig for sig in signatures if (sig.name, sig.key_hash) in pinned]
-        if any(sig.name == origin for sig in ours):
+        of_log = [sig for sig in ours if sig.name == origin]
+        if (
+            place is not None
+            and of_log
+            and not any(self.valid(sig.name, sig.key_hash, place) for sig in of_log)
+        ):
+            return self.out_of_place(what, of_log, place)
+        if of_log:
             return (
                 f"the {what} does not match its signature by a pinned key ({exc}): it was altered"
             )
@@ -141,6 +179,26 @@ class PinnedKeys:
             f"the {what} is signed only by keys you did not pin "
             f"({', '.join(key_id(sig) for sig in signatures)}); a key shipped in the bundle or "
             "named in a note is never trusted: pin the log's verifier key with --key"
+        )
+
+    def out_of_place(self, what: str, signatures: Sequence[NoteSignature], place: int) -> str:
+        """Why the log's own keys do not count for a note at ``place``: what the history says."""
+        said = []
+        for sig in signatures:
+            validity = (self.validity or {}).get((sig.name, sig.key_hash))
+            said.append(
+                f"{key_id(sig)} ("
+                + (
+                    validity.describe()
+                    if validity is not None
+                    else "named by no rotation in the log's key history"
+                )
+                + ")"
+            )
+        return (
+            f"the {what} is placed at ledger index {place}, but it is signed only by "
+            f"{', '.join(said)}: the log's key history does not let that key sign there, so "
+            "its signature is not trusted (a retired key signs nothing after its key.rotated)"
         )
 
 
@@ -276,7 +334,7 @@ def check_head(
     """Check the ``custos/head/v1`` statement: signed by a pinned key, about ``subject``, as of
     ``checkpoint``, naming the last of ``events`` and their count. Returns the pinned keys
     that signed it, and what it established."""
-    note = keys.open(head_note, f"head statement of {subject}")
+    note = keys.open(head_note, f"head statement of {subject}", checkpoint_place(checkpoint.size))
     try:
         head = parse_head(note.text)
     except MalformedMember as exc:
@@ -288,6 +346,18 @@ def check_head(
         raise CheckFailed(
             f"the head statement is as of a tree of {head.tree_size} entries with root "
             f"{head.checkpoint_root}, not the bundle's checkpoint ({checkpoint.size}, {root})"
+        )
+    if not events:
+        if (head.count, head.last_index, head.last_leaf_hash) != (0, 0, NO_EVENT_HASH):
+            raise CheckFailed(
+                f"the head statement says {subject} had {_count(head.count)}, the last at index "
+                f"{head.last_index}, but the bundle holds none: they were left out",
+                head.last_index,
+            )
+        signers = tuple(key_id(sig) for sig in note.signatures)
+        return signers, (
+            f"signed by {', '.join(signers)}: {subject} had no event when the log had "
+            f"{head.tree_size} entries"
         )
     last = events[-1]
     if head.last_index > last.index:
@@ -314,6 +384,10 @@ def check_head(
         f"signed by {', '.join(signers)}: {subject} had {_count(head.count)}, the last at index "
         f"{head.last_index}, when the log had {head.tree_size} entries"
     )
+
+
+NO_EVENT_HASH = "0" * 64
+"""``last_leaf_hash`` of a head statement counting no event (``last_index`` is then 0)."""
 
 
 def _count(n: int) -> str:

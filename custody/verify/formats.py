@@ -33,7 +33,10 @@ __all__ = [
     "BUNDLE_FORMAT",
     "CONSISTENCY_HEADER",
     "HEAD_TYPE",
+    "KEY_FOLDER",
+    "KEY_SUBJECT",
     "MAX_PROOF_HASHES",
+    "NO_EVENT_HASH",
     "SALT_SIZE",
     "TLOG_PROOF_HEADER",
     "BundleIndex",
@@ -56,6 +59,12 @@ __all__ = [
 BUNDLE_FORMAT = "custos/exhibit/v1"
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 CONSISTENCY_HEADER = "c2sp.org/custos-consistency@v1"
+KEY_SUBJECT = "key:service"
+"""The ledger subject of the service key's history: its ``key.rotated`` events."""
+KEY_FOLDER = "log/key/"
+"""Where a bundle holds the key history: its head, events and proofs, as an item's."""
+NO_EVENT_HASH = "0" * 64
+"""``last_leaf_hash`` of a head statement counting no event (``last_index`` is then 0)."""
 MAX_PROOF_HASHES = 64
 """Longest RFC 9162 proof of a tree of at most 2**64 - 1 leaves."""
 MAX_TREE_SIZE = 2**64 - 1

@@ -35,6 +35,7 @@ from custody.verify.chain import (
 )
 from custody.verify.errors import VerificationError
 from custody.verify.formats import LeafEvent, MalformedMember, parse_salt
+from custody.verify.history import checkpoint_place
 from custody.verify.receipt import verify_receipt_against
 from custody.verify.results import ItemResult, TimelineEvent
 
@@ -106,7 +107,7 @@ def check_manifest(keys: PinnedKeys, item: ItemState) -> str:
     event's, and it is the very manifest the event commits to by SHA-256."""
     ingest, manifest_note = item.ingest, item.members.manifest
     assert ingest is not None and manifest_note is not None  # steps (1) and (4)
-    note = keys.open(manifest_note, "manifest")
+    note = keys.open(manifest_note, "manifest", ingest.index)
     manifest = _typed_json(note.text, MANIFEST_TYPE, "manifest")
     item.manifest = manifest
     data = ingest.data
@@ -243,12 +244,17 @@ def check_order(
         raise NotApplicable("not a provider's response (its manifest names no order)")
     if not isinstance(order_id, str) or members.order is None or not members.order_document:
         raise CheckFailed(f"the item answers order {order_id}, but the bundle lacks the order")
-    document_note = keys.open(members.order_document, "order document")
+    order, subject = members.order, f"order:{order_id}"
+    events, unreadable = read_events(order.events)
+    # Its place: the order.served recorded with its signature (else the last event).
+    served_at = next(
+        (event.index for event in events if event.type == ORDER_SERVED),
+        max(order.events),
+    )
+    document_note = keys.open(members.order_document, "order document", served_at)
     document = _typed_json(document_note.text, ORDER_TYPE, "order document")
     if document.get("id") != order_id:
         raise CheckFailed(f"the order document is of order {document.get('id')!r}, not {order_id}")
-    order, subject = members.order, f"order:{order_id}"
-    events, unreadable = read_events(order.events)
     item.order_events = events
     checks: tuple[tuple[int, Callable[[], object]], ...] = (
         (3, lambda: check_inclusion(order.events, order.proofs, checkpoint, archive.checkpoint)),
@@ -287,7 +293,14 @@ def check_order(
             f"this item's intake at {ingest.index} with its digests",
             ingest.index,
         )
-    keys.record_ids(receipt.receipt_signed_by + receipt.checkpoint_signed_by)
+    for signed_by, place, what in (
+        (receipt.receipt_signed_by, ingest.index, "receipt"),
+        (receipt.checkpoint_signed_by, checkpoint_place(receipt.tree_size), "receipt's checkpoint"),
+    ):
+        valid = [ident for ident in signed_by if _valid_ident(keys, ident, place)]
+        if not valid:
+            raise CheckFailed(keys.out_of_place(what, [_signature(i) for i in signed_by], place))
+        keys.record_ids(valid)
     item.completeness += (
         f" Likewise, that no event of order {order_id} was left out after the last, at ledger "
         f"index {events[-1].index}, rests on the order's signed head statement."
@@ -354,6 +367,17 @@ def _typed_json(text: str, note_type: str, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckFailed(f"the {what} is not a JSON object")
     return obj
+
+
+def _valid_ident(keys: PinnedKeys, ident: str, place: int) -> bool:
+    name, _, key_hash = ident.rpartition("+")
+    return keys.valid(name, bytes.fromhex(key_hash), place)
+
+
+def _signature(ident: str) -> NoteSignature:
+    """A stand-in signature line naming a key (``<name>+<hash hex>``), for the messages."""
+    name, _, key_hash = ident.rpartition("+")
+    return NoteSignature(name=name, key_hash=bytes.fromhex(key_hash), signature=bytes(64))
 
 
 def _signers(signatures: Iterable[NoteSignature]) -> str:

@@ -37,7 +37,7 @@ from custody.verify import BUNDLE_CHECKS, ExhibitVerification, verify_bundle
 from custody.verify import archive as bundle_archive
 from custody.verify.__main__ import main
 from custody.verify.archive import MAX_MEMBER_BYTES
-from storage.deployment import Deployment, initialise, open_deployment
+from storage.deployment import Deployment, initialise, open_deployment, rotate_key
 from tests.conftest import add_provider, make_config
 from tests.factories import order_document
 
@@ -1073,3 +1073,130 @@ def test_an_artifact_that_matches_no_item_fails_step_seven(
         s for s in verification.steps if s.number == 7 and s.evidence_id == exhibits.item
     )
     assert "genuine.img" in item_seven.detail
+
+
+# -- key history -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Rotated:
+    """A deployment that rotated its key once, between two items' intakes."""
+
+    deployment: Deployment
+    old: NoteSigner
+    keys: list[str]
+    """Both verifier keys, as a court pins them."""
+    rotated_at: int
+    before: str
+    after: str
+    bundle: bytes
+    """Both items' bundle, exported after the rotation."""
+
+
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotated]:
+    tmp = tmp_path_factory.mktemp("rotated")
+    config = make_config(tmp, f"sqlite:///{tmp / 'home' / 'custos.db'}")
+    initialise(config).deployment.close()
+    dep = open_deployment(config)
+    operator = dep.principals.get("operator").actor
+    examiner = dep.principals.add("alice", "examiner", operator)[0].actor
+    court = dep.principals.add("clerk", "court", operator)[0].actor
+
+    def ingest(exhibit: str) -> str:
+        metadata = {"kind": "digital", "case": "C-2", "exhibit": exhibit, "description": "disk"}
+        item = dep.intake.open_session(metadata, examiner).id
+        dep.intake.receive(item, io.BytesIO(CONTENT + exhibit.encode()), examiner)
+        return item
+
+    before = ingest("HD-1")
+    old = dep.keys.current.signer
+    old_key, new_key, index = rotate_key(dep, operator)
+    dep.close()
+    dep = open_deployment(config)  # the new ring
+    after = ingest("HD-2")
+    dep.handling.record_act(after, "evidence.sealed", {"seal": "S-7"}, examiner)
+    out = io.BytesIO()
+    dep.bundles.export([before, after], out, by=court)
+    yield Rotated(dep, old, [old_key, new_key], index, before, after, out.getvalue())
+    dep.close()
+
+
+def test_a_bundle_across_a_rotation_verifies_with_both_keys_pinned(rotated: Rotated) -> None:
+    verification = verify_bundle(rotated.bundle, rotated.keys)
+
+    assert verification.ok, [s.detail for s in verification.failed]
+    two = verification.steps[1].detail
+    assert f"1 rotation (last at index {rotated.rotated_at})" in two
+    assert f"retired at index {rotated.rotated_at}" in two
+
+
+def test_a_head_statement_signed_by_a_retired_key_fails_step_five(
+    rotated: Rotated, tmp_path: Path
+) -> None:
+    # Whoever holds the retired key vouches that the item's last event never happened.
+    found = members(rotated.bundle)
+    events = indexes(rotated.bundle, rotated.after)
+    kept = [found[event_name(rotated.after, i)] for i in events[:-1]]
+    text = head_text(
+        f"evidence:{rotated.after}", kept, checkpoint_of(found["checkpoint"]), events[-2]
+    )
+    dropped = {
+        event_name(rotated.after, events[-1]),
+        event_name(rotated.after, events[-1], "proofs"),
+    }
+    path = rezip(
+        rotated.bundle,
+        tmp_path / "head-by-retired-key.zip",
+        Rewrite(
+            replace={f"items/{rotated.after}/head": sign_note(text, [rotated.old])},
+            drop=frozenset(dropped),
+        ),
+    )
+
+    verification = verify_bundle(path, rotated.keys)
+
+    assert first_failure(verification)[:2] == (5, rotated.after)
+    assert f"retired at index {rotated.rotated_at}" in verification.failed[0].detail
+
+
+def test_a_checkpoint_signed_only_by_a_retired_key_fails_step_two(
+    rotated: Rotated, tmp_path: Path
+) -> None:
+    found = members(rotated.bundle)
+    genuine = found["checkpoint"]
+    forged = resigned(genuine, rotated.old)
+    replace = {n: d.replace(genuine, forged) for n, d in found.items() if "/proofs/" in n}
+    path = rezip(
+        rotated.bundle,
+        tmp_path / "checkpoint-by-retired-key.zip",
+        Rewrite(replace={"checkpoint": forged, **replace}),
+    )
+
+    verification = verify_bundle(path, rotated.keys)
+
+    assert first_failure(verification)[0] == 2
+    assert f"retired at index {rotated.rotated_at}" in verification.failed[0].detail
+
+
+def test_a_bundle_that_omits_a_rotation_fails_step_two(rotated: Rotated, tmp_path: Path) -> None:
+    name = f"log/key/events/{rotated.rotated_at:020d}"
+    proof = f"log/key/proofs/{rotated.rotated_at:020d}"
+    assert name in members(rotated.bundle)
+    path = rezip(
+        rotated.bundle, tmp_path / "rotation-left-out.zip", Rewrite(drop=frozenset({name, proof}))
+    )
+
+    verification = verify_bundle(path, rotated.keys)
+
+    assert first_failure(verification)[0] == 2
+    assert "key history" in verification.failed[0].detail
+
+
+def test_a_bundle_without_the_key_history_is_refused(rotated: Rotated) -> None:
+    history = frozenset(n for n in members(rotated.bundle) if n.startswith("log/key/"))
+
+    verification = verify_bundle(rezipped(rotated.bundle, Rewrite(drop=history)), rotated.keys)
+
+    assert first_failure(verification)[0] == 1
+    assert "log/key/head is missing" in verification.steps[0].detail
