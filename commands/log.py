@@ -65,6 +65,27 @@ def log_key(ctx: click.Context, as_json: bool) -> None:
     emit(as_json, {"key": vkey, "origin": keys.origin}, vkey)
 
 
+@log.command("keys")
+@json_option
+@click.pass_context
+def log_keys(ctx: click.Context, as_json: bool) -> None:
+    """Print every verifier key of the log, oldest first, each after a comment saying where it
+    is valid: the output is a key file to pin (``--key @FILE`` skips the comments)."""
+    with deployment(ctx) as dep:
+        periods = dep.keys.periods()
+        if as_json:
+            for period in periods:
+                emit(True, {"origin": dep.keys.origin, **period.as_json()}, "")
+            return
+        click.echo(
+            f"# {dep.keys.origin}: {len(periods)} key{'s' if len(periods) != 1 else ''}, oldest "
+            "first; each verifies the notes placed (by ledger index) where it was current"
+        )
+        for period in periods:
+            click.echo(f"# valid {period.describe()}")
+            click.echo(period.verifier_key)
+
+
 @log.command("prove")
 @click.option("--index", required=True, type=click.IntRange(min=0))
 @click.option("--tree-size", type=click.IntRange(min=1), help="Default: the current size.")

@@ -26,6 +26,26 @@ class ServiceKey:
         return self.signer.verifier.verifier_key()
 
 
+@dataclass(frozen=True)
+class KeyPeriod:
+    """Where a key of the ring verifies notes: from the ``key.rotated`` that brought it in
+    (``since``; None for the first key) to before the one that retired it (``until``; None
+    for the current key). A note's place is a ledger index (docs/bundle.md, step 2)."""
+
+    verifier_key: str
+    since: int | None
+    until: int | None
+
+    def describe(self) -> str:
+        start = "from the start" if self.since is None else f"from index {self.since}"
+        if self.until is None:
+            return f"{start}, current"
+        return f"{start} to before index {self.until} (retired by key.rotated at {self.until})"
+
+    def as_json(self) -> dict[str, object]:
+        return {"key": self.verifier_key, "since": self.since, "until": self.until}
+
+
 class KeyRing:
     """The ordered keys of a deployment, oldest first; the last unretired one signs."""
 
@@ -52,6 +72,14 @@ class KeyRing:
     def verifiers(self) -> list[NoteVerifier]:
         """Every key's verifier, newest first: notes signed by any of them are ours."""
         return [k.signer.verifier for k in reversed(self.keys)]
+
+    def periods(self) -> list[KeyPeriod]:
+        """Every key with where it is valid, oldest first."""
+        periods, since = [], None
+        for key in self.keys:
+            periods.append(KeyPeriod(key.verifier_key, since, key.retired_at))
+            since = key.retired_at
+        return periods
 
     def signer_at(self, index: int) -> NoteSigner:
         """The key that was current when the event at ledger ``index`` was recorded: the

@@ -164,12 +164,63 @@ def checkpoint(covering: int | None = None) -> Response:
     return response
 
 
+_SINCE = "Custos-Key-Since"
+
+
 @blp.route("/key")
-@blp.response(200, _TEXT, content_type="text/plain", description="C2SP signed-note keys")
+@blp.response(
+    200,
+    _TEXT,
+    content_type="text/plain",
+    description="C2SP signed-note keys, the current one first",
+    headers={
+        _SINCE: {
+            "description": "the ledger index of the key.rotated event that made the first key "
+            "current (0 when it is the log's first key); GET /v1/log/keys has every key's range",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    },
+)
 def key() -> Response:
-    """The service's verifier keys, newest first, one per line."""
-    lines = [v.verifier_key() for v in _ledger().keys.verifiers]
-    return _text("".join(line + "\n" for line in lines))
+    """The service's verifier keys, newest first, one per line: the first is current, since
+    the index in the Custos-Key-Since header."""
+    ring = _ledger().keys
+    lines = [v.verifier_key() for v in ring.verifiers]
+    response = _text("".join(line + "\n" for line in lines))
+    response.headers[_SINCE] = str(ring.periods()[-1].since or 0)
+    return response
+
+
+class _KeyPeriodSchema(Schema):
+    key = fields.String(required=True, metadata={"description": "<name>+<hash>+<base64>"})
+    since = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "index of the key.rotated that brought it in; null: the first"},
+    )
+    until = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "index of the key.rotated that retired it; null: current"},
+    )
+    current = fields.Boolean(required=True)
+
+
+class _KeysSchema(Schema):
+    origin = fields.String(required=True)
+    keys = fields.List(fields.Nested(_KeyPeriodSchema), required=True)
+
+
+@blp.route("/keys")
+@blp.response(200, _KeysSchema, description="every key of the log, oldest first")
+def keys() -> dict[str, Any]:
+    """Every verifier key of the log with where it is valid: a key verifies the notes placed
+    (by ledger index) from ``since`` to before ``until`` (docs/bundle.md, step 2)."""
+    ring = _ledger().keys
+    return {
+        "origin": ring.origin,
+        "keys": [{**p.as_json(), "current": p.until is None} for p in ring.periods()],
+    }
 
 
 @blp.route("/checkpoints/<int:size>")

@@ -367,6 +367,31 @@ def test_key_rotate_then_audit_is_still_ok(
     assert report["ok"] is True and report["checkpoints"] == 2
 
 
+def test_log_keys_prints_every_key_with_where_it_is_valid_ready_to_pin(
+    runner: CliRunner, home: Home, tmp_path: Path
+) -> None:
+    old_key = ok(runner.invoke(main, ["log", "key"])).stdout.strip()
+    rotated = json_object(runner.invoke(main, ["key", "rotate", "--json"]))
+
+    text = ok(runner.invoke(main, ["log", "keys"])).stdout
+    listed = json_lines(runner.invoke(main, ["log", "keys", "--json"]))
+
+    index = rotated["index"]
+    keys = [line for line in text.splitlines() if not line.startswith("#")]
+    assert keys == [old_key, rotated["new"]]
+    assert f"# valid from the start to before index {index}" in text
+    assert f"# valid from index {index}, current" in text
+    assert [(k["key"], k["since"], k["until"]) for k in listed] == [
+        (old_key, None, index),
+        (rotated["new"], index, None),
+    ]
+    pinned = tmp_path / "pinned-keys.txt"
+    pinned.write_text(text, encoding="utf-8")
+    from custody.verify.__main__ import read_pinned_keys
+
+    assert read_pinned_keys([f"@{pinned}"]) == keys
+
+
 def test_the_command_line_starts_without_the_web_app_or_the_s3_client() -> None:
     # Flask with every blueprint, and boto3, take most of a second to load: commands on a
     # local home with a filesystem store need neither, so they load only when used.

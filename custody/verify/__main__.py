@@ -206,7 +206,8 @@ def _add_key_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="KEY",
-        help="a pinned verifier key <name>+<hash>+<base64>, or @FILE with one key per line; "
+        help="a pinned verifier key <name>+<hash>+<base64>, or @FILE with one key per line "
+        "(# starts a comment line); "
         "repeat for several keys (e.g. before and after a key rotation)",
     )
 
@@ -287,7 +288,8 @@ def read_pinned_keys(values: Sequence[str]) -> list[str]:
                 lines = Path(path).read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read the key file {path}: {exc}") from None
-            found = [line.strip() for line in lines if line.strip()]
+            # One key per line; lines starting with # are comments (as `custos log keys` writes).
+            found = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
             if not found:
                 raise UsageError(f"the key file {path} holds no key")
             keys.extend(found)

@@ -144,6 +144,35 @@ def test_key_lists_the_current_verifier_key_on_one_line(
     assert response.get_data(as_text=True) == deployment.keys.current.verifier_key + "\n"
 
 
+def test_the_keys_say_which_is_current_and_since_when(home: Home, clock: FakeClock) -> None:
+    before = home.deployment
+    client = create_app({"TESTING": True}, deployment=before).test_client()
+    first = client.get("/v1/log/key")
+    assert first.headers["Custos-Key-Since"] == "0"
+    old_key = before.keys.current.verifier_key
+    operator = before.principals.get("operator")
+
+    _, new_key, rotated_at = rotate_key(before, operator.actor)
+    after = open_deployment(home.config, clock=clock)
+    try:
+        client = create_app({"TESTING": True}, deployment=after).test_client()
+        current = client.get("/v1/log/key")
+        listed = client.get("/v1/log/keys")
+    finally:
+        after.close()
+
+    assert current.get_data(as_text=True).splitlines()[0] == new_key
+    assert current.headers["Custos-Key-Since"] == str(rotated_at)
+    assert listed.status_code == 200
+    assert listed.json == {
+        "origin": TEST_ORIGIN,
+        "keys": [
+            {"key": old_key, "since": None, "until": rotated_at, "current": False},
+            {"key": new_key, "since": rotated_at, "until": None, "current": True},
+        ],
+    }
+
+
 def test_key_rotation_lists_both_keys_and_hands_over_in_one_checkpoint(
     home: Home, clock: FakeClock
 ) -> None:
