@@ -286,6 +286,7 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     s.one("export", "export", item, "-o", str(bundle), "--known-checkpoint", str(known), *clerk)
     s.one("export case", "export", item, "--format", "case", "-o", str(tmp / "case.json"), *clerk)
     new_key = s.one("log key after rotation", "log", "key")["key"]
+    s.run("log keys", "log", "keys")
     s.one("verify", "verify", str(bundle), "--key", key, "--key", new_key)
     s.one("report", "report", item, "-o", str(tmp / "report.html"), *clerk)
 
