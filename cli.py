@@ -15,6 +15,7 @@ from commands.home import init, serve
 from commands.log import audit, log
 from commands.orders import orders, provider
 from commands.principals import key, principal
+from commands.witness import witness
 
 
 @click.group()
@@ -48,6 +49,7 @@ for command in (
     verify_exhibit,
     report,
     audit,
+    witness,
 ):
     main.add_command(command)
 

@@ -188,7 +188,8 @@ def remote_export(
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def verify_exhibit(args: tuple[str, ...]) -> None:
     """Verify an exhibit bundle offline against pinned keys: EXHIBIT.zip --key VKEY [--key ...]
-    [--artifact FILE ...] [--known-checkpoint FILE] [--json] [--report OUT.html]."""
+    [--artifact FILE ...] [--known-checkpoint FILE] [--witness KEY ... --witnesses K]
+    [--max-age AGE] [--json] [--report OUT.html]."""
     from custody.verify.__main__ import verify_command
 
     sys.exit(verify_command("bundle", list(args), prog="custos verify"))

@@ -1,7 +1,8 @@
 """``python -m custody.verify``: check Custos evidence offline against pinned keys.
 
     python -m custody.verify [bundle] EXHIBIT.zip --key KEY [--key KEY ...]
-        [--artifact FILE ...] [--known-checkpoint FILE] [--json] [--report OUT.html]
+        [--artifact FILE ...] [--known-checkpoint FILE] [--witness KEY ... --witnesses K]
+        [--max-age AGE] [--json] [--report OUT.html]
     python -m custody.verify receipt FILE --key KEY [--key KEY ...] [--json]
 
 Each subcommand runs one numbered verification procedure and prints every check with ``ok`` or
@@ -184,6 +185,28 @@ def _add_exhibit_arguments(parser: argparse.ArgumentParser) -> None:
         help="a checkpoint you kept earlier: the bundle's checkpoint must extend it",
     )
     parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a pinned witness key <name>+<hash>+<base64> (cosignature/v1), or @FILE with one "
+        "per line; repeat for several",
+    )
+    parser.add_argument(
+        "--witnesses",
+        type=int,
+        default=0,
+        metavar="K",
+        help="step 8 fails unless at least K of the pinned witnesses cosigned the checkpoint",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=_duration,
+        metavar="AGE",
+        help="step 8 fails unless a pinned witness cosigned the checkpoint at most AGE ago "
+        "(seconds, or with s, m, h or d): refuses the replay of an old bundle",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the checklist"
     )
     parser.add_argument(
@@ -243,10 +266,21 @@ def _run_exhibit(prog: str, args: argparse.Namespace) -> int:
         bundle: bytes | Path = _read_file("-") if args.file == "-" else _existing(args.file)
         artifacts = [_existing(path) for path in args.artifact]
         known = _read_file(args.known_checkpoint) if args.known_checkpoint else None
+        witnesses = _expand_keys(args.witness)
         try:
-            verification = verify_bundle(bundle, keys, artifact=artifacts, known_checkpoint=known)
+            verification = verify_bundle(
+                bundle,
+                keys,
+                artifact=artifacts,
+                known_checkpoint=known,
+                witnesses=witnesses,
+                min_witnesses=args.witnesses,
+                max_age=args.max_age,
+            )
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename or args.file}: {exc.strerror}") from None
+        except PinnedKeyError as exc:
+            raise UsageError(f"--witness/--witnesses: {exc}") from None
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -278,8 +312,26 @@ def _existing(path: str) -> Path:
     return Path(path)
 
 
+def _duration(value: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], units[value[-1]]) if value[-1:] in units else (value, 1)
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not an age (e.g. 3600, 90m, 24h, 7d)")
+    return int(number) * unit
+
+
 def read_pinned_keys(values: Sequence[str]) -> list[str]:
     """Expand ``--key`` values (a key, or ``@FILE`` with one per line) and check each parses."""
+    keys = _expand_keys(values)
+    try:
+        pinned_verifiers(keys)
+    except PinnedKeyError as exc:
+        raise UsageError(f"--key: {exc}") from None
+    return keys
+
+
+def _expand_keys(values: Sequence[str]) -> list[str]:
+    """Each value a key, or ``@FILE`` with one per line (lines starting with # skipped)."""
     keys: list[str] = []
     for value in values:
         if value.startswith("@"):
@@ -295,10 +347,6 @@ def read_pinned_keys(values: Sequence[str]) -> list[str]:
             keys.extend(found)
         else:
             keys.append(value)
-    try:
-        pinned_verifiers(keys)
-    except PinnedKeyError as exc:
-        raise UsageError(f"--key: {exc}") from None
     return keys
 
 

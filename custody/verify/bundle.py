@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from custody.checkpoint import Checkpoint, NotExtended, check_extends
+from custody.note import MalformedNote, Note
 from custody.verify.archive import Archive, ArchiveError, open_archive
 from custody.verify.chain import (
     CheckFailed,
@@ -37,6 +41,8 @@ from custody.verify.chain import (
     key_id,
     read_events,
 )
+from custody.verify.cosignature import CosignatureVerifier, verify_cosignatures
+from custody.verify.errors import PinnedKeyError
 from custody.verify.formats import LeafEvent, MalformedMember, parse_consistency
 from custody.verify.history import (
     KEY_ROTATED,
@@ -77,7 +83,7 @@ BUNDLE_CHECKS: tuple[str, ...] = (
     "the signed head statement matches the last event and the count",
     "the manifest is signed by a pinned key and matches the ingest event",
     "the artifact's bytes match every digest of the ingest event",
-    "the checkpoint is consistent with the court's earlier checkpoint",
+    "the checkpoint is consistent with the court's earlier one and cosigned by its witnesses",
     "the order document, the order's events and the receipt verify",
 )
 """The numbered steps of docs/bundle.md; step (n) is ``BUNDLE_CHECKS[n - 1]``."""
@@ -89,15 +95,23 @@ def verify_bundle(
     *,
     artifact: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     known_checkpoint: bytes | None = None,
+    witnesses: Sequence[str] = (),
+    min_witnesses: int = 0,
+    max_age: int | None = None,
+    now: float | None = None,
 ) -> ExhibitVerification:
     """Verify an exhibit bundle (its bytes, or a path) against pinned verifier keys.
 
     ``artifact`` is a file the court holds (or several), each checked against the digests
     recorded at intake of the item whose SHA-256 it has (step 7); ``known_checkpoint`` a
-    checkpoint it kept earlier, which the bundle's must extend (step 8). Returns every step's
+    checkpoint it kept earlier, which the bundle's must extend (step 8). ``witnesses`` are
+    the witness keys the court pinned: with ``min_witnesses`` K, step 8 fails unless K of
+    them cosigned the checkpoint; with ``max_age`` (seconds), unless the newest of their
+    cosignatures is at most that old at ``now`` (default: the clock). Returns every step's
     result; ``ok`` is true only when none failed, and ``raise_if_failed()`` raises
-    ExhibitVerificationFailed unless so. Raises PinnedKeyError (a ValueError) if a pinned key
-    is malformed, OSError if a file cannot be read.
+    ExhibitVerificationFailed unless so. Raises PinnedKeyError (a ValueError) if a pinned key or
+    witness key is malformed or fewer witnesses are pinned than K, OSError if a file cannot be
+    read.
 
     The steps, in order (docs/bundle.md, the verification checklist):
 
@@ -109,6 +123,16 @@ def verify_bundle(
     3 to 5), its ``order.responded`` naming the item, and the receipt.
     """
     run = _Run(PinnedKeys(pinned_verifiers(keys)))
+    witnessing = _Witnessing(
+        [_witness_key(key) for key in witnesses],
+        min_witnesses,
+        max_age,
+        time.time() if now is None else now,
+    )
+    if min_witnesses > len(witnessing.pinned):
+        raise PinnedKeyError(
+            f"{min_witnesses} witnesses are asked for, but {len(witnessing.pinned)} are pinned"
+        )
 
     # (1): the archive is well formed and bounded
     try:
@@ -125,7 +149,7 @@ def verify_bundle(
             artifacts = [artifact]
         else:
             artifacts = list(artifact)
-        return _verify_archive(run, archive, artifacts, known_checkpoint)
+        return _verify_archive(run, archive, artifacts, known_checkpoint, witnessing)
     finally:
         archive.close()
 
@@ -135,6 +159,7 @@ def _verify_archive(
     archive: Archive,
     artifacts: Sequence[str | os.PathLike[str]],
     known: bytes | None,
+    witnessing: _Witnessing,
 ) -> ExhibitVerification:
     more = archive.unread_count - len(archive.unread)
     unread = f"; not read, as not in the layout: {', '.join(archive.unread)}" + (
@@ -164,7 +189,7 @@ def _verify_archive(
     if checkpoint is None:
         run.not_run(8, None, 2)
     else:
-        run.step(8, None, lambda: _check_known(run.keys, archive, checkpoint, known))
+        run.step(8, None, lambda: _check_history(run.keys, archive, checkpoint, known, witnessing))
 
     return run.result(
         [item.result() for item in items],
@@ -362,7 +387,88 @@ def _check_artifacts(
         run.step(7, item.evidence_id, partial(check_bytes, archive, item, given[item.evidence_id]))
 
 
-# (8): consistency with the court's earlier checkpoint
+# (8): consistency with the court's earlier checkpoint, and the witnesses' cosignatures
+
+
+@dataclass(frozen=True)
+class _Witnessing:
+    """What the court asked of the witnesses: its pinned witness keys, how many of them must
+    have cosigned, and how old the newest cosignature may be (seconds) at ``now``."""
+
+    pinned: list[CosignatureVerifier]
+    at_least: int
+    max_age: int | None
+    now: float
+
+    @property
+    def asked(self) -> bool:
+        return self.at_least > 0 or self.max_age is not None
+
+
+def _witness_key(key: str) -> CosignatureVerifier:
+    try:
+        return CosignatureVerifier.from_key(key)
+    except MalformedNote as exc:
+        raise PinnedKeyError(f"{key!r} is not a witness key: {exc}") from None
+
+
+def _check_history(
+    keys: PinnedKeys,
+    archive: Archive,
+    checkpoint: Checkpoint,
+    court: bytes | None,
+    witnessing: _Witnessing,
+) -> str:
+    """The court's known checkpoint (if any) is extended, and the witnesses it pinned (if it
+    asked for them) cosigned the checkpoint: either stops a rewritten or split history."""
+    try:
+        known: str | None = _check_known(keys, archive, checkpoint, court)
+    except NotApplicable:
+        if not witnessing.asked:
+            raise
+        known = None
+    if not witnessing.asked:
+        assert known is not None
+        return known
+    witnessed = _check_witnesses(archive, witnessing)
+    return witnessed if known is None else f"{known}; {witnessed}"
+
+
+def _check_witnesses(archive: Archive, witnessing: _Witnessing) -> str:
+    """At least K distinct pinned witnesses cosigned the bundle's checkpoint, the newest of
+    them within ``max_age``. Cosignatures stop a rewritten or split history, not the replay
+    of an old genuine bundle: that is what the age is for."""
+    note = Note.from_bytes(archive.checkpoint)  # opened in step (2)
+    cosigned = verify_cosignatures(note.text, note.signatures, witnessing.pinned)
+    names = ", ".join(sorted(cosigned.times)) or "none"
+    if len(cosigned.times) < witnessing.at_least:
+        raise CheckFailed(
+            f"the checkpoint is cosigned by {len(cosigned.times)} of the witnesses you pinned "
+            f"({names}), fewer than the {witnessing.at_least} you asked for: no independent "
+            "party vouches that this is the history everyone else sees"
+        )
+    newest = cosigned.newest
+    when = "no cosignature" if newest is None else f"newest cosignature at {_utc(newest)}"
+    if witnessing.max_age is not None:
+        if newest is None:
+            raise CheckFailed(
+                "no witness you pinned cosigned the checkpoint, so nothing says how old it is "
+                "(--max-age)"
+            )
+        age = witnessing.now - newest
+        if age > witnessing.max_age:
+            raise CheckFailed(
+                f"the {when} is {int(age)} s old, more than the {witnessing.max_age} s you "
+                "allow: the bundle may replay an old genuine history; ask for a fresh export"
+            )
+    return (
+        f"cosigned by {len(cosigned.times)} pinned witness"
+        f"{'es' if len(cosigned.times) != 1 else ''} ({names}); {when}"
+    )
+
+
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_known(
