@@ -43,8 +43,9 @@ WRITE = os.environ.get("CUSTOS_WRITE_SNAPSHOTS") == "1"
 ORIGIN = "snapshot.custos.invalid/ledger"
 CONTENT = b"the bytes of a seized disk image\n" * 64
 
-# Commands the scenario cannot run in-process: ``serve`` forks gunicorn and never returns.
-NOT_RUN = {"serve"}
+# Commands the scenario cannot run in-process: ``serve`` forks gunicorn and never returns;
+# ``witness serve`` serves until interrupted (tests/custody/test_witness.py serves it).
+NOT_RUN = {"serve", "witness serve"}
 
 # -- normalisation --------------------------------------------------------------------------
 
@@ -287,6 +288,7 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     s.one("export case", "export", item, "--format", "case", "-o", str(tmp / "case.json"), *clerk)
     new_key = s.one("log key after rotation", "log", "key")["key"]
     s.run("log keys", "log", "keys")
+    s.one("witness init", "witness", "init", "--dir", str(tmp / "witness"), "--name", "w.example")
     s.one("verify", "verify", str(bundle), "--key", key, "--key", new_key)
     s.one("report", "report", item, "-o", str(tmp / "report.html"), *clerk)
 

@@ -37,6 +37,8 @@ from custody.verify import BUNDLE_CHECKS, ExhibitVerification, verify_bundle
 from custody.verify import archive as bundle_archive
 from custody.verify.__main__ import main
 from custody.verify.archive import MAX_MEMBER_BYTES
+from custody.verify.cosignature import CosignatureSigner
+from custody.witness import Witness
 from storage.deployment import Deployment, initialise, open_deployment, rotate_key
 from tests.conftest import add_provider, make_config
 from tests.factories import order_document
@@ -1200,3 +1202,143 @@ def test_a_bundle_without_the_key_history_is_refused(rotated: Rotated) -> None:
 
     assert first_failure(verification)[0] == 1
     assert "log/key/head is missing" in verification.steps[0].detail
+
+
+# -- witnesses -------------------------------------------------------------------------------------
+
+
+def with_checkpoint(bundle: bytes, checkpoint: bytes) -> dict[str, bytes]:
+    """The members to replace so that ``checkpoint`` is the bundle's, in every proof too."""
+    found = members(bundle)
+    old = found["checkpoint"]
+    replaced = {n: d.replace(old, checkpoint) for n, d in found.items() if "/proofs/" in n}
+    return {"checkpoint": checkpoint, **replaced}
+
+
+def cosigned(bundle: bytes, witness: Witness) -> bytes:
+    """The bundle with the witness's cosignature on its checkpoint (first sight: old 0)."""
+    note = members(bundle)["checkpoint"]
+    answer = witness.add_checkpoint(b"old 0\n\n" + note)
+    assert answer.status == 200, answer.body
+    return rezipped(bundle, Rewrite(replace=with_checkpoint(bundle, note + answer.body)))
+
+
+def forked(x: Exhibits, bundle: bytes) -> tuple[bytes, bytes]:
+    """The same item's bundle in another history of the same size, as the operator (who holds
+    the log's key) would show it to another party: one entry that is no event of the bundle is
+    rewritten, and every proof, head statement and the checkpoint made to match. Returns the
+    bundle and its checkpoint."""
+    found = members(bundle)
+    genuine = checkpoint_of(found["checkpoint"])
+    ledger, signer = x.deployment.ledger, x.deployment.keys.current.signer
+    held = {int(m[4]) for n in found if (m := INDEXED.fullmatch(n))}
+    victim = next(i for i in range(genuine.size) if i not in held)
+    hashes = [merkle.leaf_hash(ledger.entry(i)) for i in range(genuine.size)]
+    hashes[victim] = merkle.leaf_hash(b"the entry the other party is shown")
+    root = merkle.root_from_leaf_hashes(hashes)
+    note = sign_checkpoint(Checkpoint(genuine.origin, genuine.size, root), [signer])
+    replace: dict[str, bytes] = {"checkpoint": note}
+    for name, data in found.items():
+        if "/proofs/" in name:
+            index = int(name.rsplit("/", 1)[1])
+            ranges = merkle.inclusion_proof_ranges(index, genuine.size)
+            lines = "".join(
+                base64.b64encode(merkle.root_from_leaf_hashes(hashes[lo:hi])).decode() + "\n"
+                for lo, hi in ranges
+            )
+            replace[name] = f"c2sp.org/tlog-proof@v1\nindex {index}\n{lines}\n".encode() + note
+        elif name.endswith("/head"):
+            kind, body, _ = Note.from_bytes(data).text.split("\n")
+            statement = json.loads(body)
+            statement["checkpoint_root"] = base64.b64encode(root).decode()
+            text = f"{kind}\n{json.dumps(statement, sort_keys=True, separators=(',', ':'))}\n"
+            replace[name] = sign_note(text, [signer])
+    index = json.loads(found["bundle.json"])
+    index["checkpoint"]["root"] = base64.b64encode(root).decode()
+    replace["bundle.json"] = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+    return rezipped(bundle, Rewrite(replace=replace)), note
+
+
+@pytest.fixture
+def bar_witness(tmp_path: Path, exhibits: Exhibits) -> Witness:
+    signer = CosignatureSigner("witness.bar.example", Ed25519PrivateKey.generate())
+    origin = exhibits.deployment.keys.origin
+    verifier = exhibits.deployment.keys.current.signer.verifier
+    return Witness(signer, {origin: [verifier]}, tmp_path / "witness", clock=lambda: WITNESSED)
+
+
+WITNESSED = 1_900_000_000
+
+
+def test_a_split_view_passes_without_witnesses_and_fails_with_the_one_that_saw_the_other(
+    exhibits: Exhibits, bar_witness: Witness
+) -> None:
+    shown_to_the_witness = cosigned(exhibits.item_zip, bar_witness)
+    shown_to_the_court, fork = forked(exhibits, exhibits.item_zip)
+    refused = bar_witness.add_checkpoint(f"old {checkpoint_of(fork).size}\n\n".encode() + fork)
+    pinned = [bar_witness.signer.verifier.verifier_key()]
+
+    unwitnessed = verify_bundle(shown_to_the_court, [exhibits.key])
+    witnessed = verify_bundle(
+        shown_to_the_court, [exhibits.key], witnesses=pinned, min_witnesses=1, now=WITNESSED
+    )
+    genuine = verify_bundle(
+        shown_to_the_witness, [exhibits.key], witnesses=pinned, min_witnesses=1, now=WITNESSED
+    )
+
+    assert refused.status == 409  # the witness cosigns at most one history of a size
+    assert unwitnessed.ok  # the operator's own signatures cannot tell the two apart
+    assert first_failure(witnessed) == (8, None, None)
+    assert "cosigned by 0 of the witnesses you pinned" in witnessed.failed[0].detail
+    assert genuine.ok, [s.detail for s in genuine.failed]
+    eight = next(s for s in genuine.steps if s.number == 8)
+    assert "cosigned by 1 pinned witness" in eight.detail and "2030-" in eight.detail
+
+
+def test_fewer_distinct_pinned_cosigners_than_asked_fails_step_eight(
+    exhibits: Exhibits, bar_witness: Witness, tmp_path: Path
+) -> None:
+    bundle = cosigned(exhibits.item_zip, bar_witness)
+    other = CosignatureSigner("witness.court.example", Ed25519PrivateKey.generate())
+    pinned = [bar_witness.signer.verifier.verifier_key(), other.verifier.verifier_key()]
+
+    verification = verify_bundle(
+        bundle, [exhibits.key], witnesses=pinned, min_witnesses=2, now=WITNESSED
+    )
+
+    assert first_failure(verification) == (8, None, None)
+    assert "fewer than the 2 you asked for" in verification.failed[0].detail
+
+
+def test_a_stale_cosignature_fails_max_age(exhibits: Exhibits, bar_witness: Witness) -> None:
+    bundle = cosigned(exhibits.item_zip, bar_witness)
+    pinned = [bar_witness.signer.verifier.verifier_key()]
+
+    fresh = verify_bundle(
+        bundle, [exhibits.key], witnesses=pinned, max_age=3600, now=WITNESSED + 60
+    )
+    stale = verify_bundle(
+        bundle, [exhibits.key], witnesses=pinned, max_age=3600, now=WITNESSED + 7200
+    )
+    unwitnessed = verify_bundle(exhibits.item_zip, [exhibits.key], max_age=3600)
+
+    assert fresh.ok
+    assert first_failure(stale) == (8, None, None) and "7200 s old" in stale.failed[0].detail
+    assert first_failure(unwitnessed) == (8, None, None)
+
+
+def test_the_command_takes_witness_keys_and_a_count(
+    exhibits: Exhibits, bar_witness: Witness, tmp_path: Path
+) -> None:
+    bundle = cosigned(exhibits.item_zip, bar_witness)
+    path = tmp_path / "cosigned.zip"
+    path.write_bytes(bundle)
+    witness_key = bar_witness.signer.verifier.verifier_key()
+
+    counted = main([str(path), "--key", exhibits.key, "--witness", witness_key, "--witnesses", "1"])
+    too_many = main(
+        [str(path), "--key", exhibits.key, "--witness", witness_key, "--witnesses", "2"]
+    )
+
+    assert counted == 0
+    assert too_many == 2  # a wrong use: more witnesses asked for than pinned
