@@ -203,6 +203,7 @@ class Bundles:
         *,
         receipts: Callable[[EvidenceRecord, bytes], ReceiptBundle],
         manifests: Callable[[EvidenceRecord], bytes],
+        cosigned: Callable[[KeptCheckpoint], bytes] | None = None,
     ) -> None:
         self.ledger = ledger
         self.evidence = evidence
@@ -212,6 +213,8 @@ class Bundles:
         self.receipts = receipts
         # The item's stored manifest, rebuilt if a crash lost it (``Intake.stored_manifest``).
         self.manifests = manifests
+        # The checkpoint's note with the witnesses' cosignatures kept for it, if any.
+        self.cosigned = cosigned or (lambda kept: kept.note)
         # Content is read the one way it is ever read: access recorded, digests re-checked.
         self._handling = Handling(evidence, ledger, objects)
 
@@ -244,6 +247,8 @@ class Bundles:
         known = self._check_known(known_checkpoint)
         accessed = self._open_contents(items, by) if with_content else []
         checkpoint = self._choose_checkpoint(items, known)
+        # Every proof carries the same note as ``checkpoint``: the cosigned one, if cosigned.
+        checkpoint = dataclasses.replace(checkpoint, note=self.cosigned(checkpoint))
         bundle = _ExhibitZip(out, copy_without_content=report)
         index = BundleIndex(
             origin=self.ledger.origin,

@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from custody.verify.escaping import escape_html
-from service import body_limit, metrics, notices, process_logs, redirects
+from service import body_limit, metrics, notices, process_logs, redirects, witnessing
 from service.docs import SWAGGER_UI_URL, ResponsesByStatus, register_docs
 from service.problems import ProblemApi, register_problem_handlers
 from storage.config import load_config
@@ -66,6 +66,7 @@ def create_app(
     api.register_blueprint(provider_api.blp)
     notices.init_app(app)
     pages.init_app(app)
+    witnessing.init_app(app)
     if hops := deployment.config.trust_proxy:
         # Behind that many reverse proxies, X-Forwarded-For/-Proto/-Host/-Port/-Prefix name the
         # client and the public URL; without one, a client could forge them.

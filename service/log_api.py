@@ -154,12 +154,17 @@ class CheckpointQuery(Schema):
 @problem_responses(blp, 404)
 def checkpoint(covering: int | None = None) -> Response:
     """The latest signed checkpoint (signed anew once the log has grown and the checkpoint
-    interval has passed). With ``covering``, the latest if its tree includes that index,
-    else the next one signed, which every writer waiting at that moment shares."""
+    interval has passed), with the witnesses' cosignatures. With ``covering``, the latest if
+    its tree includes that index, else the next one signed, which every writer waiting at
+    that moment shares.
+
+    The cosignature/v1 lines of the configured witnesses that have cosigned it so far
+    follow the log's own signatures (C2SP tlog-cosignature)."""
     ledger = _ledger()
     if covering is not None and covering >= ledger.size():
         raise NotFound(f"the log has no entry {covering} yet")
-    response = _text(ledger.checkpoint(covering).note)
+    kept = ledger.checkpoint(covering)
+    response = _text(current_app.extensions["custos"].cosignatures.cosigned(kept))
     response.headers["Cache-Control"] = "no-cache"
     return response
 

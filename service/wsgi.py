@@ -341,7 +341,9 @@ class CustosServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         # Runs in each worker after the fork: each starts its own notice deliverer.
-        return create_app({"CUSTOS_HOME": self.home, "CUSTOS_NOTIFY": True})
+        return create_app(
+            {"CUSTOS_HOME": self.home, "CUSTOS_NOTIFY": True, "CUSTOS_WITNESSING": True}
+        )
 
 
 def serve(

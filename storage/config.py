@@ -81,6 +81,9 @@ class Config:
     session_max_age: float = 43200.0
     page_upload_max_bytes: int = 2 * 1024**3
     totp_roles: tuple[str, ...] = ()
+    witnesses: tuple[str, ...] = ()
+    """Each ``<URL prefix> <witness key>``: the C2SP tlog-witness witnesses the log asks to
+    cosign its checkpoints (custody/witnessing.py)."""
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -143,6 +146,13 @@ class Config:
             )
         if not 1 <= self.worker_threads <= MAX_WORKER_THREADS:
             raise ConfigError(f"worker_threads must be between 1 and {MAX_WORKER_THREADS}")
+        from custody.witnessing import parse_witness
+
+        for entry in self.witnesses:
+            try:
+                parse_witness(entry)
+            except ValueError as exc:
+                raise ConfigError(f"witnesses: {exc}") from None
         if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
             raise ConfigError(
                 "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
@@ -193,6 +203,7 @@ _ENV = {
     "CUSTOS_SESSION_MAX_AGE": "session_max_age",
     "CUSTOS_PAGE_UPLOAD_MAX_BYTES": "page_upload_max_bytes",
     "CUSTOS_TOTP_ROLES": "totp_roles",
+    "CUSTOS_WITNESSES": "witnesses",
 }
 _FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
 
@@ -216,6 +227,11 @@ def _typed(name: str, value: Any) -> Any:
         if name == "totp_roles":
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(r.strip() for r in items if r.strip())
+        if name == "witnesses":
+            entries = value.split(",") if isinstance(value, str) else list(value)
+            if not all(isinstance(e, str) for e in entries):
+                raise TypeError("witnesses are text")
+            return tuple(" ".join(e.split()) for e in entries if e.strip())
         if name in (
             "max_upload_bytes",
             "retention_days",

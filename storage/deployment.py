@@ -31,6 +31,7 @@ from custody.outbound import OutboundPolicy
 from custody.principals import OPERATOR, Principals
 from custody.providers import Providers
 from custody.sign_in import SignIn
+from custody.witnessing import Cosignatures
 from storage import keyfiles
 from storage.config import Config, ConfigError, load_config, render_config
 from storage.filesystem import FilesystemObjectStore
@@ -63,6 +64,7 @@ class Deployment:
     bundles: Bundles
     case_exports: CaseExports
     sign_in: SignIn
+    cosignatures: Cosignatures
 
     @property
     def keys(self) -> KeyRing:
@@ -145,6 +147,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         intake,
         period_rule=PeriodRule(config.period_rule),
     )
+    cosignatures = Cosignatures(objects)
     bundles = Bundles(
         ledger,
         evidence,
@@ -152,6 +155,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         orders.store,
         receipts=intake.receipt,
         manifests=intake.stored_manifest,
+        cosigned=cosignatures.cosigned,
     )
     sign_in = SignIn(
         SqlSignInStore(engine),
@@ -176,6 +180,7 @@ def open_deployment(config: Config | None = None, *, clock: Clock = utc_now) -> 
         bundles,
         CaseExports(ledger, evidence),
         sign_in,
+        cosignatures,
     )
 
 

@@ -26,6 +26,10 @@ from custody.verify.cosignature import (
     verify_cosignatures,
 )
 from custody.witness import SIZE_CONTENT_TYPE, Witness
+from custody.witnessing import WitnessClient, WitnessEndpoint
+from storage.config import ConfigError
+from storage.deployment import Deployment
+from tests.conftest import make_config
 
 ORIGIN = "log.agency.example/custody"
 LOG = NoteSigner(ORIGIN, Ed25519PrivateKey.generate())
@@ -268,3 +272,66 @@ def test_custos_witness_init_prints_the_key_to_pin_once(tmp_path: Path) -> None:
     assert CosignatureVerifier.from_key(first.output.strip()).name == "w.example"
     assert other.exit_code != 0 and "w.example" in other.output
     assert (tmp_path / "witness" / "witness-key.pem").stat().st_mode & 0o077 == 0
+
+
+# -- the log's side --------------------------------------------------------------------------------
+
+
+def grow(deployment: Deployment, n: int) -> None:
+    operator = deployment.principals.get("operator").actor
+    for i in range(n):
+        deployment.principals.add(f"user-{deployment.ledger.size()}-{i}", "examiner", operator)
+
+
+def test_the_log_learns_a_witness_s_size_from_its_409_and_keeps_its_cosignature(
+    deployment: Deployment, signer: CosignatureSigner, tmp_path: Path
+) -> None:
+    log_verifier = deployment.keys.current.signer.verifier
+    witness = Witness(signer, {deployment.keys.origin: [log_verifier]}, tmp_path / "w")
+    endpoint = WitnessEndpoint("http://127.0.0.1:9/w", signer.verifier)
+
+    def post(url: str, body: bytes) -> tuple[int, str, bytes]:
+        answer = witness.add_checkpoint(body)
+        return answer.status, answer.content_type, answer.body
+
+    grow(deployment, 2)
+    earlier = deployment.ledger.checkpoint(covering=deployment.ledger.size() - 1)
+    assert witness.add_checkpoint(b"old 0\n\n" + earlier.note).status == 200  # sent by another
+    grow(deployment, 3)
+    deployment.ledger.checkpoint(covering=deployment.ledger.size() - 1)  # the newest
+    client = WitnessClient(deployment.ledger, deployment.cosignatures, endpoint, post)
+
+    assert client.submit()  # old 0 gets a 409 with the witness's size, then the proof from it
+
+    kept = deployment.ledger.checkpoint()
+    assert client.size == kept.size > earlier.size
+    served = deployment.cosignatures.cosigned(kept)
+    note = Note.from_bytes(served)
+    assert verify_cosignatures(note.text, note.signatures, [signer.verifier]).times
+    assert not client.submit()  # nothing newer: nothing sent
+
+
+def test_a_witness_that_cannot_be_reached_leaves_the_checkpoint_as_it_was(
+    deployment: Deployment, signer: CosignatureSigner
+) -> None:
+    def unreachable(url: str, body: bytes) -> tuple[int, str, bytes]:
+        raise ConnectionRefusedError(f"nothing listens at {url}")
+
+    endpoint = WitnessEndpoint("http://127.0.0.1:9/w", signer.verifier)
+    client = WitnessClient(deployment.ledger, deployment.cosignatures, endpoint, unreachable)
+    grow(deployment, 1)
+
+    with pytest.raises(OSError):
+        client.submit()
+
+    kept = deployment.ledger.checkpoint()
+    assert deployment.cosignatures.cosigned(kept) == kept.note
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["http://w.example/p", "ftp://w.example/p KEY", "http://w.example/p not-a-key"],
+)
+def test_a_malformed_witness_setting_is_refused(tmp_path: Path, entry: str) -> None:
+    with pytest.raises(ConfigError, match="witnesses"):
+        make_config(tmp_path, f"sqlite:///{tmp_path / 'db'}", witnesses=(entry,))
