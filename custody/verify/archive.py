@@ -25,10 +25,8 @@ Standard library only: this module is part of the offline verifier.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import secrets
 import stat
 import struct
 import zlib
@@ -191,6 +189,8 @@ class _Located:
     entry: Entry
     start: int
     end: int
+    raw: bytes | None
+    """Its compressed bytes, read with its local header when the scan wanted them."""
 
 
 @dataclass(frozen=True)
@@ -268,57 +268,72 @@ def open_archive(source: bytes | str | os.PathLike[str]) -> Archive:
 
 
 def _read(source: _Source) -> Archive:
+    """One pass over the directory: every check, and each member the layout names read
+    with its local header; ``bundle.json``, which says what the layout is, comes first."""
     directory = _find_directory(source)
-    top: dict[str, Entry] = {}
-    for entry in _check_entries(source, directory):  # pass 1: every check, nothing kept
-        if entry.name in _TOP_LEVEL:
-            top[entry.name] = entry
-    if INDEX not in top or CHECKPOINT not in top:
-        raise ArchiveError(f"the archive has no {INDEX if INDEX not in top else CHECKPOINT}")
+    scan = _Scan(source)
+    located = _entries(source, directory, scan)
+    first = next(located, None)
+    if first is None or first.entry.name != INDEX:
+        raise ArchiveError(f"the archive's first member is not {INDEX}")
+    scan.check(first)
     try:
-        index = parse_bundle_index(_inflate(source, top[INDEX]))
+        index = parse_bundle_index(_inflate(source, first.entry, first.raw))
     except MalformedMember as exc:
         raise ArchiveError(str(exc)) from None
     items: dict[str, ItemMembers] = {evidence_id: ItemMembers() for evidence_id in index.items}
+    top: dict[str, bytes] = {}
     unread: list[str] = []
     unread_count = 0
     key_history = SubjectMembers()
-    for located in _entries(source, directory):  # pass 2: read what the layout names
-        entry = located.entry
-        name = entry.name
-        if name in _TOP_LEVEL or name == REPORT:
+    for member in located:
+        scan.check(member)
+        entry, name = member.entry, member.entry.name
+        if name in _TOP_LEVEL:
+            top[name] = _inflate(source, entry, member.raw)
+            continue
+        if name == REPORT:
             continue
         if name == KEY_FOLDER + "head":
-            key_history.head = _inflate(source, entry)
+            key_history.head = _inflate(source, entry, member.raw)
             continue
         if (key_member := _KEY_INDEXED.fullmatch(name)) is not None:
             folder = key_history.events if key_member.group(1) == "events" else key_history.proofs
-            folder[int(key_member.group(2))] = _inflate(source, entry)
+            folder[int(key_member.group(2))] = _inflate(source, entry, member.raw)
             continue
         match = _ITEM_MEMBER.fullmatch(name)
         item = items.get(match.group(1)) if match else None
-        if match is None or item is None or not _place(source, entry, match.group(2), item):
+        if match is None or item is None or not _place(source, member, match.group(2), item):
             unread_count += 1
             if len(unread) < MAX_UNREAD_NAMED:
                 unread.append(name)
+    scan.finish(directory)
+    if CHECKPOINT not in top:
+        raise ArchiveError(f"the archive has no {CHECKPOINT}")
     for evidence_id, item in items.items():
         _check_item(evidence_id, item, index)
     if key_history.head is None:
         raise ArchiveError(f"{KEY_FOLDER}head is missing: the bundle lacks the log's key history")
     _check_subject(KEY_FOLDER, key_history, may_be_empty=True)
     _check_pair(top, index.known_checkpoint)
-    known, consistency = top.get(KNOWN_CHECKPOINT), top.get(CONSISTENCY)
     return Archive(
         source=source,
         index=index,
-        checkpoint=_inflate(source, top[CHECKPOINT]),
+        checkpoint=top[CHECKPOINT],
         items=items,
         key_history=key_history,
-        known_checkpoint=None if known is None else _inflate(source, known),
-        consistency=None if consistency is None else _inflate(source, consistency),
+        known_checkpoint=top.get(KNOWN_CHECKPOINT),
+        consistency=top.get(CONSISTENCY),
         member_count=directory.count,
         unread=unread,
         unread_count=unread_count,
+    )
+
+
+def _reads(name: str) -> bool:
+    """Whether the verifier reads (and holds) a member of this name, if the layout has it."""
+    return (name in _TOP_LEVEL or name.startswith(("items/", KEY_FOLDER))) and not name.endswith(
+        "/content"
     )
 
 
@@ -378,7 +393,7 @@ def _find_directory(source: _Source) -> _Directory:
     return _Directory(offset, size, count)
 
 
-def _entries(source: _Source, directory: _Directory) -> Iterator[_Located]:
+def _entries(source: _Source, directory: _Directory, scan: _Scan) -> Iterator[_Located]:
     """Stream the central directory, each entry checked against its local header."""
     buffer, at, read_to = b"", 0, directory.offset
     end = directory.offset + directory.size
@@ -399,32 +414,47 @@ def _entries(source: _Source, directory: _Directory) -> Iterator[_Located]:
             read_to, at = min(end, read_to + _CHUNK), 0
         record = buffer[at : at + need]
         at += need
-        yield _entry(source, record, fields, number)
+        yield _entry(source, record, fields, number, scan)
     if at != len(buffer) or read_to != end:
         raise ArchiveError("the central directory holds more than its entries")
 
 
-def _entry(source: _Source, record: bytes, fields: tuple[Any, ...], number: int) -> _Located:
+def _entry(
+    source: _Source, record: bytes, fields: tuple[Any, ...], number: int, scan: _Scan
+) -> _Located:
     (signature, _, system, _, flags, method, _, _, crc, compressed, size) = fields[:11]
     name_length, extra_length, _, disk, _, attributes, offset = fields[11:]
     if signature != _CENTRAL_SIGNATURE:
         raise ArchiveError(f"central directory entry {number} is malformed")
     raw_name = record[_CENTRAL.size : _CENTRAL.size + name_length]
     name = _decode_name(raw_name, flags)
-    extra = record[_CENTRAL.size + name_length : _CENTRAL.size + name_length + extra_length]
-    size, compressed, offset, disk = _zip64(extra, name, (size, compressed, offset), disk)
+    if extra_length:
+        extra = record[_CENTRAL.size + name_length : _CENTRAL.size + name_length + extra_length]
+        size, compressed, offset, disk = _zip64(extra, name, (size, compressed, offset), disk)
     if disk != 0:
         raise ArchiveError(f"the member {name} is on another disk")
     _check_name(name)
     _check_kind(name, system, attributes, flags, method, size, compressed)
-    # One read for the local header, its name and (usually) its extra field.
-    local = source.read(offset, _LOCAL.size + name_length + extra_length + 32)
+    wanted = scan.admit(name, size, compressed)
+    # One read for the local header, its name, (usually) its extra field, and the member's
+    # bytes when they are to be read.
+    head_length = _LOCAL.size + name_length + extra_length + 32
+    local = source.read(offset, head_length + (compressed if wanted else 0))
     if len(local) < _LOCAL.size:
         raise ArchiveError(f"the member {name} lies outside the file")
-    (signature, _, local_flags, local_method, _, _, local_crc, local_compressed, local_size) = (
-        _LOCAL.unpack_from(local)[:9]
-    )
-    local_name_length, local_extra_length = _LOCAL.unpack_from(local)[9:]
+    (
+        signature,
+        _,
+        local_flags,
+        local_method,
+        _,
+        _,
+        local_crc,
+        local_compressed,
+        local_size,
+        local_name_length,
+        local_extra_length,
+    ) = _LOCAL.unpack_from(local)
     begin = offset + _LOCAL.size
     if len(local) < _LOCAL.size + local_name_length + local_extra_length:
         local = source.read(offset, _LOCAL.size + local_name_length + local_extra_length)
@@ -440,9 +470,10 @@ def _entry(source: _Source, record: bytes, fields: tuple[Any, ...], number: int)
         raise ArchiveError(
             f"the member {name}'s local header and central entry disagree on its flags or method"
         )
-    local_size, local_compressed, _, _ = _zip64(
-        local_extra, name, (local_size, local_compressed, 0), 0
-    )
+    if local_extra_length:
+        local_size, local_compressed, _, _ = _zip64(
+            local_extra, name, (local_size, local_compressed, 0), 0
+        )
     data_offset = begin + local_name_length + local_extra_length
     after = data_offset + compressed
     if flags & _DATA_DESCRIPTOR:
@@ -470,7 +501,14 @@ def _entry(source: _Source, record: bytes, fields: tuple[Any, ...], number: int)
         raise ArchiveError(
             f"the member {name}'s local header and central entry disagree on its CRC-32 or sizes"
         )
-    return _Located(Entry(name, method, crc, compressed, size, data_offset), offset, after)
+    raw = None
+    if wanted:
+        at = data_offset - offset
+        raw = local[at : at + compressed]
+        if len(raw) != compressed:
+            raw = source.exact(data_offset, compressed, f"the member {name}")
+    entry = Entry(name, method, crc, compressed, size, data_offset)
+    return _Located(entry, offset, after, raw)
 
 
 def _decode_name(raw: bytes, flags: int) -> str:
@@ -515,63 +553,68 @@ def _zip64(
     return size, compressed, offset, disk
 
 
-def _check_entries(source: _Source, directory: _Directory) -> Iterator[Entry]:
-    """Pass 1: every entry's name, kind and sizes, its local header, and the tiling of the
-    file: members follow one another in directory order from byte 0 to the directory."""
-    key = secrets.token_bytes(16)  # names are remembered by a keyed 8-byte hash, not held
-    exact: set[bytes] = set()
-    folded: set[bytes] = set()
-    metadata = content = 0
-    expected = 0
-    for located in _entries(source, directory):
-        entry = located.entry
-        name = entry.name
-        if located.start != expected:
+class _Scan:
+    """What the pass over the directory checks across entries: the bounds on sizes (before a
+    member is read), unique names, and the tiling of the file: members follow one another
+    in directory order from byte 0 to the directory."""
+
+    def __init__(self, source: _Source) -> None:
+        # Names are remembered by Python's keyed (per-process random) hash of their case-folded
+        # form, not held: a collision could only refuse a sound archive, never pass a bad one.
+        self.names: set[int] = set()
+        self.metadata = 0
+        self.content = 0
+        self.expected = 0
+
+    def admit(self, name: str, size: int, compressed: int) -> bool:
+        """Check a member's sizes from its directory entry; whether it is to be read."""
+        is_content = name.endswith("/content")
+        limit = MAX_CONTENT_BYTES if is_content else MAX_MEMBER_BYTES
+        if size > limit:
+            raise ArchiveError(f"the member {name} is {size} bytes, more than its limit of {limit}")
+        if size > MAX_COMPRESSION_RATIO * max(compressed, 1):
+            raise ArchiveError(
+                f"the member {name} inflates {compressed} bytes to {size}, more than "
+                f"{MAX_COMPRESSION_RATIO} times: refused as a possible ZIP bomb"
+            )
+        if is_content:
+            self.content += size
+            if self.content > MAX_CONTENT_BYTES:
+                raise ArchiveError("the content members add up to more bytes than allowed")
+            return False
+        if not _reads(name):
+            return False
+        self.metadata += size
+        if self.metadata > MAX_METADATA_BYTES:
+            raise ArchiveError(
+                "the members the verifier reads (all but content and those outside the "
+                f"layout) add up to more than {MAX_METADATA_BYTES} bytes"
+            )
+        return True
+
+    def check(self, located: _Located) -> None:
+        name = located.entry.name
+        if located.start != self.expected:
             raise ArchiveError(
                 f"bytes before the first local header (the first member starts at {located.start})"
-                if expected == 0
+                if self.expected == 0
                 else f"the member {name} does not start where the member before it ends: "
                 "members overlap, lie out of order, or bytes hide between them"
             )
-        expected = located.end
-        name_hash = hashlib.blake2b(name.encode("utf-8"), digest_size=8, key=key).digest()
-        folded_hash = hashlib.blake2b(
-            name.casefold().encode("utf-8"), digest_size=8, key=key
-        ).digest()
-        if name_hash in exact:
-            raise ArchiveError(f"the member name {name!r} appears twice")
-        if folded_hash in folded:
-            raise ArchiveError(f"the member name {name!r} differs from another only in case")
-        exact.add(name_hash)
-        folded.add(folded_hash)
-        is_content = name.endswith("/content")
-        limit = MAX_CONTENT_BYTES if is_content else MAX_MEMBER_BYTES
-        if entry.file_size > limit:
+        self.expected = located.end
+        folded = hash(name.casefold())
+        if folded in self.names:
             raise ArchiveError(
-                f"the member {name} is {entry.file_size} bytes, more than its limit of {limit}"
+                f"the member name {name!r} appears twice (or differs from another only in case)"
             )
-        if entry.file_size > MAX_COMPRESSION_RATIO * max(entry.compress_size, 1):
+        self.names.add(folded)
+
+    def finish(self, directory: _Directory) -> None:
+        if self.expected != directory.offset:
             raise ArchiveError(
-                f"the member {name} inflates {entry.compress_size} bytes to {entry.file_size}, "
-                f"more than {MAX_COMPRESSION_RATIO} times: refused as a possible ZIP bomb"
+                "bytes lie between the last member and the central directory: a member "
+                "outside the directory, or the remains of another archive"
             )
-        if is_content:
-            content += entry.file_size
-        elif name in _TOP_LEVEL or name.startswith(("items/", KEY_FOLDER)):
-            metadata += entry.file_size  # what pass 2 may read and hold
-        if metadata > MAX_METADATA_BYTES:
-            raise ArchiveError(
-                f"the members the verifier reads (all but content and those outside the layout) "
-                f"add up to more than {MAX_METADATA_BYTES} bytes"
-            )
-        if content > MAX_CONTENT_BYTES:
-            raise ArchiveError("the content members add up to more bytes than allowed")
-        yield entry
-    if expected != directory.offset:
-        raise ArchiveError(
-            "bytes lie between the last member and the central directory: a member outside "
-            "the directory, or the remains of another archive"
-        )
 
 
 def _check_name(name: str) -> None:
@@ -613,10 +656,12 @@ def _check_kind(
         raise ArchiveError(f"the stored member {name} declares two different sizes")
 
 
-def _inflate(source: _Source, entry: Entry) -> bytes:
-    """A whole member (within its checked size); ArchiveError if it is damaged."""
+def _inflate(source: _Source, entry: Entry, raw: bytes | None = None) -> bytes:
+    """A whole member (within its checked size), from ``raw`` (its compressed bytes) if they
+    were read already; ArchiveError if it is damaged."""
     name = entry.name
-    raw = source.exact(entry.data_offset, entry.compress_size, f"the member {name}")
+    if raw is None:
+        raw = source.exact(entry.data_offset, entry.compress_size, f"the member {name}")
     if entry.method == _STORED:
         data = raw
     else:
@@ -634,18 +679,19 @@ def _inflate(source: _Source, entry: Entry) -> bytes:
     return data
 
 
-def _place(source: _Source, entry: Entry, rest: str, item: ItemMembers) -> bool:
+def _place(source: _Source, located: _Located, rest: str, item: ItemMembers) -> bool:
     """File a member of ``items/<id>/`` by its place in the layout; False if it has none."""
+    entry = located.entry
     if rest == "content":
         item.content = entry
     elif rest == "manifest":
-        item.manifest = _inflate(source, entry)
+        item.manifest = _inflate(source, entry, located.raw)
     elif rest == "head":
-        item.subject.head = _inflate(source, entry)
+        item.subject.head = _inflate(source, entry, located.raw)
     elif rest == "receipt.json":
-        item.receipt = _inflate(source, entry)
+        item.receipt = _inflate(source, entry, located.raw)
     elif rest in _ORDER_FILES:
-        data = _inflate(source, entry)
+        data = _inflate(source, entry, located.raw)
         if rest == "order/document":
             item.order_document = data
         elif rest == "order/salt":
@@ -655,7 +701,7 @@ def _place(source: _Source, entry: Entry, rest: str, item: ItemMembers) -> bool:
     elif (indexed := _INDEXED.fullmatch(rest)) is not None:
         subject = _order(item) if indexed.group(1) else item.subject
         folder = subject.events if indexed.group(2) == "events" else subject.proofs
-        folder[int(indexed.group(3))] = _inflate(source, entry)
+        folder[int(indexed.group(3))] = _inflate(source, entry, located.raw)
     else:
         return False
     return True
@@ -691,7 +737,7 @@ def _check_subject(folder: str, subject: SubjectMembers, *, may_be_empty: bool =
         raise ArchiveError(f"{folder}{missing}/{index:020d} is missing (event {index})")
 
 
-def _check_pair(by_name: dict[str, Entry], known_checkpoint: bool) -> None:
+def _check_pair(by_name: dict[str, bytes], known_checkpoint: bool) -> None:
     present = [name for name in (KNOWN_CHECKPOINT, CONSISTENCY) if name in by_name]
     if known_checkpoint and len(present) != 2:
         raise ArchiveError("bundle.json says known_checkpoint, but a member of it is missing")

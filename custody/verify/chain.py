@@ -14,16 +14,22 @@ at fault. Standard library and the verifier's own modules only.
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256 as _sha256
 
 from custody.checkpoint import Checkpoint, MalformedCheckpoint
-from custody.merkle import InvalidProof, leaf_hash, verify_inclusion
+from custody.merkle import NODE_PREFIX as _NODE
+from custody.merkle import InvalidProof, leaf_hash
 from custody.note import MalformedNote, Note, NoteSignature, NoteVerificationError, NoteVerifier
 from custody.note import open_note as _open_note
 from custody.verify.errors import VerifierError
 from custody.verify.formats import (
     HEAD_TYPE,
+    MAX_PROOF_HASHES,
+    TLOG_PROOF_HEADER,
     LeafEvent,
     MalformedMember,
     parse_event,
@@ -230,16 +236,28 @@ def check_inclusion(
     """Check each event's tlog-proof: well formed, carrying ``checkpoint_note`` byte for byte,
     naming the event's index and proving its leaf hash there (RFC 9162 section 2.1.3.2)."""
     faults: list[tuple[int, str]] = []
+    paths = _VerifiedPaths(checkpoint.size, checkpoint.root)
+    suffix = b"\n" + checkpoint_note
     for index in sorted(events):
         try:
-            proof = parse_tlog_proof(proofs[index])
-            if proof.checkpoint != checkpoint_note:
-                raise CheckFailed("its proof carries another checkpoint than the bundle's")
-            if proof.index != index:
-                raise CheckFailed(f"its proof is for index {proof.index}")
-            verify_inclusion(
-                leaf_hash(events[index]), index, checkpoint.size, proof.hashes, checkpoint.root
-            )
+            data = proofs[index]
+            # The form the exporter writes, read at once: header, index, hash lines, the note.
+            prefix = b"%s\nindex %d\n" % (_TLOG_PROOF_HEADER, index)
+            block = data[len(prefix) : len(data) - len(suffix)]
+            if not (
+                data.startswith(prefix)
+                and data.endswith(suffix)
+                and len(data) >= len(prefix) + len(suffix)
+                and len(block) <= MAX_PROOF_HASHES * _LINE
+                and _HASH_LINES.fullmatch(block)
+            ):  # anything else is read strictly, to say what is wrong with it
+                proof = parse_tlog_proof(data)
+                if proof.checkpoint != checkpoint_note:
+                    raise CheckFailed("its proof carries another checkpoint than the bundle's")
+                if proof.index != index:
+                    raise CheckFailed(f"its proof is for index {proof.index}")
+                block = b"".join(base64.b64encode(h) + b"\n" for h in proof.hashes)
+            paths.verify(leaf_hash(events[index]), index, block)
         except (MalformedMember, InvalidProof) as exc:
             faults.append((index, str(exc)))
         except CheckFailed as exc:
@@ -260,6 +278,69 @@ def check_inclusion(
         else f"at ledger indexes {first} to {last} are"
     )
     return f"{_count(len(events))} {where} in the log's tree of {checkpoint.size} entries"
+
+
+class _VerifiedPaths:
+    """RFC 9162 section 2.1.3.2 inclusion proofs against one tree, sharing their work.
+
+    Neighbouring leaves share most of their path to the root. Each node a verified path went
+    through is remembered (its position: level and index, its hash, and the proof hashes
+    that led from it to the root); a later path that reaches a remembered node with the same
+    hash and the same remaining proof hashes is proven without hashing the rest again. A
+    path that reaches a remembered position with another hash, or with other remaining
+    hashes, is refused: in one tree each position has one hash and one path to the root.
+    """
+
+    def __init__(self, size: int, root: bytes) -> None:
+        self.size = size
+        self.root = root
+        self.known: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+
+    def verify(self, leaf: bytes, index: int, proof: bytes) -> None:
+        """``proof`` is its hashes as canonical base64 lines (each 44 characters and a
+        newline); only those a path uses are decoded."""
+        if not 0 <= index < self.size:
+            raise InvalidProof(f"index {index} is outside the tree of {self.size} entries")
+        fn, sn, level, r = index, self.size - 1, 0, leaf
+        passed: list[tuple[tuple[int, int], bytes, int]] = []
+        for step in range(len(proof) // _LINE):
+            sibling = binascii.a2b_base64(proof[step * _LINE : (step + 1) * _LINE])
+            if sn == 0:
+                raise InvalidProof("the proof is longer than the tree is deep")
+            if fn & 1 or fn == sn:
+                r = _sha256(_NODE + sibling + r).digest()
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+                    level += 1
+            else:
+                r = _sha256(_NODE + r + sibling).digest()
+            fn >>= 1
+            sn >>= 1
+            level += 1
+            known = self.known.get((level, fn))
+            if known is not None:
+                if known != (r, proof[(step + 1) * _LINE :]):
+                    raise InvalidProof(
+                        "the path does not lead to the checkpoint's root (it meets a proven "
+                        "node with another hash or other siblings)"
+                    )
+                self._remember(passed, proof)
+                return
+            passed.append(((level, fn), r, step))
+        if sn != 0 or r != self.root:
+            raise InvalidProof("the path does not lead to the checkpoint's root")
+        self._remember(passed, proof)
+
+    def _remember(self, passed: list[tuple[tuple[int, int], bytes, int]], proof: bytes) -> None:
+        for position, digest, step in passed:
+            self.known[position] = (digest, proof[(step + 1) * _LINE :])
+
+
+_LINE = 45
+"""A proof hash line: 44 characters of base64 and a newline."""
+_HASH_LINES = re.compile(rb"(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n)*")
+_TLOG_PROOF_HEADER = TLOG_PROOF_HEADER.encode("ascii")
 
 
 # (4): the events belong to the subject and their prev chain is unbroken

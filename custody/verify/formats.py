@@ -24,7 +24,7 @@ from typing import Any
 
 from custody.commitment import SALT_SIZE
 from custody.event_types import EVENT_VERSION
-from custody.json_codec import canonical_json, canonical_loads, strict_loads
+from custody.json_codec import canonical_json, strict_loads
 from custody.merkle import HASH_SIZE, leaf_hash
 from custody.note_types import HEAD_TYPE, json_note_body, json_note_text
 from custody.verify.errors import VerifierError
@@ -337,7 +337,7 @@ class LeafEvent:
 
 def parse_event(index: int, leaf: bytes) -> LeafEvent:
     """Read a v1 custody event leaf (ARCHITECTURE.md, Events) recorded at ``index``."""
-    obj = _canonical_object(leaf, _EVENT_FIELDS) or _json_object(leaf, "the event", _EVENT_FIELDS)
+    obj = _json_object(leaf, "the event", _EVENT_FIELDS)
     if not _is_int(obj["v"]) or obj["v"] != EVENT_VERSION:
         raise MalformedMember(f"the event is not a version {EVENT_VERSION} custody event")
     actor, subject = obj["actor"], obj["subject"]
@@ -424,14 +424,6 @@ def _hashes(lines: list[str]) -> tuple[bytes, ...]:
                 f"proof hash {n} is {len(raw)} bytes, not a {HASH_SIZE}-byte hash"
             )
     raise MalformedMember("a proof hash is not in canonical base64")
-
-
-def _canonical_object(data: bytes, fields: frozenset[str]) -> dict[str, Any] | None:
-    """A JSON object with exactly ``fields``, read fast when ``data`` is in canonical form
-    (what the ledger writes); None otherwise, for :func:`_json_object` to read strictly and
-    say what is wrong."""
-    obj = canonical_loads(data)
-    return obj if isinstance(obj, dict) and set(obj) == fields else None
 
 
 def _json_object(data: bytes, what: str, fields: frozenset[str]) -> dict[str, Any]:
