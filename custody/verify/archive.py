@@ -294,13 +294,16 @@ def _read(source: _Source) -> Archive:
             continue
         if name == REPORT:
             continue
-        if name == KEY_FOLDER + "head":
-            key_history.head = _inflate(source, entry, member.raw)
-            continue
-        if (key_member := _KEY_INDEXED.fullmatch(name)) is not None:
-            folder = key_history.events if key_member.group(1) == "events" else key_history.proofs
-            folder[int(key_member.group(2))] = _inflate(source, entry, member.raw)
-            continue
+        if name.startswith(KEY_FOLDER):
+            if name == KEY_FOLDER + "head":
+                key_history.head = _inflate(source, entry, member.raw)
+                continue
+            if (key_member := _KEY_INDEXED.fullmatch(name)) is not None:
+                folder = (
+                    key_history.events if key_member.group(1) == "events" else key_history.proofs
+                )
+                folder[int(key_member.group(2))] = _inflate(source, entry, member.raw)
+                continue
         match = _ITEM_MEMBER.fullmatch(name)
         item = items.get(match.group(1)) if match else None
         if match is None or item is None or not _place(source, member, match.group(2), item):
@@ -440,6 +443,19 @@ def _entry(
     # bytes when they are to be read.
     head_length = _LOCAL.size + name_length + extra_length + 32
     local = source.read(offset, head_length + (compressed if wanted else 0))
+    if (
+        not flags & _DATA_DESCRIPTOR
+        and not extra_length
+        and local[: _LOCAL.size + name_length] == _LOCAL_SIGNATURE + record[6:32] + raw_name
+    ):
+        # The local header repeats the entry's version, flags, method, time, CRC-32, sizes and
+        # name byte for byte, with no extra field: it agrees, as the checks below would find.
+        data_offset = offset + _LOCAL.size + name_length
+        data = local[_LOCAL.size + name_length : _LOCAL.size + name_length + compressed]
+        if wanted and len(data) != compressed:
+            raise ArchiveError(f"the member {name} lies outside the file")
+        entry = Entry(name, method, crc, compressed, size, data_offset)
+        return _Located(entry, offset, data_offset + compressed, data if wanted else None)
     if len(local) < _LOCAL.size:
         raise ArchiveError(f"the member {name} lies outside the file")
     (
