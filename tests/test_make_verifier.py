@@ -13,13 +13,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody.note import Note, NoteSigner, sign_note
+from custody.verify.cosignature import CosignatureSigner
 from storage.deployment import Deployment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,3 +188,57 @@ def test_the_build_refuses_a_verifier_module_that_imports_a_server_dependency(
         build.BuildError, match=r"custody/verify/store.py \(line 2\) imports sqlalchemy"
     ):
         build.build(tmp_path / "out.py", root=tmp_path, entry_points=["custody.verify.__main__"])
+
+
+def test_the_built_verifier_trusts_a_note_only_under_its_log_and_counts_witnesses(
+    court: tuple[Path, CourtRun], deployment: Deployment, tmp_path: Path
+) -> None:
+    verifier, run = court
+    key = deployment.keys.current.verifier_key
+    other = NoteSigner("other-agency.example/log", Ed25519PrivateKey.generate())
+    witness = CosignatureSigner("witness.example", Ed25519PrivateKey.generate())
+    sound = exhibit(deployment)
+    members = read_members(sound)
+    note = members["checkpoint"]
+    text = Note.from_bytes(note).text
+    cosigned = note + witness.sign(text, int(time.time())).line().encode()
+    foreign_head, witnessed = tmp_path / "foreign-head.zip", tmp_path / "witnessed.zip"
+    heads = {n: d for n, d in members.items() if n.startswith("items/") and n.endswith("/head")}
+    write_members(
+        foreign_head,
+        members,
+        {n: sign_note(Note.from_bytes(d).text, [other]) for n, d in heads.items()},
+    )
+    write_members(
+        witnessed,
+        members,
+        {
+            n: d.replace(note, cosigned)
+            for n, d in members.items()
+            if n == "checkpoint" or "/proofs/" in n
+        },
+    )
+    both = ["--key", key, "--key", other.verifier.verifier_key()]
+    pinned_witness = ["--witness", witness.verifier.verifier_key(), "--witnesses", "1"]
+
+    refused = run([str(verifier), str(foreign_head), *both, "--json"])
+    counted = run([str(verifier), str(witnessed), "--key", key, *pinned_witness])
+    unwitnessed = tmp_path / "unwitnessed.zip"
+    unwitnessed.write_bytes(sound)
+    missing = run([str(verifier), str(unwitnessed), "--key", key, *pinned_witness])
+
+    assert refused.returncode == 1, refused.stderr
+    assert json.loads(refused.stdout)["failed_steps"] == [5]
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    assert missing.returncode == 1 and "(8) FAIL" in missing.stdout
+
+
+def read_members(bundle: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def write_members(path: Path, members: dict[str, bytes], replace: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in members.items():
+            target.writestr(name, replace.get(name, data))
