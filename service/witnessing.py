@@ -12,12 +12,13 @@ from __future__ import annotations
 import atexit
 import http.client
 import logging
+import ssl
 import threading
-from urllib.parse import urlsplit
 
 from flask import Flask
 
-from custody.witnessing import Cosignatures, WitnessClient, endpoints
+from custody.outbound import DestinationRefused, OutboundPolicy
+from custody.witnessing import Cosignatures, Post, WitnessClient, endpoints
 from storage.deployment import Deployment
 
 log = logging.getLogger("custos.witnessing")
@@ -29,23 +30,31 @@ TIMEOUT = 10.0
 MAX_ANSWER = 64 * 1024
 
 
-def post(url: str, body: bytes) -> tuple[int, str, bytes]:
-    """POST ``body`` to a witness; its status, content type and (bounded) body. No redirect
-    is followed. Raises OSError when it cannot be reached."""
-    split = urlsplit(url)
-    connection_type = (
-        http.client.HTTPSConnection if split.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_type(split.netloc, timeout=TIMEOUT)
-    try:
-        path = split.path + (f"?{split.query}" if split.query else "")
-        connection.request("POST", path, body=body, headers={"Content-Type": "text/plain"})
-        response = connection.getresponse()
-        return response.status, response.getheader("Content-Type", ""), response.read(MAX_ANSWER)
-    except http.client.HTTPException as exc:
-        raise OSError(f"the witness at {url} answered badly: {exc}") from None
-    finally:
-        connection.close()
+def poster(policy: OutboundPolicy) -> Post:
+    """POST a body to a witness through the outgoing-request policy (custody/outbound.py:
+    public https addresses, or what ``CUSTOS_OUTBOUND_ALLOW`` allows, checked as each request
+    connects); its status, content type and (bounded) body. No redirect is followed. Raises
+    OSError when the witness cannot be reached or the policy refuses it."""
+    tls = ssl.create_default_context()
+
+    def post(url: str, body: bytes) -> tuple[int, str, bytes]:
+        try:
+            connection, destination = policy.connection(url, TIMEOUT, tls, "the witness")
+        except DestinationRefused as exc:
+            raise OSError(str(exc)) from None
+        try:
+            connection.request(
+                "POST", destination.target, body=body, headers={"Content-Type": "text/plain"}
+            )
+            response = connection.getresponse()
+            content_type = response.getheader("Content-Type", "")
+            return response.status, content_type, response.read(MAX_ANSWER)
+        except (http.client.HTTPException, ssl.SSLError) as exc:
+            raise OSError(f"the witness at {url} answered badly: {exc}") from None
+        finally:
+            connection.close()
+
+    return post
 
 
 class Witnessing:
@@ -89,8 +98,9 @@ def init_app(app: Flask) -> None:
     if not app.config.get("CUSTOS_WITNESSING") or not deployment.config.witnesses:
         return
     cosignatures: Cosignatures = deployment.cosignatures
+    post_to_witnesses = poster(OutboundPolicy.from_allowance(deployment.config.outbound_allow))
     clients = [
-        WitnessClient(deployment.ledger, cosignatures, witness, post)
+        WitnessClient(deployment.ledger, cosignatures, witness, post_to_witnesses)
         for witness in endpoints(deployment.config.witnesses)
     ]
     witnessing = Witnessing(clients)

@@ -73,9 +73,8 @@ def test_several_witnesses_cosign_and_one_that_is_down_delays_nothing(
     assert examiner and court
     pinned = [signer.verifier for signer, _, _ in witnesses]
 
-    server = Server(
-        home, tmp_path / "server.log", workers=1, settings={"CUSTOS_WITNESSES": ",".join(entries)}
-    )
+    settings = {"CUSTOS_WITNESSES": ",".join(entries), "CUSTOS_OUTBOUND_ALLOW": "127.0.0.1"}
+    server = Server(home, tmp_path / "server.log", workers=1, settings=settings)
     try:
         server.wait_ready(answers=1)
         deadline = time.monotonic() + DEADLINE
