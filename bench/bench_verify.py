@@ -140,7 +140,7 @@ def prepare(deployment: Deployment, events: int) -> tuple[str, Actor]:
 
 INDEX = (
     b'{"checkpoint":{"root":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","size":1},'
-    b'"format":"custos/exhibit/v1","items":["ev_0000000000000000"],"known_checkpoint":false,'
+    b'"format":"custos/exhibit/v2","items":["ev_0000000000000000"],"known_checkpoint":false,'
     b'"origin":"bench.invalid/log","with_content":false}'
 )
 """A well-formed bundle.json, so that a hostile archive's whole directory is read."""

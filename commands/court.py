@@ -81,7 +81,7 @@ def export(
     as_name: str,
     as_json: bool,
 ) -> None:
-    """Write an exhibit bundle for a court to verify offline (custos/exhibit/v1), or an item's
+    """Write an exhibit bundle for a court to verify offline (custos/exhibit/v2), or an item's
     provenance as CASE JSON-LD; with --server, an item's bundle as that server makes it."""
     if server:
         if output_format != "exhibit":

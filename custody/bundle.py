@@ -1,4 +1,4 @@
-"""Exhibit bundles (``custos/exhibit/v1``): one ZIP that proves items' custody offline.
+"""Exhibit bundles (``custos/exhibit/v2``): one ZIP that proves items' custody offline.
 
 A bundle holds, for each item, its signed manifest, the exact leaf of every event, a C2SP
 ``tlog-proof`` of each against one checkpoint, a signed ``custos/head/v1`` statement of the

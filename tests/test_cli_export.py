@@ -54,7 +54,7 @@ def test_export_writes_the_bundle_the_writer_gives(
 
     summary = json.loads(result.stdout)
     assert summary["path"] == str(output) and summary["items"] == [item]
-    assert summary["format"] == "custos/exhibit/v1" and summary["accessed"] == []
+    assert summary["format"] == "custos/exhibit/v2" and summary["accessed"] == []
     assert summary["verified"] is True
     direct = io.BytesIO()
     deployment.bundles.export([item], direct, by=deployment.principals.get("clerk").actor)

@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     _add_exhibit_arguments(
         subparsers.add_parser(
             EXHIBIT,
-            help="verify an exhibit bundle (custos/exhibit/v1) against pinned keys",
+            help="verify an exhibit bundle (custos/exhibit/v2 or v1) against pinned keys",
             description=_exhibit_text(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -160,8 +160,8 @@ def _checklist_text(procedure: Procedure) -> str:
 def _exhibit_text() -> str:
     checks = "\n".join(f"  ({n}) {check}" for n, check in enumerate(BUNDLE_CHECKS, 1))
     return (
-        "Verify an exhibit bundle (custos/exhibit/v1, made by `custos export`) against pinned "
-        f"keys. The steps, for the bundle and each item, in order:\n{checks}"
+        "Verify an exhibit bundle (custos/exhibit/v2 or v1, made by `custos export`) against "
+        f"pinned keys. The steps, for the bundle and each item, in order:\n{checks}"
     )
 
 

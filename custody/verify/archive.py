@@ -35,7 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from custody.verify.errors import VerifierError
-from custody.verify.formats import BundleIndex, MalformedMember, parse_bundle_index
+from custody.verify.formats import (
+    BUNDLE_FORMAT_V1,
+    KEY_FOLDER,
+    BundleIndex,
+    MalformedMember,
+    parse_bundle_index,
+)
 
 __all__ = [
     "MAX_COMPRESSION_RATIO",
@@ -80,7 +86,6 @@ REPORT = "report.html"
 _TOP_LEVEL = frozenset({INDEX, CHECKPOINT, KNOWN_CHECKPOINT, CONSISTENCY})
 _INDEXED = re.compile(r"(order/)?(events|proofs)/([0-9]{20})")
 _ITEM_MEMBER = re.compile(r"items/(ev_[0-9a-f]{16})/(.+)")
-KEY_FOLDER = "log/key/"
 _KEY_INDEXED = re.compile(r"log/key/(events|proofs)/([0-9]{20})")
 _ORDER_FILES = frozenset({"order/document", "order/salt", "order/head"})
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -208,8 +213,9 @@ class Archive:
     index: BundleIndex
     checkpoint: bytes
     items: dict[str, ItemMembers]
-    key_history: SubjectMembers
-    """The service key's history (subject ``key:service``): its head, events and proofs."""
+    key_history: SubjectMembers | None
+    """The service key's history (subject ``key:service``): its head, events and proofs;
+    None in a custos/exhibit/v1 bundle, written before bundles carried it."""
     known_checkpoint: bytes | None
     consistency: bytes | None
     member_count: int
@@ -315,16 +321,22 @@ def _read(source: _Source) -> Archive:
         raise ArchiveError(f"the archive has no {CHECKPOINT}")
     for evidence_id, item in items.items():
         _check_item(evidence_id, item, index)
-    if key_history.head is None:
+    if index.format == BUNDLE_FORMAT_V1:
+        if key_history.head is not None or key_history.events or key_history.proofs:
+            raise ArchiveError(
+                f"a {BUNDLE_FORMAT_V1} bundle carries no {KEY_FOLDER}, but this one does"
+            )
+    elif key_history.head is None:
         raise ArchiveError(f"{KEY_FOLDER}head is missing: the bundle lacks the log's key history")
-    _check_subject(KEY_FOLDER, key_history, may_be_empty=True)
+    else:
+        _check_subject(KEY_FOLDER, key_history, may_be_empty=True)
     _check_pair(top, index.known_checkpoint)
     return Archive(
         source=source,
         index=index,
         checkpoint=top[CHECKPOINT],
         items=items,
-        key_history=key_history,
+        key_history=None if index.format == BUNDLE_FORMAT_V1 else key_history,
         known_checkpoint=top.get(KNOWN_CHECKPOINT),
         consistency=top.get(CONSISTENCY),
         member_count=directory.count,

@@ -1,4 +1,4 @@
-"""Offline verification of an exhibit bundle (``custos/exhibit/v1``, docs/bundle.md).
+"""Offline verification of an exhibit bundle (``custos/exhibit/v2``, docs/bundle.md).
 
 A court, the defence or an expert witness checks an exhibit's whole chain of custody from the
 bundle alone, trusting nothing but the verifier keys they pinned beforehand: a key found only
@@ -43,10 +43,15 @@ from custody.verify.chain import (
 )
 from custody.verify.cosignature import CosignatureVerifier, verify_cosignatures
 from custody.verify.errors import PinnedKeyError
-from custody.verify.formats import LeafEvent, MalformedMember, parse_consistency
+from custody.verify.formats import (
+    BUNDLE_FORMAT_V1,
+    KEY_SUBJECT,
+    LeafEvent,
+    MalformedMember,
+    parse_consistency,
+)
 from custody.verify.history import (
     KEY_ROTATED,
-    KEY_SUBJECT,
     MalformedHistory,
     checkpoint_place,
     key_validity,
@@ -228,6 +233,11 @@ def _check_key_history(keys: PinnedKeys, archive: Archive, checkpoint: Checkpoin
     events proven in the checkpoint, chained, and counted by a head statement signed by a
     key valid at the checkpoint. It then says which pinned key may sign what."""
     members = archive.key_history
+    if members is None:
+        return (
+            f"a {BUNDLE_FORMAT_V1} bundle carries no key history: every pinned key of the log "
+            "counts for every note (pin only keys that were never retired early)"
+        )
     events, unreadable = read_events(members.events)
     try:
         if members.events:

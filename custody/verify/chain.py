@@ -29,6 +29,7 @@ from custody.verify.errors import VerifierError
 from custody.verify.formats import (
     HEAD_TYPE,
     MAX_PROOF_HASHES,
+    NO_EVENT_HASH,
     TLOG_PROOF_HEADER,
     LeafEvent,
     MalformedMember,
@@ -465,10 +466,6 @@ def check_head(
         f"signed by {', '.join(signers)}: {subject} had {_count(head.count)}, the last at index "
         f"{head.last_index}, when the log had {head.tree_size} entries"
     )
-
-
-NO_EVENT_HASH = "0" * 64
-"""``last_leaf_hash`` of a head statement counting no event (``last_index`` is then 0)."""
 
 
 def _count(n: int) -> str:

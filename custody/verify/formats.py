@@ -31,6 +31,7 @@ from custody.verify.errors import VerifierError
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_V1",
     "CONSISTENCY_HEADER",
     "HEAD_TYPE",
     "KEY_FOLDER",
@@ -56,7 +57,10 @@ __all__ = [
     "salt_member",
 ]
 
-BUNDLE_FORMAT = "custos/exhibit/v1"
+BUNDLE_FORMAT = "custos/exhibit/v2"
+"""The format Custos writes: v1 and the log's key history under ``log/key/``."""
+BUNDLE_FORMAT_V1 = "custos/exhibit/v1"
+"""The format Custos wrote before bundles carried the key history; still verified."""
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 CONSISTENCY_HEADER = "c2sp.org/custos-consistency@v1"
 KEY_SUBJECT = "key:service"
@@ -267,12 +271,14 @@ class BundleIndex:
     items: tuple[str, ...]
     known_checkpoint: bool
     with_content: bool
+    format: str = BUNDLE_FORMAT
+    """BUNDLE_FORMAT, or BUNDLE_FORMAT_V1 for a bundle without the key history."""
 
     def to_json(self) -> bytes:
         """``bundle.json`` as RFC 8785 JSON."""
         return canonical_json(
             {
-                "format": BUNDLE_FORMAT,
+                "format": self.format,
                 "origin": self.origin,
                 "checkpoint": {"size": self.checkpoint_size, "root": self.checkpoint_root},
                 "items": list(self.items),
@@ -285,8 +291,11 @@ class BundleIndex:
 def parse_bundle_index(data: bytes) -> BundleIndex:
     """Parse ``bundle.json`` strictly: exactly its documented members, of their types."""
     obj = _json_object(data, "bundle.json", _INDEX_FIELDS)
-    if obj["format"] != BUNDLE_FORMAT:
-        raise MalformedMember(f"bundle.json names format {obj['format']!r}, not {BUNDLE_FORMAT}")
+    if obj["format"] not in (BUNDLE_FORMAT, BUNDLE_FORMAT_V1):
+        raise MalformedMember(
+            f"bundle.json names format {obj['format']!r}, not {BUNDLE_FORMAT} "
+            f"(or {BUNDLE_FORMAT_V1})"
+        )
     checkpoint = obj["checkpoint"]
     if (
         not isinstance(checkpoint, dict)
@@ -312,6 +321,7 @@ def parse_bundle_index(data: bytes) -> BundleIndex:
         items=tuple(items),
         known_checkpoint=obj["known_checkpoint"],
         with_content=obj["with_content"],
+        format=obj["format"],
     )
 
 

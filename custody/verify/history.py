@@ -29,14 +29,12 @@ from custody.verify.formats import LeafEvent
 
 __all__ = [
     "KEY_ROTATED",
-    "KEY_SUBJECT",
     "KeyValidity",
     "MalformedHistory",
     "checkpoint_place",
     "key_validity",
 ]
 
-KEY_SUBJECT = "key:service"
 KEY_ROTATED = "key.rotated"
 
 KeyIdent = tuple[str, bytes]

@@ -224,7 +224,7 @@ def test_bundle_json_names_the_checkpoint_items_and_options(desk: Desk) -> None:
     index = json.loads(exhibit.read("bundle.json"))
     checkpoint, _ = open_checkpoint(exhibit.read("checkpoint"), desk.deployment.keys.verifiers)
     assert index == {
-        "format": "custos/exhibit/v1",
+        "format": "custos/exhibit/v2",
         "origin": desk.deployment.keys.origin,
         "checkpoint": {
             "size": checkpoint.size,

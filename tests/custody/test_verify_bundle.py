@@ -1204,6 +1204,30 @@ def test_a_bundle_without_the_key_history_is_refused(rotated: Rotated) -> None:
     assert "log/key/head is missing" in verification.steps[0].detail
 
 
+def as_version_1(bundle: bytes, drop: frozenset[str] = frozenset()) -> bytes:
+    """The bundle with bundle.json naming custos/exhibit/v1, less ``drop``."""
+    index = members(bundle)["bundle.json"].replace(b"custos/exhibit/v2", b"custos/exhibit/v1")
+    return rezipped(bundle, Rewrite(replace={"bundle.json": index}, drop=drop))
+
+
+def test_a_version_1_bundle_without_the_key_history_verifies_and_says_so(
+    rotated: Rotated,
+) -> None:
+    history = frozenset(n for n in members(rotated.bundle) if n.startswith("log/key/"))
+
+    verification = verify_bundle(as_version_1(rotated.bundle, history), rotated.keys)
+
+    assert verification.ok, verification.failed
+    assert "carries no key history" in verification.steps[1].detail
+
+
+def test_a_version_1_bundle_that_carries_a_key_history_is_refused(rotated: Rotated) -> None:
+    verification = verify_bundle(as_version_1(rotated.bundle), rotated.keys)
+
+    assert first_failure(verification)[0] == 1
+    assert "carries no log/key/" in verification.steps[0].detail
+
+
 # -- witnesses -------------------------------------------------------------------------------------
 
 
