@@ -58,7 +58,8 @@ demo: $(VENV)/.installed
 # The README's screenshots, taken by the browser journeys (Chromium) into docs/screenshots.
 screenshots: $(VENV)/.installed-test
 	CUSTOS_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -n 0 -q \
-		tests/service/pages/test_journeys.py
+		tests/service/pages/test_journeys.py tests/service/pages/test_examiner_journeys.py \
+		tests/service/pages/test_admin_journeys.py
 
 # The offline verifier as one file a court runs with only Python and cryptography installed.
 verifier:

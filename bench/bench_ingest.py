@@ -76,6 +76,7 @@ from report import (  # noqa: E402  (bench/ is first on sys.path)
 )
 from server import ORIGIN, Server  # noqa: E402
 
+from bench.cases import open_case  # noqa: E402
 from custody.events import Actor  # noqa: E402
 from storage.config import Config  # noqa: E402
 from storage.deployment import OPERATOR, Deployment, initialise  # noqa: E402
@@ -267,6 +268,7 @@ def open_home(home: Path, digests: tuple[str, ...]) -> tuple[Deployment, Actor]:
     deployment = initialise(Config(home=home, origin=ORIGIN, digests=digests)).deployment
     operator = deployment.principals.get(OPERATOR)
     examiner, _ = deployment.principals.add("bench-examiner", "examiner", operator.actor)
+    open_case(deployment, METADATA["case"], examiner.actor)
     return deployment, examiner.actor
 
 

@@ -227,7 +227,7 @@ def one_run(args: argparse.Namespace, workers: int, results: Results) -> None:
             home = Path(tmp) / "home"
             say(f"{workers} workers: preparing {args.orders} orders on PostgreSQL in {home}")
             setup = prepare(home, args.orders, database_url=url)
-            with Server(home, Path(tmp) / "server.log", workers=workers) as server:
+            with Server(home, Path(tmp) / "server.log", workers=workers, cases=("LOAD",)) as server:
                 size_before = ledger_size(home)
                 say(f"{workers} workers: {args.clients} clients, {args.seconds:.0f} s")
                 mixed = run_mixed(server.port, setup, [server.token], args.clients, args.seconds)

@@ -60,6 +60,7 @@ from report import (  # noqa: E402  (bench/ is first on sys.path)
 )
 from server import CUSTOS, ORIGIN, Server, clean_env  # noqa: E402
 
+from bench.cases import open_case  # noqa: E402
 from storage.config import Config  # noqa: E402
 from storage.deployment import OPERATOR, initialise  # noqa: E402
 
@@ -118,6 +119,7 @@ def prepare(home: Path, count: int, database_url: str | None = None) -> Setup:
         )
         authority, authority_token = deployment.principals.add("authority", "authority", operator)
         approver, _ = deployment.principals.add("approver", "approver", operator)
+        open_case(deployment, "BENCH-CASE", authority.actor, "approver")
         isp, provider_token = deployment.principals.add(
             "isp", "provider", operator, provider_id=provider.id
         )

@@ -11,10 +11,10 @@ It makes a new home and seeds it through the domain, as the API would: one provi
 response file), drafted on a clock that starts 30 days ago so the older ones are overdue, and
 ``--items`` (100,000) physical items in 100 cases. Then, in this process, the app answers
 ``--requests`` (300) requests of each page through Flask's test client, signed in as the
-provider or the court; each request's time is the app's time (no network), and every SQL
-statement it runs is counted. A page is "paged, with no query per row" when its statement
-count does not depend on how many rows it shows; the table gives the most statements any
-request of the page ran.
+provider, the court, an examiner, the authority or the admin; each request's time is the
+app's time (no network), and every SQL statement it runs is counted. A page is "paged, with no
+query per row" when its statement count does not depend on how many rows it shows; the table
+gives the most statements any request of the page ran.
 
 A benchmark reports; it does not assert: the exit status is 0 whatever the figures.
 """
@@ -39,6 +39,7 @@ for extra in (ROOT, ROOT / "tools"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
+from bench_load import fresh_schema  # noqa: E402
 from demo import MovingClock, order_document  # noqa: E402
 from report import (  # noqa: E402
     Results,
@@ -53,6 +54,7 @@ from report import (  # noqa: E402
 )
 from sqlalchemy import event  # noqa: E402
 
+from bench.cases import open_case  # noqa: E402
 from service import create_app  # noqa: E402
 from service.evidence import load_intake  # noqa: E402
 from storage.config import load_config, with_overrides  # noqa: E402
@@ -74,11 +76,15 @@ def seed(deployment: Deployment, clock: MovingClock, orders: int, items: int) ->
         operator,
     )
     people = deployment.principals
-    authority = people.add("authority", "authority", operator)[0].actor
+    authority_principal, authority_token = people.add("authority", "authority", operator)
+    authority = authority_principal.actor
     approver = people.add("approver", "approver", operator)[0].actor
-    examiner = people.add("examiner", "examiner", operator)[0].actor
+    examiner_principal, examiner_token = people.add("examiner", "examiner", operator)
+    examiner = examiner_principal.actor
     isp, isp_token = people.add("isp", "provider", operator, provider.id)
     _, court_token = people.add("court", "court", operator)
+    for n in range(100):  # the orders' and items' cases, CASE-000 to CASE-099
+        open_case(deployment, f"CASE-{n:03d}", authority, "approver", "examiner", court="court")
     desk = deployment.orders
     step = timedelta(days=30) / max(orders, 1)
     order_ids: list[str] = []
@@ -112,6 +118,13 @@ def seed(deployment: Deployment, clock: MovingClock, orders: int, items: int) ->
                 "case": f"CASE-{n % 100:03d}",
                 "exhibit": f"EX-{n:06d}",
                 "description": "a seized phone",
+                "seizure": {
+                    "at": "2026-11-27T09:30:00Z",
+                    "location": "a flat",
+                    "by": "an officer",
+                    "authority": "a warrant",
+                    "packaging": "a sealed bag",
+                },
             }
         )
         item_ids.append(deployment.intake.register_physical(metadata, examiner).event.subject.id)
@@ -124,6 +137,8 @@ def seed(deployment: Deployment, clock: MovingClock, orders: int, items: int) ->
         "items": item_ids,
         "isp": isp_token,
         "court": court_token,
+        "examiner": examiner_token,
+        "authority": authority_token,
     }
 
 
@@ -184,24 +199,36 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="custos-bench-pages-") as tmp:
         home = Path(tmp) / "home"
         config = load_config(home, environ={})
-        if args.database_url:
-            config = with_overrides(config, database_url=args.database_url)
-        initialise(config, origin="bench.custos.invalid/pages").deployment.close()
+        drop_schema = None
+        if args.database_url:  # a schema of its own, dropped at the end
+            url, drop_schema = fresh_schema(args.database_url)
+            config = with_overrides(config, database_url=url)
+        initialised = initialise(config, origin="bench.custos.invalid/pages")
+        initialised.deployment.close()
+        assert initialised.operator_token is not None
         config = with_overrides(load_config(home, environ={}), database_url=config.database_url)
         clock = MovingClock(datetime.now(UTC) - timedelta(days=31))
         deployment = open_deployment(config, clock=clock)
         backend = deployment.engine.dialect.name
         say(f"seeding {args.orders:,} orders and {args.items:,} items on {backend}")
         seeded = seed(deployment, clock, args.orders, args.items)
+        if backend == "postgresql":
+            # What autovacuum does after a bulk load: without statistics the planner takes
+            # the 10,000 fresh orders for a handful and picks a plan for a handful.
+            with deployment.engine.begin() as connection:  # committed: ANALYZE is transactional
+                connection.exec_driver_sql("ANALYZE")
         counter = StatementCounter(deployment)
         app = create_app({"TESTING": True}, deployment=deployment)
         provider = signed_in(app, seeded["isp"])
         court = signed_in(app, seeded["court"])
+        admin = signed_in(app, initialised.operator_token)
+        examiner = signed_in(app, seeded["examiner"])
+        authority = signed_in(app, seeded["authority"])
         rng = random.Random(17)
         orders, items, responses = seeded["orders"], seeded["items"], seeded["responses"]
         for order_id in orders[: args.requests]:  # each order's first read is a write: once
             provider.get(f"/provider/orders/{order_id}")
-        deep_orders = _order_cursor(deployment, orders[-40])
+        deep_orders = _order_cursor(deployment, orders[-min(40, len(orders))])
         pages: list[tuple[str, Any, Callable[[int], str], int]] = [
             ("provider inbox, first page", provider, lambda n: "/provider/orders", args.requests),
             (
@@ -239,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "court items, a late page",
                 court,
-                lambda n: "/court/items?cursor=" + _encode_index(deployment, items[-60]),
+                lambda n: (
+                    "/court/items?cursor=" + _encode_index(deployment, items[-min(60, len(items))])
+                ),
                 args.requests,
             ),
             (
@@ -254,7 +283,23 @@ def main(argv: list[str] | None = None) -> int:
                 lambda n: f"/court/items/{items[rng.randrange(len(items))]}/report",
                 max(20, args.requests // 10),
             ),
+            ("examiner case list", examiner, lambda n: "/examiner/cases", args.requests),
+            (
+                "examiner search by exhibit",
+                examiner,
+                lambda n: f"/examiner/cases?q=EX-{rng.randrange(len(items)):06d}",
+                args.requests,
+            ),
+            (
+                "examiner item page",
+                examiner,
+                lambda n: f"/examiner/items/{items[rng.randrange(len(items))]}",
+                args.requests,
+            ),
             ("verify offline page", provider, lambda n: "/verify", args.requests),
+            ("admin principals page", admin, lambda n: "/admin/principals", args.requests),
+            ("admin providers page", admin, lambda n: "/admin/providers", args.requests),
+            *authority_pages(authority, orders, args.requests),
         ]
         for name, client, paths, requests in pages:
             client.get(paths(0))  # warm
@@ -267,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                 Row(name, figure, goal=f"p99 < {GOAL_MS:.0f} ms", passed=p99(times) < GOAL_MS)
             )
         deployment.close()
+        if drop_schema is not None:
+            drop_schema()
     results.notes.append(
         f"{backend}; {args.orders:,} orders, {args.items:,} items; {version}; load {load()}"
     )
@@ -291,6 +338,32 @@ def main(argv: list[str] | None = None) -> int:
         marks,
     )
     return 0
+
+
+def authority_pages(
+    authority: Any, orders: list[str], requests: int
+) -> list[tuple[str, Any, Callable[[int], str], int]]:
+    """The authority's desk: its board (six sections, each a filtered list), every order
+    paged, the approvals inbox, the drafting form (empty, and from an earlier order) and an
+    order's page with its timeline."""
+    return [
+        ("authority board", authority, lambda n: "/authority/orders", requests),
+        ("authority orders, all", authority, lambda n: "/authority/orders/list/all", requests),
+        ("authority approvals", authority, lambda n: "/authority/approvals", requests),
+        ("authority drafting form", authority, lambda n: "/authority/orders/new", requests),
+        (
+            "authority drafting form from an earlier order",
+            authority,
+            lambda n: f"/authority/orders/new?from={orders[n % requests]}",
+            requests,
+        ),
+        (
+            "authority order page",
+            authority,
+            lambda n: f"/authority/orders/{orders[n % requests]}",
+            requests,
+        ),
+    ]
 
 
 def _order_cursor(deployment: Deployment, order_id: str) -> str:

@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench_load import DATABASE, fresh_schema  # noqa: E402
-from bench_orders import Load, Request, Setup, prepare, run_load  # noqa: E402
+from bench_orders import Load, Request, Setup, run_load  # noqa: E402
 from report import load, say, write_section  # noqa: E402
 from server import ORIGIN, Server  # noqa: E402
 
@@ -159,10 +159,35 @@ def read_each_once(port: int, setup: Setup) -> None:
     connection.close()
 
 
+_SEED = """
+import dataclasses, json, sys
+from pathlib import Path
+sys.path.insert(0, "bench")
+from bench_orders import prepare
+setup = prepare(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] or None)
+print(json.dumps(dataclasses.asdict(setup)))
+"""
+
+
+def seed(tree: Tree, home: Path, count: int, database_url: str | None = None) -> Setup:
+    """The tree's own ``bench_orders.prepare``, run by its own interpreter: each tree's server
+    serves a deployment its own code made (the other commit knows none of this one's
+    migrations)."""
+    done = subprocess.run(
+        [str(tree.python), "-c", _SEED, str(home), str(count), database_url or ""],
+        cwd=tree.root,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding {home} with {tree.root} failed:\n{done.stderr}")
+    return Setup(**json.loads(done.stdout.splitlines()[-1]))
+
+
 def order_reads(tree: Tree, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="custos-round2-") as tmp:
         home = Path(tmp) / "home"
-        setup = prepare(home, 200)
+        setup = seed(tree, home, 200)
         with Server(home, Path(tmp) / "server.log", workers=2, custos=tree.custos) as server:
             trivial = trivial_route()
             # A provider's first read of an order is recorded (a ledger event): read each
@@ -182,7 +207,7 @@ def writers(tree: Tree, args: argparse.Namespace) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="custos-round2-") as tmp:
             home = Path(tmp) / "home"
-            prepare(home, 1, database_url=url)
+            seed(tree, home, 1, database_url=url)
             with Server(home, Path(tmp) / "server.log", workers=2, custos=tree.custos) as server:
                 rates = {}
                 for count in (1, 16):
@@ -267,9 +292,9 @@ def section(trees: list[Tree], command: str, loads: str, seconds: float) -> str:
         "## Speed, second round: side by side",
         "",
         f"Command: `{command}`, one run measuring both trees in turn ({seconds:.0f} s per "
-        f"load; load average before the run {loads}). The machine was shared with other "
-        "jobs running tests during the run, so the absolute figures are lower and noisier "
-        "than on a quiet machine; only figures of this one run are compared.",
+        f"load; load average (1/5/15 min) {loads}). Only figures of this one run are "
+        "compared: a load average near or above the 2 cores says other work shared the "
+        "machine, which lowers the absolute figures and makes them noisier.",
         "",
         "| goal | figure | verdict |",
         "| --- | --- | --- |",
@@ -308,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             parts[name](tree, args)
     say(f"done in {time.perf_counter() - started:.0f} s")
     command = " ".join([".venv/bin/python", "bench/bench_round2.py", *argv])
-    text = section(trees, command, loads, args.seconds)
+    text = section(trees, command, f"{loads} before the run, {load()} after", args.seconds)
     print(text)
     if not args.no_docs:
         write_section(ROOT / "docs" / "benchmarks.md", text, BEGIN_MARK, END_MARK, "")

@@ -51,6 +51,7 @@ from report import (  # noqa: E402  (bench/ is first on sys.path)
 )
 from server import CUSTOS, ORIGIN, clean_env  # noqa: E402
 
+from bench.cases import open_case  # noqa: E402
 from storage.config import Config  # noqa: E402
 from storage.deployment import OPERATOR, initialise  # noqa: E402
 
@@ -82,6 +83,7 @@ def prepare(home: Path, size: int, blobs: int) -> list[Path]:
     try:
         operator = deployment.principals.get(OPERATOR).actor
         examiner = deployment.principals.add("bench-examiner", "examiner", operator)[0].actor
+        open_case(deployment, "BENCH", examiner)
         files = []
         for n in range(blobs):
             metadata = {"kind": "digital", "case": "BENCH", "exhibit": f"E-{n}"}

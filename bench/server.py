@@ -54,8 +54,11 @@ class Server:
         workers: int = 2,
         settings: dict[str, str] | None = None,
         custos: Path = CUSTOS,
+        cases: tuple[str, ...] = (),
     ) -> None:
         self.custos = custos  # another tree's command, to measure its code
+        # The cases the examiner opens (and so is a member of) before the server starts.
+        self.cases = cases
         self.home = home
         self.settings = settings or {}
         self.log = log
@@ -69,6 +72,9 @@ class Server:
         examiner = ("principal", "add", "bench-examiner", "--role", "examiner")
         added = custos_cli(self.home, *examiner, custos=self.custos)
         self.token = added["token"]
+        for reference in self.cases:
+            opening = ("case", "open", reference, "--title", reference, "--authority", "bench")
+            custos_cli(self.home, *opening, "--as", "bench-examiner", custos=self.custos)
         env = {**clean_env(), **self.settings}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

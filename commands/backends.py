@@ -18,6 +18,7 @@ from commands.sources import StableFile
 from custody.digests import DigestPipeline, check_expected, http_digest, parse_http_digest
 from custody.errors import CustosError
 from custody.events import Actor, indexed_event_json
+from custody.principals import name_list
 from storage.deployment import Deployment
 
 Progress = Callable[[int], object]
@@ -74,25 +75,27 @@ class LocalEvidence:
         from service.evidence import load_intake
 
         appended = self.dep.intake.register_physical(load_intake(metadata), self.actor)
-        record = self.dep.handling.get(appended.event.subject.id)
+        record = self.dep.handling.get(appended.event.subject.id, self.actor)
         return {**record.as_json(), "ledger_index": appended.index}
 
     def list(self, case: str | None, exhibit: str | None) -> Iterator[dict[str, Any]]:
         after = None
         while True:
-            page = self.dep.evidence.list(case, exhibit, 200, after)
+            page = self.dep.handling.list(self.actor, case, exhibit, 200, after)
             yield from (r.as_json() for r in page)
             if len(page) < 200:
                 return
             after = page[-1].ledger_index
 
     def show(self, evidence_id: str) -> dict[str, Any]:
-        return self.dep.handling.get(evidence_id).as_json()
+        return self.dep.handling.get(evidence_id, self.actor).as_json()
 
     def custody(self, evidence_id: str) -> dict[str, Any]:
-        record = self.dep.handling.get(evidence_id)
+        record = self.dep.handling.get(evidence_id, self.actor)
         entries = self.dep.ledger.subject_entries(f"evidence:{record.id}")
-        return {"id": record.id, "events": [indexed_event_json(e.index, e.leaf) for e in entries]}
+        events = [indexed_event_json(e.index, e.leaf) for e in entries]
+        names = self.dep.principals.shown_names(e["actor"]["id"] for e in events)
+        return {"id": record.id, "events": events, "names": name_list(names)}
 
     def act(self, evidence_id: str, act: str, data: dict[str, Any]) -> dict[str, Any]:
         done = self.dep.handling.record_act(evidence_id, act, data, self.actor)
@@ -224,7 +227,8 @@ class LocalOrders:
         desk = self.dep.orders
         from service.orders import order_detail
 
-        return order_detail(desk, desk.get(order_id, self.actor), self.actor)
+        stored = desk.get(order_id, self.actor)
+        return order_detail(desk, stored, self.actor, self.dep.principals.shown_names)
 
 
 class RemoteOrders:

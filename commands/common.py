@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from custody.errors import CustosError
-from custody.principals import OPERATOR
 
 if TYPE_CHECKING:
     # What a command needs only when it runs (SQLAlchemy, the stores, the bundle writers)
@@ -27,6 +26,43 @@ F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B")
 
 
+class Command(click.Command):
+    """A command that names every required option or argument missing at once, rather than
+    the first alone (click's own error, for one, is kept)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        missing = self.missing(ctx, args)
+        if len(missing) > 1:
+            raise click.UsageError(f"Missing, and required: {', '.join(missing)}.", ctx)
+        return super().parse_args(ctx, args)
+
+    def missing(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The required parameters ``args`` and the environment give no value, by name."""
+        asks_help = set(args) & set(self.get_help_option_names(ctx))
+        if ctx.resilient_parsing or asks_help:
+            return []
+        try:
+            given, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+        except click.UsageError:
+            return []  # click says what is wrong with the line itself
+        return [
+            f"'{param.opts[0]}'"
+            if isinstance(param, click.Option)
+            else f"'{param.human_readable_name}'"
+            for param in self.get_params(ctx)
+            if param.required
+            and given.get(param.name) in (None, ())
+            and param.resolve_envvar_value(ctx) is None
+        ]
+
+
+class Group(click.Group):
+    """A group whose commands (and groups) name every missing option at once."""
+
+    command_class = Command
+    group_class = type
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(
         command
@@ -34,6 +70,8 @@ def json_option(command: F) -> F:
 
 
 def as_option(command: F) -> F:
+    from custody.principals import OPERATOR
+
     return click.option(
         "--as", "as_name", default=OPERATOR, show_default=True, help="Principal to act as."
     )(command)
@@ -41,6 +79,70 @@ def as_option(command: F) -> F:
 
 def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
+
+
+def emit_table(
+    as_json: bool,
+    items: Iterable[dict[str, Any]],
+    headers: Sequence[str],
+    row: Callable[[dict[str, Any]], Sequence[Any]],
+    empty: str,
+) -> None:
+    """A list: for programs one JSON object per item as it comes; for people a table with a
+    header line, once every row is read, or a sentence saying there is nothing to list."""
+    from commands.render import table
+
+    rows = []
+    for item in items:
+        if as_json:
+            click.echo(json.dumps(item, sort_keys=True))
+        else:
+            rows.append(row(item))
+    if not as_json:
+        click.echo(table(headers, rows) if rows else empty)
+
+
+def field_errors_of(error: CustosError) -> list[tuple[str, str]]:
+    """The fields an error names, each with why: the domain's own (local) or the API's
+    problem ``errors`` (``--server``); none for any other error."""
+    from commands.client import ApiError
+    from custody.errors import FieldErrors, FieldFault
+
+    if isinstance(error, FieldErrors):
+        return list(error.errors)
+    if isinstance(error, FieldFault):
+        return [error.pair()]
+    if isinstance(error, ApiError):
+        listed = error.body.get("errors")
+        if isinstance(listed, list):
+            return [
+                (str(e.get("field")), str(e.get("reason")))
+                for e in listed
+                if isinstance(e, dict) and "field" in e
+            ]
+    return []
+
+
+def error_text(error: CustosError, about: str = "", then: str = "") -> str:
+    """An error for people: one line saying what failed (after ``about``, followed by
+    ``then``), and for fields at fault one line each, ``field: reason``, every one of them."""
+    from commands.render import shown
+
+    prefix = f"{about}: " if about else ""
+    pairs = field_errors_of(error)
+    if not pairs:
+        return f"{prefix}{error}{then}"
+    status = getattr(error, "status", None)
+    head = f"HTTP {status}: " if status else ""
+    fields = "invalid fields" if len(pairs) > 1 else "invalid field"
+    lines = [f"{prefix}{head}{fields}{then}"]
+    lines += [f"  {shown(name)}: {shown(reason)}" for name, reason in pairs]
+    return "\n".join(lines)
+
+
+def failure(error: CustosError, about: str = "", then: str = "") -> click.ClickException:
+    """The ``click`` error a command exits with, as ``error_text`` words it."""
+    return click.ClickException(error_text(error, about, then))
 
 
 KEY_WARNINGS = "custos.keys"
@@ -82,11 +184,11 @@ def deployment(ctx: click.Context) -> Iterator[Deployment]:
     try:
         opened = open_deployment(load_config(ctx.obj["home"]))
     except CustosError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     try:
         yield opened
     except CustosError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     finally:
         opened.close()
 
@@ -133,4 +235,4 @@ def api_backend(
                 raise click.ClickException(f"{as_name!r} is revoked")
             yield local(dep, principal.actor)
     except CustosError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import as_option, deployment, emit, json_option, server_options
+from commands.common import (
+    Command,
+    as_option,
+    deployment,
+    emit,
+    failure,
+    json_option,
+    server_options,
+)
 from commands.progress import progress_bar
 from custody.errors import CustosError
 
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 
 @click.command(
     "verify-receipt",
+    cls=Command,
     context_settings={"ignore_unknown_options": True, "help_option_names": []},
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -48,7 +57,7 @@ def case_export(dep: Deployment, by: Actor, evidence_id: str) -> dict[str, Any]:
         raise click.ClickException(f"{evidence_id}: {exc}") from None
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("evidence_ids", metavar="EVIDENCE_ID...", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -81,7 +90,7 @@ def export(
     as_name: str,
     as_json: bool,
 ) -> None:
-    """Write an exhibit bundle for a court to verify offline (custos/exhibit/v2), or an item's
+    """Write an exhibit bundle for a court to verify offline (custos/exhibit/v3), or an item's
     provenance as CASE JSON-LD; with --server, an item's bundle as that server makes it."""
     if server:
         if output_format != "exhibit":
@@ -103,9 +112,20 @@ def export(
                 document = case_export(dep, principal.actor, evidence_ids[0])
                 partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
                 partial.replace(output)
-                emit(as_json, {"format": "case", "path": str(output)}, str(output))
+                emit(
+                    as_json,
+                    {"format": "case", "path": str(output)},
+                    f"wrote {output}: the provenance of {evidence_ids[0]} as CASE/UCO JSON-LD",
+                )
                 return
-            records = [dep.handling.get(evidence_id) for evidence_id in evidence_ids]
+            from custody.evidence import EXPORT_ROLES, require_role
+
+            # The role first, as the export itself checks it: a role that may not export is
+            # told so (403), before it learns whether the items exist for it (404).
+            require_role(principal.role, EXPORT_ROLES, "export exhibit bundles")
+            records = [
+                dep.handling.get(evidence_id, principal.actor) for evidence_id in evidence_ids
+            ]
             size = sum(r.size or 0 for r in records if r.kind == "digital")
             bar: AbstractContextManager[Progress | None] = (
                 progress_bar(size, output.name) if with_content else nullcontext()
@@ -170,7 +190,7 @@ def remote_export(
     except BaseException as exc:
         partial.unlink(missing_ok=True)
         if isinstance(exc, CustosError):
-            raise click.ClickException(str(exc)) from None
+            raise failure(exc) from None
         raise
     partial.replace(output)
     size = output.stat().st_size
@@ -183,6 +203,7 @@ def remote_export(
 
 @click.command(
     "verify",
+    cls=Command,
     context_settings={"ignore_unknown_options": True, "help_option_names": []},
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -195,7 +216,7 @@ def verify_exhibit(args: tuple[str, ...]) -> None:
     sys.exit(verify_command("bundle", list(args), prog="custos verify"))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("evidence_ids", metavar="EVIDENCE_ID...", nargs=-1, required=True)
 @click.option(
     "-o",

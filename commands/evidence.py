@@ -9,11 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import F, api_backend, emit, server_options
+from commands.common import (
+    Command,
+    F,
+    Group,
+    api_backend,
+    emit,
+    emit_table,
+    failure,
+    server_options,
+)
 from commands.progress import progress_bar
-from commands.render import act_text, event_line, item_text
+from commands.render import act_text, event_line, item_text, state_words
 from commands.sources import walk_sources
-from custody.acts import ACT_FIELDS, ActField
+from custody.acts import ACT_FIELDS, SEIZURE, SEIZURE_FIELDS, TIME, ActField
 from custody.digests import (
     parse_expected,
 )
@@ -44,7 +53,7 @@ def intake_metadata(kind: str, case: str, exhibit: str, **optional: Any) -> dict
     return metadata
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--case", required=True)
 @click.option(
@@ -114,9 +123,7 @@ def ingest(
                 try:
                     done = backend.ingest(source.path, metadata, expected, progress)
                 except CustosError as exc:
-                    raise click.ClickException(
-                        f"{shown_path}: {exc}; nothing was recorded"
-                    ) from None
+                    raise failure(exc, shown_path, "; nothing was recorded") from None
             earlier = in_case.same_content(done)
             text = (
                 f"{done['exhibit']}  {done['id']}  sha256:{done['digests']['sha256']}  "
@@ -156,9 +163,21 @@ class ContentIndex:
         return [other for other in self._by_sha256.get(sha256, []) if other["id"] != item["id"]]
 
 
-@click.group()
+@click.group(cls=Group)
 def evidence() -> None:
     """Evidence items: list, show, custody history, acts, download, physical items."""
+
+
+def _seizure_options(command: F) -> F:
+    """``--seizure-<field>`` for each field of a seizure (custody.acts.SEIZURE_FIELDS)."""
+    for spec in reversed(SEIZURE_FIELDS):
+        command = click.option(
+            f"--seizure-{spec.name}",
+            f"seizure_{spec.name}",
+            metavar="TIME" if spec.type == TIME else "TEXT",
+            help=f"{spec.label[:1].upper()}{spec.label[1:]} (required).",
+        )(command)
+    return command
 
 
 @evidence.command("register")
@@ -167,10 +186,12 @@ def evidence() -> None:
 @click.option("--description", required=True)
 @click.option("--parent")
 @click.option("--authority")
+@_seizure_options
 @server_options
 @click.pass_context
 def evidence_register(
     ctx: click.Context,
+    /,
     case: str,
     exhibit: str,
     description: str,
@@ -180,14 +201,24 @@ def evidence_register(
     token: str | None,
     as_name: str,
     as_json: bool,
+    **seizure: str | None,
 ) -> None:
-    """Register a physical item (a seized device, a document): no bytes, the same custody."""
+    """Register a physical item (a seized device, a document): no bytes, the same custody.
+    Its seizure is recorded with it: when, where, by whom, under what authority, packaging."""
     metadata = intake_metadata(
         "physical", case, exhibit, description=description, parent=parent, authority=authority
     )
+    metadata[SEIZURE] = {
+        name.removeprefix("seizure_"): value for name, value in seizure.items() if value
+    }
     with evidence_backend(ctx, server, token, as_name) as backend:
         done = backend.register(metadata)
-    emit(as_json, done, f"{done['id']}  physical  ledger index {done['ledger_index']}")
+    emit(
+        as_json,
+        done,
+        f"registered {done['case']} / {done['exhibit']}, a physical item: id {done['id']}, "
+        f"ledger index {done['ledger_index']}",
+    )
 
 
 @evidence.command("list")
@@ -206,10 +237,20 @@ def evidence_list(
 ) -> None:
     """List items, oldest first."""
     with evidence_backend(ctx, server, token, as_name) as backend:
-        for item in backend.list(case, exhibit):
-            state = "disposed" if item["state"]["disposed"] else ""
-            text = f"{item['id']}  {item['kind']:<8}  {item['case']}  {item['exhibit']}  {state}"
-            emit(as_json, item, text.rstrip())
+        emit_table(
+            as_json,
+            backend.list(case, exhibit),
+            ("ID", "KIND", "CASE", "EXHIBIT", "STATE", "DESCRIPTION"),
+            lambda item: (
+                item["id"],
+                item["kind"],
+                item["case"],
+                item["exhibit"],
+                state_words(item.get("state") or {}),
+                item.get("description"),
+            ),
+            "no evidence items",
+        )
 
 
 @evidence.command("show")
@@ -245,8 +286,9 @@ def evidence_custody(
     """The item's custody history: every event, in ledger order."""
     with evidence_backend(ctx, server, token, as_name) as backend:
         history = backend.custody(evidence_id)
+    names = {entry["id"]: entry["name"] for entry in history.get("names") or []}
     for event in history["events"]:
-        emit(as_json, event, event_line(event))
+        emit(as_json, event, event_line(event, names=names))
 
 
 @evidence.group("event")
@@ -297,7 +339,9 @@ def _act_command(act: str) -> click.Command:
     )(command)
     command = server_options(command)
     labels = ", ".join(f.label for f in ACT_FIELDS[act])
-    return click.command(act.split(".", 1)[1], help=f"Record {act}: {labels}.")(command)
+    return click.command(act.split(".", 1)[1], cls=Command, help=f"Record {act}: {labels}.")(
+        command
+    )
 
 
 for _act in ACT_FIELDS:
@@ -331,4 +375,9 @@ def evidence_download(
             partial.unlink(missing_ok=True)
             raise
         partial.replace(output)
-    emit(as_json, {**done, "path": str(output)}, f"{output}  sha256:{done['digests']['sha256']}")
+    emit(
+        as_json,
+        {**done, "path": str(output)},
+        f"wrote {output}: its sha256 {done['digests']['sha256']} is the one recorded; the "
+        f"access is ledger index {done['access_index']}",
+    )

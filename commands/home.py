@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from commands.common import deployment, emit, json_option, warn_unencrypted_keys
+from commands.common import Command, deployment, emit, failure, json_option, warn_unencrypted_keys
 from custody.errors import CustosError
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--origin", help="Log origin, e.g. custos.example.org/ledger (fixed once set).")
 @click.option(
     "--store", help="Object store: file://PATH or s3://BUCKET/PREFIX (created or checked)."
@@ -26,7 +26,7 @@ def init(ctx: click.Context, origin: str | None, store: str | None, as_json: boo
             config = with_overrides(config, store=store)
         result = initialise(config, origin)
     except CustosError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     dep = result.deployment
     warn_unencrypted_keys(dep.config)
     try:
@@ -52,7 +52,7 @@ def init(ctx: click.Context, origin: str | None, store: str | None, as_json: boo
         dep.close()
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import deployment, emit, json_option, warn_unencrypted_keys
+from commands.common import (
+    Command,
+    Group,
+    deployment,
+    emit,
+    failure,
+    json_option,
+    warn_unencrypted_keys,
+)
 from commands.progress import ScrubBar, ScrubLines
 from custody.checkpoint import (
     Checkpoint,
@@ -33,7 +41,7 @@ if TYPE_CHECKING:
     from custody.scrub import ScrubReport
 
 
-@click.group()
+@click.group(cls=Group)
 def log() -> None:
     """The custody ledger."""
 
@@ -61,7 +69,7 @@ def log_key(ctx: click.Context, as_json: bool) -> None:
         keys = open_keyring(load_config(ctx.obj["home"]))()
         vkey = keys.current.verifier_key
     except CustosError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     emit(as_json, {"key": vkey, "origin": keys.origin}, vkey)
 
 
@@ -266,7 +274,7 @@ def log_consistency(
             except NotAPrefix as exc:
                 seen.problem = str(exc)
     except CustosError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     report = {
         "consistent": seen.problem is None,
         "problem": seen.problem,
@@ -313,7 +321,7 @@ def scrub_json(report: ScrubReport, seconds: float) -> dict[str, Any]:
     }
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--objects",
     "with_objects",
@@ -373,8 +381,8 @@ def audit(ctx: click.Context, with_objects: bool, as_json: bool) -> None:
                 f"ok: {scrub.records} records, {scrub.blobs} blobs ({mib:,.1f} MiB read in "
                 f"{seconds:.1f} s), {scrub.manifests} manifests"
             )
-        for failure in scrub.findings:
-            click.echo(f"FAIL {failure}", err=True)
+        for problem in scrub.findings:
+            click.echo(f"FAIL {problem}", err=True)
         for warning in scrub.warnings:
             click.echo(f"WARN {warning}", err=True)
     if not ok:

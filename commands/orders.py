@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from commands.common import (
+    Group,
     acting_principal,
     api_backend,
     as_option,
     deployment,
     emit,
+    emit_table,
     json_option,
     server_options,
 )
@@ -25,10 +27,9 @@ if TYPE_CHECKING:
     # Loaded by the commands that use them: they bring Flask and the API's schemas.
     from commands.backends import Orders
     from custody.order_desk import StoredOrder
-    from custody.providers import Provider
 
 
-@click.group()
+@click.group(cls=Group)
 def provider() -> None:
     """Service providers: the addressees of orders."""
 
@@ -42,6 +43,12 @@ def provider() -> None:
 @click.option("--time-zone", default="UTC", show_default=True, help="IANA zone: Europe/Dublin")
 @click.option("--country", help="ISO 3166-1 code whose public holidays move deadlines, e.g. IE.")
 @click.option("--subdivision", help="ISO 3166-2 subdivision where holidays differ, e.g. BY.")
+@click.option(
+    "--language",
+    "languages",
+    multiple=True,
+    help="A language it accepts EU orders in (BCP 47, e.g. en); repeat for more.",
+)
 @as_option
 @json_option
 @click.pass_context
@@ -55,6 +62,7 @@ def provider_add(
     time_zone: str,
     country: str | None,
     subdivision: str | None,
+    languages: tuple[str, ...],
     as_name: str,
     as_json: bool,
 ) -> None:
@@ -68,15 +76,12 @@ def provider_add(
         "time_zone": time_zone,
         "country": country,
         "subdivision": subdivision,
+        "languages": list(languages),
     }
     with deployment(ctx) as dep:
         admin = acting_principal(dep, as_name)
         added = dep.providers.add(fields, admin.actor)
         emit(as_json, added.as_json(), f"{added.name} ({added.jurisdiction}) id {added.id}")
-
-
-def provider_line(p: Provider) -> str:
-    return f"{p.name:<24} {p.jurisdiction:<6} {p.id}  {p.notification_url or ''}".rstrip()
 
 
 @provider.command("list")
@@ -85,14 +90,19 @@ def provider_line(p: Provider) -> str:
 def provider_list(ctx: click.Context, as_json: bool) -> None:
     """List providers."""
     with deployment(ctx) as dep:
-        for p in dep.providers.list():
-            emit(as_json, p.as_json(), provider_line(p))
+        emit_table(
+            as_json,
+            (p.as_json() for p in dep.providers.list()),
+            ("NAME", "JURISDICTION", "ID", "NOTICES TO"),
+            lambda p: (p["name"], p["jurisdiction"], p["id"], p.get("notification_url")),
+            "no providers",
+        )
 
 
 # -- orders: sweep on the local home; list and show also against a server ----------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def orders() -> None:
     """Production and preservation orders: deadlines swept, listed, shown."""
 
@@ -107,7 +117,10 @@ def order_line(order: dict[str, Any]) -> str:
 @click.pass_context
 def orders_sweep(ctx: click.Context, as_json: bool) -> None:
     """End the preservation holds that ran out, list the orders still owed past their
-    deadline (they stay open), and deliver the notices due to providers."""
+    deadline (they stay open), and deliver the notices due to providers; where alerts are on,
+    write the alerts of deadlines near and send the alerts due."""
+    from custody.outbox import OutboxDelivery
+    from storage.alerts import alert_delivery
     from storage.notices import notice_delivery
 
     with deployment(ctx) as dep:
@@ -120,10 +133,15 @@ def orders_sweep(ctx: click.Context, as_json: bool) -> None:
             view = dep.orders.summary(stored)
             emit(as_json, {"sweep": outcome, **view}, f"{outcome:<8} {order_line(view)}")
         # One pass over the notices due: a failed one is not due again until its retry time.
-        sent = notice_delivery(dep).deliver_due(limit=sys.maxsize)
-        if sent.attempted:
-            counts = ", ".join(f"{n} {what}" for what, n in sent.as_json().items())
-            emit(as_json, {"sweep": "notices", **sent.as_json()}, f"notices  {counts}")
+        outboxes: list[tuple[str, OutboxDelivery[Any]]] = [("notices", notice_delivery(dep))]
+        if dep.orders.alerts is not None:
+            dep.orders.queue_due_alerts()
+            outboxes.append(("alerts", alert_delivery(dep)))
+        for name, delivery in outboxes:
+            sent = delivery.deliver_due(limit=sys.maxsize)
+            if sent.attempted:
+                counts = ", ".join(f"{n} {what}" for what, n in sent.as_json().items())
+                emit(as_json, {"sweep": name, **sent.as_json()}, f"{name:<8} {counts}")
 
 
 def orders_backend(
@@ -154,9 +172,22 @@ def orders_list(
 ) -> None:
     """List orders, oldest first (authority or approver)."""
     with orders_backend(ctx, server, token, as_name) as backend:
-        for order in backend.list(status, provider, case, overdue):
-            late = "  OVERDUE" if order["overdue"] else ""
-            emit(as_json, order, f"{order_line(order)}  case {order['case']}{late}")
+        emit_table(
+            as_json,
+            backend.list(status, provider, case, overdue),
+            ("ID", "REFERENCE", "KIND", "PROVIDER", "CASE", "STATE", "DUE", "OVERDUE"),
+            lambda order: (
+                order["id"],
+                order["reference"],
+                order["kind"],
+                order["provider"],
+                order["case"],
+                order["state"].replace("_", " "),
+                order["due"],
+                order["overdue"],
+            ),
+            "no orders",
+        )
 
 
 @orders.command("show")

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.common import acting_principal, as_option, deployment, emit, json_option
+from commands.common import (
+    Group,
+    acting_principal,
+    as_option,
+    deployment,
+    emit,
+    emit_table,
+    json_option,
+)
 from custody.events import format_time
 from custody.principals import ROLES, Unauthenticated
 
@@ -18,14 +26,20 @@ def principal_json(p: Principal) -> dict[str, Any]:
     return {
         "id": p.id,
         "name": p.name,
+        "display_name": p.display_name,
         "role": p.role,
         "provider": p.provider_id,
+        "email": p.email,
         "created_at": p.created_at.isoformat(),
         "revoked_at": p.revoked_at.isoformat() if p.revoked_at else None,
     }
 
 
-@click.group()
+def _standing(revoked_at: str | None) -> str:
+    return f"revoked {revoked_at[:16].replace('T', ' ')}" if revoked_at else "active"
+
+
+@click.group(cls=Group)
 def principal() -> None:
     """Principals and their tokens."""
 
@@ -34,16 +48,30 @@ def principal() -> None:
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--provider", "provider_id", help="Provider id (role provider only).")
+@click.option("--email", help="E-mail address for alerts (local@domain), if any.")
+@click.option(
+    "--display-name",
+    help='How people read the principal ("Dr Ana Ruiz"); the ledger records a commitment.',
+)
 @as_option
 @json_option
 @click.pass_context
 def principal_add(
-    ctx: click.Context, name: str, role: str, provider_id: str | None, as_name: str, as_json: bool
+    ctx: click.Context,
+    name: str,
+    role: str,
+    provider_id: str | None,
+    email: str | None,
+    display_name: str | None,
+    as_name: str,
+    as_json: bool,
 ) -> None:
     """Add a principal; prints its bearer token once."""
     with deployment(ctx) as dep:
         admin = acting_principal(dep, as_name)
-        added, token = dep.principals.add(name, role, admin.actor, provider_id)
+        added, token = dep.principals.add(
+            name, role, admin.actor, provider_id, email, display_name=display_name
+        )
         emit(
             as_json,
             {**principal_json(added), "token": token},
@@ -57,9 +85,35 @@ def principal_add(
 def principal_list(ctx: click.Context, as_json: bool) -> None:
     """List principals."""
     with deployment(ctx) as dep:
-        for p in dep.principals.list():
-            state = "active" if p.active else f"revoked {p.revoked_at:%Y-%m-%d %H:%M}"
-            emit(as_json, principal_json(p), f"{p.name:<24} {p.role:<10} {p.id}  {state}")
+        emit_table(
+            as_json,
+            (principal_json(p) for p in dep.principals.list()),
+            ("NAME", "DISPLAY NAME", "ROLE", "ID", "STATE"),
+            lambda p: (
+                p["name"],
+                p["display_name"] or "-",
+                p["role"],
+                p["id"],
+                _standing(p["revoked_at"]),
+            ),
+            "no principals",
+        )
+
+
+@principal.command("name")
+@click.argument("name")
+@click.argument("display_name")
+@as_option
+@json_option
+@click.pass_context
+def principal_name(
+    ctx: click.Context, name: str, display_name: str, as_name: str, as_json: bool
+) -> None:
+    """Give a principal a display name (principal.named; the ledger records a commitment)."""
+    with deployment(ctx) as dep:
+        admin = acting_principal(dep, as_name)
+        named = dep.principals.name(name, display_name, admin.actor)
+        emit(as_json, principal_json(named), f"{named.name} is now named {display_name}")
 
 
 @principal.command("revoke")
@@ -107,7 +161,7 @@ def principal_login_link(ctx: click.Context, name: str, as_name: str, as_json: b
     emit(as_json, found, url)
 
 
-@click.group()
+@click.group(cls=Group)
 def key() -> None:
     """The service signing key."""
 

@@ -10,9 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from custody.verify.report import event_label
-
-__all__ = ["act_text", "custody_text", "item_text", "order_text", "table"]
+__all__ = [
+    "act_text",
+    "custody_text",
+    "item_text",
+    "order_text",
+    "shown",
+    "state_words",
+    "table",
+]
 
 INDENT = "  "
 
@@ -51,7 +57,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     )
 
 
-def _state(state: Mapping[str, Any]) -> str:
+def state_words(state: Mapping[str, Any]) -> str:
+    """An item's custody state in words: disposed, sealed, on legal hold, checked out."""
     words = []
     if state.get("disposed"):
         words.append("disposed")
@@ -82,7 +89,7 @@ def item_text(item: Mapping[str, Any]) -> str:
                 ("received", item.get("received_at")),
                 ("derived from", item.get("parent")),
                 ("ledger index", item.get("ledger_index")),
-                ("state", _state(item.get("state") or {})),
+                ("state", state_words(item.get("state") or {})),
                 ("may next", _acts(item.get("allowed_actions") or [])),
             ]
         ),
@@ -99,31 +106,43 @@ def item_text(item: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def event_line(event: Mapping[str, Any], indent: str = "") -> str:
-    """One custody event: index, time, what happened in words, who, and its details on a
-    second line."""
+def event_line(
+    event: Mapping[str, Any], indent: str = "", names: Mapping[str, str] | None = None
+) -> str:
+    """One custody event: index, time, what happened in words, who (by name, where
+    ``names`` has it), and its details on a second line."""
     actor = event.get("actor") or {}
-    who = f"{actor.get('id', '?')} ({actor.get('role', '?')})"
+    actor_id, role = actor.get("id", "?"), actor.get("role", "?")
+    name = (names or {}).get(actor_id)
+    who = f"{name} ({role}, {actor_id})" if name else f"{actor_id} ({role})"
     details = "; ".join(
         f"{k.replace('_', ' ')} {shown(v)}" for k, v in sorted((event.get("data") or {}).items())
     )
+    # The events' words live with the verifier's report; loaded where an event is shown, so
+    # that a list of principals or providers starts without the verifier.
+    from custody.verify.report import event_label
+
     what = f"{event_label(event['type'])} [{event['type']}]"
     line = f"{indent}#{event['index']:<6} {event['time']}  {what}, by {who}"
     return f"{line}\n{indent}{INDENT}{details}" if details else line
 
 
-def custody_text(events: Sequence[Mapping[str, Any]]) -> str:
-    return "\n".join(event_line(e) for e in events)
+def custody_text(
+    events: Sequence[Mapping[str, Any]], names: Mapping[str, str] | None = None
+) -> str:
+    return "\n".join(event_line(e, names=names) for e in events)
 
 
 def act_text(done: Mapping[str, Any]) -> str:
     """An act just recorded, and the item's state after it."""
+    from custody.verify.report import event_label
+
     event = done["event"]
     return "\n".join(
         [
             f"recorded: {event_label(event['type'])} [{event['type']}], ledger index "
             f"{event['index']}",
-            f"{done['case']} / {done['exhibit']} is now {_state(done.get('state') or {})}; "
+            f"{done['case']} / {done['exhibit']} is now {state_words(done.get('state') or {})}; "
             f"may next: {_acts(done.get('allowed_actions') or [])}",
         ]
     )
@@ -169,12 +188,13 @@ def order_text(order: Mapping[str, Any]) -> str:
             for t in targets
         ]
     timeline = order.get("timeline") or []
+    names = {entry["id"]: entry["name"] for entry in order.get("names") or []}
     if timeline:
         lines.append("timeline")
         for event in timeline:
             texts = event.get("texts") or {}
             said = "".join(f"\n{INDENT * 2}{k}: {shown(v)}" for k, v in sorted(texts.items()))
-            lines.append(event_line(event, INDENT) + said)
+            lines.append(event_line(event, INDENT, names) + said)
     for notice in order.get("notices") or []:
         lines.append(f"notice  {shown(notice)}")
     for response in order.get("responses") or []:

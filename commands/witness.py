@@ -20,7 +20,7 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from commands.common import emit, json_option
+from commands.common import Group, emit, json_option
 from custody.note import MalformedNote, NoteVerifier
 from custody.verify.cosignature import CosignatureSigner
 from custody.witness import MAX_BODY, Witness
@@ -29,7 +29,7 @@ KEY_FILE = "witness-key.pem"
 NAME_FILE = "witness.json"
 
 
-@click.group()
+@click.group(cls=Group)
 def witness() -> None:
     """Run a witness that cosigns other logs' checkpoints."""
 

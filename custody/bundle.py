@@ -1,10 +1,13 @@
-"""Exhibit bundles (``custos/exhibit/v2``): one ZIP that proves items' custody offline.
+"""Exhibit bundles (``custos/exhibit/v3``): one ZIP that proves items' custody offline.
 
 A bundle holds, for each item, its signed manifest, the exact leaf of every event, a C2SP
 ``tlog-proof`` of each against one checkpoint, a signed ``custos/head/v1`` statement of the
 item's last event as of that checkpoint, and for a provider's response the order's document
-and its commitment salt, events, proofs, head statement and the intake receipt; last, the
-custody report (``report.html``) of the service's own verification of the bundle. The layout
+and its commitment salt, events, proofs, head statement and the intake receipt; for an
+exporter who may read them (custody.disclosure), each examination's findings and each note's
+text with its salt; then the records of the principals and providers its events mention, with
+the display names and salts that open their commitments; last, the custody report
+(``report.html``) of the service's own verification of the bundle. The layout
 is the contract of docs/bundle.md; ``custody.verify`` checks it with nothing but pinned keys.
 
 The same ledger and options give the same bytes: one checkpoint is chosen deterministically
@@ -26,13 +29,13 @@ from typing import Any, BinaryIO
 
 from custody import merkle
 from custody.checkpoint import MalformedCheckpoint, open_checkpoint
-from custody.errors import BadRequest, Conflict, IntegrityError, NotFound
+from custody.disclosure import Disclosure, may_read_findings
+from custody.errors import BadRequest, Conflict, IntegrityError
 from custody.events import Actor, Subject
 from custody.evidence import (
     EXPORT_ROLES,
     EvidenceRecord,
     EvidenceStore,
-    is_evidence_id,
     require_role,
 )
 from custody.handling import Handling
@@ -40,7 +43,10 @@ from custody.interfaces import KeptCheckpoint, LedgerEntry, ObjectStore
 from custody.ledger import Ledger
 from custody.note import MalformedNote, NoteVerificationError, sign_note
 from custody.order_desk import OrderStore
+from custody.orders import check_released
+from custody.principals import CommittedName
 from custody.receipt import ReceiptBundle
+from custody.verify.archive import PARTIES_FOLDER
 from custody.verify.bundle import verify_bundle
 from custody.verify.formats import (
     BUNDLE_FORMAT,
@@ -50,10 +56,13 @@ from custody.verify.formats import (
     BundleIndex,
     ConsistencyProof,
     HeadStatement,
+    Opening,
     TlogProof,
     member_index,
+    parse_event,
     salt_member,
 )
+from custody.verify.parties import mentioned_principals
 from custody.verify.report import render_report
 from custody.verify.results import NOT_APPLICABLE, SKIPPED, ExhibitVerification
 
@@ -72,6 +81,10 @@ ZIP64_THRESHOLD = 2 * 1024**3
 # ZIP's DOS time starts in 1980: the earliest time it can say, and the same for every member.
 MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
 DEFLATE_LEVEL = 6
+STORED_BELOW = 4096
+"""Members smaller than this are stored, not deflated: on an event, a proof or a disclosed
+text deflate saves a few hundred bytes and costs every reader an inflate (a verifier spent
+half its time of reading a 10,000-event bundle inflating its 25,000 small members)."""
 _UNIX = 3
 _REGULAR_FILE = 0o100644 << 16
 # Inclusion proofs are read for this many events at once (one batch of node reads each).
@@ -155,15 +168,16 @@ class _ExhibitZip:
         return info
 
     def add(self, name: str, data: bytes, *, in_copy: bytes | None = None) -> None:
-        """Deflate a member into the bundle, and into the copy (``in_copy`` where it differs)."""
-        self._zip.writestr(
-            self._info(name, zipfile.ZIP_DEFLATED), data, compresslevel=DEFLATE_LEVEL
-        )
+        """Add a member to the bundle, and to the copy (``in_copy`` where it differs):
+        deflated, or stored if it is smaller than ``STORED_BELOW``."""
+        self._write(self._zip, name, data)
         self.names.append(name)
         if self._copy is not None:
-            copied = data if in_copy is None else in_copy
-            info = self._info(name, zipfile.ZIP_DEFLATED)
-            self._copy.writestr(info, copied, compresslevel=DEFLATE_LEVEL)
+            self._write(self._copy, name, data if in_copy is None else in_copy)
+
+    def _write(self, archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+        method = zipfile.ZIP_STORED if len(data) < STORED_BELOW else zipfile.ZIP_DEFLATED
+        archive.writestr(self._info(name, method), data, compresslevel=DEFLATE_LEVEL)
 
     def add_stream(self, name: str, chunks: Iterable[bytes], size: int) -> None:
         """Store ``chunks`` (``size`` bytes in all) uncompressed, as docs/bundle.md fixes:
@@ -201,8 +215,10 @@ class Bundles:
         objects: ObjectStore,
         orders: OrderStore,
         *,
+        handling: Handling,
         receipts: Callable[[EvidenceRecord, bytes], ReceiptBundle],
         manifests: Callable[[EvidenceRecord], bytes],
+        names: Callable[[str], Sequence[CommittedName]],
         cosigned: Callable[[KeptCheckpoint], bytes] | None = None,
     ) -> None:
         self.ledger = ledger
@@ -213,10 +229,15 @@ class Bundles:
         self.receipts = receipts
         # The item's stored manifest, rebuilt if a crash lost it (``Intake.stored_manifest``).
         self.manifests = manifests
+        # A principal's display names with their salts (``Principals.names``).
+        self.names = names
         # The checkpoint's note with the witnesses' cosignatures kept for it, if any.
         self.cosigned = cosigned or (lambda kept: kept.note)
-        # Content is read the one way it is ever read: access recorded, digests re-checked.
-        self._handling = Handling(evidence, ledger, objects)
+        # Findings and notes go only to those entitled to read them.
+        self.disclosure = Disclosure(evidence)
+        # Items are found, and content read, the one way they ever are: within the caller's
+        # cases, access recorded, digests re-checked.
+        self._handling = handling
 
     def export(
         self,
@@ -232,6 +253,10 @@ class Bundles:
         """Write the bundle of ``evidence_ids`` to ``out`` (seekable), with ``report.html``
         last unless ``report`` is false.
 
+        The bundle discloses the items' findings and notes when ``by`` may read them
+        (custody.disclosure), and says so in ``bundle.json`` (``disclosed``); it carries the
+        records and names of the principals its events mention, and of their providers.
+
         Every refusal (Forbidden, NotFound, BadRequest, Conflict) comes before anything is
         recorded or written. With content, ``evidence.accessed`` is recorded for each digital
         item before the checkpoint is chosen, so the bundle proves its own export.
@@ -243,7 +268,7 @@ class Bundles:
         whose content is in the bundle says the court checks it.
         """
         require_role(by.role, EXPORT_ROLES, "export exhibit bundles")
-        items = [_Item(record) for record in self._records(evidence_ids)]
+        items = [_Item(record) for record in self._records(evidence_ids, by)]
         known = self._check_known(known_checkpoint)
         accessed = self._open_contents(items, by) if with_content else []
         checkpoint = self._choose_checkpoint(items, known)
@@ -257,6 +282,7 @@ class Bundles:
             items=tuple(item.record.id for item in items),
             known_checkpoint=known is not None,
             with_content=with_content,
+            disclosed=may_read_findings(by.role),
         )
         bundle.add(
             "bundle.json",
@@ -269,8 +295,10 @@ class Bundles:
         ]
         bundle.add(KEY_FOLDER + "head", self._head(KEY_SUBJECT, key_history, checkpoint))
         self._write_subject(bundle, KEY_FOLDER, key_history, checkpoint)
+        mentioned = mentioned_principals(parse_event(e.index, e.leaf) for e in key_history)
         for item in items:
-            self._write_item(bundle, item, checkpoint, progress)
+            mentioned |= self._write_item(bundle, item, checkpoint, progress, by, index.disclosed)
+        self._write_parties(bundle, mentioned, checkpoint)
         if known is not None:
             bundle.add("known-checkpoint", known.note)
             bundle.add("consistency", self._consistency(known.size, checkpoint.size))
@@ -308,16 +336,10 @@ class Bundles:
 
     # -- before anything is recorded ------------------------------------------------------
 
-    def _records(self, evidence_ids: Sequence[str]) -> list[EvidenceRecord]:
+    def _records(self, evidence_ids: Sequence[str], by: Actor) -> list[EvidenceRecord]:
         if not evidence_ids:
             raise BadRequest("name at least one evidence item to export")
-        records = []
-        for evidence_id in sorted(set(evidence_ids)):
-            record = self.evidence.get(evidence_id) if is_evidence_id(evidence_id) else None
-            if record is None:
-                raise NotFound(f"no evidence {evidence_id}")
-            records.append(record)
-        return records
+        return [self._handling.get(evidence_id, by) for evidence_id in sorted(set(evidence_ids))]
 
     def _check_known(self, note: bytes | None) -> _Known | None:
         """A known checkpoint must be one this log signed, of a size it has reached."""
@@ -343,10 +365,15 @@ class Bundles:
         later; returns the events' indexes. An item whose content is gone is refused before
         any access is recorded; a physical item simply has none."""
         digital = [item for item in items if item.record.kind == "digital"]
+        now = self.ledger.clock()
         for item in digital:
             record = item.record
             if not record.state.can_be_read(record.kind) or record.storage_key is None:
                 raise Conflict(f"{record.id} has no content to export ({record.state.describe()})")
+            # A provider's response the enforcing State's review withholds (EU Art 10(3)).
+            order_id = record.description.get("order")
+            stored = self.orders.get(order_id) if isinstance(order_id, str) else None
+            check_released(stored.order if stored else None, now)
         accessed = []
         for item in digital:
             _, access, item.content = self._handling.read_content(
@@ -368,12 +395,31 @@ class Bundles:
         """The kept checkpoint covering every event of every subject (and the known
         checkpoint's tree), else one signed now: the same ledger gives the same one."""
         newest = known.size - 1 if known is not None else 0
-        for item in items:
-            for subject in self._subjects(item.record):
-                entries = self.ledger.subject_entries(subject)
-                if entries:
-                    newest = max(newest, entries[-1].index)
+        subjects = [s for item in items for s in self._subjects(item.record)]
+        for subject in [*subjects, *self._party_subjects([KEY_SUBJECT, *subjects])]:
+            entries = self.ledger.subject_entries(subject)
+            if entries:
+                newest = max(newest, entries[-1].index)
         return self.ledger.checkpoint(covering=newest)
+
+    def _party_subjects(self, subjects: Sequence[str]) -> list[str]:
+        """The subjects of the principals who acted in ``subjects``' events and of the
+        providers they act for: the checkpoint covers their newest events too, so a display
+        name given since the last act is the one the bundle shows."""
+        mentioned: set[str] = set()
+        for subject in subjects:
+            entries = self.ledger.subject_entries(subject)
+            mentioned |= mentioned_principals(parse_event(e.index, e.leaf) for e in entries)
+        parties = []
+        for principal_id in sorted(mentioned):
+            subject = Subject("principal", principal_id).key
+            parties.append(subject)
+            entries = self.ledger.subject_entries(subject)
+            first = parse_event(entries[0].index, entries[0].leaf) if entries else None
+            provider = first.data.get("provider") if first is not None else None
+            if isinstance(provider, str):
+                parties.append(Subject("provider", provider).key)
+        return parties
 
     def _entries(self, subject: str, checkpoint: KeptCheckpoint) -> list[LedgerEntry]:
         """The subject's events as of the checkpoint (read after it was chosen, so that an
@@ -444,7 +490,11 @@ class Bundles:
         item: _Item,
         checkpoint: KeptCheckpoint,
         progress: Progress | None,
-    ) -> None:
+        by: Actor,
+        disclosed: bool,
+    ) -> set[str]:
+        """Write an item's members; returns the principals its (and its order's) events
+        name as actors."""
         record = item.record
         folder = f"items/{record.id}/"
         subject = Subject("evidence", record.id).key
@@ -452,6 +502,7 @@ class Bundles:
         entries = self._entries(subject, checkpoint)
         bundle.add(folder + "head", self._head(subject, entries, checkpoint))
         self._write_subject(bundle, folder, entries, checkpoint)
+        mentioned = mentioned_principals(parse_event(e.index, e.leaf) for e in entries)
         if item.content is not None:
             assert record.size is not None
             bundle.add_stream(folder + "content", _counted(item.content, progress), record.size)
@@ -468,6 +519,47 @@ class Bundles:
             bundle.add(folder + "order/head", self._head(order_subject, order_entries, checkpoint))
             leaf = self.ledger.entry(record.ledger_index)
             bundle.add(folder + "receipt.json", self.receipts(record, leaf).to_json())
+            mentioned |= mentioned_principals(parse_event(e.index, e.leaf) for e in order_entries)
+        if disclosed:
+            covered = {entry.index for entry in entries}
+            for text in self.disclosure.texts(record.id, by):
+                if text.ledger_index in covered:
+                    opening = Opening(text.salt, text.text.decode("utf-8"))
+                    bundle.add(
+                        f"{folder}disclosed/{member_index(text.ledger_index)}", opening.to_json()
+                    )
+        return mentioned
+
+    def _write_parties(
+        self, bundle: _ExhibitZip, mentioned: set[str], checkpoint: KeptCheckpoint
+    ) -> None:
+        """``parties/<id>/`` for each principal in ``mentioned`` and each provider one of them
+        acts for, by id: its events, proofs and head as of the checkpoint, and for a
+        principal the display name and salt that open each ``name_commitment``."""
+        providers: set[str] = set()
+        records: dict[str, tuple[str, list[LedgerEntry]]] = {}
+        for principal_id in mentioned:
+            subject = Subject("principal", principal_id).key
+            entries = self._entries(subject, checkpoint)
+            provider = parse_event(entries[0].index, entries[0].leaf).data.get("provider")
+            if isinstance(provider, str):
+                providers.add(provider)
+            records[principal_id] = (subject, entries)
+        for provider_id in providers:
+            subject = Subject("provider", provider_id).key
+            records[provider_id] = (subject, self._entries(subject, checkpoint))
+        for party_id, (subject, entries) in sorted(records.items()):
+            folder = f"{PARTIES_FOLDER}{party_id}/"
+            bundle.add(folder + "head", self._head(subject, entries, checkpoint))
+            self._write_subject(bundle, folder, entries, checkpoint)
+            if party_id in mentioned:
+                covered = {entry.index for entry in entries}
+                for name in self.names(party_id):
+                    if name.ledger_index in covered:
+                        bundle.add(
+                            f"{folder}names/{member_index(name.ledger_index)}",
+                            Opening(name.salt, name.name).to_json(),
+                        )
 
 
 def _counted(chunks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from custody.cases import Cases
 from custody.errors import NotFound
 from custody.events import Actor, Event, InvalidEvent, Subject
 from custody.evidence import EXPORT_ROLES, EvidenceRecord, EvidenceStore, require_role
@@ -102,16 +103,18 @@ def case_document(material: ExhibitMaterial) -> dict[str, Any]:
 class CaseExports:
     """Items' CASE documents, for those who may export exhibits (``EXPORT_ROLES``)."""
 
-    def __init__(self, ledger: Ledger, evidence: EvidenceStore) -> None:
+    def __init__(self, ledger: Ledger, evidence: EvidenceStore, cases: Cases) -> None:
         self.ledger = ledger
         self.evidence = evidence
+        self.cases = cases
 
     def document(self, evidence_id: str, by: Actor) -> dict[str, Any]:
         """The item's provenance as a CASE document; Forbidden for a role that may not export
-        exhibits, NotFound for an unknown item, InvalidMaterial for a broken history."""
+        exhibits, NotFound for an unknown item or one outside the caller's cases,
+        InvalidMaterial for a broken history."""
         require_role(by.role, EXPORT_ROLES, "export exhibits")
         record = self.evidence.get(evidence_id)
-        if record is None:
+        if record is None or not self.cases.scope(by).covers(record.case, record.id):
             raise NotFound(f"no evidence {evidence_id}")
         entries = self.ledger.subject_entries(Subject("evidence", record.id).key)
         material = ExhibitMaterial(record, [(e.index, e.leaf) for e in entries], self.ledger.origin)

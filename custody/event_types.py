@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
+    "DISCLOSED_FIELDS",
     "EVENT_TYPES",
     "EVENT_VERSION",
+    "FIELD_WORDS",
+    "NAMING_EVENTS",
     "EventType",
     "events_table",
+    "field_words",
     "is_known",
 ]
 
@@ -70,7 +74,7 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
     EventType(
         "evidence.registered",
         "evidence",
-        _INTAKE,
+        (*_INTAKE, "seizure"),
         "Registered (physical item)",
         "a physical item was registered; its first event",
     ),
@@ -82,6 +86,14 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         "custody passed from one holder to another",
     ),
     EventType(
+        "evidence.received",
+        "evidence",
+        ("location", "seal_intact", "condition"),
+        "Receipt confirmed",
+        "the custodian a transfer named confirmed receipt (until then the transfer is "
+        "pending), noting whether the seal was intact",
+    ),
+    EventType(
         "evidence.checked_out",
         "evidence",
         ("to", "purpose", "authority"),
@@ -91,14 +103,14 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
     EventType(
         "evidence.checked_in",
         "evidence",
-        ("by", "condition"),
+        ("by", "condition", "location"),
         "Checked in",
         "the item came back to the store",
     ),
     EventType(
         "evidence.examined",
         "evidence",
-        ("tool", "version", "purpose", "findings_commitment"),
+        ("tool", "version", "purpose", "location", "findings_commitment"),
         "Examined",
         "an examination, with a commitment to its findings",
     ),
@@ -137,9 +149,10 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
     EventType(
         "evidence.accessed",
         "evidence",
-        ("purpose",),
+        ("purpose", "digests"),
         "Content read",
-        "the item's bytes were read (recorded before they are served)",
+        "the item's bytes were read: re-hashed first, the digests they re-hashed to recorded "
+        "before they are served",
     ),
     EventType(
         "evidence.integrity_failed",
@@ -148,6 +161,43 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         "Integrity check failed",
         "the stored bytes no longer matched their digests when read",
     ),
+    # -- cases ---------------------------------------------------------------------------
+    EventType(
+        "case.opened",
+        "case",
+        ("reference", "authority", "title_commitment"),
+        "Case opened",
+        "an examiner or an authority opened a case; its title is recorded as a commitment",
+    ),
+    EventType(
+        "case.member_added",
+        "case",
+        ("principal", "role"),
+        "Case member added",
+        "a principal became a member of the case, in a role (lead or member)",
+    ),
+    EventType(
+        "case.member_removed",
+        "case",
+        ("principal",),
+        "Case member removed",
+        "a principal stopped being a member: the case's items and orders are closed to it",
+    ),
+    EventType(
+        "case.court_granted",
+        "case",
+        ("grant", "court", "proceeding", "ends_at", "exhibits"),
+        "Court granted the case",
+        "a court may read the case (or the exhibits named) for a proceeding, until an end",
+    ),
+    EventType(
+        "case.grant_ended",
+        "case",
+        ("grant",),
+        "Court's grant ended",
+        "a court's grant was ended before its end date",
+    ),
+    EventType("case.closed", "case", (), "Case closed", "the case takes no new items"),
     # -- orders --------------------------------------------------------------------------
     EventType("order.drafted", "order", _ORDER, "Order drafted", "an authority drafted an order"),
     EventType("order.revised", "order", _ORDER, "Order revised", "the draft was revised"),
@@ -157,6 +207,20 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         _ORDER,
         "Order submitted for approval",
         "the draft was submitted for approval",
+    ),
+    EventType(
+        "order.sent_back",
+        "order",
+        (*_ORDER, "reason_commitment"),
+        "Order sent back to its drafter",
+        "an approver sent the order back to draft, with its reason",
+    ),
+    EventType(
+        "order.validated",
+        "order",
+        _ORDER,
+        "Order validated",
+        "a validator (judge, court or prosecutor) validated the order before its issue (EU Art 4)",
     ),
     EventType(
         "order.served",
@@ -250,6 +314,47 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
         "the authority seeks enforcement of an overdue order (EU Art 16)",
     ),
     EventType(
+        "order.enforcing_received",
+        "order",
+        (*_ORDER, "notice_index", "review_until"),
+        "Order received by the enforcing authority (notice delivered)",
+        "the enforcing State's endpoint accepted the order's notice: its time to raise a ground "
+        "runs (EU Arts 8, 10, 12)",
+    ),
+    EventType(
+        "order.enforcing_answered",
+        "order",
+        (
+            *_ORDER,
+            "answer",
+            "ground",
+            "given_at",
+            "in_time",
+            "restriction_owed",
+            "evidence",
+            "details_commitment",
+        ),
+        "Enforcing authority's answer recorded",
+        "the issuing authority recorded the enforcing authority's answer: no ground, a ground "
+        "for refusal or conditions (EU Arts 10, 12)",
+    ),
+    EventType(
+        "order.data_restricted",
+        "order",
+        (*_ORDER, "measure", "details_commitment"),
+        "Data deleted or restricted",
+        "the issuing authority deleted or restricted data after the enforcing authority's "
+        "ground (EU Art 10(4))",
+    ),
+    EventType(
+        "order.user_informed",
+        "order",
+        (*_ORDER, "informed", "details_commitment"),
+        "User information recorded",
+        "the authority recorded that the person whose data were sought was informed of the "
+        "order and the remedies, or why not yet (EU Art 13)",
+    ),
+    EventType(
         "order.preserved",
         "order",
         (*_ORDER, *_RECEIPT),
@@ -302,9 +407,17 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
     EventType(
         "principal.created",
         "principal",
-        ("role", "provider"),
+        ("role", "provider", "name_commitment"),
         "Principal created",
-        "a principal (a person or a provider's account) was given a role and a token",
+        "a principal (a person or a provider's account) was given a role and a token, and "
+        "perhaps a display name (committed to, not recorded)",
+    ),
+    EventType(
+        "principal.named",
+        "principal",
+        ("name_commitment",),
+        "Principal named",
+        "the principal was given a new display name (committed to, not recorded)",
     ),
     EventType(
         "principal.revoked",
@@ -329,6 +442,93 @@ EVENT_TYPES: Mapping[str, EventType] = _types(
     ),
 )
 """Every event type, by name, in the order docs/events.md lists them."""
+
+
+DISCLOSED_FIELDS: Mapping[str, str] = MappingProxyType(
+    {"evidence.examined": "findings", "evidence.noted": "text"}
+)
+"""The acts whose free text a bundle for a court discloses, by type: the field whose text
+the event commits to as ``<field>_commitment`` (custody.disclosure says who may read it)."""
+
+NAMING_EVENTS = ("principal.created", "principal.named")
+"""The events that may commit to a principal's display name (``name_commitment``); the
+last of them that does is the name in force."""
+
+FIELD_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        "case": "Case",
+        "exhibit": "Exhibit",
+        "kind": "Kind",
+        "parent": "Derived from",
+        "manifest": "Manifest (SHA-256)",
+        "size": "Size",
+        "digests": "Digests",
+        "storage": "Stored as",
+        "from": "From",
+        "to": "To",
+        "location": "Location",
+        "reason": "Reason",
+        "purpose": "Purpose",
+        "authority": "Authority (warrant, order)",
+        "by": "Returned by",
+        "condition": "Condition on return",
+        "tool": "Examination tool",
+        "version": "Tool version",
+        "findings_commitment": "Findings (salted SHA-256 commitment)",
+        "text_commitment": "Note (salted SHA-256 commitment)",
+        "seal": "Seal",
+        "method": "Method of disposal",
+        "content_deleted": "Stored bytes deleted",
+        "algorithms": "Digests that failed",
+        "expected_size": "Size recorded",
+        "order": "Order",
+        "state": "Order state",
+        "document_commitment": "Order document (salted SHA-256 commitment)",
+        "due": "Due",
+        "notice_index": "Notice (ledger index)",
+        "received_via": "Received via",
+        "revision": "Revision",
+        "ground": "Ground",
+        "details_commitment": "Details (salted SHA-256 commitment)",
+        "answer_commitment": "Answer (salted SHA-256 commitment)",
+        "question_commitment": "Question (salted SHA-256 commitment)",
+        "days": "Days",
+        "production_order": "Production order",
+        "reason_commitment": "Reason (salted SHA-256 commitment)",
+        "evidence": "Evidence item",
+        "role": "Role",
+        "provider": "Provider",
+        "name_commitment": "Display name (salted SHA-256 commitment)",
+        "name": "Name",
+        "jurisdiction": "Jurisdiction",
+        "old": "Old verifier key",
+        "new": "New verifier key",
+        "seizure": "Seizure (when, where, by whom, under what authority, packaging)",
+        "seal_intact": "Seal intact on receipt",
+        "reference": "Case reference",
+        "title_commitment": "Case title (salted SHA-256 commitment)",
+        "principal": "Person",
+        "grant": "Grant",
+        "court": "Court",
+        "proceeding": "Proceeding",
+        "ends_at": "Grant ends",
+        "exhibits": "Exhibits granted",
+        "review_until": "Enforcing State's review until",
+        "answer": "Enforcing authority's answer",
+        "given_at": "Answer given",
+        "in_time": "Answer within the review period",
+        "restriction_owed": "Data to be deleted or restricted",
+        "measure": "Measure taken",
+        "informed": "User informed",
+    }
+)
+"""Words for every data field of every event type, as the custody report and the pages
+show them (a test checks each field of :data:`EVENT_TYPES` has its words)."""
+
+
+def field_words(name: str) -> str:
+    """The words for an event's data field; a field no type lists reads as its name."""
+    return FIELD_WORDS.get(name) or (name[:1].upper() + name[1:]).replace("_", " ")
 
 
 def is_known(event_type: str) -> bool:

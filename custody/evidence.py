@@ -14,12 +14,15 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from custody.acts import ACTS
-from custody.errors import BadRequest, Conflict, Forbidden
+from custody.errors import Conflict, Faults, FieldErrors, FieldFault, Forbidden
 from custody.interfaces import AppendTransaction
 from custody.note_types import MANIFEST_TYPE, json_note_text
+
+if TYPE_CHECKING:
+    from custody.cases import Scope
 
 KINDS = ("digital", "physical")
 _ID = re.compile(r"^ev_[0-9a-f]{16}$")
@@ -55,12 +58,18 @@ class CustodyState:
     on_hold: bool = False
     checked_out_to: str | None = None
     disposed: bool = False
+    # The number of the seal the item carries (none recorded for seals before migration 0010).
+    seal: str | None = None
+    # The principal a transfer names, until it confirms receipt (``evidence.received``).
+    transfer_pending_to: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "sealed": self.sealed,
+            "seal": self.seal,
             "on_hold": self.on_hold,
             "checked_out_to": self.checked_out_to,
+            "transfer_pending_to": self.transfer_pending_to,
             "disposed": self.disposed,
         }
 
@@ -71,15 +80,26 @@ class CustodyState:
             on_hold=bool(data.get("on_hold")),
             checked_out_to=data.get("checked_out_to"),
             disposed=bool(data.get("disposed")),
+            seal=data.get("seal"),
+            transfer_pending_to=data.get("transfer_pending_to"),
         )
 
     def allowed_acts(self, kind: str) -> list[str]:
         """The custody events this state allows, in ``ACTS`` order."""
         if self.disposed:
             return []
+        if self.transfer_pending_to is not None:
+            # In transit: the receiver confirms receipt before anything but a note or a hold.
+            pending = {
+                "evidence.received": True,
+                "evidence.noted": True,
+                "evidence.hold_set": not self.on_hold,
+            }
+            return [act for act in ACTS if pending.get(act, False)]
         out = self.checked_out_to is not None
         allowed = {
             "evidence.transferred": not out,
+            "evidence.received": False,
             "evidence.checked_out": not out and not self.sealed,
             "evidence.checked_in": out,
             "evidence.examined": not self.sealed,
@@ -101,11 +121,15 @@ class CustodyState:
         if act not in allowed:
             why = "it is disposed" if self.disposed else f"its state is {self.describe()}"
             raise Conflict(f"{act} is not allowed: {why}", allowed)
+        if act == "evidence.unsealed" and self.seal is not None and data.get("seal") != self.seal:
+            raise FieldErrors([("seal", f"the item carries seal {self.seal}")])
         effects: dict[str, dict[str, Any]] = {
+            "evidence.transferred": {"transfer_pending_to": data.get("to")},
+            "evidence.received": {"transfer_pending_to": None},
             "evidence.checked_out": {"checked_out_to": data.get("to")},
             "evidence.checked_in": {"checked_out_to": None},
-            "evidence.sealed": {"sealed": True},
-            "evidence.unsealed": {"sealed": False},
+            "evidence.sealed": {"sealed": True, "seal": data.get("seal")},
+            "evidence.unsealed": {"sealed": False, "seal": None},
             "evidence.hold_set": {"on_hold": True},
             "evidence.hold_released": {"on_hold": False},
             "evidence.disposed": {"disposed": True},
@@ -119,6 +143,10 @@ class CustodyState:
                 ("sealed", self.sealed),
                 ("on hold", self.on_hold),
                 (f"checked out to {self.checked_out_to}", self.checked_out_to is not None),
+                (
+                    f"in transfer to {self.transfer_pending_to}",
+                    self.transfer_pending_to is not None,
+                ),
                 ("disposed", self.disposed),
             )
             if on
@@ -162,6 +190,13 @@ class EvidenceRecord:
             **dict(self.description),
         }
 
+    def matches(self, text: str) -> bool:
+        """Whether ``text`` (in any letter case) is part of the item's case, exhibit,
+        description or id, or of one of its digests (``sha256:HEX`` as the CLI writes it)."""
+        wanted = search_text(text)
+        shown = (self.case, self.exhibit, self.id, str(self.description.get("description", "")))
+        return any(wanted in value.casefold() for value in (*shown, *self.digests.values()))
+
     def as_json(self) -> dict[str, Any]:
         """The record as the API and the CLI show it: state and allowed acts included."""
         return {
@@ -169,6 +204,17 @@ class EvidenceRecord:
             "state": self.state.as_json(),
             "allowed_actions": self.state.allowed_acts(self.kind),
         }
+
+
+_DIGEST_TEXT = re.compile(r"^(sha256|sha512|sha3_256|sha1|md5):([0-9a-fA-F]+)$")
+
+
+def search_text(text: str) -> str:
+    """What a search for ``text`` looks for: without surrounding blanks, in folded case, and
+    a digest written ``ALG:HEX`` as its hex alone."""
+    wanted = text.strip()
+    digest = _DIGEST_TEXT.match(wanted)
+    return (digest.group(2) if digest else wanted).casefold()
 
 
 def manifest_text(record: EvidenceRecord) -> str:
@@ -200,21 +246,27 @@ ACQUISITION_FIELDS = (
 
 def check_intake(metadata: Mapping[str, Any]) -> None:
     """Domain checks the HTTP schema cannot express; and that every text can be recorded
-    (UTF-8 without NUL), before anything is stored."""
+    (UTF-8 without NUL), before anything is stored. FieldErrors names every field at fault."""
+    faults = Faults()
     if metadata.get("kind") not in KINDS:
-        raise BadRequest(f"kind is one of {', '.join(KINDS)}")
+        faults.note("kind", f"is one of {', '.join(KINDS)}")
     pending: list[tuple[str, Any]] = list(metadata.items())
     while pending:
-        name, value = pending.pop()
+        name, value = pending.pop(0)
         if isinstance(value, Mapping):
             pending.extend((f"{name}.{key}", item) for key, item in value.items())
         elif isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadRequest(f"{name} is not text that can be recorded (not UTF-8)") from None
-            if "\x00" in value:
-                raise BadRequest(f"{name} holds a NUL character")
+            faults.check(_check_recordable, name, value)
+    faults.raise_any()
+
+
+def _check_recordable(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldFault(name, "is not text that can be recorded (not UTF-8)") from None
+    if "\x00" in value:
+        raise FieldFault(name, "holds a NUL character")
 
 
 def recordable_file_name(name: str) -> str:
@@ -222,6 +274,16 @@ def recordable_file_name(name: str) -> str:
     bytes as lone surrogates, PEP 383) has each such byte written as ``\\xNN``, so the raw
     bytes can be read back from the escape."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class CommittedText:
+    """The free text of an act (an examination's findings, a note) and the salt of the
+    commitment its event carries, kept beside the record, by the event's ledger index."""
+
+    ledger_index: int
+    salt: bytes
+    text: bytes
 
 
 @dataclass(frozen=True)
@@ -267,8 +329,18 @@ class EvidenceStore(Protocol):
     def sharing_blob(self, tx: AppendTransaction, key: str) -> Sequence[EvidenceRecord]: ...
 
     def list(
-        self, case: str | None, exhibit: str | None, limit: int, after: int | None
-    ) -> Sequence[EvidenceRecord]: ...
+        self,
+        case: str | None,
+        exhibit: str | None,
+        limit: int,
+        after: int | None,
+        scope: Scope | None = None,
+    ) -> Sequence[EvidenceRecord]:
+        """Records by ledger index, after the cursor; with ``scope``, only those it covers."""
+
+    def search(self, text: str, limit: int, scope: Scope) -> Sequence[EvidenceRecord]:
+        """At most ``limit`` records ``scope`` covers that match ``text``
+        (``EvidenceRecord.matches``), oldest first."""
 
     def newest(self, limit: int) -> Sequence[EvidenceRecord]:
         """The ``limit`` records recorded last, newest first."""
@@ -279,3 +351,6 @@ class EvidenceStore(Protocol):
     def save_document(
         self, tx: AppendTransaction, evidence_id: str, ledger_index: int, salt: bytes, text: bytes
     ) -> None: ...
+
+    def documents(self, evidence_id: str) -> Sequence[CommittedText]:
+        """The item's committed texts, in ledger order."""

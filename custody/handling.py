@@ -8,29 +8,38 @@ ledger: the event carries a salted commitment and the text is kept beside the re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from custody.acts import ACTS, check_act_fields
+from custody.cases import Cases
 from custody.commitment import commit
 from custody.digests import DigestPipeline
-from custody.errors import Conflict, Forbidden, IntegrityError, NotFound, ObjectLocked
+from custody.errors import (
+    Conflict,
+    FieldErrors,
+    Forbidden,
+    IntegrityError,
+    NotFound,
+    ObjectLocked,
+)
+from custody.event_types import DISCLOSED_FIELDS
 from custody.events import Actor, NewEvent, Subject
 from custody.evidence import (
     ACT_ROLES,
     READ_ROLES,
     EvidenceRecord,
     EvidenceStore,
+    is_evidence_id,
     require_role,
+    search_text,
 )
 from custody.interfaces import ObjectStore
 from custody.ledger import Appended, Ledger
 
 log = logging.getLogger("custos.evidence")
 
-# Acts whose free text is committed to, not recorded: (field in the request, field in the event).
-_COMMITTED = {"evidence.examined": ("findings", "findings"), "evidence.noted": ("text", "text")}
 DISPOSERS = ("approver",)
 READ_CHUNK = 1 << 20
 
@@ -44,16 +53,38 @@ class Recorded:
 class Handling:
     """Records custody acts, serves content with an access event, disposes of items."""
 
-    def __init__(self, store: EvidenceStore, ledger: Ledger, objects: ObjectStore) -> None:
+    def __init__(
+        self, store: EvidenceStore, ledger: Ledger, objects: ObjectStore, cases: Cases
+    ) -> None:
         self.store = store
         self.ledger = ledger
         self.objects = objects
+        self.cases = cases
 
-    def get(self, evidence_id: str) -> EvidenceRecord:
-        record = self.store.get(evidence_id)
-        if record is None:
+    def get(self, evidence_id: str, by: Actor) -> EvidenceRecord:
+        """An item ``by`` may know of (a member of its case, or a court it is granted to);
+        to anyone else it does not exist."""
+        record = self.store.get(evidence_id) if is_evidence_id(evidence_id) else None
+        if record is None or not self.cases.scope(by).covers(record.case, record.id):
             raise NotFound(f"no evidence {evidence_id}")
         return record
+
+    def list(
+        self, by: Actor, case: str | None, exhibit: str | None, limit: int, after: int | None
+    ) -> Sequence[EvidenceRecord]:
+        """The items ``by`` may know of, by case and exhibit, oldest first."""
+        scope = self.cases.scope(by)
+        if scope.empty:
+            return []
+        return self.store.list(case, exhibit, limit, after, scope=scope)
+
+    def search(self, by: Actor, text: str, limit: int) -> Sequence[EvidenceRecord]:
+        """The first ``limit`` items ``by`` may know of whose case, exhibit, description or a
+        digest holds ``text``, oldest first."""
+        scope = self.cases.scope(by)
+        if scope.empty or not search_text(text):
+            return []
+        return self.store.search(text, limit, scope)
 
     def record_act(
         self, evidence_id: str, act: str, data: Mapping[str, Any], by: Actor
@@ -67,18 +98,27 @@ class Handling:
         if act == "evidence.disposed" and by.role not in DISPOSERS:
             raise Forbidden("only an approver may dispose of evidence")
         data = check_act_fields(act, data)
+        self.get(evidence_id, by)
         delete_blob = False
         with self.ledger.recording() as recorder:
             record = self.store.get(evidence_id, recorder.tx)
             if record is None:
                 raise NotFound(f"no evidence {evidence_id}")
+            if act == "evidence.transferred":
+                data = {**data, "to": self._custodian(record, data["to"], recorder.tx)}
             state = record.state.after(act, data, record.kind)
+            if act == "evidence.received" and by.id != record.state.transfer_pending_to:
+                raise Forbidden(
+                    f"only the custodian the transfer names ({record.state.transfer_pending_to}) "
+                    "confirms its receipt"
+                )
             event_data = dict(data)
-            if act in _COMMITTED:
-                field_in, field_out = _COMMITTED[act]
-                text = str(event_data.pop(field_in)).encode("utf-8")
+            if act in DISCLOSED_FIELDS:
+                # Free text is committed to, not recorded (custody.disclosure discloses it).
+                committed = DISCLOSED_FIELDS[act]
+                text = str(event_data.pop(committed)).encode("utf-8")
                 salt, digest = commit(text)
-                event_data[f"{field_out}_commitment"] = digest
+                event_data[f"{committed}_commitment"] = digest
                 self.store.save_document(recorder.tx, record.id, recorder.next_index, salt, text)
             if act == "evidence.disposed":
                 self._check_retention(record)
@@ -97,6 +137,19 @@ class Handling:
         if delete_blob and record.storage_key:
             self._delete_blob_if_unused(record)
         return Recorded(EvidenceRecord(**{**record.__dict__, "state": state}), event)
+
+    def _custodian(self, record: EvidenceRecord, name: str, tx: Any) -> str:
+        """The id of the principal a transfer names: an active member of the item's case,
+        who will confirm receipt in an event of its own."""
+        principal = self.cases.principals.by_name(name, tx)
+        if (
+            principal is None
+            or not principal.active
+            or principal.role not in ACT_ROLES
+            or record.case not in self.cases.scope(principal.actor).cases
+        ):
+            raise FieldErrors([("to", f"no custodian {name} among the members of {record.case}")])
+        return str(principal.id)
 
     def _delete_blob_if_unused(self, record: EvidenceRecord) -> None:
         """Delete a disposed item's bytes, deciding again under the ledger's lock.
@@ -138,19 +191,45 @@ class Handling:
     def read_content(
         self, evidence_id: str, by: Actor, purpose: str
     ) -> tuple[EvidenceRecord, Appended, Iterator[bytes]]:
-        """Record ``evidence.accessed`` first, then stream the bytes, re-hashing them.
+        """Re-hash the stored bytes, record ``evidence.accessed`` with the digests they
+        re-hashed to, then stream them, re-hashing them again as they go.
 
         If the bytes no longer match the record's digests, ``evidence.integrity_failed`` is
-        appended and the stream ends with an error, so the reader never gets a silent copy.
+        appended instead and nothing is served; bytes that change between the two readings
+        end the stream with an error, so the reader never gets a silent copy.
         """
-        record = self.get(evidence_id)
         require_role(by.role, READ_ROLES, "read evidence")
+        record = self.get(evidence_id, by)
         if not record.state.can_be_read(record.kind) or record.storage_key is None:
             raise Conflict(f"{evidence_id} has no content to read ({record.state.describe()})")
+        pipeline = DigestPipeline(list(record.digests))
+        with self.objects.open(record.storage_key) as source:
+            for chunk in iter(lambda: source.read(READ_CHUNK), b""):
+                pipeline.update(chunk)
+        data = {"purpose": purpose, "digests": self._checked(record, by, pipeline)}
         access = self.ledger.append(
-            NewEvent("evidence.accessed", by, Subject("evidence", record.id), {"purpose": purpose})
+            NewEvent("evidence.accessed", by, Subject("evidence", record.id), data)
         )
         return record, access, self._stream(record, by)
+
+    def _checked(
+        self, record: EvidenceRecord, by: Actor, pipeline: DigestPipeline
+    ) -> dict[str, str]:
+        """The digests the bytes hashed to; ``evidence.integrity_failed`` and IntegrityError
+        if they are not the record's."""
+        computed = pipeline.hexdigests()
+        bad = sorted(alg for alg, value in record.digests.items() if computed.get(alg) != value)
+        if bad or pipeline.size != record.size:
+            self.ledger.append(
+                NewEvent(
+                    "evidence.integrity_failed",
+                    by,
+                    Subject("evidence", record.id),
+                    {"algorithms": bad, "size": pipeline.size, "expected_size": record.size},
+                )
+            )
+            raise IntegrityError(f"{record.id}: stored bytes no longer match {bad or 'size'}")
+        return {alg: computed[alg] for alg in record.digests}
 
     def _stream(self, record: EvidenceRecord, by: Actor) -> Iterator[bytes]:
         assert record.storage_key is not None
@@ -164,17 +243,6 @@ class Handling:
                 if held:
                     yield held
                 held = chunk
-        computed = pipeline.hexdigests()
-        bad = sorted(alg for alg, value in record.digests.items() if computed.get(alg) != value)
-        if bad or pipeline.size != record.size:
-            self.ledger.append(
-                NewEvent(
-                    "evidence.integrity_failed",
-                    by,
-                    Subject("evidence", record.id),
-                    {"algorithms": bad, "size": pipeline.size, "expected_size": record.size},
-                )
-            )
-            raise IntegrityError(f"{record.id}: stored bytes no longer match {bad or 'size'}")
+        self._checked(record, by, pipeline)
         if held:
             yield held

@@ -17,10 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from custody import merkle
+from custody.acts import SEIZURE, check_seizure
+from custody.cases import Cases
 from custody.digests import DigestPipeline, check_expected
 from custody.errors import (
     BadRequest,
     Conflict,
+    FieldErrors,
     IntegrityError,
     NotFound,
     ObjectNotFound,
@@ -93,16 +96,24 @@ class Intake:
         ledger: Ledger,
         objects: ObjectStore,
         settings: IntakeSettings,
+        cases: Cases,
     ) -> None:
         self.store = store
         self.ledger = ledger
         self.objects = objects
         self.settings = settings
+        self.cases = cases
 
-    def _check_parent(self, metadata: Mapping[str, Any]) -> None:
+    def _check_case(self, metadata: Mapping[str, Any], by: Actor) -> None:
+        """An item goes into an open case its taker is a member of; a provider's response
+        goes into its order's case, which the order desk chose."""
+        if by.role not in RESPONDING_ROLES:
+            self.cases.case_for_work(by, metadata["case"])
         parent = metadata.get("parent")
-        if parent is not None and self.store.get(parent) is None:
-            raise BadRequest(f"parent exhibit {parent} does not exist")
+        if parent is not None:
+            found = self.store.get(parent)
+            if found is None or found.case != metadata["case"]:
+                raise BadRequest(f"parent exhibit {parent} does not exist in {metadata['case']}")
 
     def open_session(
         self, metadata: Mapping[str, Any], by: Actor, *, roles: Sequence[str] = INTAKE_ROLES
@@ -115,7 +126,9 @@ class Intake:
         check_intake(metadata)
         if metadata["kind"] != "digital":
             raise BadRequest("only a digital item has content to upload")
-        self._check_parent(metadata)
+        if SEIZURE in metadata:
+            raise FieldErrors([(SEIZURE, "a digital item records its acquisition instead")])
+        self._check_case(metadata, by)
         now = self.ledger.clock()
         self.store.purge_sessions(format_time(now))
         session = UploadSession(
@@ -134,7 +147,8 @@ class Intake:
         check_intake(metadata)
         if metadata["kind"] != "physical":
             raise BadRequest("a digital item is created by uploading its content")
-        self._check_parent(metadata)
+        metadata = {**metadata, SEIZURE: check_seizure(metadata.get(SEIZURE))}
+        self._check_case(metadata, by)
         appended, _ = self._record(new_evidence_id(), metadata, by, None, {}, None, None)
         return appended
 
@@ -162,6 +176,8 @@ class Intake:
             if done is not None and done.created_by == by.id:
                 raise Conflict(f"the content of {evidence_id} was received already")
             raise NotFound(f"no open upload for {evidence_id}")
+        # A member removed, or a case closed, since the upload was announced takes nothing in.
+        self._check_case(session.metadata, by)
         limit = self.settings.max_upload_bytes
         if content_length is not None and content_length > limit:
             raise TooLarge(f"{content_length} bytes is more than the limit of {limit}")
@@ -282,6 +298,8 @@ class Intake:
                 "parent": record.parent,
                 "manifest": hashlib.sha256(manifest).hexdigest(),
             }
+            if kind == "physical":
+                data[SEIZURE] = dict(metadata[SEIZURE])
             if kind == "digital":
                 data.update(
                     size=size, digests=dict(digests), storage={"key": key, "version": version}
@@ -345,6 +363,8 @@ class Intake:
                 raise NotFound(f"no evidence {evidence_id}")
         else:
             require_role(by.role, READ_ROLES, "read receipts")
+            if not self.cases.scope(by).covers(record.case, record.id):
+                raise NotFound(f"no evidence {evidence_id}")
         return self.receipt(record, self.ledger.entry(record.ledger_index))
 
     def receipt(self, record: EvidenceRecord, leaf: bytes) -> ReceiptBundle:

@@ -7,42 +7,41 @@ sees a failed delivery. Like the events, a notice names the order, its state, th
 index and the deadline: never the targets or any other content of the order, which the
 provider fetches, authenticated, from its own endpoint.
 
-Delivering the outbox: each due notice POSTed once at a time, retried with backoff.
-
-The policy, step by step, for each notice ``deliver_due`` takes:
-
-1. claim it: ``NoticeStore.claim_due`` moves its next attempt to the end of a lease, so no
-   other worker (another thread, a gunicorn worker, ``custos orders sweep``) takes it while
-   this one sends it;
-2. send it; a failure is a ``NoticeDeliveryError`` with a short message;
-3. record the attempt: ``delivered``; or, after a failure, ``pending`` again after
-   ``min(base_delay * 2 ** (attempts - 1), max_delay)`` seconds; or ``failed`` once
-   ``max_attempts`` attempts have failed. What the authority sees of a failure
-   (``last_error``) is "not delivered" and the time of the attempt, never the remote
-   answer: what a URL answered (a status, "connection refused") would make the notice sender a
-   port scanner for whoever reads it. The reason goes to the operator's log.
-
-Delivery is at least once: a worker that dies mid-send leaves its claim to lapse with the
-lease, and the notice is sent again. A provider recognises a repeat by the notice's ledger
-index, which the signed note names.
+Delivery follows the outbox policy of ``custody.outbox`` (claimed, sent, retried with
+backoff, given up on after the configured attempts). What the authority sees of a failure is
+"not delivered" and the time of the attempt, never the remote answer: what a URL answered (a
+status, "connection refused") would make the notice sender a port scanner for whoever reads
+it. Delivery is at least once; a provider recognises a repeat by the notice's ledger index,
+which the signed note names.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from custody.errors import CustosError
 from custody.events import format_time
 from custody.interfaces import AppendTransaction, Clock
 from custody.note_types import NOTICE_TYPE, json_note_text
+from custody.outbox import (
+    DEFAULT_LEASE,
+    DELIVERED,
+    FAILED,
+    PENDING,
+    DeliveryFailed,
+    DeliveryReport,
+    OutboxDelivery,
+    OutboxStore,
+    not_delivered,
+)
 
 # The order events a provider must act on: service, a changed deadline or hold, an answer
-# to its objection or question, and a withdrawal (stop, release what was preserved).
+# to its objection or question, the enforcing State's answer (a ground stops the order,
+# Regulation (EU) 2023/1543 Art 12), and a withdrawal (stop, release what was preserved).
 NOTIFY_EVENTS = frozenset(
     {
         "order.served",
@@ -53,13 +52,20 @@ NOTIFY_EVENTS = frozenset(
         "order.objection_answered",
         "order.clarification_answered",
         "order.enforcement_sought",
+        "order.enforcing_answered",
         "order.withdrawn",
     }
 )
 # The notices whose delivery (2xx) is the provider's receipt of the order, when it came
 # first: a served order, the same notice sent again, and a new revision.
 RECEIPT_EVENTS = frozenset({"order.served", "order.resent", "order.adapted"})
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# Who a notice goes to: the provider the order is addressed to, or the enforcing authority
+# of an EU order (Regulation (EU) 2023/1543 Art 8), which is sent the order itself.
+PROVIDER = "provider"
+ENFORCING_AUTHORITY = "enforcing_authority"
+ADDRESSEES = (PROVIDER, ENFORCING_AUTHORITY)
+# The order events the enforcing authority is sent the order on: its issue and a revision.
+ENFORCING_NOTIFY_EVENTS = frozenset({"order.served", "order.adapted"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class Notice:
     """One notice in the outbox and where its delivery stands.
 
     ``next_attempt_at`` is None once it was delivered or given up on (state ``failed``).
+    ``provider_id`` is the order's addressee; ``addressee`` says whether the notice goes to
+    it or to the order's enforcing authority.
     """
 
     order_id: str
@@ -77,6 +85,7 @@ class Notice:
     note: bytes
     created_at: datetime
     revision: int = 1
+    addressee: str = PROVIDER
     id: int | None = None
     state: str = PENDING
     attempts: int = 0
@@ -88,6 +97,7 @@ class Notice:
         """How the authority sees it (the note itself is left out: the order view has it)."""
         return {
             "event": self.event,
+            "addressee": self.addressee,
             "ledger_index": self.ledger_index,
             "url": self.url,
             "state": self.state,
@@ -127,36 +137,41 @@ def notice_text(
     return json_note_text(NOTICE_TYPE, body)
 
 
-class NoticeStore(Protocol):
+def enforcing_notice_text(
+    *,
+    order_id: str,
+    event: str,
+    ledger_index: int,
+    time: datetime,
+    review: Mapping[str, int],
+    issued: Mapping[str, Any],
+) -> str:
+    """The note text of a notice to an enforcing authority (Regulation (EU) 2023/1543 Art 8):
+    it does not sign in, so the notice carries the order as issued (``issued``: the body of
+    its ``custos/order/v1`` note) and the time it has to raise a ground (``review``:
+    ``{"days": 10}`` or ``{"hours": 96}`` from its receipt of this notice)."""
+    body = {
+        "order": order_id,
+        "addressee": ENFORCING_AUTHORITY,
+        "event": event,
+        "ledger_index": ledger_index,
+        "time": format_time(time),
+        "review_period": dict(review),
+        "issued": dict(issued),
+    }
+    return json_note_text(NOTICE_TYPE, body)
+
+
+class NoticeStore(OutboxStore[Notice], Protocol):
     """The outbox. ``add`` goes through the append transaction of the event it announces."""
 
     def add(self, tx: AppendTransaction, notice: Notice) -> None: ...
 
     def for_order(self, order_id: str) -> Sequence[Notice]: ...
 
-    def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> Sequence[Notice]:
-        """Pending notices due by ``now``, each moved to ``lease_until`` so that no other
-        worker takes it meanwhile."""
 
-    def record_attempt(self, notice: Notice) -> None:
-        """Store the notice's state, attempts, next attempt, delivery time and last error."""
-
-
-log = logging.getLogger("custos.notices")
-
-# How long a claimed notice stays with its worker: far longer than one attempt may take.
-DEFAULT_LEASE = 300.0
-# 2**62 seconds of delay exceeds any max_delay; the cap keeps the float finite.
-_MAX_EXPONENT = 62
-
-
-class NoticeDeliveryError(CustosError):
+class NoticeDeliveryError(DeliveryFailed):
     """One attempt to deliver a notice failed (refused, timed out, or not answered 2xx)."""
-
-
-def not_delivered(at: datetime) -> str:
-    """What the authority sees of a failed attempt: that it failed, and when."""
-    return f"not delivered at {format_time(at)}"
 
 
 class NoticeSender(Protocol):
@@ -166,31 +181,10 @@ class NoticeSender(Protocol):
         """Return once the provider accepted the note; raise NoticeDeliveryError otherwise."""
 
 
-@dataclass(frozen=True)
-class DeliveryReport:
-    """What one ``deliver_due`` did: notices delivered, to be retried, and given up on."""
+class NoticeDelivery(OutboxDelivery[Notice]):
+    """The delivery policy over the notices' outbox, a sender and a clock (times in seconds)."""
 
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-
-    @property
-    def attempted(self) -> int:
-        return self.delivered + self.retried + self.failed
-
-    def __add__(self, other: DeliveryReport) -> DeliveryReport:
-        return DeliveryReport(
-            self.delivered + other.delivered,
-            self.retried + other.retried,
-            self.failed + other.failed,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {"delivered": self.delivered, "retried": self.retried, "failed": self.failed}
-
-
-class NoticeDelivery:
-    """The delivery policy over an outbox, a sender and a clock (times in seconds)."""
+    log = logging.getLogger("custos.notices")
 
     def __init__(
         self,
@@ -198,107 +192,45 @@ class NoticeDelivery:
         send: NoticeSender,
         clock: Clock,
         *,
-        max_attempts: int,
-        base_delay: float,
-        max_delay: float,
-        lease: float = DEFAULT_LEASE,
         on_delivered: Callable[[Notice], object] | None = None,
+        **policy: Any,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be 1 or more")
-        if not 0 < base_delay <= max_delay:
-            raise ValueError("base_delay must be positive and at most max_delay")
-        if lease <= 0:
-            raise ValueError("lease must be positive")
-        self.store = store
+        """``policy``: ``OutboxDelivery``'s attempts, delays and lease."""
+        super().__init__(store, clock, **policy)
         self.send = send
-        self.clock = clock
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.lease = timedelta(seconds=lease)
         # Told of each delivered notice once it is recorded (the order desk records the
         # provider's receipt of an order from it).
         self.on_delivered = on_delivered
 
-    def retry_delay(self, attempts: int) -> timedelta:
-        """The wait after the ``attempts``-th failed attempt: doubling from ``base_delay``,
-        at most ``max_delay``."""
-        exponent = min(attempts - 1, _MAX_EXPONENT)
-        return timedelta(seconds=min(self.base_delay * 2.0**exponent, self.max_delay))
+    def send_message(self, message: Notice) -> None:
+        self.send(message.url, message.note)
 
-    def deliver_due(self, limit: int = 100) -> DeliveryReport:
-        """Attempt the notices due now, at most ``limit`` attempts.
+    def describe(self, message: Notice) -> str:
+        where = urlsplit(message.url).hostname
+        return f"notice {message.id} (order {message.order_id}, {message.event}) to {where}"
 
-        Each is claimed on its own, just before its attempt, so that a lease need only
-        outlast one attempt, not a whole batch.
-        """
-        report = DeliveryReport()
-        while report.attempted < limit:
-            now = self.clock()
-            claimed = self.store.claim_due(now, now + self.lease, 1)
-            if not claimed:
-                break
-            report += self._attempt(claimed[0])
-        return report
-
-    def _attempt(self, notice: Notice) -> DeliveryReport:
-        attempts = notice.attempts + 1
-        try:
-            self.send(notice.url, notice.note)
-        except NoticeDeliveryError as exc:
-            reason = str(exc) or type(exc).__name__
-            now = self.clock()
-            error = not_delivered(now)
-            where = urlsplit(notice.url).hostname
-            if attempts >= self.max_attempts:
-                self.store.record_attempt(
-                    replace(
-                        notice,
-                        state=FAILED,
-                        attempts=attempts,
-                        next_attempt_at=None,
-                        last_error=error,
-                    )
-                )
-                log.warning(
-                    "notice %s (order %s, %s) to %s failed after %d attempts: %s",
-                    notice.id,
-                    notice.order_id,
-                    notice.event,
-                    where,
-                    attempts,
-                    reason,
-                )
-                return DeliveryReport(failed=1)
-            delay = self.retry_delay(attempts)
-            self.store.record_attempt(
-                replace(
-                    notice,
-                    state=PENDING,
-                    attempts=attempts,
-                    next_attempt_at=now + delay,
-                    last_error=error,
-                )
-            )
-            log.info(
-                "notice %s to %s: attempt %d failed (%s); next in %ss",
-                notice.id,
-                where,
-                attempts,
-                reason,
-                delay.total_seconds(),
-            )
-            return DeliveryReport(retried=1)
-        # An earlier failure's last_error is kept: it tells the authority why it took retries.
-        delivered = replace(
-            notice,
-            state=DELIVERED,
-            attempts=attempts,
-            next_attempt_at=None,
-            delivered_at=self.clock(),
-        )
-        self.store.record_attempt(delivered)
+    def delivered(self, message: Notice) -> None:
         if self.on_delivered is not None:
-            self.on_delivered(delivered)
-        return DeliveryReport(delivered=1)
+            self.on_delivered(message)
+
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "DELIVERED",
+    "ENFORCING_AUTHORITY",
+    "ENFORCING_NOTIFY_EVENTS",
+    "FAILED",
+    "NOTIFY_EVENTS",
+    "PENDING",
+    "PROVIDER",
+    "RECEIPT_EVENTS",
+    "DeliveryReport",
+    "Notice",
+    "NoticeDelivery",
+    "NoticeDeliveryError",
+    "NoticeSender",
+    "NoticeStore",
+    "enforcing_notice_text",
+    "not_delivered",
+    "notice_text",
+]

@@ -35,9 +35,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import holidays
+if TYPE_CHECKING:
+    import holidays
 
 # Regulation (EU) 2023/1543 Art 10(2)-(3): ten days following receipt; Art 10(4): eight hours.
 PRODUCTION_DAYS = 10
@@ -84,6 +86,8 @@ def check_country(country: object, subdivision: object = None) -> None:
     its ISO 3166-2 subdivisions (without the country prefix: ``BY`` for Bavaria)."""
     if not isinstance(country, str) or len(country) != 2 or not country.isupper():
         raise ValueError(f"country is an ISO 3166-1 alpha-2 code such as IE, not {country!r}")
+    import holidays  # a fifth of a second to load: only where a place is checked
+
     supported = holidays.list_supported_countries()
     if country not in supported:
         raise ValueError(f"country {country} has no public holiday calendar Custos knows")
@@ -132,6 +136,8 @@ class Place:
 
 @cache
 def _calendar(country: str, subdivision: str | None, year: int) -> holidays.HolidayBase:
+    import holidays
+
     return holidays.country_holidays(country, subdiv=subdivision, years=year)
 
 

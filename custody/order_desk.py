@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
+from custody.alerts import Alerts
+from custody.cases import Cases, Scope
 from custody.commitment import commit, commitment, new_salt
 from custody.errors import BadRequest, Conflict, Invalid, NotFound
 from custody.events import SYSTEM, Actor, Event, NewEvent, Subject, format_time
@@ -22,12 +24,22 @@ from custody.intake import Ingested, Intake
 from custody.interfaces import AppendTransaction
 from custody.ledger import Appended, Ledger, Recorder
 from custody.note import sign_note
-from custody.notices import NOTIFY_EVENTS, RECEIPT_EVENTS, Notice, NoticeStore, notice_text
+from custody.notices import (
+    ENFORCING_AUTHORITY,
+    ENFORCING_NOTIFY_EVENTS,
+    NOTIFY_EVENTS,
+    RECEIPT_EVENTS,
+    Notice,
+    NoticeStore,
+    enforcing_notice_text,
+    notice_text,
+)
 from custody.order_deadlines import PeriodRule
 from custody.order_document import OrderDocument
 from custody.orders import (
     AWAITING_ANSWER,
     DRAFTED_EVENT,
+    ENFORCING_RECEIVED_EVENT,
     HOLDING,
     READ_EVENT,
     RECEIVED_EVENT,
@@ -37,20 +49,27 @@ from custody.orders import (
     allowed_actions,
     apply,
     check_may,
+    check_released,
     deadline,
     draft_order,
     expired,
     is_order_id,
+    issue_faults,
+    issued_order,
     order_document_text,
     order_event_data,
     overdue,
+    record_enforcing_receipt,
     record_first_read,
     record_receipt,
     revise_draft,
+    withheld,
 )
+from custody.outbound import OutboundPolicy
 from custody.providers import ProviderStore
 
-AUTHORITY_ROLES = ("authority", "approver")
+# The issuing side: who reads orders and acts on them (each act is further bound to its party).
+AUTHORITY_ROLES = ("authority", "approver", "validator")
 PROVIDER_ROLES = ("provider",)
 # Free text an action carries: kept beside the order, committed to in the event.
 COMMITTED_FIELDS = ("details", "question", "answer", "reason")
@@ -95,12 +114,15 @@ class OrderStore(Protocol):
         states: Sequence[str] | None = None,
         provider: str | None = None,
         case: str | None = None,
+        cases: Sequence[str] | None = None,
         due_before: datetime | None = None,
+        due_from: datetime | None = None,
         limit: int = 50,
         after: int | None = None,
     ) -> Sequence[StoredOrder]:
-        """Orders by ``seq``, after the cursor; ``due_before`` keeps those whose running
-        deadline lies before it."""
+        """Orders by ``seq``, after the cursor; ``cases`` keeps those of the cases it names
+        (by reference), ``due_before`` those whose running deadline lies before it,
+        ``due_from`` those whose running deadline lies at or after it."""
 
     def save_text(
         self,
@@ -175,6 +197,7 @@ def _fixed_summary(order: Order) -> dict[str, Any]:
             "drafted_by": order.drafted_by,
             "drafted_at": format_time(order.drafted_at),
             "revised_by": order.revised_by,
+            "validated_by": order.validated_by,
             "approved_by": order.approved_by,
             "served_at": format_time(order.served_at) if order.served_at else None,
             "first_read_at": format_time(order.first_read_at) if order.first_read_at else None,
@@ -192,9 +215,39 @@ def _fixed_summary(order: Order) -> dict[str, Any]:
             "enforcement_sought_at": format_time(order.enforcement_sought_at)
             if order.enforcement_sought_at
             else None,
+            "enforcing_review": _review_summary(order),
+            "user_informed_at": format_time(order.user_informed_at)
+            if order.user_informed_at
+            else None,
         }
         object.__setattr__(order, "_fixed_summary", fixed)
     return {**fixed, "revised_by": list(fixed["revised_by"])}
+
+
+def _review_summary(order: Order) -> dict[str, Any] | None:
+    """The enforcing State's review of the order, as both parties see it (Arts 8, 10, 12)."""
+    review = order.enforcing
+    enforcing = order.document.enforcing_authority
+    if review is None or enforcing is None:
+        return None
+    end = review.window_end
+
+    def moment(value: datetime | None) -> str | None:
+        return None if value is None else format_time(value)
+
+    return {
+        "enforcing_state": enforcing.state,
+        "authority": enforcing.name,
+        "period": review.period.as_json(),
+        "received_at": moment(review.received_at),
+        "review_until": moment(end),
+        "review_until_local": end.astimezone(review.place.zone).isoformat() if end else None,
+        "answer": review.answer,
+        "answered_at": moment(review.answered_at),
+        "in_time": review.in_time,
+        "restriction_owed": review.restriction_owed,
+        "restricted": review.restricted,
+    }
 
 
 def _receipt(before: StoredOrder, after: Order) -> dict[str, Any]:
@@ -219,7 +272,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _document(data: object) -> OrderDocument:
-    """The order document from JSON; a faulty field is 422, naming the field."""
+    """The order document from JSON; fields at fault are 422 (FieldErrors), every one named
+    with why."""
     try:
         return OrderDocument.from_json(data)
     except BadRequest as exc:
@@ -236,19 +290,29 @@ class OrderDesk:
         notices: NoticeStore,
         ledger: Ledger,
         intake: Intake,
+        cases: Cases,
         *,
         on_notice: Callable[[], object] | None = None,
         period_rule: PeriodRule = PeriodRule.REGULATION_1182_71,
+        alerts: Alerts | None = None,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.notices = notices
         self.ledger = ledger
         self.intake = intake
+        # An order belongs to the case its document names: its members follow it.
+        self.cases = cases
         # Called after a transaction that queued a notice commits (wakes the deliverer).
         self.on_notice = on_notice
         # How periods in days are counted for orders outside EU law (the issuing State's).
         self.period_rule = period_rule
+        # E-mail alerts to the people an order concerns; None when alerts are off.
+        self.alerts = alerts
+        # Where notices to enforcing authorities may go (custody.outbound): checked when an
+        # order names one, and again at each delivery.
+        self.outbound = outbound or OutboundPolicy()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -256,7 +320,7 @@ class OrderDesk:
         """An order as its authority sees it."""
         require_role(by.role, AUTHORITY_ROLES, "read orders")
         stored = self.store.get(order_id) if is_order_id(order_id) else None
-        if stored is None:
+        if stored is None or not self.cases.scope(by).covers(stored.order.document.case):
             raise NotFound(f"no order {order_id}")
         return stored
 
@@ -281,7 +345,11 @@ class OrderDesk:
     def notice_delivered(self, notice: Notice) -> None:
         """A notice of service reached the provider (its endpoint answered 2xx): the first
         such delivery is the provider's receipt unless it read or acted before
-        (``order.received``)."""
+        (``order.received``). The first notice delivered to an enforcing authority is its
+        receipt (``order.enforcing_received``)."""
+        if notice.addressee == ENFORCING_AUTHORITY:
+            self._enforcing_notice_delivered(notice)
+            return
         if notice.event not in RECEIPT_EVENTS or notice.delivered_at is None:
             return
         with self.ledger.recording() as recorder:
@@ -297,6 +365,43 @@ class OrderDesk:
             self._record(
                 recorder, current, received, RECEIVED_EVENT, SYSTEM, self.ledger.clock(), details
             )
+
+    def _enforcing_notice_delivered(self, notice: Notice) -> None:
+        if notice.delivered_at is None:
+            return
+        with self.ledger.recording() as recorder:
+            current = self._load(notice.order_id, recorder.tx)
+            received = record_enforcing_receipt(current.order, notice.delivered_at)
+            if received is None or received.enforcing is None:
+                return
+            self.store.update(recorder.tx, received)
+            end = received.enforcing.window_end
+            details: dict[str, Any] = {"notice_index": notice.ledger_index}
+            if end is not None:
+                details["review_until"] = format_time(end)
+            self._record(
+                recorder,
+                current,
+                received,
+                ENFORCING_RECEIVED_EVENT,
+                SYSTEM,
+                self.ledger.clock(),
+                details,
+            )
+
+    def responses_withheld(self, stored: StoredOrder, now: datetime | None = None) -> bool:
+        """Whether the provider's responses are kept from the issuing authority now, while
+        the enforcing State reviews the order (Regulation (EU) 2023/1543 Art 10(3))."""
+        return withheld(stored.order, now or self.ledger.clock())
+
+    def check_released(self, order_id: object) -> None:
+        """Refuse (409) to hand out the bytes of a response to ``order_id`` while the
+        enforcing State's review withholds it (Regulation (EU) 2023/1543 Art 10(3)); an item
+        that answers no order passes."""
+        if not isinstance(order_id, str) or not is_order_id(order_id):
+            return
+        stored = self.store.get(order_id)
+        check_released(stored.order if stored else None, self.ledger.clock())
 
     def _provider_view(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
         require_role(by.role, PROVIDER_ROLES, "use the provider API")
@@ -318,30 +423,41 @@ class OrderDesk:
         state: str | None = None,
         provider: str | None = None,
         case: str | None = None,
+        states: Sequence[str] | None = None,
         overdue_only: bool = False,
+        due_before: datetime | None = None,
+        due_from: datetime | None = None,
         limit: int = 50,
         after: int | None = None,
+        scope: Scope | None = None,
     ) -> Sequence[StoredOrder]:
-        """Orders for an authority, filtered; ``overdue_only`` keeps those still owed past
-        their deadline."""
+        """Orders for an authority, filtered; ``state`` keeps one state, ``states`` any of
+        several, ``overdue_only`` those still owed past their deadline, ``due_before`` and
+        ``due_from`` those whose running deadline or hold ends in that span. ``scope`` is
+        ``by``'s own (``Cases.scope(by)``), where the caller has read it already for this
+        request (a board lists several sections)."""
         require_role(by.role, AUTHORITY_ROLES, "list orders")
-        states: list[str] | None = None
-        if state is not None:
-            if state not in OrderState.__members__.values():
-                raise BadRequest(f"unknown order state {state!r}")
-            states = [state]
-        due_before = None
+        wanted = [*(states or ()), *([state] if state is not None else [])]
+        for name in wanted:
+            if name not in OrderState.__members__.values():
+                raise BadRequest(f"unknown order state {name!r}")
+        states = wanted or None
         if overdue_only:
             due_before = self.ledger.clock()
             awaiting = [s.value for s in AWAITING_ANSWER]
             states = [s for s in (states or awaiting) if s in awaiting]
             if not states:
                 return []
+        scope = self.cases.scope(by) if scope is None else scope
+        if scope.empty:
+            return []
         return self.store.list(
             states=states,
             provider=provider,
             case=case,
+            cases=None if scope.everything else sorted(scope.cases),
             due_before=due_before,
+            due_from=due_from,
             limit=limit,
             after=after,
         )
@@ -412,6 +528,13 @@ class OrderDesk:
     def notices_of(self, stored: StoredOrder) -> Sequence[Notice]:
         return self.notices.for_order(stored.id)
 
+    def issue_faults(self, stored: StoredOrder) -> Sequence[str]:
+        """What would bar issuing the order now, on its provider's terms (nothing once it
+        was issued): a draft's preview shows it before anyone submits it."""
+        if stored.order.state not in UNSERVED:
+            return []
+        return issue_faults(stored.order.document, self._terms(stored.order))
+
     def document_note(self, stored: StoredOrder) -> bytes:
         """The signed ``custos/order/v1`` note; an order has one from its service on."""
         if stored.note is None:
@@ -434,6 +557,7 @@ class OrderDesk:
         remaining = clock.remaining(now) if clock else None
         return {
             **_fixed_summary(order),
+            "responses_withheld": withheld(order, now),
             "received": bool(clock and clock.received),
             "remaining_seconds": None if remaining is None else remaining.total_seconds(),
             "overdue": overdue(order, now),
@@ -452,7 +576,9 @@ class OrderDesk:
         """A new draft (``order.drafted``) of an authority's."""
         require_role(by.role, AUTHORITY_ROLES, "draft orders")
         doc = _document(document)
+        self.cases.case_for_work(by, doc.case)
         self._check_provider(doc.provider)
+        self._check_destinations(doc)
         at = self.ledger.clock()
         order, event_type, details = draft_order(doc, by, at)
         with self.ledger.recording() as recorder:
@@ -466,10 +592,14 @@ class OrderDesk:
         require_role(by.role, AUTHORITY_ROLES, "revise orders")
         if not isinstance(patch, Mapping) or not patch:
             raise BadRequest("the body is a JSON Merge Patch of the order document")
+        self.get(order_id, by)
         with self.ledger.recording() as recorder:
             stored = self._load(order_id, recorder.tx)
             doc = _document(merge_patch(stored.order.document.as_json(), patch))
+            if doc.case != stored.order.document.case:
+                self.cases.case_for_work(by, doc.case, recorder.tx)
             self._check_provider(doc.provider)
+            self._check_destinations(doc)
             at = self.ledger.clock()
             try:
                 order, event_type, details = revise_draft(stored.order, doc, by)
@@ -494,13 +624,17 @@ class OrderDesk:
             self._provider_view(order_id, by, provider_id)
         elif by.role != SYSTEM.role:
             require_role(by.role, AUTHORITY_ROLES, "act on orders")
+            self.get(order_id, by)
         notified = False
         with self.ledger.recording() as recorder:
             stored = self._load(order_id, recorder.tx)
             at = self.ledger.clock()
             if action == "adapt":
-                data = {**data, "document": self._adapted_document(stored, data)}
-            terms = self._terms(stored.order) if action == "approve" else None
+                adapted = self._adapted_document(stored, data)
+                if adapted.case != stored.order.document.case:
+                    self.cases.case_for_work(by, adapted.case, recorder.tx)
+                data = {**data, "document": adapted}
+            terms = self._terms(stored.order) if action in ("approve", "adapt") else None
             order, event_type, details = apply(
                 stored.order, action, by, at, data, provider_id=provider_id, terms=terms
             )
@@ -537,6 +671,18 @@ class OrderDesk:
         owed = [s.value for s in AWAITING_ANSWER]
         still = self.store.list(states=owed, due_before=now, limit=1_000_000)
         return SweepReport(done, [s for s in still if overdue(s.order, now)])
+
+    def queue_due_alerts(self) -> int:
+        """Write the alerts of the orders still owed whose deadline is near (once per order
+        and deadline); how many were written. Nothing when alerts are off."""
+        if self.alerts is None:
+            return 0
+        now = self.ledger.clock()
+        owed = [s.value for s in AWAITING_ANSWER]
+        near = self.store.list(
+            states=owed, due_before=now + self.alerts.due_within, limit=1_000_000
+        )
+        return self.alerts.queue_due_soon((s.order for s in near), now)
 
     # -- responses ----------------------------------------------------------------------------
 
@@ -626,17 +772,32 @@ class OrderDesk:
         provider = self.providers.get(order.document.provider)
         if provider is None:
             raise Invalid(f"provider: no provider {order.document.provider}")
-        return ServiceTerms(place=provider.place, rule=self.period_rule)
+        return ServiceTerms(
+            place=provider.place, rule=self.period_rule, languages=provider.languages
+        )
 
     def _adapted_document(self, stored: StoredOrder, data: Mapping[str, Any]) -> OrderDocument:
         patch = data.get("document")
         if not isinstance(patch, Mapping) or not patch:
             raise BadRequest("document is a JSON Merge Patch of the served order's document")
-        return _document(merge_patch(stored.order.document.as_json(), patch))
+        document = _document(merge_patch(stored.order.document.as_json(), patch))
+        self._check_destinations(document)
+        return document
 
     def _check_provider(self, provider_id: str) -> None:
         if self.providers.get(provider_id) is None:
             raise Invalid(f"provider: no provider {provider_id}")
+
+    def _check_destinations(self, document: OrderDocument) -> None:
+        """The enforcing authority's notification URL, by the outgoing-request policy."""
+        enforcing = document.enforcing_authority
+        if enforcing is not None and enforcing.notification_url is not None:
+            try:
+                self.outbound.check_registration(
+                    enforcing.notification_url, "enforcing_authority.notification_url"
+                )
+            except BadRequest as exc:
+                raise Invalid(str(exc)) from None
 
     def _record(
         self,
@@ -649,16 +810,20 @@ class OrderDesk:
         details: Mapping[str, Any],
     ) -> Appended:
         data = {**order_event_data(order, document_commitment(stored.salt, order)), **details}
-        return recorder.add(NewEvent(event_type, by, Subject("order", order.id), data), at=at)
+        appended = recorder.add(NewEvent(event_type, by, Subject("order", order.id), data), at=at)
+        if self.alerts is not None:
+            self.alerts.queue(recorder.tx, order, event_type, at)
+        return appended
 
     def _queue_notice(
         self, recorder: Recorder, order: Order, event_type: str, appended: Appended, at: datetime
     ) -> bool:
         if event_type not in NOTIFY_EVENTS or order.clock is None:
             return False  # nothing to act on, or an order withdrawn before it was served
+        sent = self._queue_enforcing_notice(recorder, order, event_type, appended, at)
         provider = self.providers.get(order.document.provider)
         if provider is None or provider.notification_url is None:
-            return False
+            return sent
         text = notice_text(
             order_id=order.id,
             provider_id=provider.id,
@@ -675,6 +840,39 @@ class OrderDesk:
             ledger_index=appended.index,
             revision=order.revision,
             url=provider.notification_url,
+            note=sign_note(text, [self.ledger.keys.current.signer]),
+            created_at=at,
+            next_attempt_at=at,
+        )
+        self.notices.add(recorder.tx, notice)
+        return True
+
+    def _queue_enforcing_notice(
+        self, recorder: Recorder, order: Order, event_type: str, appended: Appended, at: datetime
+    ) -> bool:
+        """Send the enforcing authority the order as issued, when Art 8 calls for it."""
+        review = order.enforcing
+        enforcing = order.document.enforcing_authority
+        if event_type not in ENFORCING_NOTIFY_EVENTS or review is None or enforcing is None:
+            return False
+        if enforcing.notification_url is None:
+            return False  # refused at issue (Art 8(1)); an adapted order may have dropped it
+        text = enforcing_notice_text(
+            order_id=order.id,
+            event=event_type,
+            ledger_index=appended.index,
+            time=at,
+            review=review.period.as_json(),
+            issued=issued_order(order),
+        )
+        notice = Notice(
+            order_id=order.id,
+            provider_id=order.document.provider,
+            event=event_type,
+            ledger_index=appended.index,
+            revision=order.revision,
+            addressee=ENFORCING_AUTHORITY,
+            url=enforcing.notification_url,
             note=sign_note(text, [self.ledger.keys.current.signer]),
             created_at=at,
             next_attempt_at=at,

@@ -3,7 +3,7 @@
 An order is a production order (UN Convention against Cybercrime Art 27, Budapest Art 18,
 the EU's EPOC), a preservation order (UN Art 25, Budapest Art 16, the EU's EPOC-PR) or an
 expedited partial disclosure of traffic data (UN Art 26, Budapest Art 17). Its document checks
-itself when built, naming the field at fault.
+itself when built, naming every field at fault at once (FieldErrors), each with why.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from functools import cache
 from types import UnionType
 from typing import Any, ClassVar, TypeVar
 
-from custody.errors import BadRequest
+from custody.errors import BadRequest, Faults, FieldErrors, FieldFault
 from custody.events import format_time
 from custody.order_deadlines import (
     DEFAULT_PRESERVATION_DAYS,
     EU_PRESERVATION_DAYS,
     MAX_PRESERVATION_DAYS,
+    check_time_zone,
 )
 
 PRODUCTION = "production"
@@ -88,6 +89,41 @@ LISTED_OFFENCES: Mapping[str, str] = {
 # Art 5(4)(a): punishable in the issuing State by a custodial sentence of a maximum of at
 # least three years.
 THRESHOLD_YEARS = 3
+# Art 8(1), Art 5(4): the data whose production the enforcing State reviews (traffic data other
+# than data requested only to identify the user, and content data).
+REVIEWED_CATEGORIES = frozenset({"traffic", "content"})
+
+# The official languages of the Union (Regulation No 1) that each Member State has as its own:
+# an EU order may be in one of them for its enforcing State (Regulation (EU) 2023/1543 Art 9).
+OFFICIAL_LANGUAGES: Mapping[str, tuple[str, ...]] = {
+    "AT": ("de",),
+    "BE": ("nl", "fr", "de"),
+    "BG": ("bg",),
+    "CY": ("el",),
+    "CZ": ("cs",),
+    "DE": ("de",),
+    "DK": ("da",),
+    "EE": ("et",),
+    "ES": ("es",),
+    "FI": ("fi", "sv"),
+    "FR": ("fr",),
+    "GR": ("el",),
+    "HR": ("hr",),
+    "HU": ("hu",),
+    "IE": ("ga", "en"),
+    "IT": ("it",),
+    "LT": ("lt",),
+    "LU": ("fr", "de"),
+    "LV": ("lv",),
+    "MT": ("mt", "en"),
+    "NL": ("nl",),
+    "PL": ("pl",),
+    "PT": ("pt",),
+    "RO": ("ro",),
+    "SE": ("sv",),
+    "SI": ("sl",),
+    "SK": ("sk",),
+}
 
 MAX_TEXT = 20_000
 MAX_LINE = 1_000
@@ -99,33 +135,70 @@ HEX32 = re.compile(r"^[0-9a-f]{64}$")
 _T = TypeVar("_T")
 
 
+class Reported:
+    """Stands for a value whose faults were already named (a part that did not parse): the
+    checks of the part around it skip it, so that each fault is named once."""
+
+    def __repr__(self) -> str:
+        return "<reported>"
+
+
+REPORTED: Any = Reported()
+
+
 def check_text(value: object, where: str, limit: int = MAX_TEXT) -> None:
+    if value is REPORTED:
+        return
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{where} is required, as non-empty text")
+        raise FieldFault(where, "is required, as non-empty text")
     if len(value) > limit:
-        raise BadRequest(f"{where} is longer than {limit} characters")
+        raise FieldFault(where, f"is longer than {limit} characters")
     if _SURROGATE.search(value):
-        raise BadRequest(f"{where} holds a lone surrogate, which is not text")
+        raise FieldFault(where, "holds a lone surrogate, which is not text")
 
 
 def check_choice(value: object, choices: Sequence[str], where: str) -> None:
+    if value is REPORTED:
+        return
     if not isinstance(value, str) or value not in choices:
-        raise BadRequest(f"{where} is one of {', '.join(choices)}, not {value!r}")
+        raise FieldFault(where, f"is one of {', '.join(choices)}, not {value!r}")
+
+
+def check_language(value: object, where: str) -> str:
+    """A BCP 47 language tag (``en``, ``pt-BR``)."""
+    if value is REPORTED:
+        return ""
+    if not isinstance(value, str) or not _LANGUAGE.match(value):
+        raise FieldFault(where, f"is a BCP 47 tag such as 'en' or 'pt-BR', not {value!r}")
+    return value
+
+
+def _primary(tag: str) -> str:
+    return tag.split("-", 1)[0].lower()
+
+
+def check_state(value: object, where: str) -> None:
+    """An ISO 3166-1 alpha-2 code of a State (``PT``)."""
+    if value is REPORTED:
+        return
+    if not isinstance(value, str) or not _COUNTRY.match(value):
+        raise FieldFault(where, f"is an ISO 3166-1 alpha-2 code such as PT, not {value!r}")
 
 
 def check_utc(value: object, where: str) -> datetime:
     if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise BadRequest(f"{where} must be a timezone-aware date and time")
+        raise FieldFault(where, "must be a timezone-aware date and time")
     try:
         return value.astimezone(UTC)
     except OverflowError:
         # 0001-01-01T00:00:00+01:00 is a valid RFC 3339 time that falls before year 1 in UTC.
-        raise BadRequest(f"{where} is outside the years 1 to 9999 in UTC") from None
+        raise FieldFault(where, "is outside the years 1 to 9999 in UTC") from None
 
 
 def set_utc(obj: object, name: str, where: str) -> None:
-    if getattr(obj, name) is not None:
-        object.__setattr__(obj, name, check_utc(getattr(obj, name), where))
+    value = getattr(obj, name)
+    if value is not None and value is not REPORTED:
+        object.__setattr__(obj, name, check_utc(value, where))
 
 
 @dataclass(frozen=True)
@@ -137,8 +210,15 @@ class LegalBasis:
     citation: str
 
     def __post_init__(self) -> None:
-        check_choice(self.instrument, tuple(LEGAL_BASES), "legal_basis.instrument")
-        check_text(self.citation, "legal_basis.citation", MAX_LINE)
+        faults = Faults()
+        faults.check(check_choice, self.instrument, tuple(LEGAL_BASES), "legal_basis.instrument")
+        faults.check(check_text, self.citation, "legal_basis.citation", MAX_LINE)
+        faults.raise_any()
+
+
+def _check_country(value: object, where: str) -> None:
+    if value is not None:
+        check_state(value, where)
 
 
 @dataclass(frozen=True)
@@ -153,14 +233,61 @@ class Authority:
     state: str | None = None  # the State it acts for, ISO 3166-1 alpha-2
 
     def __post_init__(self) -> None:
-        check_text(self.name, "authority.name", MAX_LINE)
-        check_choice(self.type, AUTHORITY_TYPES, "authority.type")
-        check_text(self.file_number, "authority.file_number", MAX_LINE)
-        check_text(self.contact, "authority.contact", MAX_LINE)
-        if self.state is not None and not _COUNTRY.match(str(self.state)):
-            raise BadRequest(
-                f"authority.state is an ISO 3166-1 alpha-2 code such as PT, not {self.state!r}"
+        faults = Faults()
+        faults.check(check_text, self.name, "authority.name", MAX_LINE)
+        faults.check(check_choice, self.type, AUTHORITY_TYPES, "authority.type")
+        faults.check(check_text, self.file_number, "authority.file_number", MAX_LINE)
+        faults.check(check_text, self.contact, "authority.contact", MAX_LINE)
+        faults.check(_check_country, self.state, "authority.state")
+        faults.raise_any()
+
+
+def _check_years(years: object, where: str) -> None:
+    if (
+        years is not None
+        and years is not REPORTED
+        and (type(years) is not int or not 0 <= years <= 100)
+    ):
+        raise FieldFault(where, f"is from 0 to 100, not {years!r}")
+
+
+def _check_zone(value: object, where: str) -> None:
+    if value is REPORTED:
+        return
+    try:
+        check_time_zone(value)
+    except ValueError as exc:
+        raise FieldFault(where, str(exc).removeprefix("time_zone ")) from None
+
+
+@dataclass(frozen=True)
+class EnforcingAuthority:
+    """The authority of the enforcing State (Regulation (EU) 2023/1543 Art 3(17), Art 8): the
+    Member State where the addressee's designated establishment or legal representative is.
+
+    It does not sign in: Custos sends it the order as a signed notice to ``notification_url``
+    (through the outgoing-request policy) and the issuing authority records its answer.
+    ``time_zone`` is where its ten days end (Regulation 1182/71, in its State).
+    """
+
+    _LABEL: ClassVar[str] = "enforcing_authority"
+    name: str
+    state: str
+    contact: str
+    time_zone: str
+    notification_url: str | None = None
+
+    def __post_init__(self) -> None:
+        faults = Faults()
+        faults.check(check_text, self.name, "enforcing_authority.name", MAX_LINE)
+        faults.check(check_text, self.contact, "enforcing_authority.contact", MAX_LINE)
+        faults.check(check_state, self.state, "enforcing_authority.state")
+        faults.check(_check_zone, self.time_zone, "enforcing_authority.time_zone")
+        if self.notification_url is not None:
+            faults.check(
+                check_text, self.notification_url, "enforcing_authority.notification_url", MAX_LINE
             )
+        faults.raise_any()
 
 
 @dataclass(frozen=True)
@@ -177,15 +304,20 @@ class Offence:
     annex_iv_category: str | None = None
 
     def __post_init__(self) -> None:
-        check_text(self.description, "offence.description")
-        check_text(self.provision, "offence.provision", MAX_LINE)
-        years = self.max_penalty_years
-        if years is not None and (type(years) is not int or not 0 <= years <= 100):
-            raise BadRequest(f"offence.max_penalty_years is from 0 to 100, not {years!r}")
+        faults = Faults()
+        faults.check(check_text, self.description, "offence.description")
+        faults.check(check_text, self.provision, "offence.provision", MAX_LINE)
+        faults.check(_check_years, self.max_penalty_years, "offence.max_penalty_years")
         if self.listed_category is not None:
-            check_choice(self.listed_category, tuple(LISTED_OFFENCES), "offence.listed_category")
+            faults.check(
+                check_choice,
+                self.listed_category,
+                tuple(LISTED_OFFENCES),
+                "offence.listed_category",
+            )
         if self.annex_iv_category is not None:
-            check_text(self.annex_iv_category, "offence.annex_iv_category", MAX_LINE)
+            faults.check(check_text, self.annex_iv_category, "offence.annex_iv_category", MAX_LINE)
+        faults.raise_any()
 
 
 @dataclass(frozen=True)
@@ -201,23 +333,37 @@ class Target:
     time: datetime | None = None
 
     def __post_init__(self) -> None:
-        check_choice(self.type, TARGET_TYPES, "target.type")
-        check_text(self.value, "target.value", MAX_LINE)
-        if self.type != "ip":
+        faults = Faults()
+        typed = faults.check(check_choice, self.type, TARGET_TYPES, "target.type")
+        valued = faults.check(check_text, self.value, "target.value", MAX_LINE)
+        if typed and self.type is not REPORTED and self.type != "ip":
             for name in ("port", "time"):
-                if getattr(self, name) is not None:
-                    raise BadRequest(f"target.{name} is for an ip target only")
-            return
-        try:
-            ipaddress.ip_address(self.value)
-        except ValueError:
-            raise BadRequest(f"target.value {self.value!r} is not an IP address") from None
-        if self.time is None:
-            raise BadRequest("target.time is required for an ip target")
-        set_utc(self, "time", "target.time")
-        port = self.port
-        if port is not None and (type(port) is not int or not 0 <= port <= 0xFFFF):
-            raise BadRequest(f"target.port is a port number from 0 to 65535, not {port!r}")
+                if getattr(self, name) not in (None, REPORTED):
+                    faults.note(f"target.{name}", "is for an ip target only")
+        elif typed and self.type == "ip":
+            if valued and self.value is not REPORTED:
+                faults.check(_check_ip, self.value)
+            if self.time is None:
+                faults.note("target.time", "is required for an ip target")
+            faults.check(set_utc, self, "time", "target.time")
+            faults.check(_check_port, self.port)
+        faults.raise_any()
+
+
+def _check_ip(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise FieldFault("target.value", f"{value!r} is not an IP address") from None
+
+
+def _check_port(port: object) -> None:
+    if (
+        port is not None
+        and port is not REPORTED
+        and (type(port) is not int or not 0 <= port <= 0xFFFF)
+    ):
+        raise FieldFault("target.port", f"is a port number from 0 to 65535, not {port!r}")
 
 
 @dataclass(frozen=True)
@@ -227,12 +373,16 @@ class TimeRange:
     end: datetime
 
     def __post_init__(self) -> None:
-        set_utc(self, "start", "time_range.start")
-        set_utc(self, "end", "time_range.end")
-        if self.start is None or self.end is None:
-            raise BadRequest("time_range.start and time_range.end are both required")
-        if self.end <= self.start:
-            raise BadRequest("time_range.end must be after time_range.start")
+        faults = Faults()
+        started = faults.check(set_utc, self, "start", "time_range.start")
+        ended = faults.check(set_utc, self, "end", "time_range.end")
+        for name in ("start", "end"):
+            if getattr(self, name) is None:
+                faults.note(f"time_range.{name}", "is required")
+        given = self.start not in (None, REPORTED) and self.end not in (None, REPORTED)
+        if started and ended and given and self.end <= self.start:
+            faults.note("time_range.end", "must be after time_range.start")
+        faults.raise_any()
 
 
 @dataclass(frozen=True)
@@ -245,29 +395,83 @@ class Emergency:
     justification: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.flag, bool):
-            raise BadRequest("emergency.flag is true or false")
-        if self.flag:
-            check_choice(self.category, EMERGENCY_CATEGORIES, "emergency.category")
-            check_text(self.justification, "emergency.justification")
-        elif self.category is not None or self.justification is not None:
-            raise BadRequest("emergency.category and emergency.justification need emergency.flag")
+        faults = Faults()
+        if self.flag is True:
+            faults.check(check_choice, self.category, EMERGENCY_CATEGORIES, "emergency.category")
+            faults.check(check_text, self.justification, "emergency.justification")
+        elif self.flag is False:
+            for name in ("category", "justification"):
+                if getattr(self, name) not in (None, REPORTED):
+                    faults.note(f"emergency.{name}", "needs emergency.flag")
+        elif self.flag is not REPORTED:
+            faults.note("emergency.flag", "is true or false")
+        faults.raise_any()
 
 
 @dataclass(frozen=True)
 class Confidentiality:
-    """Whether the provider must not tell the user, and until when."""
+    """Whether the provider must not tell the user, until when, and the short justification
+    of that order (Regulation (EU) 2023/1543 Art 13(2): required for an EU order)."""
 
     _LABEL: ClassVar[str] = "confidentiality"
     no_user_notice: bool = False
     until: datetime | None = None
+    reasons: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.no_user_notice, bool):
-            raise BadRequest("confidentiality.no_user_notice is true or false")
-        if self.until is not None and not self.no_user_notice:
-            raise BadRequest("confidentiality.until needs confidentiality.no_user_notice")
-        set_utc(self, "until", "confidentiality.until")
+        faults = Faults()
+        if not isinstance(self.no_user_notice, bool) and self.no_user_notice is not REPORTED:
+            faults.note("confidentiality.no_user_notice", "is true or false")
+        elif self.no_user_notice is False:
+            if self.until not in (None, REPORTED):
+                faults.note("confidentiality.until", "needs confidentiality.no_user_notice")
+            if self.reasons not in (None, REPORTED):
+                faults.note("confidentiality.reasons", "needs confidentiality.no_user_notice")
+        if self.reasons is not None:
+            faults.check(check_text, self.reasons, "confidentiality.reasons")
+        faults.check(set_utc, self, "until", "confidentiality.until")
+        faults.raise_any()
+
+
+# Regulation (EU) 2023/1543 Art 7 and Annex I: an order goes to the provider's designated
+# establishment or its legal representative; in an emergency it may go to any of its
+# establishments or legal representatives in the Union.
+ADDRESSEE_TYPES = ("designated_establishment", "legal_representative")
+EMERGENCY_ADDRESSEE_TYPES = (*ADDRESSEE_TYPES, "establishment")
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """Whom, of the provider, the order is addressed to (Annex I), and in which State."""
+
+    _LABEL: ClassVar[str] = "addressee"
+    type: str
+    name: str
+    state: str
+    contact: str
+
+    def __post_init__(self) -> None:
+        faults = Faults()
+        faults.check(check_choice, self.type, EMERGENCY_ADDRESSEE_TYPES, "addressee.type")
+        faults.check(check_text, self.name, "addressee.name", MAX_LINE)
+        faults.check(check_state, self.state, "addressee.state")
+        faults.check(check_text, self.contact, "addressee.contact", MAX_LINE)
+        faults.raise_any()
+
+
+@dataclass(frozen=True)
+class ReceivingAuthority:
+    """The authority the data are to be transferred to, where not the issuing one (Annex I)."""
+
+    _LABEL: ClassVar[str] = "receiving_authority"
+    name: str
+    contact: str
+
+    def __post_init__(self) -> None:
+        faults = Faults()
+        faults.check(check_text, self.name, "receiving_authority.name", MAX_LINE)
+        faults.check(check_text, self.contact, "receiving_authority.contact", MAX_LINE)
+        faults.raise_any()
 
 
 @dataclass(frozen=True)
@@ -276,6 +480,9 @@ class OrderDocument:
 
     ``link`` is the link between the data and the offence. ``preservation_days`` is the hold of
     a preservation order (90 unless set) and absent from any other kind.
+
+    Built, it checks every field and names each one at fault at once (FieldErrors); a rule
+    that joins several fields is checked once those fields are sound.
     """
 
     reference: str
@@ -298,74 +505,115 @@ class OrderDocument:
     linked_order: str | None = None
     return_channel: str = "custos"
     language: str = "en"
+    enforcing_authority: EnforcingAuthority | None = None
+    # Regulation (EU) 2023/1543 Art 8(2): where the offence was, is being or is likely to be
+    # committed, and where the person whose data are sought resides (None: not known).
+    offence_state: str | None = None
+    residence_state: str | None = None
+    # Annex I: the designated establishment or legal representative it is addressed to, the
+    # one addressed in an emergency, and the authority the data go to.
+    addressee: Addressee | None = None
+    emergency_addressee: Addressee | None = None
+    receiving_authority: ReceivingAuthority | None = None
+    # Budapest Art 29(2)(d): the custodian of the data or the location of the system;
+    # Art 29(2)(f): whether a request for mutual assistance will follow.
+    custodian: str | None = None
+    system_location: str | None = None
+    mla_request_intended: bool | None = None
 
     def __post_init__(self) -> None:
+        faults = Faults()
         for name in ("reference", "case", "provider", "return_channel"):
-            check_text(getattr(self, name), name, MAX_LINE)
+            faults.check(check_text, getattr(self, name), name, MAX_LINE)
         for name in ("facts", "link", "necessity_and_proportionality"):
-            check_text(getattr(self, name), name)
-        check_choice(self.kind, KINDS, "kind")
+            faults.check(check_text, getattr(self, name), name)
+        kind = faults.check(check_choice, self.kind, KINDS, "kind") and self.kind is not REPORTED
+        parts = True
         for name, cls in _PARTS.items():
             value = getattr(self, name)
-            if not isinstance(value, cls) and (value is not None or name not in _OPTIONAL):
-                raise BadRequest(f"{name} is required, as a {cls.__name__} object")
+            if value is REPORTED:
+                parts = False
+            elif not isinstance(value, cls) and (value is not None or name not in _OPTIONAL):
+                faults.note(name, f"is required, as a {cls.__name__} object")
+                parts = False
         if self.linked_order is not None:
-            check_text(self.linked_order, "linked_order", MAX_LINE)
-        if not isinstance(self.language, str) or not _LANGUAGE.match(self.language):
-            raise BadRequest(
-                f"language is a BCP 47 tag such as 'en' or 'pt-BR', not {self.language!r}"
-            )
-        self._check_targets()
-        self._check_categories()
-        self._check_preservation_days()
-        self._check_competence()
+            faults.check(check_text, self.linked_order, "linked_order", MAX_LINE)
+        faults.check(check_language, self.language, "language")
+        faults.check(self._check_targets)
+        # The rules that join several fields, once the fields they read are sound.
+        if kind and self.data_categories is not REPORTED:
+            categories = faults.check(self._check_categories)
+            if parts and categories:
+                faults.check(self._check_basis)
+                faults.check(self._check_competence)
+        if kind and parts:
+            faults.check(self._check_preservation_days)
+        if parts:
+            faults.check(self._check_enforcing)
+            faults.check(self._check_addressees)
+        faults.raise_any()
 
     def _check_targets(self) -> None:
+        if self.targets is REPORTED:
+            return
         if not isinstance(self.targets, tuple | list) or not self.targets:
-            raise BadRequest("targets: an order names at least one target")
+            raise FieldFault("targets", "names no target: an order names at least one")
         object.__setattr__(self, "targets", tuple(self.targets))
+        faults = Faults()
         for i, target in enumerate(self.targets):
-            if not isinstance(target, Target):
-                raise BadRequest(f"targets[{i}] is not a target")
+            if not isinstance(target, Target) and target is not REPORTED:
+                faults.note(f"targets[{i}]", "is not a target")
+        faults.raise_any()
 
     def _check_categories(self) -> None:
         given = self.data_categories
         if not isinstance(given, tuple | list) or not given:
-            raise BadRequest(f"data_categories: a {self.kind} order names the data it concerns")
-        for category in given:
-            check_choice(category, DATA_CATEGORIES, "data_categories")
-        if len(set(given)) != len(given):
-            raise BadRequest("data_categories names a category twice")
+            raise FieldFault(
+                "data_categories", f"names no data: a {self.kind} order names the data it concerns"
+            )
+        faults = Faults()
+        for i, category in enumerate(given):
+            faults.check(check_choice, category, DATA_CATEGORIES, f"data_categories[{i}]")
+        if len(set(map(str, given))) != len(given):
+            faults.note("data_categories", "names a category twice")
+        faults.raise_any()
         categories = tuple(c for c in DATA_CATEGORIES if c in given)
         object.__setattr__(self, "data_categories", categories)
         if self.kind == PARTIAL_TRAFFIC_DISCLOSURE and categories != ("traffic",):
-            raise BadRequest("data_categories of a partial traffic disclosure is traffic only")
+            raise FieldFault("data_categories", "of a partial traffic disclosure is traffic only")
+
+    def _check_basis(self) -> None:
         basis = self.legal_basis.instrument
         if self.kind not in LEGAL_BASES[basis]:
-            raise BadRequest(f"legal_basis.instrument {basis} does not found a {self.kind} order")
+            raise FieldFault(
+                "legal_basis.instrument", f"{basis} does not found a {self.kind} order"
+            )
         reach = _BASIS_CATEGORIES.get(basis, DATA_CATEGORIES)
-        if not set(categories) <= set(reach):
-            raise BadRequest(f"data_categories under {basis} are {', '.join(reach)} only")
+        if not set(self.data_categories) <= set(reach):
+            raise FieldFault("data_categories", f"under {basis} are {', '.join(reach)} only")
 
     def _check_preservation_days(self) -> None:
         days = self.preservation_days
+        if days is REPORTED:
+            return
         if self.kind != PRESERVATION:
             if days is not None:
-                raise BadRequest("preservation_days is for a preservation order only")
+                raise FieldFault("preservation_days", "is for a preservation order only")
             return
         if self.legal_basis.instrument.startswith("eu_"):
             # Regulation (EU) 2023/1543 Art 11(1): an EPOC-PR holds for 60 days.
             if days not in (None, EU_PRESERVATION_DAYS):
-                raise BadRequest(
-                    f"preservation_days of an EU preservation order is {EU_PRESERVATION_DAYS} "
-                    "(Regulation (EU) 2023/1543 Art 11(1))"
+                raise FieldFault(
+                    "preservation_days",
+                    f"of an EU preservation order is {EU_PRESERVATION_DAYS} "
+                    "(Regulation (EU) 2023/1543 Art 11(1))",
                 )
             object.__setattr__(self, "preservation_days", EU_PRESERVATION_DAYS)
         elif days is None:
             object.__setattr__(self, "preservation_days", DEFAULT_PRESERVATION_DAYS)
         elif type(days) is not int or not 1 <= days <= MAX_PRESERVATION_DAYS:
-            raise BadRequest(
-                f"preservation_days is from 1 to {MAX_PRESERVATION_DAYS}, not {days!r}"
+            raise FieldFault(
+                "preservation_days", f"is from 1 to {MAX_PRESERVATION_DAYS}, not {days!r}"
             )
 
     def needs_threshold(self) -> bool:
@@ -374,8 +622,129 @@ class OrderDocument:
         return (
             self.legal_basis.instrument.startswith("eu_")
             and self.kind == PRODUCTION
-            and not {"traffic", "content"}.isdisjoint(self.data_categories)
+            and not REVIEWED_CATEGORIES.isdisjoint(self.data_categories)
         )
+
+    def enforcing_review(self) -> bool:
+        """Regulation (EU) 2023/1543 Art 8(1): the enforcing State reviews an EU order to
+        produce traffic data (other than data requested only to identify the user) or
+        content, the same orders Art 5(4) binds to the threshold."""
+        return self.needs_threshold()
+
+    def notice_exempt(self) -> bool:
+        """Art 8(2): no notice where the offence has been, is being or is likely to be
+        committed in the issuing State and the person whose data are sought resides there,
+        as the drafter states both (an unknown place is no ground for the exemption)."""
+        issuing = self.issuing_authority.state
+        return issuing is not None and self.offence_state == self.residence_state == issuing
+
+    def notifies_enforcing_state(self) -> bool:
+        """Whether issuing the order sends the enforcing authority a notice (Art 8(1)-(2))."""
+        return (
+            self.enforcing_review()
+            and self.enforcing_authority is not None
+            and not self.notice_exempt()
+        )
+
+    def check_enforcing_state(self, provider_country: str | None) -> None:
+        """Refuse to issue an order that Art 8 requires to name the enforcing State and
+        authority but does not, or whose notice has nowhere to go. ``provider_country`` is
+        where the addressee is established, when known."""
+        if not self.enforcing_review():
+            return
+        issuing = self.issuing_authority.state
+        enforcing = self.enforcing_authority
+        where = self.addressee.state if self.addressee is not None else provider_country
+        if enforcing is None:
+            if where is not None and where != issuing:
+                raise BadRequest(
+                    f"enforcing_authority is required: the addressee is established in "
+                    f"{where}, not in the issuing State {issuing} "
+                    "(Regulation (EU) 2023/1543, Art 8(1))"
+                )
+            return
+        if self.notifies_enforcing_state() and enforcing.notification_url is None:
+            raise BadRequest(
+                "enforcing_authority.notification_url is required: the enforcing authority is "
+                "sent the order when it is issued (Regulation (EU) 2023/1543, Art 8(1))"
+            )
+
+    def check_languages(self, accepted: Sequence[str], provider_country: str | None) -> None:
+        """Refuse to issue an EU order in a language that is neither an official language of
+        its enforcing State nor one the provider accepts (Regulation (EU) 2023/1543 Art 9).
+        The enforcing State is the enforcing authority's, else the addressee's, else the
+        provider's country; languages compare by their primary subtag (``pt-BR`` is ``pt``).
+        Where neither is known, nothing is checked."""
+        if not self.legal_basis.instrument.startswith("eu_"):
+            return
+        if self.enforcing_authority is not None:
+            state: str | None = self.enforcing_authority.state
+        elif self.addressee is not None:
+            state = self.addressee.state
+        else:
+            state = provider_country
+        official = OFFICIAL_LANGUAGES.get(state or "", ())
+        allowed = [*official, *(_primary(tag) for tag in accepted)]
+        if not allowed or _primary(self.language) in allowed:
+            return
+        raise BadRequest(
+            f"language {self.language} is neither an official language of {state} nor one the "
+            f"provider accepts; it may be {', '.join(dict.fromkeys(allowed))} "
+            "(Regulation (EU) 2023/1543, Art 9)"
+        )
+
+    def check_confidentiality(self) -> None:
+        """Refuse to issue an EU order that keeps the user uninformed without saying briefly
+        why (Regulation (EU) 2023/1543 Art 13(2)). Checked at issue, not when a document is
+        read, so that orders kept from before the rule still read."""
+        eu = self.legal_basis.instrument.startswith("eu_")
+        if eu and self.confidentiality.no_user_notice and self.confidentiality.reasons is None:
+            raise BadRequest(
+                "confidentiality.reasons is required: an EU order that keeps the user "
+                "uninformed says briefly why (Regulation (EU) 2023/1543, Art 13(2))"
+            )
+
+    def _check_addressees(self) -> None:
+        """Annex I and Budapest Art 29(2): who receives what, and where the data are."""
+        for name in ("custodian", "system_location"):
+            if getattr(self, name) is not None:
+                check_text(getattr(self, name), name, MAX_LINE)
+        if self.mla_request_intended is not None and not isinstance(
+            self.mla_request_intended, bool
+        ):
+            raise FieldFault("mla_request_intended", "is true or false")
+        if self.addressee is not None and self.addressee.type not in ADDRESSEE_TYPES:
+            raise FieldFault(
+                "addressee.type",
+                f"is one of {', '.join(ADDRESSEE_TYPES)} (Regulation (EU) 2023/1543, Art 7(1))",
+            )
+        if self.emergency_addressee is not None and not self.emergency.flag:
+            raise FieldFault("emergency_addressee", "needs emergency.flag")
+        enforcing, addressee = self.enforcing_authority, self.addressee
+        if enforcing is not None and addressee is not None and enforcing.state != addressee.state:
+            raise FieldFault(
+                "enforcing_authority.state",
+                f"is the State of the addressee, {addressee.state} "
+                "(Regulation (EU) 2023/1543, Art 3(17))",
+            )
+
+    def _check_enforcing(self) -> None:
+        for name in ("offence_state", "residence_state"):
+            if getattr(self, name) is not None:
+                check_state(getattr(self, name), name)
+        enforcing = self.enforcing_authority
+        if enforcing is None:
+            return
+        if not self.legal_basis.instrument.startswith("eu_"):
+            raise FieldFault(
+                "enforcing_authority", "is for an EU order (Regulation (EU) 2023/1543)"
+            )
+        if enforcing.state == self.issuing_authority.state:
+            raise FieldFault(
+                "enforcing_authority.state",
+                "is another Member State than the issuing State "
+                "(Regulation (EU) 2023/1543, Art 3(17))",
+            )
 
     def check_threshold(self) -> None:
         """Refuse to issue an order Art 5(4) does not allow, naming the article."""
@@ -394,6 +763,21 @@ class OrderDocument:
                 "(Regulation (EU) 2023/1543, Art 5(4))"
             )
 
+    def _competent(self) -> tuple[str, ...]:
+        intrusive = self.kind == PRODUCTION and not REVIEWED_CATEGORIES.isdisjoint(
+            self.data_categories
+        )
+        return ("judge", "court") if intrusive else ("judge", "court", "prosecutor")
+
+    def needs_validation(self) -> bool:
+        """Regulation (EU) 2023/1543 Art 4(1)(b), 4(2)(b), 4(3)(b): an EU order from an
+        authority that may not issue it alone is validated, as an act of its own, before it
+        is issued."""
+        return (
+            self.legal_basis.instrument.startswith("eu_")
+            and self.issuing_authority.type not in self._competent()
+        )
+
     def _check_competence(self) -> None:
         """Regulation (EU) 2023/1543 Art 4: a prosecutor may issue an EU order except one
         producing traffic or content data, which needs a judge or court; anyone else's order
@@ -401,20 +785,19 @@ class OrderDocument:
         if not self.legal_basis.instrument.startswith("eu_"):
             return
         if self.issuing_authority.state is None:
-            raise BadRequest(
-                "issuing_authority.state is required: an EU order names its issuing State "
-                "(Regulation (EU) 2023/1543, Art 8 and Annex I)"
+            raise FieldFault(
+                "issuing_authority.state",
+                "is required: an EU order names its issuing State "
+                "(Regulation (EU) 2023/1543, Art 8 and Annex I)",
             )
-        intrusive = self.kind == PRODUCTION and not {"traffic", "content"}.isdisjoint(
-            self.data_categories
-        )
-        competent = ("judge", "court") if intrusive else ("judge", "court", "prosecutor")
+        competent = self._competent()
         validator = self.validating_authority
         if self.issuing_authority.type in competent or (validator and validator.type in competent):
             return
-        raise BadRequest(
-            f"validating_authority is required: an EU order from a {self.issuing_authority.type} "
-            f"must be validated by a {' or '.join(competent)} (Regulation (EU) 2023/1543, Art 4)"
+        raise FieldFault(
+            "validating_authority",
+            f"is required: an EU order from a {self.issuing_authority.type} must be validated "
+            f"by a {' or '.join(competent)} (Regulation (EU) 2023/1543, Art 4)",
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -432,7 +815,8 @@ class OrderDocument:
 
     @classmethod
     def from_json(cls, data: object) -> OrderDocument:
-        """Build a document from its JSON form; BadRequest names the first faulty field."""
+        """Build a document from its JSON form; FieldErrors names every field at fault, each
+        by its full path (``targets[1].time``), with why."""
         return _from_json(cls, data, "")
 
 
@@ -444,13 +828,41 @@ _PARTS: Mapping[str, type] = {
     "time_range": TimeRange,
     "emergency": Emergency,
     "confidentiality": Confidentiality,
+    "enforcing_authority": EnforcingAuthority,
+    "addressee": Addressee,
+    "emergency_addressee": Addressee,
+    "receiving_authority": ReceivingAuthority,
 }
-_OPTIONAL = ("validating_authority", "time_range")
+_OPTIONAL = (
+    "validating_authority",
+    "time_range",
+    "enforcing_authority",
+    "addressee",
+    "emergency_addressee",
+    "receiving_authority",
+)
 
 
 # Fields added after orders were first issued: left out of the JSON while absent, so that a
 # document issued before keeps the very text its signed note carries.
-_LATER_FIELDS = frozenset({"state", "max_penalty_years", "listed_category", "annex_iv_category"})
+_LATER_FIELDS = frozenset(
+    {
+        "state",
+        "max_penalty_years",
+        "listed_category",
+        "annex_iv_category",
+        "enforcing_authority",
+        "offence_state",
+        "residence_state",
+        "reasons",
+        "addressee",
+        "emergency_addressee",
+        "receiving_authority",
+        "custodian",
+        "system_location",
+        "mla_request_intended",
+    }
+)
 
 
 def _to_json(value: Any) -> Any:
@@ -479,27 +891,53 @@ def _shape(cls: Any) -> tuple[dict[str, Field[Any]], dict[str, Any]]:
 
 
 def _from_json(cls: type[_T], data: object, where: str) -> _T:
-    """A document part from JSON, by its type hints; errors name the field's full path."""
+    """A document part from JSON, by its type hints; FieldErrors names every field at fault
+    by its full path. A part that does not parse stands as ``REPORTED`` in the part around
+    it, whose own fields are still checked."""
     if not isinstance(data, Mapping):
-        raise BadRequest(f"{where or 'the order document'} must be a JSON object")
+        raise FieldErrors([(where or "document", "must be a JSON object")])
     known, hints = _shape(typing.cast(Any, cls))
+    faults = Faults()
     for name in data:
         if name not in known:
-            raise BadRequest(f"{_at(where, str(name))} is not a field of an order document")
+            faults.note(_at(where, str(name)), "is not a field of an order document")
     values: dict[str, Any] = {}
     for name, spec in known.items():
         if name in data:
-            values[name] = _value_from_json(hints[name], data[name], _at(where, name))
+            values[name] = _parsed(faults, hints[name], data[name], _at(where, name))
         elif spec.default is MISSING and spec.default_factory is MISSING:
-            raise BadRequest(f"{_at(where, name)} is required")
+            faults.note(_at(where, name), "is required")
+            values[name] = REPORTED
+    built = None
     try:
-        return cls(**values)
-    except BadRequest as exc:
+        built = cls(**values)
+    except FieldErrors as exc:
         label: str = getattr(cls, "_LABEL", "")
-        message = str(exc)
-        if label and message.startswith(label):
-            message = where + message[len(label) :]
-        raise BadRequest(message) from None
+        faults.found += [_placed(pair, label, where) for pair in exc.errors]
+    faults.raise_any()
+    return typing.cast(_T, built)
+
+
+def _placed(fault: tuple[str, str], label: str, where: str) -> tuple[str, str]:
+    """A part's fault named by where the part is: ``target.value`` of ``targets[1]`` is
+    ``targets[1].value``; a fault the part did not name is the part's own."""
+    name, reason = fault
+    if not name:
+        return where or "document", reason
+    if label and (name == label or name.startswith(label + ".")):
+        return where + name[len(label) :], reason
+    return name, reason
+
+
+def _parsed(faults: Faults, hint: Any, value: Any, where: str) -> Any:
+    """The value from JSON, or ``REPORTED`` with its faults noted."""
+    try:
+        return _value_from_json(hint, value, where)
+    except FieldErrors as exc:
+        faults.found += exc.errors
+    except FieldFault as exc:
+        faults.found.append(exc.pair())
+    return REPORTED
 
 
 def _value_from_json(hint: Any, value: Any, where: str) -> Any:
@@ -511,12 +949,15 @@ def _value_from_json(hint: Any, value: Any, where: str) -> Any:
         try:
             return datetime.fromisoformat(value)
         except (TypeError, ValueError):
-            raise BadRequest(f"{where} must be an RFC 3339 date and time") from None
+            raise FieldFault(where, "must be an RFC 3339 date and time") from None
     if isinstance(hint, type) and is_dataclass(hint):
         return _from_json(hint, value, where)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list):
-            raise BadRequest(f"{where} must be a list")
+            raise FieldFault(where, "must be a list")
         item = typing.get_args(hint)[0]
-        return tuple(_value_from_json(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        faults = Faults()
+        items = tuple(_parsed(faults, item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        faults.raise_any()
+        return items
     return value

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from custody.errors import BadRequest, Conflict, Forbidden, IntegrityError
+from custody.errors import BadRequest, Conflict, Faults, Forbidden, IntegrityError
 from custody.events import Actor, format_time
 from custody.evidence import is_evidence_id
 from custody.note_types import ORDER_TYPE, json_note_text
@@ -45,6 +45,14 @@ from custody.order_document import (
     check_utc,
     set_utc,
 )
+from custody.order_enforcing import (
+    ANSWERS,
+    CONDITIONS,
+    GROUND,
+    REFUSAL_GROUNDS,
+    RESTRICTIONS,
+    EnforcingReview,
+)
 
 
 class OrderState(StrEnum):
@@ -65,11 +73,15 @@ class OrderState(StrEnum):
     EXPIRED = "expired"
 
 
-# Who takes each action: the authority, an approver (never one who wrote the order), the
-# addressee provider, or the system's sweep. ``ACTIONS`` lists them in this order.
+# Who takes each action: the authority, a validator (a judge, court or prosecutor validating
+# an EU order, Art 4), an approver (never one who wrote the order: it approves the order or
+# sends it back to draft with its reason), the addressee provider, or the system's sweep.
+# ``ACTIONS`` lists them in this order.
 ACTOR_OF_ACTION: Mapping[str, str] = {
     "submit": "authority",
+    "validate": "validator",
     "approve": "approver",
+    "send_back": "approver",
     "withdraw": "authority",
     "resend": "authority",
     "adapt": "approver",
@@ -79,6 +91,9 @@ ACTOR_OF_ACTION: Mapping[str, str] = {
     "answer_clarification": "authority",
     "seek_enforcement": "authority",
     "close": "authority",
+    "record_enforcing_answer": "authority",
+    "restrict_data": "authority",
+    "record_user_information": "authority",
     "acknowledge": "provider",
     "object": "provider",
     "request_clarification": "provider",
@@ -93,13 +108,16 @@ ACTIONS = tuple(ACTOR_OF_ACTION)
 # why approval also checks that the approver neither drafted nor revised the order.
 PARTY_ROLES: Mapping[str, tuple[str, ...]] = {
     "authority": ("authority", "approver"),
+    "validator": ("validator",),
     "approver": ("approver",),
     "provider": ("provider",),
     "system": ("system",),
 }
 EVENT_OF_ACTION: Mapping[str, str] = {
     "submit": "order.submitted",
+    "validate": "order.validated",
     "approve": "order.served",
+    "send_back": "order.sent_back",
     "withdraw": "order.withdrawn",
     "resend": "order.resent",
     "adapt": "order.adapted",
@@ -109,6 +127,9 @@ EVENT_OF_ACTION: Mapping[str, str] = {
     "answer_clarification": "order.clarification_answered",
     "seek_enforcement": "order.enforcement_sought",
     "close": "order.closed",
+    "record_enforcing_answer": "order.enforcing_answered",
+    "restrict_data": "order.data_restricted",
+    "record_user_information": "order.user_informed",
     "acknowledge": "order.acknowledged",
     "object": "order.objected",
     "request_clarification": "order.clarification_requested",
@@ -122,6 +143,8 @@ DRAFTED_EVENT = "order.drafted"
 REVISED_EVENT = "order.revised"
 READ_EVENT = "order.read"
 RECEIVED_EVENT = "order.received"
+# The enforcing authority's receipt of the notice sent to it (Regulation (EU) 2023/1543 Art 8).
+ENFORCING_RECEIVED_EVENT = "order.enforcing_received"
 # How the provider's receipt came about: a notice its endpoint accepted (2xx), its first read
 # of the order, or its first act on it.
 RECEIVED_VIA = ("notice", "read", "act")
@@ -137,16 +160,30 @@ SAME = "same"
 # Withdrawal ends any open state; closed, withdrawn and expired end everything. Some actions
 # are further bound to the kind of order (``NOT_FOR_KIND``), and some to the clock or the
 # instrument (``_condition``). docs/orders.md states the same rules for people.
+# The enforcing State's review (Arts 10(3)-(4), 12) runs beside the order's own state, and its
+# answer, and the deletion it may call for, are recorded even after the order ended; so is
+# informing the person whose data were sought (Art 13), which may wait until then.
+_ENFORCING_REVIEW: Mapping[str, OrderState | str] = {
+    "record_enforcing_answer": SAME,
+    "restrict_data": SAME,
+    "record_user_information": SAME,
+}
 _ON_SERVED_ORDER: Mapping[str, OrderState | str] = {
     "withdraw": _W,
     "adapt": _S.SERVED,
     "extend": SAME,
     "confirm_production_request": SAME,
     "expire": _S.EXPIRED,
+    **_ENFORCING_REVIEW,
 }
 TRANSITIONS: Mapping[OrderState, Mapping[str, OrderState | str]] = {
     _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _W},
-    _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _W},
+    _S.PENDING_APPROVAL: {
+        "validate": SAME,
+        "approve": _S.SERVED,
+        "send_back": _S.DRAFT,
+        "withdraw": _W,
+    },
     _S.SERVED: {
         **_ON_SERVED_ORDER,
         "resend": _S.SERVED,
@@ -181,16 +218,19 @@ TRANSITIONS: Mapping[OrderState, Mapping[str, OrderState | str]] = {
         "adapt": _S.SERVED,
         "seek_enforcement": _S.PRODUCED_PARTIAL,
         "close": _S.CLOSED,
+        **_ENFORCING_REVIEW,
         "object": _S.OBJECTED,
         "respond": _S.PRODUCED_PARTIAL,
         "complete": _S.PRODUCED,
     },
-    _S.PRODUCED: {"withdraw": _W, "close": _S.CLOSED},
-    _S.NO_DATA: {"withdraw": _W, "close": _S.CLOSED},
-    _S.CLOSED: {},
-    _S.WITHDRAWN: {},
+    _S.PRODUCED: {"withdraw": _W, "close": _S.CLOSED, **_ENFORCING_REVIEW},
+    _S.NO_DATA: {"withdraw": _W, "close": _S.CLOSED, **_ENFORCING_REVIEW},
+    _S.CLOSED: dict(_ENFORCING_REVIEW),
+    _S.WITHDRAWN: dict(_ENFORCING_REVIEW),
     _S.EXPIRED: {},
 }
+# The states that end an order: nothing changes it any more but the enforcing State's review.
+ENDED = frozenset({_S.CLOSED, _S.WITHDRAWN, _S.EXPIRED})
 _DISCLOSURE_ONLY = {
     "confirm_preservation": "only a preservation order is preserved",
     "extend": "only a preservation order's hold is extended",
@@ -205,6 +245,9 @@ NOT_FOR_KIND: Mapping[str, Mapping[str, str]] = {
         "respond": "preservation is not disclosure",
         "complete": "preservation is not disclosure",
         "seek_enforcement": "a preservation order has a hold, not a deadline to answer by",
+        "record_enforcing_answer": "no enforcing State reviews a preservation order",
+        "restrict_data": "no enforcing State reviews a preservation order",
+        "record_user_information": "the user is informed of an order to produce (Art 13)",
     },
 }
 # States in which the provider of an order to produce still owes its answer; an Annex III
@@ -218,11 +261,13 @@ _RECEIPT_BY_ACT = frozenset(a for a, party in ACTOR_OF_ACTION.items() if party =
 
 @dataclass(frozen=True)
 class ServiceTerms:
-    """What serving an order fixes besides its document: where the provider is established
-    and how periods in days are counted for the order's instrument."""
+    """What serving an order fixes besides its document: where the provider is established,
+    how periods in days are counted for the order's instrument, and the languages the
+    provider accepts orders in (Regulation (EU) 2023/1543 Art 9)."""
 
     place: Place = field(default_factory=Place)
     rule: PeriodRule = PeriodRule.REGULATION_1182_71
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,7 +276,10 @@ class Order:
 
     ``revision`` counts the signed versions served (an adapted order is served anew);
     ``resume_state`` is where an objection or clarification request left the order;
-    ``extensions`` counts the hold's extensions.
+    ``extensions`` counts the hold's extensions; ``responses`` the provider's responses;
+    ``enforcing`` is the enforcing State's review of a notified EU order (Art 8);
+    ``validated_by`` the validator who validated it (Art 4); ``user_informed_at`` when the
+    authority recorded that the user was informed (Art 13).
     """
 
     id: str
@@ -247,6 +295,10 @@ class Order:
     resume_state: OrderState | None = None
     extensions: int = 0
     enforcement_sought_at: datetime | None = None
+    responses: int = 0
+    enforcing: EnforcingReview | None = None
+    validated_by: str | None = None
+    user_informed_at: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", OrderState(self.state))
@@ -256,6 +308,7 @@ class Order:
         set_utc(self, "drafted_at", "drafted_at")
         set_utc(self, "first_read_at", "first_read_at")
         set_utc(self, "enforcement_sought_at", "enforcement_sought_at")
+        set_utc(self, "user_informed_at", "user_informed_at")
 
     @property
     def authors(self) -> tuple[str, ...]:
@@ -349,9 +402,34 @@ def record_receipt(order: Order, at: datetime, via: str) -> Order | None:
     """The order with the provider's receipt recorded at ``at``, or None if it was received
     before (or is not open any more)."""
     check_choice(via, RECEIVED_VIA, "via")
-    if order.clock is None or order.clock.received or not TRANSITIONS[order.state]:
+    if order.clock is None or order.clock.received or order.state in ENDED:
         return None
     return replace(order, clock=order.clock.receive(check_utc(at, "at"), via))
+
+
+def record_enforcing_receipt(order: Order, at: datetime) -> Order | None:
+    """The order with the enforcing authority's receipt of its notice recorded at ``at``
+    (its notice was delivered), or None if it was received before or none was sent."""
+    review = order.enforcing
+    if review is None or review.received_at is not None:
+        return None
+    return replace(order, enforcing=review.received(check_utc(at, "at")))
+
+
+def withheld(order: Order, now: datetime) -> bool:
+    """Whether the provider's responses are kept from the issuing authority at ``now``
+    while the enforcing State reviews the order (Regulation (EU) 2023/1543 Art 10(3))."""
+    return order.enforcing is not None and order.enforcing.withholds(check_utc(now, "now"))
+
+
+def check_released(order: Order | None, now: datetime) -> None:
+    """Refuse (Conflict) to hand out the bytes of a response to ``order`` while they are
+    withheld (``withheld``); an item that answers no order (None) passes."""
+    if order is not None and withheld(order, now):
+        raise Conflict(
+            f"the responses to order {order.id} are withheld while the enforcing State "
+            "reviews the order (Regulation (EU) 2023/1543, Art 10(3))"
+        )
 
 
 def allowed_actions(
@@ -379,16 +457,39 @@ def allowed_actions(
     ]
 
 
+# The acts that review what others wrote: none of its authors may take them (four eyes).
+REVIEWING = ("validate", "approve", "send_back")
+
+
 def _may_act(order: Order, action: str, by: Actor) -> bool:
     if by.role not in PARTY_ROLES[ACTOR_OF_ACTION[action]]:
         return False
-    return not (action == "approve" and by.id in order.authors)
+    return not (action in REVIEWING and by.id in order.authors)
 
 
 def _condition(order: Order, action: str, now: datetime | None) -> str | None:
     """Why the clock or the instrument bars ``action`` now, or None if nothing does."""
     clock = order.clock
     eu = is_eu(order.document)
+    if action == "validate":
+        if not order.document.needs_validation():
+            return "the issuing authority may issue the order alone (Art 4)"
+        return None if order.validated_by is None else "the order is validated"
+    if action == "approve" and order.document.needs_validation() and order.validated_by is None:
+        return "the order awaits its validation (Art 4)"
+    review = order.enforcing
+    if action == "record_enforcing_answer":
+        if review is None:
+            return "the order was not sent to an enforcing authority (Art 8)"
+        return None if review.answer is None else "the enforcing authority's answer is recorded"
+    if action == "record_user_information":
+        if clock is None:
+            return "the order was never served"
+        return None if order.user_informed_at is None else "the user was informed"
+    if action == "restrict_data":
+        if review is None or not review.restriction_owed:
+            return "no ground raised in time calls for it (Art 10(4))"
+        return None if review.restricted is None else "the data were deleted or restricted"
     if action == "resend":
         return None if clock and not clock.received else "the provider has received the order"
     if action in ("extend", "confirm_production_request"):
@@ -427,10 +528,11 @@ def apply(
 ) -> Transition:
     """Apply ``action`` by ``by`` at ``at``: (next order, event type, event details).
 
-    Checks, in order: the party (Forbidden: wrong role, another provider, or an approver who
-    wrote the order), the state (Conflict, with the actions the caller may take) and
+    Checks, in order: the party (Forbidden: wrong role, another provider, or an approver or
+    validator who wrote the order), the state (Conflict, with the actions the caller may take) and
     ``data`` (BadRequest). ``provider_id`` is the acting provider principal's provider;
-    ``terms`` are fixed at approval (the provider's place, the rule for periods). The details
+    ``terms`` are fixed at approval (the provider's place, the rule for periods, its
+    languages; an adapted revision is checked against its languages too). The details
     hold no free text (objection details, questions, answers are checked here, stored by the
     caller and committed to); the event's data is ``{**order_event_data(next, c), **details}``.
     """
@@ -460,8 +562,8 @@ def check_may(
         _require_provider(action, order, by, provider_id)
     else:
         _require_party(party, action, by)
-    if action == "approve" and by.id in order.authors:
-        raise Forbidden("approve: the approver drafted or revised this order (four-eyes rule)")
+    if action in REVIEWING and by.id in order.authors:
+        raise Forbidden(f"{action}: the {party} drafted or revised this order (four-eyes rule)")
     allowed = allowed_actions(order, at)
     if action not in allowed:
         raise Conflict(
@@ -480,6 +582,18 @@ def _refusal(order: Order, action: str, at: datetime) -> str:
     return f"the order is {order.state}"
 
 
+def issue_faults(document: OrderDocument, terms: ServiceTerms) -> list[str]:
+    """What bars issuing ``document`` on the terms of its service, every rule at once, each
+    naming its article (Regulation (EU) 2023/1543 Arts 5(4), 8, 9, 13(2)): approval refuses
+    it, and a draft's preview warns of it before it is submitted."""
+    faults = Faults()
+    faults.check(document.check_threshold)
+    faults.check(document.check_confidentiality)
+    faults.check(document.check_enforcing_state, terms.place.country)
+    faults.check(document.check_languages, terms.languages, terms.place.country)
+    return [f"{field} {reason}" if field else reason for field, reason in faults.found]
+
+
 def _effect(
     order: Order,
     before: Order,
@@ -492,17 +606,22 @@ def _effect(
     """The order after ``action`` beyond its state, and the event details it records."""
     kind = order.document.kind
     if action == "approve":
-        order.document.check_threshold()
         terms = terms or ServiceTerms()
+        faults = issue_faults(order.document, terms)
+        if faults:
+            raise BadRequest("; ".join(faults))
         clock = OrderClock(
             served_at=at,
             period=service_period(order.document),
             place=terms.place,
             rule=period_rule(order.document, terms.rule),
         )
-        return replace(order, approved_by=by.id, clock=clock), _clock_details(clock)
+        served = replace(order, approved_by=by.id, clock=clock, enforcing=_review(order.document))
+        return served, _clock_details(clock)
     if action == "adapt":
-        return _adapted(order, before, by, at, data.get("document"))
+        return _adapted(order, before, by, at, data.get("document"), terms)
+    if action == "validate":
+        return replace(order, validated_by=by.id), {}
     if action == "extend":
         return _extended(order, data)
     if action == "confirm_production_request":
@@ -544,6 +663,25 @@ def _effect(
         if data.get("reason") is not None:
             check_text(data.get("reason"), "reason")
         return replace(order, enforcement_sought_at=at), {}
+    if action == "record_enforcing_answer":
+        return _enforcing_answer(order, at, data)
+    if action == "record_user_information":
+        informed = data.get("informed")
+        if not isinstance(informed, bool):
+            raise BadRequest("informed is true or false: whether the user was informed")
+        check_text(data.get("details"), "details")
+        return replace(order, user_informed_at=at if informed else None), {"informed": informed}
+    if action == "restrict_data":
+        measure = data.get("measure")
+        check_choice(measure, RESTRICTIONS, "measure")
+        if data.get("details") is not None:
+            check_text(data.get("details"), "details")
+        review = replace(_enforcing(order), restricted=measure)
+        return replace(order, enforcing=review), {"measure": measure}
+    if action == "send_back":
+        # The drafter is told what to change: the reason is required.
+        check_text(data.get("reason"), "reason")
+        return replace(order, validated_by=None), {}
     if action in ("withdraw", "close") and data.get("reason") is not None:
         check_text(data.get("reason"), "reason")
         return order, {}
@@ -551,14 +689,20 @@ def _effect(
         evidence = data.get("evidence")
         if not isinstance(evidence, str) or not is_evidence_id(evidence):
             raise BadRequest("evidence is the id of the evidence item holding the response")
-        return order, {"evidence": evidence, **_receipt_details(order, before)}
+        responded = replace(order, responses=order.responses + 1)
+        return responded, {"evidence": evidence, **_receipt_details(order, before)}
     if action in _RECEIPT_BY_ACT:
         return order, _receipt_details(order, before)
     return order, {}
 
 
 def _adapted(
-    order: Order, before: Order, by: Actor, at: datetime, document: object
+    order: Order,
+    before: Order,
+    by: Actor,
+    at: datetime,
+    document: object,
+    terms: ServiceTerms | None,
 ) -> tuple[Order, dict[str, Any]]:
     """A new signed revision of a served order that supersedes the old one: an order to
     produce is served anew (its deadline runs from receipt of the revision); a preservation
@@ -573,6 +717,10 @@ def _adapted(
         raise BadRequest("legal_basis.instrument: an adapted order keeps its instrument")
     revision = before.revision + 1
     clock = _clock(before)
+    document.check_threshold()
+    document.check_confidentiality()
+    document.check_enforcing_state(clock.place.country)
+    document.check_languages(terms.languages if terms else (), clock.place.country)
     if document.kind == PRESERVATION:
         if document.preservation_days != old.preservation_days:
             raise BadRequest("preservation_days: a hold is extended, not adapted")
@@ -589,6 +737,8 @@ def _adapted(
         clock=fresh,
         resume_state=None,
         first_read_at=None,
+        # The enforcing State's review continues; a revision that first calls for one starts it.
+        enforcing=before.enforcing or _review(document),
     )
     return adapted, {"revision": revision}
 
@@ -607,6 +757,52 @@ def _extended(order: Order, data: Mapping[str, Any]) -> tuple[Order, dict[str, A
             raise BadRequest(f"days is from 1 to {MAX_PRESERVATION_DAYS}, not {days!r}")
     extended = replace(order, clock=_clock(order).extended(days), extensions=order.extensions + 1)
     return extended, {"days": days, **_clock_details(extended.clock)}
+
+
+def _review(document: OrderDocument) -> EnforcingReview | None:
+    """The enforcing State's review an issued document calls for (Art 8), or None."""
+    enforcing = document.enforcing_authority
+    if enforcing is None or not document.notifies_enforcing_state():
+        return None
+    try:
+        place = Place(enforcing.time_zone, enforcing.state)
+    except ValueError as exc:
+        raise BadRequest(f"enforcing_authority.state: {exc}") from None
+    return EnforcingReview(place=place, emergency=document.emergency.flag)
+
+
+def _enforcing_answer(
+    order: Order, at: datetime, data: Mapping[str, Any]
+) -> tuple[Order, dict[str, Any]]:
+    """The enforcing authority's answer as the issuing authority records it (Arts 10(3)-(4),
+    12): no ground, a ground for refusal (which one), or conditions; when it was given; the
+    text of its answer (``details``) and, where it was ingested, the evidence item holding
+    its document."""
+    answer = data.get("answer")
+    check_choice(answer, ANSWERS, "answer")
+    assert isinstance(answer, str)  # for the type checker: check_choice refused anything else
+    details: dict[str, Any] = {"answer": answer}
+    ground = data.get("ground")
+    if answer == GROUND:
+        check_choice(ground, REFUSAL_GROUNDS, "ground")
+        details["ground"] = ground
+    elif ground is not None:
+        raise BadRequest("ground is given with the answer ground only")
+    if answer in (GROUND, CONDITIONS) or data.get("details") is not None:
+        check_text(data.get("details"), "details")
+    given = at if data.get("given_at") is None else check_utc(data["given_at"], "given_at")
+    if given > at:
+        raise BadRequest("given_at lies in the future: an answer is recorded once given")
+    evidence = data.get("evidence")
+    if evidence is not None:
+        if not isinstance(evidence, str) or not is_evidence_id(evidence):
+            raise BadRequest("evidence is the id of the evidence item holding the answer")
+        details["evidence"] = evidence
+    review = _enforcing(order).answered(answer, given, data_received=order.responses > 0)
+    details.update(given_at=format_time(given), in_time=review.in_time)
+    if review.restriction_owed:
+        details["restriction_owed"] = True
+    return replace(order, enforcing=review), details
 
 
 def _receipt_details(order: Order, before: Order) -> dict[str, Any]:
@@ -637,6 +833,12 @@ def _clock(order: Order) -> OrderClock:
     if order.clock is None:
         raise IntegrityError(f"order {order.id} is {order.state} but has no service clock")
     return order.clock
+
+
+def _enforcing(order: Order) -> EnforcingReview:
+    if order.enforcing is None:
+        raise IntegrityError(f"order {order.id} has no enforcing State's review")
+    return order.enforcing
 
 
 def _due(order: Order) -> datetime:
@@ -679,6 +881,11 @@ def order_document_text(order: Order) -> str:
     It names the drafter, revisers, approver and service time, and nothing that changes
     after service, so the text signed at service is the text rendered at any later time.
     """
+    return json_note_text(ORDER_TYPE, issued_order(order))
+
+
+def issued_order(order: Order) -> dict[str, Any]:
+    """The body of the order's ``custos/order/v1`` note, as JSON."""
     issued = {
         "id": order.id,
         "drafted_by": order.drafted_by,
@@ -689,7 +896,9 @@ def order_document_text(order: Order) -> str:
     }
     if order.revision > 1:
         issued["revision"] = order.revision
-    return json_note_text(ORDER_TYPE, issued)
+    if order.validated_by is not None:
+        issued["validated_by"] = order.validated_by
+    return issued
 
 
 def order_event_data(order: Order, commitment_hex: str) -> dict[str, str]:

@@ -56,7 +56,7 @@ def write_pdf_record(
     attachment = weasyprint.Attachment(
         file_obj=io.BytesIO(bundle),
         name=BUNDLE_ATTACHMENT,
-        description="The exhibit bundle this record was made from (custos/exhibit/v2); "
+        description="The exhibit bundle this record was made from (custos/exhibit/v3); "
         "verify it with python -m custody.verify against pinned keys",
         created=made_at,
         modified=made_at,

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from custody.errors import BadRequest, Conflict, NotFound
+from custody.errors import Conflict, Faults, FieldFault, NotFound
 from custody.events import Actor, NewEvent, Subject, format_time
 from custody.evidence import require_role
 from custody.interfaces import AppendTransaction
 from custody.ledger import Ledger
 from custody.order_deadlines import Place
-from custody.order_document import MAX_LINE, check_text
+from custody.order_document import MAX_LINE, check_language, check_text
 from custody.outbound import OutboundPolicy
 from custody.principals import ADMINS
 
@@ -41,6 +41,11 @@ class Provider:
     time_zone: str = "UTC"
     country: str | None = None
     subdivision: str | None = None
+    # The languages it accepts orders in (Regulation (EU) 2023/1543 Art 9), BCP 47 tags.
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "languages", tuple(self.languages))
 
     @property
     def place(self) -> Place:
@@ -58,6 +63,7 @@ class Provider:
             "time_zone": self.time_zone,
             "country": self.country,
             "subdivision": self.subdivision,
+            "languages": list(self.languages),
             "created_at": format_time(self.created_at),
         }
 
@@ -69,13 +75,34 @@ def new_provider_id() -> str:
 def place_of(fields: Mapping[str, Any]) -> Place:
     """The provider's establishment from its fields: an IANA ``time_zone`` (default UTC), an
     ISO 3166-1 ``country`` and, where its holidays differ by region, an ISO 3166-2
-    ``subdivision``."""
+    ``subdivision``. A wrong time zone and a wrong country are both named (FieldErrors)."""
+    time_zone = fields.get("time_zone") or "UTC"
+    country, subdivision = fields.get("country"), fields.get("subdivision")
+    faults = Faults()
+    faults.check(_place_fault, time_zone, None, None)
+    faults.check(_place_fault, "UTC", country, subdivision)
+    faults.raise_any()
+    return Place(time_zone, country, subdivision)
+
+
+def _place_fault(time_zone: str, country: str | None, subdivision: str | None) -> None:
     try:
-        return Place(
-            fields.get("time_zone") or "UTC", fields.get("country"), fields.get("subdivision")
-        )
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        Place(time_zone, country, subdivision)
+    except ValueError as exc:  # "<field> is ...": the field it names, and why
+        field, _, reason = str(exc).partition(" ")
+        raise FieldFault(field, reason) from None
+
+
+def languages_of(value: object) -> tuple[str, ...]:
+    """The languages a provider accepts orders in: a list of BCP 47 tags, none by default."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise FieldFault("languages", "is a list of BCP 47 tags such as ['en', 'de']")
+    tags = tuple(check_language(tag, f"languages[{i}]") for i, tag in enumerate(value))
+    if len(set(tags)) != len(tags):
+        raise FieldFault("languages", "names a language twice")
+    return tags
 
 
 class ProviderStore(Protocol):
@@ -102,12 +129,19 @@ class Providers:
 
     def add(self, fields: Mapping[str, Any], by: Actor) -> Provider:
         require_role(by.role, ADMINS, "register providers")
+        faults = Faults()  # every field at fault, named at once
         for name in FIELDS:
-            check_text(fields.get(name), name, MAX_LINE)
+            faults.check(check_text, fields.get(name), name, MAX_LINE)
         url = fields.get("notification_url")
         if url is not None:
-            self.outbound.check_registration(url, "notification_url")
-        place = place_of(fields)
+            faults.check(
+                self.outbound.check_registration, url, "notification_url", about="notification_url"
+            )
+        read: dict[str, Any] = {}
+        faults.check(lambda: read.update(place=place_of(fields)))
+        faults.check(lambda: read.update(languages=languages_of(fields.get("languages"))))
+        faults.raise_any()
+        place, languages = read["place"], read["languages"]
         provider = Provider(
             id=new_provider_id(),
             name=fields["name"],
@@ -119,6 +153,7 @@ class Providers:
             time_zone=place.time_zone,
             country=place.country,
             subdivision=place.subdivision,
+            languages=languages,
         )
         with self.ledger.recording() as recorder:
             if self.store.by_name(provider.name, recorder.tx) is not None:

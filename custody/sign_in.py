@@ -96,6 +96,9 @@ class SignInStore(Protocol):
 
     def totp(self, principal_id: str) -> str | None: ...
 
+    def enrolled(self) -> set[str]:
+        """The ids of the principals with a TOTP secret enrolled."""
+
     def use_totp_step(self, principal_id: str, step: int) -> bool:
         """Record ``step`` as used if it is later than the last one used; whether it was."""
 
@@ -159,6 +162,11 @@ class SignIn:
             name=principal.name, issuer_name=TOTP_ISSUER
         )
         return principal, uri
+
+    def enrolled(self, by: Actor) -> set[str]:
+        """The ids of the principals with a second factor enrolled (for an admin's list)."""
+        require_role(by.role, ADMINS, "read who has a second factor")
+        return self.store.enrolled()
 
     def with_second_factor(self, name: str, code: str) -> tuple[Principal, str]:
         """The second step, after ``SecondFactorNeeded``: a TOTP code, good once."""

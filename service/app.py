@@ -40,13 +40,26 @@ def create_app(
         app.config.update(test_config)
     if deployment is None:
         deployment = open_deployment(load_config(app.config.get("CUSTOS_HOME")))
+    # Requests on the workers' threads share the services: build them all before any thread.
+    deployment.build_services()
     app.extensions["custos"] = deployment
     # Staging data older than the configured age belongs to no live upload: remove it.
     deployment.objects.sweep_staging(deployment.config.staging_max_age)
     # A crash between an item's commit and its manifest's write leaves it without one.
     deployment.intake.repair_manifests()
 
-    from service import bundles, evidence, health, log_api, orders, pages, provider_api, providers
+    from service import (
+        bundles,
+        cases,
+        evidence,
+        health,
+        log_api,
+        orders,
+        pages,
+        principals,
+        provider_api,
+        providers,
+    )
 
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ResponsesByStatus()]})
     register_problem_handlers(app)
@@ -59,9 +72,11 @@ def create_app(
     metrics.init_app(app, deployment.ledger, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(log_api.blp)
+    api.register_blueprint(cases.blp)
     api.register_blueprint(evidence.blp)
     api.register_blueprint(bundles.blp)
     api.register_blueprint(providers.blp)
+    api.register_blueprint(principals.blp)
     api.register_blueprint(orders.blp)
     api.register_blueprint(provider_api.blp)
     notices.init_app(app)

@@ -27,7 +27,7 @@ MAX_ITEMS = 1000
 
 ZIP_RESPONSE: dict[str, Any] = {
     "content_type": "application/zip",
-    "description": "the exhibit bundle (custos/exhibit/v2, docs/bundle.md)",
+    "description": "the exhibit bundle (custos/exhibit/v3, docs/bundle.md)",
     "headers": {"Content-Disposition": {"schema": {"type": "string"}, "required": True}},
 }
 

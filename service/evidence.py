@@ -19,7 +19,7 @@ from marshmallow import (
     validate,
 )
 
-from custody.acts import ACT_FIELDS
+from custody.acts import ACT_FIELDS, CHOICE, SEIZURE_FIELDS, ActField
 from custody.bundle import EXPORT_ROLES
 from custody.digests import DIGEST_SIZES, http_digest
 from custody.errors import NotFound
@@ -29,14 +29,14 @@ from custody.evidence import (
     INTAKE_ROLES,
     READ_ROLES,
     EvidenceRecord,
-    is_evidence_id,
 )
 from custody.intake import RESPONDING_ROLES
+from custody.principals import name_list
 from service.auth import requires
 from service.body_limit import streams_upload
 from service.bundles import ZIP_RESPONSE, zip_response
 from service.docs import bearer_auth, problem_responses
-from service.log_api import EventSchema, InclusionProof
+from service.log_api import EventSchema, InclusionProof, PrincipalNameSchema
 from service.request_input import (
     DIGEST_HEADERS,
     NO_NUL,
@@ -90,6 +90,26 @@ class AcquisitionSchema(Schema):
     )
 
 
+def _text_field(spec: ActField, *, required: bool | None = None) -> fields.String:
+    """The marshmallow field of one act or seizure field (``custody.acts``): the OpenAPI
+    document shows it; the domain itself checks every value that arrives."""
+    validators: list[Any] = [validate.Length(min=1, max=spec.max_length)]
+    if spec.type == CHOICE:
+        validators.append(validate.OneOf(spec.choices))
+    return fields.String(
+        required=spec.required if required is None else required,
+        validate=validators,
+        metadata={"description": spec.label},
+    )
+
+
+# A physical item's seizure (ISO/IEC 27037): every field is required for a physical item,
+# which the domain checks, naming each one missing as ``seizure.<field>``.
+SeizureSchema = Schema.from_dict(
+    {f.name: _text_field(f, required=False) for f in SEIZURE_FIELDS}, name="SeizureSchema"
+)
+
+
 class IntakeSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -104,17 +124,19 @@ class IntakeSchema(Schema):
         validate=validate.Length(max=200), metadata={"description": "warrant or order reference"}
     )
     acquisition = fields.Nested(AcquisitionSchema)
+    seizure = fields.Nested(
+        SeizureSchema,
+        metadata={
+            "description": "physical items (required): where, when, by whom, under what "
+            "authority the item was seized, and its packaging"
+        },
+    )
 
 
 def _act_schema(act: str) -> type[Schema]:
     """The marshmallow schema of one act, from its fields in ``custody.acts``: the OpenAPI
     document shows it; the domain itself checks every act that arrives."""
-    spec: dict[str, Any] = {
-        f.name: fields.String(
-            required=f.required, validate=validate.Length(min=1, max=f.max_length)
-        )
-        for f in ACT_FIELDS[act]
-    }
+    spec: dict[str, Any] = {f.name: _text_field(f) for f in ACT_FIELDS[act]}
     return Schema.from_dict(spec)
 
 
@@ -154,8 +176,16 @@ class ContentQuery(Schema):
 # ``alt_response``) and never serialise it, so nothing the record carries is dropped.
 class StateSchema(Schema):
     sealed = fields.Boolean(required=True)
+    seal = fields.String(
+        required=True, allow_none=True, metadata={"description": "the seal the item carries"}
+    )
     on_hold = fields.Boolean(required=True)
     checked_out_to = fields.String(required=True, allow_none=True)
+    transfer_pending_to = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the custodian (principal id) yet to confirm receipt"},
+    )
     disposed = fields.Boolean(required=True)
 
 
@@ -185,6 +215,7 @@ class EvidenceSchema(Schema):
     media_type = fields.String()
     authority = fields.String()
     acquisition = fields.Nested(AcquisitionSchema)
+    seizure = fields.Nested(SeizureSchema)
     state = fields.Nested(StateSchema, required=True)
     allowed_actions = fields.List(fields.String(), required=True)
 
@@ -225,12 +256,16 @@ class EvidencePageSchema(Schema):
 class CustodySchema(Schema):
     id = fields.String(required=True)
     events = fields.List(fields.Nested(IndexedEventSchema), required=True)
+    names = fields.List(
+        fields.Nested(PrincipalNameSchema),
+        required=True,
+        metadata={"description": "each principal the events name, as people read it"},
+    )
 
 
 def _record(evidence_id: str) -> EvidenceRecord:
-    if not is_evidence_id(evidence_id):
-        raise NotFound(f"no evidence {evidence_id}")
-    return _deployment().handling.get(evidence_id)
+    """The item, if it is in the caller's cases; to anyone else it does not exist (404)."""
+    return _deployment().handling.get(evidence_id, g.principal.actor)
 
 
 def load_intake(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,7 +285,7 @@ def load_intake(data: Mapping[str, Any]) -> dict[str, Any]:
     description="the physical item recorded, or the digital item's upload session",
     success=True,
 )
-@problem_responses(blp, 400, 422)
+@problem_responses(blp, 400, 409, 422)
 @bearer_auth(blp)
 @requires(*INTAKE)
 def intake() -> tuple[dict[str, Any], int]:
@@ -259,7 +294,7 @@ def intake() -> tuple[dict[str, Any], int]:
     deployment = _deployment()
     if metadata["kind"] == "physical":
         appended = deployment.intake.register_physical(metadata, g.principal.actor)
-        record = deployment.handling.get(appended.event.subject.id)
+        record = deployment.handling.get(appended.event.subject.id, g.principal.actor)
         return {**record.as_json(), "ledger_index": appended.index}, 201
     session = deployment.intake.open_session(metadata, g.principal.actor)
     upload = url_for("evidence.content", evidence_id=session.id)
@@ -316,8 +351,11 @@ def show(evidence_id: str) -> dict[str, Any]:
 def list_items(
     limit: int, case: str | None = None, exhibit: str | None = None, cursor: str | None = None
 ) -> dict[str, Any]:
-    """Items by case and exhibit, oldest first; follow ``next_cursor`` for more."""
-    records = _deployment().evidence.list(case, exhibit, limit + 1, decode_cursor(cursor))
+    """The items of the caller's cases (a court: what its grants give it), by case and
+    exhibit, oldest first; follow ``next_cursor`` for more."""
+    records = _deployment().handling.list(
+        g.principal.actor, case, exhibit, limit + 1, decode_cursor(cursor)
+    )
     shown, next_cursor = page(records, limit, lambda r: r.ledger_index)
     return {"items": [r.as_json() for r in shown], "next_cursor": next_cursor}
 
@@ -330,8 +368,11 @@ def list_items(
 def custody(evidence_id: str) -> dict[str, Any]:
     """Every event of the item, in ledger order, with its ledger index."""
     record = _record(evidence_id)
-    entries = _deployment().ledger.subject_entries(f"evidence:{record.id}")
-    return {"id": record.id, "events": [indexed_event_json(e.index, e.leaf) for e in entries]}
+    deployment = _deployment()
+    entries = deployment.ledger.subject_entries(f"evidence:{record.id}")
+    events = [indexed_event_json(e.index, e.leaf) for e in entries]
+    names = deployment.principals.shown_names(e["actor"]["id"] for e in events)
+    return {"id": record.id, "events": events, "names": name_list(names)}
 
 
 @blp.route("/<evidence_id>/events", methods=["POST"])
@@ -383,6 +424,8 @@ def content(evidence_id: str, purpose: str) -> Response:
     An integrity failure mid-stream has no status code left to send: the exception aborts
     the response, so the client sees a short body, never a silent bad copy.
     """
+    # A provider's response the enforcing State's review withholds is not read (EU Art 10(3)).
+    _deployment().orders.check_released(_record(evidence_id).description.get("order"))
     record, access, chunks = _deployment().handling.read_content(
         evidence_id, g.principal.actor, purpose
     )
@@ -428,6 +471,40 @@ class BundleQuery(Schema):
         load_default=False,
         metadata={"description": "include the item's bytes (recorded as evidence.accessed)"},
     )
+
+
+class DisclosedTextSchema(Schema):
+    index = fields.Integer(required=True, metadata={"description": "its event's ledger index"})
+    type = fields.String(required=True, metadata={"description": "evidence.examined or noted"})
+    field = fields.String(required=True, metadata={"description": "findings or text"})
+    text = fields.String(required=True)
+    salt = fields.String(required=True, metadata={"description": "64 lowercase hex digits"})
+    commitment = fields.String(
+        required=True,
+        metadata={"description": "the event's <field>_commitment: SHA-256(salt || text)"},
+    )
+
+
+class DisclosuresSchema(Schema):
+    id = fields.String(required=True)
+    disclosures = fields.List(fields.Nested(DisclosedTextSchema), required=True)
+
+
+@blp.route("/<evidence_id>/disclosures", methods=["GET"])
+@blp.alt_response(
+    200, schema=DisclosuresSchema, description="the item's findings and notes", success=True
+)
+@problem_responses(blp, 403, 404)
+@bearer_auth(blp)
+@requires()
+def disclosures(evidence_id: str) -> dict[str, Any]:
+    """The item's examination findings and notes, each with the salt that opens its event's
+    commitment: for examiners and courts only (custody.disclosure); 404 to a provider."""
+    if g.principal.role == "provider":
+        raise NotFound(f"no evidence {evidence_id}")
+    record = _record(evidence_id)  # 404 outside the reader's cases; then 403 to other roles
+    found = _deployment().disclosure.disclosed(record.id, g.principal.actor)
+    return {"id": record.id, "disclosures": [text.as_json() for text in found]}
 
 
 @blp.route("/<evidence_id>/bundle", methods=["GET"])

@@ -120,6 +120,14 @@ class ActorSchema(Schema):
     role = fields.String(required=True)
 
 
+class PrincipalNameSchema(Schema):
+    """A principal as people read it: its display name (committed to in its
+    ``principal.created`` or ``principal.named``), else its name."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
 class SubjectSchema(Schema):
     kind = fields.String(required=True)
     id = fields.String(required=True)

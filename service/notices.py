@@ -1,7 +1,10 @@
-"""The notice worker: each server process delivers the notices due to providers.
+"""The outbox workers: each server process delivers the notices due to providers and, where
+alerts are on, the e-mail alerts due.
 
 A daemon thread runs ``NoticeDelivery.deliver_due`` every ``notify_interval`` seconds, and at
 once when an order change has queued a notice (the order desk's ``on_notice`` wakes it).
+Another, where an SMTP server is configured, writes the alerts of deadlines near
+(``OrderDesk.queue_due_alerts``) and sends the alerts due, every ``notify_interval`` seconds.
 gunicorn builds the app in each worker after the fork (``service.wsgi``, no preloading), so
 each worker starts its own thread; the lease on a claimed notice keeps two workers from
 sending the same notice at once.
@@ -15,14 +18,17 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 
-from custody.notices import NoticeDelivery
+from custody.outbox import OutboxDelivery
+from storage.alerts import alert_delivery
 from storage.deployment import Deployment
 from storage.notices import notice_delivery
 
-log = logging.getLogger("custos.notices")
+log = logging.getLogger("custos.outbox")
 
 # Notices attempted per deliver_due call; a full batch is followed by the next at once.
 BATCH = 100
@@ -31,13 +37,25 @@ BATCH = 100
 STOP_TIMEOUT = 5.0
 
 
-class NoticeWorker:
-    """A per-process thread delivering due notices; ``wake`` makes it look at once."""
+class OutboxWorker:
+    """A per-process thread delivering an outbox's due messages; ``wake`` makes it look at
+    once. ``prepare``, when given, runs before each pass (it may write messages)."""
 
-    def __init__(self, delivery: NoticeDelivery, interval: float, *, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        delivery: OutboxDelivery[Any],
+        interval: float,
+        *,
+        batch: int = BATCH,
+        what: str = "notice",
+        prepare: Callable[[], object] | None = None,
+    ) -> None:
         self.delivery = delivery
         self.interval = interval
         self.batch = batch
+        # What it delivers, in its thread's name and its log.
+        self.what = what
+        self.prepare = prepare
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -57,12 +75,12 @@ class NoticeWorker:
                 return
             self._stopping = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, args=(self._stopping,), name="custos-notices", daemon=True
+                target=self._run, args=(self._stopping,), name=f"custos-{self.what}s", daemon=True
             )
             self._thread.start()
 
     def wake(self) -> None:
-        """Look for due notices now (called after a notice was queued)."""
+        """Look for due messages now (called after a notice was queued)."""
         self._wake.set()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -85,24 +103,38 @@ class NoticeWorker:
 
     def _deliver_all_due(self, stopping: threading.Event) -> None:
         try:
+            if self.prepare is not None:
+                self.prepare()
             while not stopping.is_set():
                 report = self.delivery.deliver_due(self.batch)
                 if report.attempted < self.batch:
                     return
         except Exception:
-            # The thread must outlive a failing database or a bug in one pass; the notices
+            # The thread must outlive a failing database or a bug in one pass; the messages
             # stay in the outbox and the next pass takes them up.
-            log.exception("notice delivery failed; trying again in %g s", self.interval)
+            log.exception("%s delivery failed; trying again in %g s", self.what, self.interval)
 
 
 def init_app(app: Flask) -> None:
-    """Start the app's notice worker when ``CUSTOS_NOTIFY`` is set, and wire the order desk to
-    wake it; it stops when the process exits (or with ``app.extensions["custos_notices"]``)."""
+    """Start the app's notice worker (and alert worker, where alerts are on) when
+    ``CUSTOS_NOTIFY`` is set, and wire the order desk to wake it; they stop when the process
+    exits (or with ``app.extensions["custos_notices"]`` and ``["custos_alerts"]``)."""
     if not app.config.get("CUSTOS_NOTIFY"):
         return
     deployment: Deployment = app.extensions["custos"]
-    worker = NoticeWorker(notice_delivery(deployment), deployment.config.notify_interval)
+    interval = deployment.config.notify_interval
+    worker = OutboxWorker(notice_delivery(deployment), interval)
     deployment.orders.on_notice = worker.wake
     app.extensions["custos_notices"] = worker
     worker.start()
     atexit.register(worker.stop)
+    if deployment.orders.alerts is not None:
+        alerts = OutboxWorker(
+            alert_delivery(deployment),
+            interval,
+            what="alert",
+            prepare=deployment.orders.queue_due_alerts,
+        )
+        app.extensions["custos_alerts"] = alerts
+        alerts.start()
+        atexit.register(alerts.stop)

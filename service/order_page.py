@@ -154,12 +154,21 @@ def _targets(targets: Iterable[Mapping[str, Any]]) -> str:
     return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
+def _minute(moment: str | None, zone: str = "UTC") -> str | None:
+    """A time as people read it: to the minute, in ``zone`` (the signed note keeps the exact
+    time)."""
+    from service.pages.display import local_time  # the pages import this module
+
+    return local_time(moment, zone) if moment else moment
+
+
 def _deadline(issued: Mapping[str, Any], view: Mapping[str, Any]) -> tuple[str, str]:
     name = "Preserve until" if issued.get("kind") == "preservation" else "Answer due by"
     if view.get("due"):
-        if not view.get("due_local"):
-            return name, _e(view["due"])
-        return name, f"{_e(view['due'])} ({_e(view['due_local'])}, {_e(view['time_zone'])})"
+        due, zone = _minute(view["due"]), view.get("time_zone")
+        if not view.get("due_local") or not zone or zone == "UTC":
+            return name, _e(due)
+        return name, f"{_e(due)} ({_e(_minute(view['due'], zone))}, {_e(zone)})"
     if view.get("hold_until_answered"):
         return name, "Until the production request that the authority confirmed is answered"
     if view.get("clock_paused"):
@@ -211,7 +220,9 @@ def render_order_page(note: bytes, view: Mapping[str, Any]) -> str:
         f"<title>{title}</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>{title}</h1>"
         f'<p class="subtitle">Order <span class="mono">{_e(doc.get("id"))}</span>, '
-        f"served {_e(doc.get('served_at'))}</p>{alert}</header>" + sections + "</body></html>\n"
+        f"served {_e(_minute(doc.get('served_at')))}</p>{alert}</header>"
+        + sections
+        + "</body></html>\n"
     )
 
 
@@ -224,6 +235,18 @@ def order_document_html(
     ``names`` gives the name of each provider and principal id the order names; a named one
     is shown by its name, its id beside it, small."""
     parsed, doc = _issued(note)
+    return issued_order_html(doc, view, names, parsed)
+
+
+def issued_order_html(
+    doc: Mapping[str, Any],
+    view: Mapping[str, Any],
+    names: Mapping[str, str] | None = None,
+    note: Note | None = None,
+) -> tuple[str, str, str]:
+    """``order_document_html`` of the body of a ``custos/order/v1`` note (``issued_order``);
+    without its signed ``note`` (a draft's preview), the signature section says that the
+    order is signed when it is approved."""
     known = names or {}
 
     def who(value: object) -> str:
@@ -256,7 +279,7 @@ def order_document_html(
                     ("Drafted by", who(doc.get("drafted_by"))),
                     ("Revised by", ", ".join(map(who, doc.get("revised_by") or [])) or "No one"),
                     ("Approved by", who(doc.get("approved_by"))),
-                    ("Served at", _e(doc.get("served_at"))),
+                    ("Served at", _e(_minute(doc.get("served_at")))),
                     _deadline(doc, view),
                     ("State", _e(str(view.get("state", "")).replace("_", " "))),
                     ("Language", _e(doc.get("language"))),
@@ -341,7 +364,13 @@ def order_document_html(
             if confidentiality.get("no_user_notice")
             else "<p>The order does not bar notice to the user.</p>",
         ),
-        _section("Signature", _signatures(parsed)),
+        _section(
+            "Signature",
+            _signatures(note)
+            if note is not None
+            else "<p>Not signed yet: the order is signed, with this text, when an approver "
+            "approves it.</p>",
+        ),
     ]
     title = f"{kind} {_e(doc.get('reference'))}"
     alert = (

@@ -1,16 +1,17 @@
 """The authority's order API: drafting, revising, submitting, approving and following orders.
 
 The order desk (``custody.order_desk``) decides everything: the document is validated by
-``OrderDocument.from_json`` (422 naming the field), the lifecycle by the transition table
-(403 for the wrong party or a four-eyes violation, 409 with ``allowed_actions`` for what the
-state forbids, changing nothing). The schemas here describe the bodies for the OpenAPI
-document; those of the action bodies also check their types before the desk sees them.
+``OrderDocument.from_json`` (422 naming every field at fault in ``errors``), the lifecycle by
+the transition table (403 for the wrong party or a four-eyes violation, 409 with
+``allowed_actions`` for what the state forbids, changing nothing). The schemas here describe
+the bodies for the OpenAPI document; those of the action bodies also check their types before
+the desk sees them.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -18,13 +19,14 @@ from flask import Response, current_app, g, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from custody.errors import BadRequest, Invalid
+from custody.errors import BadRequest, well_formed_but_invalid
 from custody.events import Actor
 from custody.order_deadlines import MAX_PRESERVATION_DAYS
 from custody.order_desk import AUTHORITY_ROLES, Acted, OrderDesk, StoredOrder
 from custody.order_document import (
     AUTHORITY_TYPES,
     DATA_CATEGORIES,
+    EMERGENCY_ADDRESSEE_TYPES,
     EMERGENCY_CATEGORIES,
     KINDS,
     LEGAL_BASES,
@@ -32,10 +34,12 @@ from custody.order_document import (
     MAX_TEXT,
     TARGET_TYPES,
 )
+from custody.order_enforcing import ANSWERS, REFUSAL_GROUNDS, RESTRICTIONS
 from custody.orders import ACTIONS, OrderState
+from custody.principals import name_list
 from service.auth import requires
 from service.docs import bearer_auth, problem_responses
-from service.log_api import ActorSchema
+from service.log_api import ActorSchema, PrincipalNameSchema
 from service.order_page import CONTENT_SECURITY_POLICY, render_order_page
 from service.request_input import NO_NUL, decode_cursor, load_body, page, read_json_object
 
@@ -80,6 +84,23 @@ class AuthoritySchema(_StrictSchema):
     )
 
 
+class EnforcingAuthoritySchema(_StrictSchema):
+    """The enforcing State's authority (Regulation (EU) 2023/1543 Arts 8, 12)."""
+
+    name = fields.String(required=True)
+    state = fields.String(
+        required=True, metadata={"description": "ISO 3166-1 alpha-2: the enforcing State"}
+    )
+    contact = fields.String(required=True)
+    time_zone = fields.String(
+        required=True, metadata={"description": "IANA time zone where its ten days end"}
+    )
+    notification_url = fields.String(
+        allow_none=True,
+        metadata={"description": "where Custos sends it the order (required when Art 8 does)"},
+    )
+
+
 class OffenceSchema(_StrictSchema):
     description = fields.String(required=True)
     provision = fields.String(required=True)
@@ -118,6 +139,26 @@ class EmergencySchema(_StrictSchema):
 class ConfidentialitySchema(_StrictSchema):
     no_user_notice = fields.Boolean(required=True)
     until = fields.DateTime(allow_none=True)
+    reasons = fields.String(
+        allow_none=True,
+        metadata={"description": "why the user is not told (EU orders: required, Art 13(2))"},
+    )
+
+
+class AddresseeSchema(_StrictSchema):
+    """Whom of the provider the order is addressed to (Regulation (EU) 2023/1543 Annex I)."""
+
+    type = fields.String(required=True, validate=validate.OneOf(EMERGENCY_ADDRESSEE_TYPES))
+    name = fields.String(required=True)
+    state = fields.String(required=True, metadata={"description": "ISO 3166-1 alpha-2"})
+    contact = fields.String(required=True)
+
+
+class ReceivingAuthoritySchema(_StrictSchema):
+    """Where the data go, when not to the issuing authority (Annex I)."""
+
+    name = fields.String(required=True)
+    contact = fields.String(required=True)
 
 
 class OrderDocumentSchema(_StrictSchema):
@@ -151,6 +192,42 @@ class OrderDocumentSchema(_StrictSchema):
     )
     return_channel = fields.String(metadata={"description": "default custos"})
     language = fields.String(metadata={"description": "BCP 47 tag, default en"})
+    enforcing_authority = fields.Nested(
+        EnforcingAuthoritySchema,
+        allow_none=True,
+        metadata={"description": "EU orders for traffic or content data (Art 8(1))"},
+    )
+    offence_state = fields.String(
+        allow_none=True,
+        metadata={"description": "ISO 3166-1: where the offence was committed (Art 8(2)(a))"},
+    )
+    residence_state = fields.String(
+        allow_none=True,
+        metadata={"description": "ISO 3166-1: where the person concerned resides (Art 8(2)(b))"},
+    )
+    addressee = fields.Nested(
+        AddresseeSchema,
+        allow_none=True,
+        metadata={"description": "designated establishment or legal representative (Art 7)"},
+    )
+    emergency_addressee = fields.Nested(
+        AddresseeSchema,
+        allow_none=True,
+        metadata={"description": "emergencies: any establishment or legal representative"},
+    )
+    receiving_authority = fields.Nested(ReceivingAuthoritySchema, allow_none=True)
+    custodian = fields.String(
+        allow_none=True,
+        metadata={"description": "who keeps the data (Budapest Art 29(2)(d))"},
+    )
+    system_location = fields.String(
+        allow_none=True,
+        metadata={"description": "where the computer system is (Budapest Art 29(2)(d))"},
+    )
+    mla_request_intended = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "a mutual assistance request will follow (Art 29(2)(f))"},
+    )
 
 
 @cache
@@ -184,6 +261,14 @@ class ReasonSchema(_StrictSchema):
     )
 
 
+class SendBackSchema(_StrictSchema):
+    reason = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=MAX_TEXT), NO_NUL],
+        metadata={"description": "what the drafter is to change; its event commits to it"},
+    )
+
+
 class ExtendSchema(_StrictSchema):
     days = fields.Integer(
         strict=True,
@@ -209,6 +294,45 @@ class ObjectionAnswerSchema(AnswerSchema):
             "(orders to produce only)"
         }
     )
+
+
+class EnforcingAnswerSchema(_StrictSchema):
+    """The enforcing authority's answer, as the issuing authority records it (Arts 10, 12)."""
+
+    answer = fields.String(required=True, validate=validate.OneOf(ANSWERS))
+    ground = fields.String(
+        validate=validate.OneOf(REFUSAL_GROUNDS),
+        metadata={"description": "with answer ground: the ground for refusal of Art 12(1)"},
+    )
+    details = fields.String(
+        validate=[validate.Length(min=1, max=MAX_TEXT), NO_NUL],
+        metadata={"description": "its answer's text (required for a ground or conditions)"},
+    )
+    given_at = fields.AwareDateTime(
+        metadata={"description": "when the enforcing authority gave it (default: now)"}
+    )
+    evidence = fields.String(
+        validate=NO_NUL,
+        metadata={"description": "the evidence item holding its document, if ingested"},
+    )
+
+
+class UserInformationSchema(_StrictSchema):
+    """Whether the person whose data were sought was informed (Art 13)."""
+
+    informed = fields.Boolean(required=True)
+    details = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=MAX_TEXT), NO_NUL],
+        metadata={"description": "the remedies the person was told of, or why not informed"},
+    )
+
+
+class RestrictionSchema(_StrictSchema):
+    """What the issuing authority did with data it had received (Art 10(4))."""
+
+    measure = fields.String(required=True, validate=validate.OneOf(RESTRICTIONS))
+    details = fields.String(validate=[validate.Length(min=1, max=MAX_TEXT), NO_NUL])
 
 
 class AdaptSchema(_StrictSchema):
@@ -241,6 +365,11 @@ class OrderSummarySchema(Schema):
     drafted_by = fields.String(required=True)
     drafted_at = fields.DateTime(required=True)
     revised_by = fields.List(fields.String(), required=True)
+    validated_by = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the validator who validated it (EU Art 4), if one must"},
+    )
     approved_by = fields.String(required=True, allow_none=True)
     served_at = fields.DateTime(required=True, allow_none=True)
     first_read_at = fields.DateTime(required=True, allow_none=True)
@@ -285,6 +414,26 @@ class OrderSummarySchema(Schema):
     revision = fields.Integer(required=True)
     extensions = fields.Integer(required=True)
     enforcement_sought_at = fields.DateTime(required=True, allow_none=True)
+    enforcing_review = fields.Dict(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "the enforcing State's review (Arts 8, 10, 12): its period, "
+            "receipt, review_until, answer, and any deletion or restriction it called for"
+        },
+    )
+    user_informed_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "when the user was recorded as informed (EU Art 13)"},
+    )
+    responses_withheld = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "the provider's responses are kept from the issuing authority "
+            "while the enforcing State reviews the order (Art 10(3))"
+        },
+    )
     overdue = fields.Boolean(required=True)
     allowed_actions = fields.List(fields.String(validate=validate.OneOf(ACTIONS)), required=True)
 
@@ -316,6 +465,9 @@ class NoticeSchema(Schema):
     """A notice to the provider and where its delivery stands."""
 
     event = fields.String(required=True)
+    addressee = fields.String(
+        required=True, validate=validate.OneOf(["provider", "enforcing_authority"])
+    )
     ledger_index = fields.Integer(required=True)
     url = fields.String(required=True)
     state = fields.String(
@@ -330,9 +482,16 @@ class NoticeSchema(Schema):
 
 class OrderDetailSchema(OrderViewSchema):
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
+    names = fields.List(
+        fields.Nested(PrincipalNameSchema),
+        required=True,
+        metadata={"description": "each principal the timeline names, as people read it"},
+    )
     notices = fields.List(fields.Nested(NoticeSchema), required=True)
     responses = fields.List(
-        fields.String(), required=True, metadata={"description": "evidence ids of the responses"}
+        fields.String(),
+        required=True,
+        metadata={"description": "evidence ids of the responses (none while they are withheld)"},
     )
 
 
@@ -368,15 +527,31 @@ def _acted(acted: Acted) -> dict[str, Any]:
     return {**view, "ledger_index": acted.event.index}
 
 
-def order_detail(desk: OrderDesk, stored: StoredOrder, by: Actor) -> dict[str, Any]:
+def order_detail(
+    desk: OrderDesk,
+    stored: StoredOrder,
+    by: Actor,
+    names: Callable[[Iterable[str]], dict[str, str]],
+) -> dict[str, Any]:
     """An order as its authority follows it: the view, every event with the texts it committed
-    to, the notices to the provider (failed deliveries too) and the responses' evidence ids."""
+    to, who acted by name (``names``: ``Principals.shown_names``), the notices to the provider
+    (failed deliveries too) and the responses' evidence ids."""
     timeline = [entry.as_json() for entry in desk.timeline(stored)]
+    if desk.responses_withheld(stored):
+        # Art 10(3): the responses exist, but not yet for the issuing authority.
+        for entry in timeline:
+            if entry["type"] == "order.responded":
+                entry["data"]["evidence"] = None
     return {
         **desk.view(stored, by=by),
         "timeline": timeline,
+        "names": name_list(names(entry["actor"]["id"] for entry in timeline)),
         "notices": [notice.as_json() for notice in desk.notices_of(stored)],
-        "responses": [e["data"]["evidence"] for e in timeline if e["type"] == "order.responded"],
+        "responses": [
+            e["data"]["evidence"]
+            for e in timeline
+            if e["type"] == "order.responded" and e["data"]["evidence"]
+        ],
     }
 
 
@@ -389,7 +564,7 @@ def _json(schema: type[Schema] | dict[str, Any], *types: str) -> dict[str, Any]:
 @blp.alt_response(
     201, schema=OrderActedSchema, description="the draft", headers=_LOCATION, success=True
 )
-@problem_responses(blp, 400, 422)
+@problem_responses(blp, 400, 409, 422)
 @bearer_auth(blp)
 @requires(*ROLES)
 def draft() -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -419,11 +594,23 @@ def revise(order_id: str) -> dict[str, Any]:
 # action is the path with underscores.
 _ACTIONS: dict[str, tuple[type[Schema], bool, str]] = {
     "submit": (NoBodySchema, False, "Submit a draft for approval (order.submitted)."),
+    "validate": (
+        NoBodySchema,
+        False,
+        "Validate an EU order its issuing authority may not issue alone (order.validated; "
+        "Art 4): the validator role, never one who drafted or revised it.",
+    ),
     "approve": (
         NoBodySchema,
         False,
         "Approve and serve the order (order.served): its document is signed and its clock "
         "starts. 403 for an approver who drafted or revised it.",
+    ),
+    "send-back": (
+        SendBackSchema,
+        True,
+        "Send an order awaiting approval back to draft, with the reason (order.sent_back): "
+        "an approver who neither drafted nor revised it. Its validation, if any, is undone.",
     ),
     "withdraw": (ReasonSchema, False, "Withdraw the order from any open state."),
     "resend": (
@@ -464,6 +651,24 @@ _ACTIONS: dict[str, tuple[type[Schema], bool, str]] = {
         False,
         "Close an order that was answered, or an overdue one that will not be.",
     ),
+    "record-enforcing-answer": (
+        EnforcingAnswerSchema,
+        True,
+        "Record the enforcing authority's answer to an order sent to it (EU Arts 10, 12): "
+        "no ground, a ground for refusal, or conditions, and when it was given.",
+    ),
+    "record-user-information": (
+        UserInformationSchema,
+        True,
+        "Record that the person whose data were sought was informed of the order and of the "
+        "remedies, or why not yet (EU Art 13).",
+    ),
+    "restrict-data": (
+        RestrictionSchema,
+        True,
+        "Record that the data received were deleted or restricted after the enforcing "
+        "authority raised a ground within its 96 hours (EU Art 10(4)).",
+    ),
 }
 
 
@@ -481,7 +686,7 @@ def _action_view(path: str, body: type[Schema], summary: str) -> Callable[[str],
         except BadRequest as exc:
             # Raised for the action's data (days out of range, an empty answer): well-formed
             # JSON whose values the order cannot take.
-            raise Invalid(str(exc)) from None
+            raise well_formed_but_invalid(exc) from None
         return _acted(acted)
 
     act.__name__ = f"{action}_order"
@@ -539,7 +744,8 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
 def show(order_id: str) -> dict[str, Any]:
     """One order: its document, state, deadline, allowed actions, timeline, notices, responses."""
     desk = _desk()
-    return order_detail(desk, desk.get(order_id, g.principal.actor), g.principal.actor)
+    names = current_app.extensions["custos"].principals.shown_names
+    return order_detail(desk, desk.get(order_id, g.principal.actor), g.principal.actor, names)
 
 
 @blp.route("/<order_id>/document", methods=["GET"])

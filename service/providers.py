@@ -13,7 +13,7 @@ from flask import current_app, g, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from custody.errors import BadRequest, Invalid, NotFound
+from custody.errors import BadRequest, NotFound, well_formed_but_invalid
 from custody.principals import ADMINS
 from custody.providers import READERS, Providers
 from service.auth import requires
@@ -66,6 +66,11 @@ class NewProviderSchema(Schema):
         validate=NO_NUL,
         metadata={"description": "ISO 3166-2 subdivision, where its holidays differ"},
     )
+    languages = fields.List(
+        fields.String(validate=NO_NUL),
+        allow_none=True,
+        metadata={"description": "BCP 47 tags of the languages it accepts orders in (EU Art 9)"},
+    )
 
 
 class ProviderSchema(Schema):
@@ -78,6 +83,7 @@ class ProviderSchema(Schema):
     time_zone = fields.String(required=True)
     country = fields.String(required=True, allow_none=True)
     subdivision = fields.String(required=True, allow_none=True)
+    languages = fields.List(fields.String(), required=True)
     created_at = fields.DateTime(required=True)
 
 
@@ -113,7 +119,7 @@ def add() -> tuple[dict[str, Any], int, dict[str, str]]:
     except BadRequest as exc:
         # A field the register refuses (empty, too long, not an http(s) URL): the body is
         # well-formed, its value is not.
-        raise Invalid(str(exc)) from None
+        raise well_formed_but_invalid(exc) from None
     location = url_for("providers.show", provider_id=provider.id)
     return provider.as_json(), 201, {"Location": location}
 

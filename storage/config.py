@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from custody.addresses import is_email_address
 from custody.errors import CustosError
 from custody.notices import DEFAULT_LEASE
 from custody.outbound import outbound_allowance
@@ -25,6 +26,9 @@ SUPPORTED_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
 RETENTION_MODES = ("GOVERNANCE", "COMPLIANCE")
 LOG_FORMATS = ("json", "text")
 PERIOD_RULES = ("regulation_1182_71", "exact")
+# How alerts reach the mail server: STARTTLS on a plain connection, TLS from the start, or
+# in the clear (a server on the same host).
+SMTP_SECURITY = ("starttls", "tls", "none")
 MiB = 1024 * 1024
 # S3 multipart limits: every part but the last is at least 5 MiB and at most 5 GiB.
 MIN_PART_SIZE = 5 * MiB
@@ -80,7 +84,17 @@ class Config:
     session_idle: float = 1800.0
     session_max_age: float = 43200.0
     page_upload_max_bytes: int = 2 * 1024**3
+    page_ingest_max_bytes: int = 1024**3
     totp_roles: tuple[str, ...] = ()
+    # E-mail alerts (custody.alerts): off while smtp_host is empty.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = ""
+    smtp_timeout: float = 10.0
+    alert_due_within: float = 86400.0
     witnesses: tuple[str, ...] = ()
     """Each ``<URL prefix> <witness key>``: the C2SP tlog-witness witnesses the log asks to
     cosign its checkpoints (custody/witnessing.py)."""
@@ -138,14 +152,26 @@ class Config:
                 "session_idle must be positive and at most session_max_age, and "
                 "page_upload_max_bytes positive"
             )
+        if self.page_ingest_max_bytes <= 0:
+            raise ConfigError("page_ingest_max_bytes must be positive")
         unknown_roles = set(self.totp_roles) - set(ROLES)
         if unknown_roles:
             raise ConfigError(
                 f"totp_roles: unknown roles {', '.join(sorted(unknown_roles))}; "
                 f"roles are {', '.join(ROLES)}"
             )
+        self._check_smtp()
         if not 1 <= self.worker_threads <= MAX_WORKER_THREADS:
             raise ConfigError(f"worker_threads must be between 1 and {MAX_WORKER_THREADS}")
+        self._check_witnesses()
+        if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
+            raise ConfigError(
+                "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
+            )
+
+    def _check_witnesses(self) -> None:
+        if not self.witnesses:
+            return  # the witnessing code (and the verifier it uses) loads only where it is used
         from custody.witnessing import parse_witness
 
         for entry in self.witnesses:
@@ -153,10 +179,26 @@ class Config:
                 parse_witness(entry)
             except ValueError as exc:
                 raise ConfigError(f"witnesses: {exc}") from None
-        if self.request_timeout <= 0 or self.auth_failures_per_minute < 0:
+
+    def _check_smtp(self) -> None:
+        if self.smtp_security not in SMTP_SECURITY:
+            raise ConfigError(f"smtp_security must be one of {', '.join(SMTP_SECURITY)}")
+        if not 0 < self.smtp_port < 65536 or not 0 < self.smtp_timeout <= MAX_NOTIFY_TIMEOUT:
             raise ConfigError(
-                "request_timeout must be positive and auth_failures_per_minute 0 (no limit) or more"
+                f"smtp_port must be a TCP port and smtp_timeout between 0 and "
+                f"{MAX_NOTIFY_TIMEOUT:g} seconds"
             )
+        if self.alert_due_within <= 0:
+            raise ConfigError("alert_due_within must be positive (seconds)")
+        if self.smtp_host and not is_email_address(self.smtp_from):
+            raise ConfigError("smtp_from must be the address alerts come from (local@domain)")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ConfigError("smtp_username and smtp_password are set together, or neither")
+
+    @property
+    def alerts_on(self) -> bool:
+        """Whether e-mail alerts are sent (an SMTP server is configured)."""
+        return bool(self.smtp_host)
 
     @property
     def config_file(self) -> Path:
@@ -202,10 +244,20 @@ _ENV = {
     "CUSTOS_SESSION_IDLE": "session_idle",
     "CUSTOS_SESSION_MAX_AGE": "session_max_age",
     "CUSTOS_PAGE_UPLOAD_MAX_BYTES": "page_upload_max_bytes",
+    "CUSTOS_PAGE_INGEST_MAX_BYTES": "page_ingest_max_bytes",
     "CUSTOS_TOTP_ROLES": "totp_roles",
     "CUSTOS_WITNESSES": "witnesses",
+    "CUSTOS_SMTP_HOST": "smtp_host",
+    "CUSTOS_SMTP_PORT": "smtp_port",
+    "CUSTOS_SMTP_SECURITY": "smtp_security",
+    "CUSTOS_SMTP_USERNAME": "smtp_username",
+    "CUSTOS_SMTP_PASSWORD": "smtp_password",
+    "CUSTOS_SMTP_FROM": "smtp_from",
+    "CUSTOS_SMTP_TIMEOUT": "smtp_timeout",
+    "CUSTOS_ALERT_DUE_WITHIN": "alert_due_within",
 }
-_FILE_KEYS = set(_ENV.values()) - {"key_passphrase"}
+# Secrets come from the environment only, never from the file.
+_FILE_KEYS = set(_ENV.values()) - {"key_passphrase", "smtp_password"}
 
 
 def _digest_name(name: str) -> str:
@@ -242,7 +294,9 @@ def _typed(name: str, value: Any) -> Any:
             "s3_max_attempts",
             "max_body_bytes",
             "page_upload_max_bytes",
+            "page_ingest_max_bytes",
             "worker_threads",
+            "smtp_port",
         ):
             return int(value)
         if name in (
@@ -257,11 +311,13 @@ def _typed(name: str, value: Any) -> Any:
             "s3_timeout",
             "session_idle",
             "session_max_age",
+            "smtp_timeout",
+            "alert_due_within",
         ):
             return float(value)
         if name == "retention_mode" and isinstance(value, str):
             return value.strip().upper()
-        if name in ("log_format", "period_rule") and isinstance(value, str):
+        if name in ("log_format", "period_rule", "smtp_security") and isinstance(value, str):
             return value.strip().lower()
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {value!r}") from None

@@ -265,7 +265,16 @@ class FilesystemObjectStore:
         return self._path(key).is_file()
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # Walk only the folder the prefix names (``witness/12/`` is a folder of its own), so
+        # listing one checkpoint's cosignatures does not read every object of the store.
+        folder, _, _ = prefix.rpartition("/")
+        start = self.root
+        if folder:
+            try:
+                start = self._path(folder)
+            except ValueError:
+                return  # no key begins with an invalid folder
+        for dirpath, dirnames, filenames in os.walk(start):
             top = Path(dirpath) == self.root
             dirnames[:] = sorted(
                 d for d in dirnames if not d.startswith(".") and not (top and d == STAGING)

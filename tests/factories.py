@@ -1,35 +1,94 @@
-"""What many tests build the same way: a valid body for each custody act, order documents, and
-the checks of a ``custos`` command's result."""
+"""What many tests build the same way: a valid body for each custody act, a seizure, cases with
+their members, order documents, and the checks of a ``custos`` command's result."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from click.testing import Result
 
+from custody.cases import CASE_OPENERS, GRANTEE_ROLES
+from custody.errors import Conflict
 from custody.order_document import PARTIAL_TRAFFIC_DISCLOSURE, PRESERVATION, PRODUCTION
+
+if TYPE_CHECKING:
+    from storage.deployment import Deployment
 
 # -- custody acts ----------------------------------------------------------------------------
 
+# The examiner most tests act as; a transfer's receiving custodian must be a member of the
+# item's case, so the bodies below hand items to this one.
+CUSTODIAN = "alice"
+
 # A valid body for each act (the fields each act requires, and some optional ones).
 ACT_BODIES: dict[str, dict[str, str]] = {
-    "evidence.transferred": {"from": "lab", "to": "vault", "location": "B2", "reason": "storage"},
+    "evidence.transferred": {
+        "from": "lab",
+        "to": CUSTODIAN,
+        "location": "B2",
+        "reason": "storage",
+    },
+    "evidence.received": {"location": "vault B2", "seal_intact": "yes"},
     "evidence.checked_out": {"to": "carol", "purpose": "imaging", "authority": "W-17"},
-    "evidence.checked_in": {"by": "carol", "condition": "intact"},
+    "evidence.checked_in": {"by": "carol", "condition": "intact", "location": "vault B2"},
     "evidence.examined": {
         "tool": "X-Ways",
         "version": "21.0",
         "purpose": "triage",
+        "location": "lab 3",
         "findings": "a private diary",
     },
     "evidence.noted": {"text": "smells of smoke"},
     "evidence.sealed": {"seal": "S-0042"},
-    "evidence.unsealed": {"reason": "examination"},
+    "evidence.unsealed": {"reason": "examination", "seal": "S-0042"},
     "evidence.hold_set": {"authority": "court order 9"},
     "evidence.hold_released": {"authority": "court order 10"},
     "evidence.disposed": {"authority": "retention ended", "method": "secure erase"},
 }
+
+# What registering a physical item records of its seizure (custody.acts.SEIZURE_FIELDS).
+SEIZURE: dict[str, str] = {
+    "at": "2026-11-27T09:30:00Z",
+    "location": "14 Harbour Street, flat 2",
+    "by": "DC Ines Moreira",
+    "authority": "search warrant W-17",
+    "packaging": "evidence bag EB-331, sealed S-0041",
+}
+
+# -- cases -----------------------------------------------------------------------------------
+
+
+def in_case(deployment: Deployment, reference: str, *names: str) -> str:
+    """Put the principals ``names`` in the case ``reference`` (opened, if it is not yet, by
+    the first examiner or authority among them): members, or for a court a grant of the
+    whole case for a year. Returns the case's id."""
+    principals = [deployment.principals.get(name) for name in names]
+    operator = deployment.principals.get("operator").actor
+    case = deployment.cases.store.by_reference(reference)
+    if case is None:
+        opener = next(p for p in principals if p.role in CASE_OPENERS)
+        values = {"reference": reference, "title": f"{reference} title", "authority": "DPP"}
+        try:
+            case, _ = deployment.cases.open(values, opener.actor)
+        except Conflict:  # another process opened it first
+            case = deployment.cases.store.by_reference(reference)
+            assert case is not None
+    members = {m.principal_id for m in deployment.cases.store.members(case.id)}
+    for principal in principals:
+        if principal.role in GRANTEE_ROLES:
+            grant = {
+                "court": principal.name,
+                "proceeding": f"trial of {reference}",
+                "ends_at": deployment.ledger.clock() + timedelta(days=365),
+            }
+            deployment.cases.grant_court(case.id, grant, operator)
+        elif principal.id not in members:
+            deployment.cases.add_member(case.id, principal.name, "member", operator)
+            members.add(principal.id)
+    return case.id
+
 
 # -- order documents -------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from service import create_app
 from storage.config import CONFIG_FILE, load_config
 from storage.deployment import open_deployment
 from tests.conftest import Home, bearer, require
-from tests.factories import order_document
+from tests.factories import in_case, order_document
 from tests.service.test_evidence_api import upload
 
 CONTENT = b"seized laptop image " * 1000
@@ -41,6 +41,7 @@ def make_history(home: Home) -> tuple[str, str]:
     examiner = principals.add("alice", "examiner", operator)[1]
     authority = principals.add("pat", "authority", operator)[0].actor
     approver = principals.add("judith", "approver", operator)[0].actor
+    in_case(deployment, "CASE-1", "alice", "pat", "judith")
     isp = deployment.providers.add(
         {
             "name": "Example ISP",

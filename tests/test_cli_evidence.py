@@ -19,15 +19,19 @@ from cli import main
 from commands.sources import StableFile
 from custody.acts import ACT_FIELDS
 from custody.audit import audit_ledger
-from custody.errors import BadRequest
-from custody.events import Event
+from custody.errors import FieldErrors
+from custody.events import SYSTEM, Event
 from storage.deployment import Deployment
 from tests.conftest import Home
-from tests.factories import failed, json_lines, json_object, ok
+from tests.factories import SEIZURE, failed, in_case, json_lines, json_object, ok
 
 CONTENT = b"\x7fELF forensic image " * 4_000  # ~80 KB
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
 MD5 = hashlib.md5(CONTENT).hexdigest()
+# The cases the tests' items go into.
+CASES = ("C", "C-1", "C-2", "C-9")
+# A physical item's seizure, as ``custos evidence register`` takes it.
+SEIZED = [f"--seizure-{name}={value}" for name, value in SEIZURE.items()]
 
 
 def state_of(deployment: Deployment) -> tuple[int, list[str], list[str]]:
@@ -45,16 +49,20 @@ def image(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def examiner(home: Home) -> str:
-    """The name of an examiner principal, for ``--as``."""
+    """The name of an examiner principal, for ``--as``, a member of the tests' cases."""
     operator = home.deployment.principals.get("operator")
     home.deployment.principals.add("alice", "examiner", operator.actor)
+    for case in CASES:
+        in_case(home.deployment, case, "alice")
     return "alice"
 
 
 @pytest.fixture
-def approver(home: Home) -> str:
+def approver(home: Home, examiner: str) -> str:
     operator = home.deployment.principals.get("operator")
     home.deployment.principals.add("judge", "approver", operator.actor)
+    for case in CASES:
+        in_case(home.deployment, case, "judge")
     return "judge"
 
 
@@ -90,7 +98,7 @@ def test_ingest_prints_the_id_digests_and_ledger_index(
     assert done["digests"] == {"sha256": SHA256, "md5": MD5}
     assert done["ledger_index"] == size
     assert done["path"] == str(image) and done["size"] == len(CONTENT)
-    record = home.deployment.handling.get(done["id"])
+    record = home.deployment.handling.get(done["id"], SYSTEM)
     assert record.case == "C-1" and record.exhibit == "HD-1"
     assert record.description["acquisition"]["tool"] == "FTK Imager 4.7"
     assert record.description["authority"] == "W-2026-17"
@@ -207,6 +215,30 @@ def test_the_receipt_from_ingest_verifies_offline(
     assert runner.invoke(main, ["verify-receipt", str(receipt), "--key", key]).exit_code == 1
 
 
+def test_verify_receipt_checks_the_artifact_against_the_receipt(
+    runner: CliRunner, home: Home, examiner: str, image: Path, tmp_path: Path
+) -> None:
+    done = ingest(runner, image, examiner)
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(done["receipt"]), encoding="utf-8")
+    key = home.deployment.keys.current.verifier_key
+    altered = tmp_path / "altered.E01"
+    altered.write_bytes(CONTENT[:-1] + b"?")
+
+    held = runner.invoke(
+        main, ["verify-receipt", str(receipt), "--key", key, "--artifact", str(image)]
+    )
+    other = runner.invoke(
+        main, ["verify-receipt", str(receipt), "--key", key, "--artifact", str(altered), "--json"]
+    )
+
+    assert held.exit_code == 0, held.output
+    assert "(6) ok" in held.stdout
+    assert other.exit_code == 1
+    refused = json.loads(other.stdout)
+    assert refused["failed_step"] == 6 and "not the bytes that were received" in refused["error"]
+
+
 # -- evidence register, list, show, custody, event, download -------------------------------------
 
 
@@ -228,6 +260,7 @@ def test_the_evidence_commands_work_together(
                 "seized phone",
                 "--authority",
                 "W-17",
+                *SEIZED,
                 *as_examiner,
             ],
         )
@@ -246,6 +279,7 @@ def test_the_evidence_commands_work_together(
                 "PH-9",
                 "--description",
                 "tablet",
+                *SEIZED,
                 *as_examiner,
             ],
         )
@@ -256,7 +290,9 @@ def test_the_evidence_commands_work_together(
     everything = json_lines(runner.invoke(main, ["evidence", "list", *as_examiner]))
     assert [i["id"] for i in everything] == [phone["id"], disk["id"], other["id"]]
     text = ok(runner.invoke(main, ["evidence", "list", "--exhibit", "PH-9", "--as", examiner]))
-    assert text.stdout.split() == [other["id"], "physical", "C-2", "PH-9"]
+    header, row = text.stdout.splitlines()
+    assert header.split() == ["ID", "KIND", "CASE", "EXHIBIT", "STATE", "DESCRIPTION"]
+    assert row.split() == [other["id"], "physical", "C-2", "PH-9", "in", "custody", "tablet"]
 
     shown = json_object(runner.invoke(main, ["evidence", "show", disk["id"], *as_examiner]))
     assert shown["parent"] == phone["id"] and shown["digests"]["sha256"] == SHA256
@@ -287,7 +323,7 @@ def test_the_evidence_commands_work_together(
                 "-f",
                 "from=lab",
                 "-f",
-                "to=vault",
+                "to=alice",
                 "-f",
                 "location=room 2",
                 "-f",
@@ -298,7 +334,7 @@ def test_the_evidence_commands_work_together(
     )
     assert moved["event"]["data"] == {
         "from": "lab",
-        "to": "vault",
+        "to": home.deployment.principals.get("alice").id,
         "location": "room 2",
         "reason": "storage",
     }
@@ -330,11 +366,11 @@ def test_the_evidence_commands_work_together(
         "evidence.accessed",
     ]
     assert history[-1]["index"] == got["access_index"]
-    assert history[-1]["data"] == {"purpose": "defence copy"}
+    assert history[-1]["data"] == {"purpose": "defence copy", "digests": {"sha256": SHA256}}
     assert history[-1]["actor"]["role"] == "examiner"
     readable = ok(runner.invoke(main, ["evidence", "custody", disk["id"], "--as", examiner]))
     assert "Content read [evidence.accessed]" in readable.stdout
-    assert "  purpose defence copy" in readable.stdout
+    assert "purpose defence copy" in readable.stdout
 
     disposed = json_object(
         runner.invoke(
@@ -375,13 +411,15 @@ def test_a_refused_act_fails_cleanly_and_changes_nothing(
                 "E",
                 "--description",
                 "box",
+                *SEIZED,
                 "--as",
                 examiner,
                 "--json",
             ],
         )
     )
-    ok(runner.invoke(main, ["evidence", "event", item["id"], "sealed", "--as", examiner]))
+    sealing = ["evidence", "event", item["id"], "sealed", "-f", "seal=S-9", "--as", examiner]
+    ok(runner.invoke(main, sealing))
     before = state_of(home.deployment)
 
     refused = failed(
@@ -423,7 +461,7 @@ def test_a_refused_act_fails_cleanly_and_changes_nothing(
 
     assert "not allowed" in refused and "approver" in forbidden
     assert state_of(home.deployment) == before
-    assert home.deployment.handling.get(item["id"]).state.sealed
+    assert home.deployment.handling.get(item["id"], SYSTEM).state.sealed
 
 
 @pytest.mark.parametrize(
@@ -451,6 +489,7 @@ def test_an_invalid_act_fails_cleanly_naming_the_field_and_records_nothing(
                 "E",
                 "--description",
                 "box",
+                *SEIZED,
                 "--as",
                 examiner,
                 "--json",
@@ -482,6 +521,95 @@ def test_an_invalid_act_fails_cleanly_naming_the_field_and_records_nothing(
     )
 
 
+def test_an_invalid_act_names_every_field_at_fault_each_on_its_line(
+    runner: CliRunner, home: Home, examiner: str
+) -> None:
+    item = json_object(
+        runner.invoke(
+            main,
+            [
+                *(
+                    "evidence",
+                    "register",
+                    "--case",
+                    "C-1",
+                    "--exhibit",
+                    "E",
+                    "--description",
+                    "box",
+                ),
+                *SEIZED,
+                *("--as", examiner, "--json"),
+            ],
+        )
+    )
+    before = state_of(home.deployment)
+
+    message = failed(
+        runner.invoke(
+            main,
+            [
+                *("evidence", "event", item["id"], "transferred", "--from", "", "--to", "Lab"),
+                *("-f", "suspect=someone", "--as", examiner),
+            ],
+        )
+    )
+
+    assert message.splitlines() == [
+        "Error: invalid fields",
+        "  from: empty",
+        "  location: required: where",
+        "  reason: required: why",
+        "  suspect: unknown field",
+    ]
+    assert state_of(home.deployment) == before
+
+
+@pytest.fixture(params=["local", "server"])
+def where(request: pytest.FixtureRequest, home: Home) -> list[str]:
+    """Where a command acts: the local home as an examiner, or a server with one's token."""
+    operator = home.deployment.principals.get("operator")
+    _, token = home.deployment.principals.add("eve", "examiner", operator.actor)
+    if request.param == "local":
+        return ["--as", "eve"]
+    url = request.getfixturevalue("server_url")
+    return ["--server", url, "--token", token]
+
+
+def test_an_invalid_intake_names_every_field_at_fault_locally_and_over_http(
+    runner: CliRunner, home: Home, where: list[str], image: Path
+) -> None:
+    before = state_of(home.deployment)
+
+    registered = runner.invoke(
+        main,
+        [
+            *("evidence", "register", "--case", "C", "--exhibit", ""),
+            *("--description", "box", "--parent", "not-an-id", *where),
+        ],
+    )
+    ingested = runner.invoke(
+        main,
+        [
+            *("ingest", str(image), "--case", "", "--exhibit", "E"),
+            *("--acquired-at", "yesterday", *where),
+        ],
+    )
+
+    fields = [line.split(":")[0].strip() for line in failed(registered).splitlines()[1:]]
+    assert sorted(fields) == ["exhibit", "parent"]
+    # Standard error also carries the progress bar's label, before the error.
+    lines = failed(ingested).splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("Error: ")) :]
+    assert lines[0].startswith(f"Error: {image}: ")
+    assert lines[0].endswith("invalid fields; nothing was recorded")
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == [
+        "acquisition.acquired_at",
+        "case",
+    ]
+    assert state_of(home.deployment) == before
+
+
 def test_each_acts_options_are_its_fields_in_the_act_table(
     runner: CliRunner, home: Home, examiner: str
 ) -> None:
@@ -495,6 +623,7 @@ def test_each_acts_options_are_its_fields_in_the_act_table(
             main,
             [
                 *("evidence", "register", "--case", "C", "--exhibit", "E", "--description", "box"),
+                *SEIZED,
                 *("--as", examiner, "--json"),
             ],
         )
@@ -504,7 +633,7 @@ def test_each_acts_options_are_its_fields_in_the_act_table(
         runner.invoke(
             main,
             [
-                *("evidence", "event", item["id"], "transferred", "--from", "lab", "--to", "vault"),
+                *("evidence", "event", item["id"], "transferred", "--from", "lab", "--to", "alice"),
                 *("--location", "room 2", "-f", "reason=storage", "--as", examiner, "--json"),
             ],
         )
@@ -512,7 +641,7 @@ def test_each_acts_options_are_its_fields_in_the_act_table(
 
     assert moved["event"]["data"] == {
         "from": "lab",
-        "to": "vault",
+        "to": home.deployment.principals.get("alice").id,
         "location": "room 2",
         "reason": "storage",
     }
@@ -536,7 +665,10 @@ def test_an_unknown_item_fails_cleanly(runner: CliRunner, examiner: str, tmp_pat
 @pytest.fixture
 def examiner_token(home: Home) -> str:
     operator = home.deployment.principals.get("operator")
-    return home.deployment.principals.add("erin", "examiner", operator.actor)[1]
+    token = home.deployment.principals.add("erin", "examiner", operator.actor)[1]
+    for case in CASES:
+        in_case(home.deployment, case, "erin")
+    return token
 
 
 def test_ingest_and_download_against_a_server(
@@ -588,7 +720,7 @@ def test_ingest_and_download_against_a_server(
     assert done["digests"] == {"sha256": SHA256, "md5": MD5}
     assert done["ledger_index"] == before[0]
     assert (
-        home.deployment.handling.get(done["id"]).created_by
+        home.deployment.handling.get(done["id"], SYSTEM).created_by
         == home.deployment.principals.get("erin").id
     )
 
@@ -611,7 +743,8 @@ def test_ingest_and_download_against_a_server(
     assert output.read_bytes() == CONTENT
     assert got["digests"]["sha256"] == SHA256
     accessed = Event.decode(home.deployment.ledger.entry(got["access_index"]))
-    assert accessed.type == "evidence.accessed" and accessed.data == {"purpose": "court copy"}
+    assert accessed.type == "evidence.accessed"
+    assert accessed.data == {"purpose": "court copy", "digests": {"sha256": SHA256, "md5": MD5}}
 
     listed = json_lines(runner.invoke(main, ["evidence", "list", "--case", "C-1", *remote]))
     assert [i["id"] for i in listed] == [done["id"]]
@@ -702,16 +835,17 @@ def test_downloading_a_corrupted_item_from_the_server_fails_and_keeps_no_file(
         )
     )
 
-    assert "HTTP 500" in message or "cut short" in message
+    assert "HTTP 500" in message
     assert not output.exists() and not output.with_name(output.name + ".part").exists()
     events = [
         Event.decode(e.leaf).type
         for e in home.deployment.ledger.subject_entries(f"evidence:{done['id']}")
     ]
-    assert events[-2:] == ["evidence.accessed", "evidence.integrity_failed"]
+    # The bytes are re-hashed before the access is recorded: no access, the failure.
+    assert events[-2:] == ["evidence.ingested", "evidence.integrity_failed"]
 
 
-def test_the_server_cuts_a_corrupted_download_short(
+def test_the_server_refuses_a_corrupted_download_before_any_byte(
     home: Home, server_url: str, examiner_token: str
 ) -> None:
     deployment = home.deployment
@@ -733,13 +867,12 @@ def test_the_server_cuts_a_corrupted_download_short(
         headers={"Authorization": f"Bearer {examiner_token}"},
     )
     response = connection.getresponse()
-    received = 0
-    while chunk := response.read(1 << 16):
-        received += len(chunk)
+    body = response.read()
     connection.close()
 
-    assert response.status == 200 and int(response.headers["Content-Length"]) == len(content)
-    assert received < len(content)  # short of its Content-Length: never a complete bad copy
+    assert response.status == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert content[:100] not in body
 
 
 def test_ingest_of_a_folder_records_each_file_under_its_relative_path(
@@ -859,6 +992,47 @@ def test_a_file_rewritten_while_it_is_read_fails_and_records_nothing(
     assert state_of(home.deployment) == before
 
 
+def test_a_file_rewritten_while_it_is_sent_to_a_server_fails_and_records_nothing(
+    runner: CliRunner,
+    home: Home,
+    server_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same over HTTP: the upload stops short, so the server records nothing either."""
+    operator = home.deployment.principals.get("operator")
+    _, token = home.deployment.principals.add("eve", "examiner", operator.actor)
+    in_case(home.deployment, "C-1", "eve")
+    source = tmp_path / "acquiring.dd"
+    source.write_bytes(CONTENT * 64)
+    reads = []
+    original = StableFile.read
+
+    def read_then_rewrite(self: StableFile, size: int | None = -1) -> bytes:
+        data = original(self, size)
+        reads.append(len(data))
+        if len(reads) == 1:
+            writer = threading.Thread(target=lambda: source.write_bytes(CONTENT * 64))
+            writer.start()
+            writer.join()
+        return data
+
+    monkeypatch.setattr(StableFile, "read", read_then_rewrite)
+    before = state_of(home.deployment)
+
+    result = runner.invoke(
+        main,
+        [
+            *("ingest", str(source), "--case", "C-1", "--exhibit", "HD-1"),
+            *("--server", server_url, "--token", token),
+        ],
+    )
+
+    assert "changed while it was read" in failed(result)
+    assert len(reads) > 1
+    assert state_of(home.deployment) == before
+
+
 def test_a_file_that_grows_while_it_is_read_fails_and_records_nothing(
     runner: CliRunner, home: Home, examiner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -895,7 +1069,7 @@ def test_a_file_name_that_is_not_utf8_is_recorded_escaped(
 
     done = ingest(runner, path, examiner)
 
-    record = home.deployment.handling.get(done["id"])
+    record = home.deployment.handling.get(done["id"], SYSTEM)
     assert record.description["description"] == "caf\\xe9-\\xff.E01"
     assert done["path"].endswith("/caf\\xe9-\\xff.E01")
     assert audit_ledger(
@@ -914,9 +1088,33 @@ def test_text_that_cannot_be_recorded_is_refused_before_anything_is_stored(
         "case": "C-1",
         "exhibit": "HD-1",
         "description": os.fsdecode(b"caf\xe9.E01"),  # a lone surrogate, as Python reads it
+        "acquisition": {"tool": "dd\x00", "acquired_by": "Alice"},
     }
 
-    with pytest.raises(BadRequest, match="description"):
+    with pytest.raises(FieldErrors) as refused:
         deployment.intake.open_session(announced, actor)
 
+    assert refused.value.errors == [
+        ("description", "not text that can be recorded (not UTF-8)"),
+        ("acquisition.tool", "holds a NUL character"),
+    ]
+
     assert state_of(deployment) == before
+
+
+def test_the_custody_history_names_who_acted_locally_and_over_http(
+    runner: CliRunner, home: Home, where: list[str], image: Path
+) -> None:
+    operator = home.deployment.principals.get("operator").actor
+    home.deployment.principals.name("eve", "Eve Moreau", operator)
+    in_case(home.deployment, "C-1", "eve")
+    done = json_object(
+        runner.invoke(
+            main, ["ingest", str(image), "--case", "C-1", "--exhibit", "HD-7", *where, "--json"]
+        )
+    )
+    eve = home.deployment.principals.get("eve")
+
+    readable = ok(runner.invoke(main, ["evidence", "custody", done["id"], *where])).stdout
+
+    assert f"by Eve Moreau (examiner, {eve.id})" in readable

@@ -3,6 +3,7 @@ checkpoint), the CASE format, and clean refusals that leave no file behind."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -17,7 +18,7 @@ from custody.events import Event
 from custody.verify.bundle import verify_bundle
 from storage.deployment import Deployment
 from tests.conftest import Home
-from tests.factories import failed, ok
+from tests.factories import failed, in_case, ok
 
 CONTENT = b"\x7fELF forensic image " * 4_000
 
@@ -28,6 +29,7 @@ def people(home: Home) -> dict[str, str]:
     operator = principals.get("operator").actor
     for name, role in (("alice", "examiner"), ("clerk", "court"), ("judge", "approver")):
         principals.add(name, role, operator)
+    in_case(home.deployment, "C-1", "alice", "clerk", "judge")
     return {"examiner": "alice", "court": "clerk", "approver": "judge"}
 
 
@@ -54,7 +56,7 @@ def test_export_writes_the_bundle_the_writer_gives(
 
     summary = json.loads(result.stdout)
     assert summary["path"] == str(output) and summary["items"] == [item]
-    assert summary["format"] == "custos/exhibit/v2" and summary["accessed"] == []
+    assert summary["format"] == "custos/exhibit/v3" and summary["accessed"] == []
     assert summary["verified"] is True
     direct = io.BytesIO()
     deployment.bundles.export([item], direct, by=deployment.principals.get("clerk").actor)
@@ -91,9 +93,14 @@ def test_export_with_content_and_a_known_checkpoint(
     assert "the service's own check: VERIFIED" in result.stdout
     assert archive.read("known-checkpoint") == known.read_bytes()
     assert "consistency" in archive.namelist()
-    events = [Event.decode(archive.read(n)) for n in archive.namelist() if "/events/" in n]
+    events = [
+        Event.decode(archive.read(n))
+        for n in archive.namelist()
+        if n.startswith(f"items/{item}/events/")
+    ]
     assert events[-1].type == "evidence.accessed"
-    assert events[-1].data == {"purpose": "exhibit export"}
+    sha256 = hashlib.sha256(CONTENT).hexdigest()  # what the bytes re-hashed to
+    assert events[-1].data == {"purpose": "exhibit export", "digests": {"sha256": sha256}}
     assert f"evidence.accessed #{deployment.ledger.size() - 1}" in result.stdout
 
 
@@ -160,6 +167,7 @@ def test_export_against_a_server_writes_the_bundle_the_server_makes(
 ) -> None:
     operator = deployment.principals.get("operator").actor
     token = deployment.principals.add("bailiff", "court", operator)[1]
+    in_case(deployment, "C-1", "bailiff")
     output = tmp_path / "exhibit.zip"
     remote = ["--server", server_url, "--token", token]
 
@@ -187,6 +195,7 @@ def test_export_against_a_server_bundles_several_items_and_a_kept_checkpoint(
 ) -> None:
     operator = deployment.principals.get("operator").actor
     token = deployment.principals.add("bailiff", "court", operator)[1]
+    in_case(deployment, "C-1", "bailiff")
     known = tmp_path / "kept.txt"
     known.write_bytes(deployment.ledger.checkpoint().note)
     second = tmp_path / "phone.bin"

@@ -20,7 +20,7 @@ from custody.order_document import PRESERVATION
 from custody.providers import Provider
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import FakeClock, Home, add_provider
-from tests.factories import failed, json_lines, json_object, ok, order_document
+from tests.factories import failed, in_case, json_lines, json_object, ok, order_document
 
 PROVIDER_FIELDS = [
     "--jurisdiction",
@@ -48,12 +48,15 @@ def cast(home: Home) -> Cast:
     dep = home.deployment
     operator = dep.principals.get("operator").actor
     provider = add_provider(dep, "MailCo")
-    return Cast(
+    cast = Cast(
         authority=dep.principals.add("ana", "authority", operator)[0].actor,
         approver=dep.principals.add("judge", "approver", operator)[0].actor,
         provider=provider,
         provider_principal=dep.principals.add("mailco", "provider", operator, provider.id)[0].actor,
     )
+    for case in ("CASE-1", "C-1", "C-2"):
+        in_case(dep, case, "ana", "judge")
+    return cast
 
 
 def draft(dep: Deployment, cast: Cast, provider: Provider | None = None, **changes: Any) -> str:
@@ -131,7 +134,8 @@ def test_provider_list_prints_every_provider(runner: CliRunner, home: Home) -> N
         "MailCo": None,
         "PhoneCo": "https://phone.example/n",
     }
-    assert len(text) == 2
+    assert text[0].split() == ["NAME", "JURISDICTION", "ID", "NOTICES", "TO"]
+    assert len(text) == 3
     assert any(second.id in line and "https://phone.example/n" in line for line in text)
 
 
@@ -154,6 +158,22 @@ def test_a_refused_provider_add_fails_cleanly_and_records_nothing(
 
     assert message in output
     assert home.deployment.providers.list() == []
+    assert home.deployment.ledger.size() == size
+
+
+def test_a_provider_add_with_several_fields_at_fault_names_each_on_its_line(
+    runner: CliRunner, home: Home
+) -> None:
+    size = home.deployment.ledger.size()
+    args = ["--jurisdiction", "IE", "--legal-representative", " ", "--contact", ""]
+
+    output = failed(runner.invoke(main, ["provider", "add", "MailCo", *args]))
+
+    assert output.splitlines() == [
+        "Error: invalid fields",
+        "  legal_representative: required, as non-empty text",
+        "  contact: required, as non-empty text",
+    ]
     assert home.deployment.ledger.size() == size
 
 
@@ -389,10 +409,11 @@ def test_orders_list_filters_by_status_provider_case_and_overdue(
 def test_orders_list_prints_one_line_per_order_marking_the_overdue(
     runner: CliRunner, docket: Docket
 ) -> None:
-    text = ok(runner.invoke(main, ["orders", "list", "--as", "judge"])).stdout.splitlines()
+    header, *rows = ok(runner.invoke(main, ["orders", "list", "--as", "judge"])).stdout.splitlines()
 
-    assert [line.split()[0] for line in text] == [docket.drafted, docket.served, docket.overdue]
-    assert [line.endswith("OVERDUE") for line in text] == [False, False, True]
+    assert header.split()[0] == "ID" and header.split()[-1] == "OVERDUE"
+    assert [line.split()[0] for line in rows] == [docket.drafted, docket.served, docket.overdue]
+    assert [line.split()[-1] for line in rows] == ["no", "no", "yes"]
 
 
 def test_orders_list_items_carry_the_summary_of_each_order_without_its_document(
@@ -406,7 +427,12 @@ def test_orders_list_items_carry_the_summary_of_each_order_without_its_document(
     assert order["state"] == "acknowledged" and order["overdue"] is True
     assert order["drafted_by"] == cast.authority.id and order["approved_by"] == cast.approver.id
     # What ana, an authority, may do with an overdue order; the provider's acts are not hers.
-    assert order["allowed_actions"] == ["withdraw", "seek_enforcement", "close"]
+    assert order["allowed_actions"] == [
+        "withdraw",
+        "seek_enforcement",
+        "close",
+        "record_user_information",
+    ]
     assert order["provider"] == cast.provider.id
     assert "document" not in order  # the targets are read by showing the order
 
@@ -457,7 +483,10 @@ def test_orders_show_of_an_unknown_order_fails_cleanly(runner: CliRunner, cast: 
 @pytest.fixture
 def authority_token(home: Home) -> str:
     operator = home.deployment.principals.get("operator")
-    return home.deployment.principals.add("avery", "authority", operator.actor)[1]
+    token = home.deployment.principals.add("avery", "authority", operator.actor)[1]
+    for case in ("CASE-1", "C-1", "C-2"):
+        in_case(home.deployment, case, "avery")
+    return token
 
 
 def test_orders_list_and_show_against_a_server_print_what_the_local_home_prints(

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from cli import main
 from custody.verify.bundle import verify_bundle
 from tests.conftest import Home, require
-from tests.factories import failed, json_object
+from tests.factories import failed, in_case, json_object
 
 CONTENT = b"seized laptop sector " * 2_000
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
@@ -29,11 +29,12 @@ def item(runner: CliRunner, home: Home, tmp_path: Path) -> str:
     """An image ingested and transferred once by the examiner ``alice``."""
     operator = home.deployment.principals.get("operator")
     home.deployment.principals.add("alice", "examiner", operator.actor)
+    in_case(home.deployment, "C-7", "alice")
     image = tmp_path / "laptop.E01"
     image.write_bytes(CONTENT)
     ingest = ["ingest", str(image), "--case", "C-7", "--exhibit", "HD-1", "--as", "alice"]
     evidence_id = str(json_object(runner.invoke(main, [*ingest, "--json"]))["id"])
-    fields = ["-f", "from=lab", "-f", "to=vault", "-f", "location=room 2", "-f", "reason=storage"]
+    fields = ["-f", "from=lab", "-f", "to=alice", "-f", "location=room 2", "-f", "reason=storage"]
     transfer = ["evidence", "event", evidence_id, "transferred", *fields, "--as", "alice"]
     json_object(runner.invoke(main, [*transfer, "--json"]))
     return evidence_id
@@ -64,6 +65,7 @@ def test_report_writes_the_page_the_exported_bundle_carries(
 ) -> None:
     operator = home.deployment.principals.get("operator")
     home.deployment.principals.add("clerk", "court", operator.actor)
+    in_case(home.deployment, "C-7", "clerk")
     out, exhibit = tmp_path / "report.html", tmp_path / "exhibit.zip"
 
     json_object(runner.invoke(main, ["report", item, "-o", str(out), "--as", "alice", "--json"]))

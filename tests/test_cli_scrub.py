@@ -13,6 +13,7 @@ from cli import main
 from custody.evidence import EvidenceRecord, blob_key
 from storage.deployment import Deployment
 from tests.conftest import Home
+from tests.factories import in_case
 
 DIGITAL = {"kind": "digital", "case": "C-1", "exhibit": "E-1", "description": "disk image"}
 
@@ -22,6 +23,7 @@ def ingest(deployment: Deployment, content: bytes, exhibit: str = "E-1") -> Evid
     examiner = deployment.principals.add(f"examiner-{exhibit.lower()}", "examiner", operator)[
         0
     ].actor
+    in_case(deployment, "C-1", f"examiner-{exhibit.lower()}")
     session = deployment.intake.open_session({**DIGITAL, "exhibit": exhibit}, examiner)
     return deployment.intake.receive(session.id, io.BytesIO(content), examiner).record
 

@@ -50,6 +50,7 @@ from custody.note import NoteVerifier, open_note
 from custody.note_types import MANIFEST_TYPE
 from custody.verify.errors import VerificationError
 from custody.verify.receipt import verify_receipt
+from tests.factories import SEIZURE
 from tests.server import HTTP_TIMEOUT, ForkedServer, RunningServer, WarmServers
 
 SEED = int(os.environ.get("CUSTOS_CRASH_SEED") or 20261128)
@@ -64,14 +65,8 @@ CASE = "CRASH-1"
 # A custody act and its fields; those that change the item's state may be refused (409).
 ACTS: dict[str, dict[str, str]] = {
     "evidence.noted": {"text": "observed during the crash test"},
-    "evidence.transferred": {
-        "from": "locker 1",
-        "to": "locker 2",
-        "location": "lab",
-        "reason": "x",
-    },
     "evidence.sealed": {"seal": "S-1"},
-    "evidence.unsealed": {"reason": "examination"},
+    "evidence.unsealed": {"reason": "examination", "seal": "S-1"},
 }
 STATE_ACTS = {"evidence.sealed", "evidence.unsealed"}
 # Errors that mean the server went away mid-request.
@@ -133,10 +128,12 @@ def site(tmp_path: Path, servers: WarmServers) -> Site:
     for command in (
         ["init", "--origin", ORIGIN],
         ["principal", "add", "alice", "--role", "examiner"],
+        ["case", "open", CASE, "--title", "Crash", "--authority", "DPP", "--as", "alice"],
     ):
         result = runner.invoke(main, ["--home", str(home), *command, "--json"], env=_no_settings())
         assert result.exit_code == 0, result.output
-    token = json.loads(result.stdout.splitlines()[-1])["token"]
+        if command[0] == "principal":
+            token = json.loads(result.stdout.splitlines()[-1])["token"]
     servers.wait_ready()
     return Site(home, token, Acknowledged())
 
@@ -382,7 +379,13 @@ def test_a_server_killed_mid_work_keeps_everything_it_acknowledged(
         server.wait_ready(answers=1)
         if cycle == 0:
             for exhibit in ("P-1", "P-2", "P-3"):
-                body = {"kind": "physical", "case": CASE, "exhibit": exhibit, "description": "a"}
+                body = {
+                    "kind": "physical",
+                    "case": CASE,
+                    "exhibit": exhibit,
+                    "description": "a",
+                    "seizure": SEIZURE,
+                }
                 item = expect(server.call("POST", "/v1/evidence", token, json_body=body), 201)
                 ack.registered[item["id"]] = item["ledger_index"]
         last = cycle == CYCLES - 1

@@ -1,24 +1,29 @@
-"""The interfaces others build on stay as they are: the OpenAPI document and the ``--json``
-output of every ``custos`` command, compared with golden copies in ``tests/snapshots/``.
+"""The interfaces others build on stay as they are: the OpenAPI document, the ``--json``
+output of every ``custos`` command and the text it prints for people, compared with golden
+copies in ``tests/snapshots/`` (``cli.json``; ``cli.txt``, one section per command run).
 
 One scripted scenario runs every command once (a few twice: locally and with ``--server``) on
-a fresh home. What differs between runs (ids, tokens, times, digests, keys, signatures, proofs,
-paths under the temporary folder) is replaced by a placeholder that names its kind, so a golden
-still pins every key, every list's length and the shape of every value.
+a fresh home; it runs once with ``--json`` and once as a person runs it. What differs between
+runs (ids, tokens, times, digests, keys, signatures, proofs, paths under the temporary folder,
+durations) is replaced by a placeholder that names its kind, so a golden still pins every key,
+every list's length and the shape of every value, and every line a person reads.
 
-The goldens were taken once from the code before the CLI was split into ``commands/``; no test
-or make target rewrites them. After a deliberate interface change, rewrite them by hand with
-``CUSTOS_WRITE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_interfaces_unchanged.py``
+The JSON goldens were taken once from the code before the CLI was split into ``commands/``;
+no test or make target rewrites them. After a deliberate interface change, rewrite them by hand
+with ``CUSTOS_WRITE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_interfaces_unchanged.py``
 (the run writes the files and fails, so it cannot pass unnoticed) and review the diff.
 """
 
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import json
 import os
 import re
+import shlex
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,12 +41,13 @@ from service import create_app
 from storage.config import load_config
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import FakeClock
-from tests.factories import order_document
+from tests.factories import SEIZURE, order_document
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 WRITE = os.environ.get("CUSTOS_WRITE_SNAPSHOTS") == "1"
 ORIGIN = "snapshot.custos.invalid/ledger"
 CONTENT = b"the bytes of a seized disk image\n" * 64
+SEIZED = tuple(f"--seizure-{name}={value}" for name, value in SEIZURE.items())
 
 # Commands the scenario cannot run in-process: ``serve`` forks gunicorn and never returns;
 # ``witness serve`` serves until interrupted (tests/custody/test_witness.py serves it).
@@ -54,7 +60,7 @@ _WHOLE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\d{4}-\d{2}-\d{2}"), "<date>"),
     (re.compile(r"custos_[A-Za-z0-9_-]{20,}"), "<token>"),
     (re.compile(r"[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*"), "<verifier-key>"),
-    (re.compile(r"(ev|ord|pr|prv)_[0-9a-f]{16}"), r"<\1-id>"),
+    (re.compile(r"(ev|ord|pr|prv|cs|gr)_[0-9a-f]{16}"), r"<\1-id>"),
     (re.compile(r"[0-9a-f]{16,}"), "<hex>"),
     # Base64 of random bytes has upper and lower case letters (a path or a name has not both).
     (re.compile(r"(?=.*[A-Z])(?=.*[a-z])[A-Za-z0-9+/_-]{16,}={0,2}"), "<base64>"),
@@ -68,7 +74,7 @@ _INSIDE: list[tuple[re.Pattern[str], str]] = [
         "<time>",
     ),
     (re.compile(r"custos_[A-Za-z0-9_-]{20,}"), "<token>"),
-    (re.compile(r"\b(ev|ord|pr|prv)_[0-9a-f]{16}\b"), r"<\1-id>"),
+    (re.compile(r"\b(ev|ord|pr|prv|cs|gr)_[0-9a-f]{16}\b"), r"<\1-id>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
     (re.compile(r"\b[0-9a-f]{16,}\b"), "<hex>"),
     (re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}"), "<base64>"),
@@ -113,35 +119,86 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class Scenario:
-    """Runs commands on one home and keeps each one's exit code and normalised output."""
+# Numbers in the text for people that depend on the run itself, as ``VOLATILE`` names them in
+# the JSON: how long a step took, and a zip's length (it moves with the digits of its times).
+_VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bin \d+(\.\d+)? s\b"), "in <seconds> s"),
+    (re.compile(r"\b\d+ bytes, from\b"), "<int> bytes, from"),
+]
 
-    def __init__(self, tmp: Path) -> None:
+
+def normalise_lines(text: str, tmp: str) -> str:
+    """Text for people with what varies between runs replaced, as ``normalise`` does."""
+    text = normalise_text(text, tmp)
+    for pattern, placeholder in _VOLATILE_TEXT:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+class Scenario:
+    """Runs commands on one home and keeps each one's exit code and normalised output: with
+    ``--json``, or (``for_people``) the text a person reads, while the JSON objects the
+    commands would print are still handed back to the scenario."""
+
+    def __init__(self, tmp: Path, for_people: bool = False) -> None:
         self.tmp = tmp
+        self.for_people = for_people
         self.runner = CliRunner()
         self.steps: dict[str, dict[str, Any]] = {}
         self.commands: set[str] = set()
+        self.emitted: list[dict[str, Any]] = []
 
     def run(
         self, label: str, *argv: str, exit_code: int = 0, volatile: frozenset[str] = VOLATILE
     ) -> list[dict[str, Any]]:
         assert label not in self.steps, label
-        result = self.runner.invoke(main, [*argv, "--json"])
+        self.emitted = []
+        result = self.runner.invoke(main, [*argv] if self.for_people else [*argv, "--json"])
         assert result.exit_code == exit_code, (label, result.output, result.exception)
-        lines = [json.loads(line) for line in result.stdout.splitlines()]
-        self.steps[label] = {
+        step: dict[str, Any] = {
             "argv": [normalise_text(a, str(self.tmp)) for a in argv],
             "exit_code": result.exit_code,
-            "output": normalise(lines, str(self.tmp), volatile),
         }
+        if self.for_people:
+            step["text"] = normalise_lines(result.stdout, str(self.tmp))
+            lines = self.emitted
+        else:
+            lines = [json.loads(line) for line in result.stdout.splitlines()]
+            step["output"] = normalise(lines, str(self.tmp), volatile)
+        self.steps[label] = step
         words = [a for a in argv if not a.startswith("-")]
         self.commands.add(" ".join(words[:2]) if words[0] in GROUPS else words[0])
         return lines
 
+    def record_emitted(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Keep what each command hands to ``emit`` and ``emit_table`` (and prints as text)."""
+        import commands.common
+
+        emit, emit_table = commands.common.emit, commands.common.emit_table
+
+        def recording_emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
+            self.emitted.append(obj)
+            emit(as_json, obj, text)
+
+        def recording_table(as_json: bool, items: Any, *rest: Any) -> None:
+            listed = list(items)
+            self.emitted.extend(listed)
+            emit_table(as_json, listed, *rest)
+
+        for name, module in list(sys.modules.items()):
+            if name.startswith("commands."):
+                if getattr(module, "emit", None) is emit:
+                    monkeypatch.setattr(module, "emit", recording_emit)
+                if getattr(module, "emit_table", None) is emit_table:
+                    monkeypatch.setattr(module, "emit_table", recording_table)
+
     def one(
         self, label: str, *argv: str, exit_code: int = 0, volatile: frozenset[str] = VOLATILE
     ) -> dict[str, Any]:
-        [line] = self.run(label, *argv, exit_code=exit_code, volatile=volatile)
+        lines = self.run(label, *argv, exit_code=exit_code, volatile=volatile)
+        if self.for_people and not lines:
+            return {}  # a command that prints without emit (the verifiers, audit)
+        [line] = lines
         return line
 
 
@@ -180,7 +237,12 @@ def serve_home() -> Iterator[Callable[[Path], str]]:
         deployment.close()
 
 
-def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path], str]) -> Scenario:
+def play(
+    tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    serve_home: Callable[[Path], str],
+    for_people: bool = False,
+) -> Scenario:
     for name in list(os.environ):
         if name.startswith("CUSTOS_"):
             monkeypatch.delenv(name)
@@ -188,7 +250,9 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     monkeypatch.setenv("CUSTOS_HOME", str(home))
     # Every checkpoint asked for covers the whole log then, however slow the machine.
     monkeypatch.setenv("CUSTOS_CHECKPOINT_INTERVAL", "0")
-    s = Scenario(tmp)
+    s = Scenario(tmp, for_people)
+    if for_people:
+        s.record_emitted(monkeypatch)
 
     # -- a deployment and its people
     s.one("init", "init", "--origin", ORIGIN)
@@ -224,6 +288,27 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     s.one("principal totp", "principal", "totp", "judge")
     monkeypatch.delenv("CUSTOS_PUBLIC_URL")
 
+    # -- cases: the items' (C-1) and the orders' (CASE-1)
+    s.one(
+        "case open",
+        *("case", "open", "C-1", "--title", "Harbour Street burglary"),
+        *("--authority", "Public Prosecutor", "--as", "alice"),
+    )
+    s.one("case add-member", "case", "add-member", "C-1", "judge", "--as", "alice")
+    s.one(
+        "case grant",
+        *("case", "grant", "C-1", "clerk", "--proceeding", "Trial 1/26"),
+        *("--until", "2099-01-01T00:00:00+00:00", "--as", "alice"),
+    )
+    s.run("case list", "case", "list", "--as", "alice")
+    s.one("case show", "case", "show", "C-1", "--as", "alice")
+    s.one(
+        "case open for orders",
+        *("case", "open", "CASE-1", "--title", "Mailbox fraud"),
+        *("--authority", "Public Prosecutor", "--as", "ana"),
+    )
+    s.one("case add-member for orders", "case", "add-member", "CASE-1", "judge", "--as", "ana")
+
     # -- evidence on the local home
     image = tmp / "disk.E01"
     image.write_bytes(CONTENT)
@@ -239,14 +324,14 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     s.one(
         "evidence register",
         *("evidence", "register", "--case", "C-1", "--exhibit", "BOX-1", *alice),
-        *("--description", "A sealed bag with a phone"),
+        *("--description", "A sealed bag with a phone", *SEIZED),
     )
     s.run("evidence list", "evidence", "list", *alice)
     s.one("evidence show", "evidence", "show", item, *alice)
     s.one(
         "evidence event",
         *("evidence", "event", item, "transferred", *alice),
-        *("-f", "from=Alice", "-f", "to=Lab", "-f", "location=Lab 2", "-f", "reason=imaging"),
+        *("-f", "from=Alice", "-f", "to=alice", "-f", "location=Lab 2", "-f", "reason=imaging"),
     )
     s.run("evidence custody", "evidence", "custody", item, *alice)
     s.one(
@@ -291,6 +376,9 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     s.one("witness init", "witness", "init", "--dir", str(tmp / "witness"), "--name", "w.example")
     s.one("verify", "verify", str(bundle), "--key", key, "--key", new_key)
     s.one("report", "report", item, "-o", str(tmp / "report.html"), *clerk)
+    grants = s.one("case show with the grant", "case", "show", "C-1", "--as", "alice")["grants"]
+    s.one("case end-grant", "case", "end-grant", "C-1", grants[0]["id"], "--as", "alice")
+    s.one("case remove-member", "case", "remove-member", "C-1", "judge", "--as", "alice")
 
     # -- orders: drafted and served through the domain 30 days ago, so one is overdue
     clock = FakeClock()
@@ -316,6 +404,11 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     server = serve_home(home)
     token = s.one("principal add for the server", "principal", "add", "bob", "--role", "examiner")
     bob = ("--server", server, "--token", token["token"])
+    s.one(
+        "case open for the server",
+        *("case", "open", "C-2", "--title", "Bag in the river"),
+        *("--authority", "Public Prosecutor", "--as", "bob"),
+    )
     on_server = s.one(
         "ingest --server", "ingest", str(image), "--case", "C-2", "--exhibit", "HD-2", *bob
     )
@@ -329,6 +422,7 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
         "BOX-2",
         "--description",
         "A bag",
+        *SEIZED,
         *bob,
     )
     s.run("evidence list --server", "evidence", "list", "--case", "C-2", *bob)
@@ -367,6 +461,7 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
     ana_token = s.one(
         "principal add authority for the server", "principal", "add", "ann", "--role", "authority"
     )["token"]
+    s.one("case add-member ann", "case", "add-member", "CASE-1", "ann", "--as", "ana")
     s.run("orders list --server", "orders", "list", "--server", server, "--token", ana_token)
     s.one(
         "orders show --server",
@@ -388,19 +483,26 @@ def play(tmp: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path]
         server,
     )
 
+    s.one("case close", "case", "close", "C-2", "--as", "bob")
+
     # -- audit last, over everything above
     s.one("audit", "audit")
     s.run("audit --objects", "audit", "--objects")
+    s.one("principal name", "principal", "name", "alice", "Alice Examiner")
     return s
+
+
+def write_golden(path: Path, text: str) -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    pytest.fail(f"CUSTOS_WRITE_SNAPSHOTS=1: wrote {path}; review it and run again without")
 
 
 def compare(name: str, actual: Any) -> None:
     path = SNAPSHOTS / name
     text = json.dumps(actual, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if WRITE:
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        pytest.fail(f"CUSTOS_WRITE_SNAPSHOTS=1: wrote {path}; review it and run again without")
+        write_golden(path, text)
     golden = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(golden, dict) and isinstance(actual, dict):
         for label in sorted(golden.keys() | actual.keys()):
@@ -415,6 +517,42 @@ def test_every_command_s_json_output_is_unchanged(
 
     assert scenario.commands == every_command(), "a command the scenario does not run"
     compare("cli.json", scenario.steps)
+
+
+def people_text(steps: dict[str, dict[str, Any]]) -> str:
+    """The steps as one readable file: per step its label, the command and what it printed."""
+    sections = []
+    for label, step in steps.items():
+        command = " ".join(shlex.quote(a) for a in step["argv"])
+        status = "" if step["exit_code"] == 0 else f"\n(exit {step['exit_code']})"
+        sections.append(f"## {label}\n$ custos {command}\n{step['text'].rstrip()}{status}\n")
+    return "\n".join(sections)
+
+
+def test_every_command_s_text_for_people_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_home: Callable[[Path], str]
+) -> None:
+    """What a person reads: tables and sentences, never a Python dict, ``None`` or raw JSON;
+    every command's text pinned in ``tests/snapshots/cli.txt``."""
+    scenario = play(tmp_path, monkeypatch, serve_home, for_people=True)
+
+    assert scenario.commands == every_command(), "a command the scenario does not run"
+    text = people_text(scenario.steps)
+    for label, step in scenario.steps.items():
+        printed = step["text"]
+        # A cron job (the sweep) says nothing when there is nothing to do; the rest always do.
+        assert printed.strip() or label == "orders sweep", f"{label}: prints nothing for people"
+        assert not re.search(r"\bNone\b|\{'|^\s*[\[{]\"", printed, re.M), (label, printed)
+    path = SNAPSHOTS / "cli.txt"
+    if WRITE:
+        write_golden(path, text)
+    golden = path.read_text(encoding="utf-8")
+    diff = "".join(
+        difflib.unified_diff(
+            golden.splitlines(keepends=True), text.splitlines(keepends=True), "golden", "now"
+        )
+    )
+    assert text == golden, f"cli.txt changed:\n{diff}"
 
 
 def test_the_openapi_document_is_unchanged(client: Any) -> None:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from custody.note import Note, NoteSigner, sign_note
 from custody.verify.cosignature import CosignatureSigner
 from storage.deployment import Deployment
+from tests.factories import in_case
 
 REPO = Path(__file__).resolve().parents[1]
 COURT_DISTRIBUTIONS = ("cryptography", "cffi", "pycparser")
@@ -95,6 +96,7 @@ def exhibit(deployment: Deployment) -> bytes:
     operator = people.get("operator").actor
     examiner = people.add("alice", "examiner", operator)[0].actor
     court = people.add("clerk", "court", operator)[0].actor
+    in_case(deployment, "C-1", "alice", "clerk")
     metadata = {"kind": "digital", "case": "C-1", "exhibit": "USB-1", "description": "stick"}
     item = deployment.intake.open_session(metadata, examiner).id
     deployment.intake.receive(item, io.BytesIO(b"usb stick image " * 512), examiner)

@@ -36,7 +36,7 @@ from cli import main
 from custody import merkle
 from custody.checkpoint import Checkpoint, open_checkpoint
 from custody.note import NoteVerifier
-from tests.factories import order_document
+from tests.factories import SEIZURE, order_document
 from tests.server import Reply, Server
 
 ORIGIN = "many.custos.invalid/ledger"
@@ -196,6 +196,12 @@ def site(home: Home, server: Server) -> Site:
             ("provider", ["--provider", provider]),
         ]
     }
+    # The items' case and the orders', with the examiner, the authority and the approver.
+    for case in ("MANY", "CASE-1"):
+        opening = ("case", "open", case, "--title", "t", "--authority", "a")
+        home.custos(*opening, "--as", "the-authority")
+        for member in ("the-examiner", "the-approver"):
+            home.custos("case", "add-member", case, member, "--as", "the-authority")
     server.wait_ready(answers=WORKERS)
     return Site(home.path, tokens, provider)
 
@@ -248,7 +254,13 @@ class Load:
 def ingester(load: Load, number: int) -> None:
     """Register a physical item, then upload items one after another."""
     name = f"ingester-{number}"
-    physical = {"kind": "physical", "case": "MANY", "exhibit": f"{name}-P", "description": "x"}
+    physical = {
+        "kind": "physical",
+        "case": "MANY",
+        "exhibit": f"{name}-P",
+        "description": "x",
+        "seizure": SEIZURE,
+    }
     item = load.expect(
         load.call("examiner", "POST", "/v1/evidence", json_body=physical), 201, "register"
     )
@@ -288,12 +300,15 @@ def actor(load: Load, number: int, shared: list[str]) -> None:
         if k % 2:
             act = {"type": "evidence.noted", "text": f"{name} note {k}"}
         else:
+            # An examination changes no state, so that concurrent actors never refuse each
+            # other (a transfer waits for its custodian's receipt).
             act = {
-                "type": "evidence.transferred",
-                "from": f"shelf {k}",
-                "to": f"shelf {k + 1}",
+                "type": "evidence.examined",
+                "tool": "X-Ways",
+                "version": "21.0",
+                "purpose": f"review {k}",
                 "location": "evidence room",
-                "reason": "reorganised",
+                "findings": f"{name} finding {k}",
             }
         reply = load.call("examiner", "POST", f"/v1/evidence/{item}/events", json_body=act)
         recorded = load.expect(reply, 201, act["type"])
@@ -498,7 +513,13 @@ def test_four_workers_on_postgresql_and_s3_keep_one_history_of_every_acknowledge
     load = Load(server, site.tokens)
     shared = []
     for k in range(SHARED_ITEMS):
-        physical = {"kind": "physical", "case": "MANY", "exhibit": f"S-{k}", "description": "x"}
+        physical = {
+            "kind": "physical",
+            "case": "MANY",
+            "exhibit": f"S-{k}",
+            "description": "x",
+            "seizure": SEIZURE,
+        }
         item = load.expect(
             load.call("examiner", "POST", "/v1/evidence", json_body=physical), 201, "register"
         )

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from custody.events import Actor  # noqa: E402
+from custody.events import Actor, format_time  # noqa: E402
 from service.evidence import load_intake  # noqa: E402
 from storage.config import ConfigError, load_config, with_overrides  # noqa: E402
 from storage.deployment import Deployment, initialise, open_deployment  # noqa: E402
@@ -33,12 +33,13 @@ from storage.deployment import Deployment, initialise, open_deployment  # noqa: 
 CASE = "CASE-2026-0417"
 SECOND_FACTOR_ROLES = ("admin", "approver")
 PEOPLE = (
-    # name, role, provider (for provider principals)
-    ("ana.ribeiro", "authority", None),
-    ("judge.costa", "approver", None),
-    ("eva.examiner", "examiner", None),
-    ("northwind.compliance", "provider", "Northwind Mail"),
-    ("clerk.lisbon", "court", None),
+    # name, role, provider (for provider principals), display name
+    ("ana.ribeiro", "authority", None, "Ana Ribeiro"),
+    ("judge.costa", "approver", None, "Judge Marta Costa"),
+    ("eva.examiner", "examiner", None, "Eva Lindqvist"),
+    ("rui.custodian", "examiner", None, "Rui Custódio"),
+    ("northwind.compliance", "provider", "Northwind Mail", "Northwind compliance desk"),
+    ("clerk.lisbon", "court", None, "Clerk of the Lisbon Court"),
 )
 
 
@@ -127,18 +128,46 @@ def seed(deployment: Deployment, clock: MovingClock) -> Seeded:
         )
         seeded.providers[name] = provider.id
     actors: dict[str, Actor] = {}
-    for name, role, provider_name in PEOPLE:
+    for name, role, provider_name, display_name in PEOPLE:
         provider_id = seeded.providers[provider_name] if provider_name else None
-        principal, token = deployment.principals.add(name, role, operator, provider_id)
+        principal, token = deployment.principals.add(
+            name, role, operator, provider_id, display_name=display_name
+        )
         seeded.tokens[name] = token
         actors[name] = principal.actor
 
     for name in ("operator", "judge.costa"):
         seeded.second_factors[name] = deployment.sign_in.enrol_totp(name, operator)[1]
+    _seed_case(deployment, clock, actors)
     _seed_evidence(deployment, clock, actors, seeded)
     _seed_orders(deployment, clock, actors, seeded)
     clock.catch_up()
     return seeded
+
+
+def _seed_case(deployment: Deployment, clock: MovingClock, actors: dict[str, Actor]) -> None:
+    """The case everything belongs to: opened by the examiner, with the authority, the
+    approver and the evidence store's custodian as members, granted to the court."""
+    case, _ = deployment.cases.open(
+        {
+            "reference": CASE,
+            "title": "Ransomware attack on Hospital Santa Luzia",
+            "authority": "Lisbon Public Prosecutor's Office",
+        },
+        actors["eva.examiner"],
+    )
+    for name in ("ana.ribeiro", "judge.costa", "rui.custodian"):
+        deployment.cases.add_member(case.id, name, "member", actors["eva.examiner"])
+    deployment.cases.grant_court(
+        case.id,
+        {
+            "court": "clerk.lisbon",
+            "proceeding": "Lisbon Criminal Court, case 417/26.3JGLSB",
+            "ends_at": datetime.now(UTC) + timedelta(days=365),
+        },
+        actors["eva.examiner"],
+    )
+    clock.advance(minutes=30)
 
 
 def _seed_evidence(
@@ -153,6 +182,13 @@ def _seed_evidence(
                 "exhibit": "EX-01 laptop",
                 "description": "Lenovo ThinkPad T14, serial PF-3K9Q2L, seized at the suspect's "
                 "home",
+                "seizure": {
+                    "at": format_time(clock() - timedelta(hours=4)),
+                    "location": "Rua das Flores 12, 3rd floor, Lisbon",
+                    "by": "Inspector M. Santos, Polícia Judiciária",
+                    "authority": "Search warrant 417/26.3JGLSB-B",
+                    "packaging": "Evidence bag PJ-88213, sealed SEAL-000417",
+                },
             }
         ),
         examiner,
@@ -183,11 +219,18 @@ def _seed_evidence(
         "evidence.transferred",
         {
             "from": "eva.examiner",
-            "to": "Evidence store, Lisbon",
+            "to": "rui.custodian",
             "location": "Room B-12",
             "reason": "storage after imaging",
         },
         examiner,
+    )
+    clock.advance(minutes=40)
+    deployment.handling.record_act(
+        seeded.items["disk"],
+        "evidence.received",
+        {"location": "Evidence store, Lisbon, shelf 4", "seal_intact": "yes"},
+        actors["rui.custodian"],
     )
 
 
@@ -259,6 +302,13 @@ def _seed_orders(
     )
     clock.move_to(now - timedelta(minutes=40))
     served("served", "PO-2026-0110")
+    # The authority's desk: a draft still being written, and one awaiting approval.
+    clock.move_to(now - timedelta(minutes=20))
+    draft = desk.draft(order_document(northwind, "PO-2026-0111"), authority).stored.id
+    seeded.orders["draft"] = draft
+    submitted = desk.draft(order_document(northwind, "PO-2026-0112"), authority).stored.id
+    desk.act(submitted, "submit", {}, authority)
+    seeded.orders["submitted"] = submitted
 
 
 def _links(deployment: Deployment, public_url: str, names: list[str]) -> dict[str, str]:
@@ -290,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         seeded = seed(deployment, clock)
-        links = _links(deployment, args.public_url, [name for name, _, _ in PEOPLE])
+        links = _links(deployment, args.public_url, [name for name, *_ in PEOPLE])
     finally:
         deployment.close()
     print(
@@ -298,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("Sign-in links (each works once, within 15 minutes; `custos principal login-link NAME`")
     print("prints a new one):")
-    for (name, role, _), link in zip(PEOPLE, links.values(), strict=True):
+    for (name, role, _, _), link in zip(PEOPLE, links.values(), strict=True):
         print(f"  {role:<10} {name:<22} {link}")
     roles = " and ".join(SECOND_FACTOR_ROLES)
     print(f"The {roles} roles also give a code: add these to an authenticator app:")

@@ -3,7 +3,8 @@
     python -m custody.verify [bundle] EXHIBIT.zip --key KEY [--key KEY ...]
         [--artifact FILE ...] [--known-checkpoint FILE] [--witness KEY ... --witnesses K]
         [--max-age AGE] [--json] [--report OUT.html]
-    python -m custody.verify receipt FILE --key KEY [--key KEY ...] [--json]
+    python -m custody.verify receipt FILE --key KEY [--key KEY ...] [--artifact FILE ...]
+        [--json]
 
 Each subcommand runs one numbered verification procedure and prints every check with ``ok`` or
 ``FAIL`` (or, with ``--json``, one JSON object on one line); a bare file argument means the
@@ -13,9 +14,11 @@ keys are trusted. Exit status: 0 when every check passed (or did not apply), 1 w
 2 when the command was used wrongly (a bad option or key, a file that cannot be read).
 
 A single-file procedure is a :class:`Procedure` in :data:`PROCEDURES`: its checklist and a
-function ``verify(file_bytes, keys) -> report`` that raises VerificationError at the first
-failed check. The exhibit procedure reports every step instead, for the bundle and each item
-(``custody.verify.bundle``), and can render the custody report with ``--report``.
+function ``verify(file_bytes, keys, artifacts) -> report`` that raises VerificationError at
+the first failed check; its ``artifact_step`` checks the files given with ``--artifact``, and
+is shown as skipped when none is. The exhibit procedure reports every step instead, for the
+bundle and each item (``custody.verify.bundle``), and can render the custody report with
+``--report``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ from typing import Any, Protocol
 
 from custody.verify.bundle import BUNDLE_CHECKS, verify_bundle
 from custody.verify.errors import PinnedKeyError, VerificationError, VerifierError
-from custody.verify.receipt import RECEIPT_CHECKS, pinned_verifiers, verify_receipt
+from custody.verify.receipt import (
+    ARTIFACT_STEP,
+    RECEIPT_CHECKS,
+    pinned_verifiers,
+    verify_receipt,
+)
 from custody.verify.results import FAIL, NOT_RUN, PASS, ExhibitVerification
 
 __all__ = [
@@ -71,7 +79,9 @@ class Procedure:
     help: str
     file_help: str
     checks: tuple[str, ...]
-    verify: Callable[[bytes, Sequence[str]], Report]
+    verify: Callable[[bytes, Sequence[str], Sequence[Path]], Report]
+    artifact_step: int
+    """The check of the caller's own copies of the evidence (``--artifact``)."""
 
 
 PROCEDURES: tuple[Procedure, ...] = (
@@ -81,6 +91,7 @@ PROCEDURES: tuple[Procedure, ...] = (
         file_help="the receipt file (custos/receipt-bundle/v1 JSON), or - for standard input",
         checks=RECEIPT_CHECKS,
         verify=verify_receipt,
+        artifact_step=ARTIFACT_STEP,
     ),
 )
 
@@ -106,7 +117,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     _add_exhibit_arguments(
         subparsers.add_parser(
             EXHIBIT,
-            help="verify an exhibit bundle (custos/exhibit/v2 or v1) against pinned keys",
+            help="verify an exhibit bundle (custos/exhibit/v3, v2 or v1) against pinned keys",
             description=_exhibit_text(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -160,7 +171,7 @@ def _checklist_text(procedure: Procedure) -> str:
 def _exhibit_text() -> str:
     checks = "\n".join(f"  ({n}) {check}" for n, check in enumerate(BUNDLE_CHECKS, 1))
     return (
-        "Verify an exhibit bundle (custos/exhibit/v2 or v1, made by `custos export`) against "
+        "Verify an exhibit bundle (custos/exhibit/v3, v2 or v1, made by `custos export`) against "
         f"pinned keys. The steps, for the bundle and each item, in order:\n{checks}"
     )
 
@@ -219,6 +230,14 @@ def _add_procedure_arguments(parser: argparse.ArgumentParser, procedure: Procedu
     parser.add_argument("file", metavar="FILE", help=procedure.file_help)
     _add_key_argument(parser)
     parser.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help=f"the evidence as you hold it: check ({procedure.artifact_step}) holds its bytes "
+        "to the size and every digest recorded; repeat for several files, each is checked",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the checklist"
     )
 
@@ -246,15 +265,18 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     try:
         keys = read_pinned_keys(args.key)
         data = _read_file(args.file)
+        artifacts = [_existing(path) for path in args.artifact]
+        try:
+            report = procedure.verify(data, keys, artifacts)
+        except OSError as exc:
+            raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     except UsageError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        report = procedure.verify(data, keys)
     except VerificationError as exc:
-        _print_outcome(procedure, args.file, args.json, None, exc)
+        _print_outcome(procedure, args, None, exc)
         return EXIT_FAILED
-    _print_outcome(procedure, args.file, args.json, report, None)
+    _print_outcome(procedure, args, report, None)
     return EXIT_VERIFIED
 
 
@@ -361,17 +383,20 @@ def _read_file(path: str) -> bytes:
 
 def _print_outcome(
     procedure: Procedure,
-    file: str,
-    as_json: bool,
+    args: argparse.Namespace,
     report: Report | None,
     error: VerificationError | None,
 ) -> None:
-    """Print every check with its result: passed up to the failure, then not checked."""
+    """Print every check with its result: passed up to the failure, then not checked; the
+    artifact check is skipped when no artifact was given."""
+    file, as_json = args.file, args.json
     failed = error.step if error is not None else len(procedure.checks) + 1
     results = [
         "ok" if n < failed else "FAIL" if n == failed else "not checked"
         for n in range(1, len(procedure.checks) + 1)
     ]
+    if not args.artifact and results[procedure.artifact_step - 1] == "ok":
+        results[procedure.artifact_step - 1] = "skipped"
     if as_json:
         checks: list[dict[str, Any]] = [
             {"step": n, "check": check, "result": result.lower()}
@@ -386,8 +411,9 @@ def _print_outcome(
         print(json.dumps(out, sort_keys=True))
         return
     print(f"Verifying {procedure.name} file {file} against pinned keys only")
+    marks = {"not checked": "--", "skipped": "skip"}
     for n, (check, result) in enumerate(zip(procedure.checks, results, strict=True), 1):
-        print(f"({n}) {result if result != 'not checked' else '--':<5} {check}")
+        print(f"({n}) {marks.get(result, result):<5} {check}")
         if error is not None and n == error.step:
             print(f"          {error.message}")
     if error is not None:
@@ -398,6 +424,9 @@ def _print_outcome(
         width = max(len(label) for label, _ in lines)
         for label, value in lines:
             print(f"  {label:<{width}}  {value}")
+    if "skipped" in results:
+        print("VERIFIED: every check passed; no artifact was given, so no bytes were checked")
+        return
     print("VERIFIED: every check passed")
 
 

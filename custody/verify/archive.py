@@ -14,6 +14,11 @@ every other reader would, and within a bound any PC has:
 * names, kinds, sizes and the compression ratio are checked from the directory before any
   member is read, and no two names are equal, even ignoring case.
 
+From ``custos/exhibit/v3`` on, a bundle also holds each item's disclosed findings and notes
+(``items/<id>/disclosed/<index>``) and the events and names of the people and providers its
+events mention (``parties/<id>/``); an older bundle's members of those names are outside its
+layout, and not read.
+
 Then, in a second pass over the directory, the members the layout of docs/bundle.md gives
 meaning to are read, each inflated to exactly its declared size with its declared CRC-32,
 except each item's ``content``, which is only streamed through the digests in step (7).
@@ -32,7 +37,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from custody.verify.errors import VerifierError
 from custody.verify.formats import (
@@ -50,10 +55,12 @@ __all__ = [
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
     "MAX_METADATA_BYTES",
+    "PARTIES_FOLDER",
     "Archive",
     "ArchiveError",
     "Entry",
     "ItemMembers",
+    "PartyMembers",
     "SubjectMembers",
     "open_archive",
 ]
@@ -88,6 +95,12 @@ _INDEXED = re.compile(r"(order/)?(events|proofs)/([0-9]{20})")
 _ITEM_MEMBER = re.compile(r"items/(ev_[0-9a-f]{16})/(.+)")
 _KEY_INDEXED = re.compile(r"log/key/(events|proofs)/([0-9]{20})")
 _ORDER_FILES = frozenset({"order/document", "order/salt", "order/head"})
+_DISCLOSED = re.compile(r"disclosed/([0-9]{20})")
+PARTIES_FOLDER = "parties/"
+"""Where a v3 bundle holds the principals and providers its events mention, one folder each."""
+_PARTY_MEMBER = re.compile(
+    r"parties/(pr_[0-9a-f]{16}|prv_[0-9a-f]{16})/(?:(head)|(events|proofs|names)/([0-9]{20}))"
+)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _MSDOS_DIRECTORY = 0x10
@@ -98,6 +111,7 @@ _DATA_DESCRIPTOR = 0x8
 _UTF8_NAME = 0x800
 _STORED, _DEFLATED = 0, 8
 _CHUNK = 1024**2
+_WINDOW = 256 * 1024
 _LIMIT16, _LIMIT32 = 0xFFFF, 0xFFFFFFFF
 
 # APPNOTE 4.3.16, 4.3.15, 4.3.14, 4.3.12, 4.3.7 and 4.3.9.
@@ -119,9 +133,9 @@ class ArchiveError(VerifierError):
     """The file is not a well-formed, bounded exhibit bundle; the message names the member."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One member, as its central entry and local header (which agree) describe it."""
+class Entry(NamedTuple):
+    """One member, as its central entry and local header (which agree) describe it (a named
+    tuple: one is made for every member, and a tuple is made fastest)."""
 
     name: str
     method: int
@@ -153,6 +167,18 @@ class ItemMembers:
     order_salt: bytes | None = None
     receipt: bytes | None = None
     content: Entry | None = None
+    disclosed: dict[int, bytes] = field(default_factory=dict)
+    """From v3: each disclosed finding or note, by the ledger index of its event."""
+
+
+@dataclass
+class PartyMembers:
+    """What a v3 bundle holds for one principal (``pr_…``) or provider (``prv_…``): its
+    events, proofs and head, and each display name it was given by the index of the event
+    that commits to it."""
+
+    subject: SubjectMembers = field(default_factory=SubjectMembers)
+    names: dict[int, bytes] = field(default_factory=dict)
 
 
 class _Source:
@@ -162,6 +188,7 @@ class _Source:
     def __init__(self, source: bytes | str | os.PathLike[str]) -> None:
         self._bytes: bytes | None = None
         self._file: BinaryIO | None = None
+        self._window, self._window_at = b"", 0
         if isinstance(source, bytes):
             self._bytes = source
             self.size = len(source)
@@ -170,11 +197,19 @@ class _Source:
             self.size = os.fstat(self._file.fileno()).st_size
 
     def read(self, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file)."""
+        """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file). A short
+        read is served from a window of the file read ahead: members lie one after another,
+        so one read serves the local headers and bytes of many."""
         if self._bytes is not None:
             return self._bytes[offset : offset + length]
         assert self._file is not None
-        return os.pread(self._file.fileno(), length, offset)
+        if length >= _WINDOW:
+            return os.pread(self._file.fileno(), length, offset)
+        at = offset - self._window_at
+        if at < 0 or at + length > len(self._window):
+            self._window = os.pread(self._file.fileno(), _WINDOW, offset)
+            self._window_at, at = offset, 0
+        return self._window[at : at + length]
 
     def exact(self, offset: int, length: int, what: str) -> bytes:
         data = self.read(offset, length)
@@ -187,8 +222,7 @@ class _Source:
             self._file.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Located:
+class _Located(NamedTuple):
     """An entry and the span of the file it takes: its local header to its last byte."""
 
     entry: Entry
@@ -222,6 +256,8 @@ class Archive:
     unread: list[str]
     """The first members outside the layout of docs/bundle.md: not read, not trusted."""
     unread_count: int = 0
+    parties: dict[str, PartyMembers] = field(default_factory=dict)
+    """From v3: the principals and providers the bundle names, by id."""
 
     def stream(self, entry: Entry) -> Iterator[bytes]:
         """Yield a member's bytes in chunks, checking its size and CRC-32 at the end;
@@ -292,9 +328,18 @@ def _read(source: _Source) -> Archive:
     unread: list[str] = []
     unread_count = 0
     key_history = SubjectMembers()
+    parties: dict[str, PartyMembers] = {}
+    v3 = index.version >= 3
     for member in located:
         scan.check(member)
         entry, name = member.entry, member.entry.name
+        if (
+            v3
+            and name.startswith(PARTIES_FOLDER)
+            and (party := _PARTY_MEMBER.fullmatch(name)) is not None
+        ):
+            _place_party(parties.setdefault(party.group(1), PartyMembers()), party, source, member)
+            continue
         if name in _TOP_LEVEL:
             top[name] = _inflate(source, entry, member.raw)
             continue
@@ -312,7 +357,7 @@ def _read(source: _Source) -> Archive:
                 continue
         match = _ITEM_MEMBER.fullmatch(name)
         item = items.get(match.group(1)) if match else None
-        if match is None or item is None or not _place(source, member, match.group(2), item):
+        if match is None or item is None or not _place(source, member, match.group(2), item, v3):
             unread_count += 1
             if len(unread) < MAX_UNREAD_NAMED:
                 unread.append(name)
@@ -321,6 +366,10 @@ def _read(source: _Source) -> Archive:
         raise ArchiveError(f"the archive has no {CHECKPOINT}")
     for evidence_id, item in items.items():
         _check_item(evidence_id, item, index)
+    for party_id, members in sorted(parties.items()):
+        if members.subject.head is None:
+            raise ArchiveError(f"{PARTIES_FOLDER}{party_id}/head is missing")
+        _check_subject(f"{PARTIES_FOLDER}{party_id}/", members.subject)
     if index.format == BUNDLE_FORMAT_V1:
         if key_history.head is not None or key_history.events or key_history.proofs:
             raise ArchiveError(
@@ -342,14 +391,15 @@ def _read(source: _Source) -> Archive:
         member_count=directory.count,
         unread=unread,
         unread_count=unread_count,
+        parties=parties,
     )
 
 
 def _reads(name: str) -> bool:
     """Whether the verifier reads (and holds) a member of this name, if the layout has it."""
-    return (name in _TOP_LEVEL or name.startswith(("items/", KEY_FOLDER))) and not name.endswith(
-        "/content"
-    )
+    return (
+        name in _TOP_LEVEL or name.startswith(("items/", KEY_FOLDER, PARTIES_FOLDER))
+    ) and not name.endswith("/content")
 
 
 def _find_directory(source: _Source) -> _Directory:
@@ -540,6 +590,8 @@ def _entry(
 
 
 def _decode_name(raw: bytes, flags: int) -> str:
+    if raw.isascii():  # the same in UTF-8 and CP437, and decoded fastest as ASCII
+        return raw.decode("ascii")
     try:
         return raw.decode("utf-8" if flags & _UTF8_NAME else "cp437")
     except UnicodeDecodeError:
@@ -707,10 +759,34 @@ def _inflate(source: _Source, entry: Entry, raw: bytes | None = None) -> bytes:
     return data
 
 
-def _place(source: _Source, located: _Located, rest: str, item: ItemMembers) -> bool:
+def _place_party(
+    party: PartyMembers, match: re.Match[str], source: _Source, located: _Located
+) -> None:
+    """File a member of ``parties/<id>/``: its head, an event, a proof or a name."""
+    data = _inflate(source, located.entry, located.raw)
+    if match.group(2):
+        party.subject.head = data
+        return
+    folder = {
+        "events": party.subject.events,
+        "proofs": party.subject.proofs,
+        "names": party.names,
+    }[match.group(3)]
+    folder[int(match.group(4))] = data
+
+
+def _place(
+    source: _Source, located: _Located, rest: str, item: ItemMembers, v3: bool = False
+) -> bool:
     """File a member of ``items/<id>/`` by its place in the layout; False if it has none."""
     entry = located.entry
-    if rest == "content":
+    if (indexed := _INDEXED.fullmatch(rest)) is not None:  # most members: looked at first
+        subject = _order(item) if indexed.group(1) else item.subject
+        folder = subject.events if indexed.group(2) == "events" else subject.proofs
+        folder[int(indexed.group(3))] = _inflate(source, entry, located.raw)
+    elif v3 and (disclosed := _DISCLOSED.fullmatch(rest)) is not None:
+        item.disclosed[int(disclosed.group(1))] = _inflate(source, entry, located.raw)
+    elif rest == "content":
         item.content = entry
     elif rest == "manifest":
         item.manifest = _inflate(source, entry, located.raw)
@@ -726,10 +802,6 @@ def _place(source: _Source, located: _Located, rest: str, item: ItemMembers) -> 
             item.order_salt = data
         else:
             _order(item).head = data
-    elif (indexed := _INDEXED.fullmatch(rest)) is not None:
-        subject = _order(item) if indexed.group(1) else item.subject
-        folder = subject.events if indexed.group(2) == "events" else subject.proofs
-        folder[int(indexed.group(3))] = _inflate(source, entry, located.raw)
     else:
         return False
     return True
@@ -755,6 +827,8 @@ def _check_item(evidence_id: str, item: ItemMembers, index: BundleIndex) -> None
         _check_subject(folder + "order/", order)
     if item.content is not None and not index.with_content:
         raise ArchiveError(f"{folder}content is there, but bundle.json says with_content false")
+    if item.disclosed and not index.disclosed:
+        raise ArchiveError(f"{folder}disclosed/ is there, but bundle.json says disclosed false")
 
 
 def _check_subject(folder: str, subject: SubjectMembers, *, may_be_empty: bool = False) -> None:

@@ -1,12 +1,12 @@
-"""Offline verification of an exhibit bundle (``custos/exhibit/v2``, docs/bundle.md).
+"""Offline verification of an exhibit bundle (``custos/exhibit/v3``, docs/bundle.md).
 
 A court, the defence or an expert witness checks an exhibit's whole chain of custody from the
 bundle alone, trusting nothing but the verifier keys they pinned beforehand: a key found only
 inside the bundle is never trusted. The procedure is the numbered checklist
 :data:`BUNDLE_CHECKS` of docs/bundle.md. :func:`verify_bundle` runs it with each step tagged
 by its number; the steps live in ``archive`` (1), here (2, 8), ``chain`` (3 to 5, for the item
-and for its order) and ``item`` (6, 7, 9), so the code can be read against the printed report
-line by line.
+and for its order), ``item`` (6, 7, 9, 10) and ``parties`` (11), so the code can be read
+against the printed report line by line.
 
 Every step reports, for the bundle or for each item: passed, failed (naming the item and the
 event at fault) or skipped. A step that needs another's result is not run when that one did
@@ -61,11 +61,13 @@ from custody.verify.item import (
     Digested,
     ItemState,
     check_bytes,
+    check_disclosures,
     check_manifest,
     check_order,
     digest,
     read_file,
 )
+from custody.verify.parties import check_parties, mentioned_principals
 from custody.verify.receipt import pinned_verifiers
 from custody.verify.results import (
     FAIL,
@@ -75,6 +77,7 @@ from custody.verify.results import (
     SKIPPED,
     ExhibitVerification,
     ItemResult,
+    PartyResult,
     StepResult,
 )
 
@@ -90,6 +93,8 @@ BUNDLE_CHECKS: tuple[str, ...] = (
     "the artifact's bytes match every digest of the ingest event",
     "the checkpoint is consistent with the court's earlier one and cosigned by its witnesses",
     "the order document, the order's events and the receipt verify",
+    "the disclosed findings and notes open the commitments of their events",
+    "the names of the people and providers match their ledger records",
 )
 """The numbered steps of docs/bundle.md; step (n) is ``BUNDLE_CHECKS[n - 1]``."""
 
@@ -125,7 +130,9 @@ def verify_bundle(
     subject and ``prev`` chain, (5) the signed head statement, (6) the signed manifest
     against the ingest event, (7) the artifact's digests; (8) consistency with a known
     checkpoint; (9) for a provider's response, the order document, the order's events (as in
-    3 to 5), its ``order.responded`` naming the item, and the receipt.
+    3 to 5), its ``order.responded`` naming the item, and the receipt; (10) the disclosed
+    findings and notes against their events' commitments; (11) the names of the principals
+    and providers the events mention, against their records (as in 3 to 5) and commitments.
     """
     run = _Run(PinnedKeys(pinned_verifiers(keys)))
     witnessing = _Witnessing(
@@ -196,11 +203,35 @@ def _verify_archive(
     else:
         run.step(8, None, lambda: _check_history(run.keys, archive, checkpoint, known, witnessing))
 
+    # (11): the names of the people and providers the events mention match their records
+    parties: list[PartyResult] = []
+    if checkpoint is None:
+        run.not_run(11, None, 2)
+    else:
+        mentioned = _mentioned(archive, items)
+        parties = (
+            run.step(11, None, lambda: check_parties(run.keys, archive, checkpoint, mentioned))
+            or []
+        )
+
     return run.result(
         [item.result() for item in items],
         checkpoint,
         " ".join(item.completeness for item in items),
+        parties,
     )
+
+
+def _mentioned(archive: Archive, items: Sequence[ItemState]) -> set[str]:
+    """The principals who acted in the bundle's events: its items', their orders' and the
+    key history's."""
+    events: list[LeafEvent] = [event for item in items for event in item.events]
+    for item in items:
+        if item.members.order is not None:
+            events.extend(read_events(item.members.order.events)[0])
+    if archive.key_history is not None:
+        events.extend(read_events(archive.key_history.events)[0])
+    return mentioned_principals(events)
 
 
 # (2): the checkpoint is signed by a pinned key named as its origin
@@ -331,6 +362,12 @@ def _verify_item(
         run.not_run(9, evidence_id, 2)
     else:
         run.step(9, evidence_id, lambda: check_order(run.keys, archive, item, checkpoint))
+
+    # (10): the disclosed findings and notes open the commitments of their events
+    if not chained:
+        run.not_run(10, evidence_id, 4)
+    else:
+        run.step(10, evidence_id, lambda: check_disclosures(archive, item))
     return item
 
 
@@ -592,7 +629,11 @@ class _Run:
         self.steps.append(StepResult(number, title, status, detail, evidence_id, event_index))
 
     def result(
-        self, items: list[ItemResult], checkpoint: Checkpoint | None, completeness: str
+        self,
+        items: list[ItemResult],
+        checkpoint: Checkpoint | None,
+        completeness: str,
+        parties: list[PartyResult] | None = None,
     ) -> ExhibitVerification:
         """The verification; the checkpoint's figures appear only once step (2) verified it."""
         steps = sorted(self.steps, key=lambda step: step.number)  # stable: items keep order
@@ -606,4 +647,5 @@ class _Run:
             checkpoint_root=root,
             key_fingerprints=list(self.keys.signed),
             completeness_note=completeness,
+            parties=list(parties or []),
         )

@@ -4,7 +4,8 @@ by custody.bundle and parsed strictly here.
 Each parser accepts exactly what a conforming writer produces and raises MalformedMember,
 saying what is wrong, on anything else: a C2SP ``tlog-proof`` (c2sp.org/tlog-proof@v1), the
 bundle's consistency proof (``c2sp.org/custos-consistency@v1``), the ``custos/head/v1``
-statement, the index ``bundle.json``, an order's document salt and a custody event leaf.
+statement, the index ``bundle.json``, an order's document salt, a disclosed text with its
+salt (an opening) and a custody event leaf.
 Parsing says nothing about truth: whether a proof proves, or a signature verifies, is for the
 verifier's steps. Each value object writes itself (``to_bytes``, ``to_text``, ``to_json``) in
 the one form its parser accepts.
@@ -32,6 +33,7 @@ from custody.verify.errors import VerifierError
 __all__ = [
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_V1",
+    "BUNDLE_FORMAT_V2",
     "CONSISTENCY_HEADER",
     "HEAD_TYPE",
     "KEY_FOLDER",
@@ -45,6 +47,7 @@ __all__ = [
     "HeadStatement",
     "LeafEvent",
     "MalformedMember",
+    "Opening",
     "TlogProof",
     "is_evidence_id",
     "member_index",
@@ -52,15 +55,21 @@ __all__ = [
     "parse_consistency",
     "parse_event",
     "parse_head",
+    "parse_opening",
     "parse_salt",
     "parse_tlog_proof",
     "salt_member",
 ]
 
-BUNDLE_FORMAT = "custos/exhibit/v2"
-"""The format Custos writes: v1 and the log's key history under ``log/key/``."""
+BUNDLE_FORMAT = "custos/exhibit/v3"
+"""The format Custos writes: v2, and the disclosed findings and notes of its items
+(``items/<id>/disclosed/``) and the names of the people and providers its events mention
+(``parties/``)."""
+BUNDLE_FORMAT_V2 = "custos/exhibit/v2"
+"""The format Custos wrote before bundles carried disclosures and names; still verified."""
 BUNDLE_FORMAT_V1 = "custos/exhibit/v1"
 """The format Custos wrote before bundles carried the key history; still verified."""
+FORMATS = (BUNDLE_FORMAT, BUNDLE_FORMAT_V2, BUNDLE_FORMAT_V1)
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 CONSISTENCY_HEADER = "c2sp.org/custos-consistency@v1"
 KEY_SUBJECT = "key:service"
@@ -77,6 +86,7 @@ _EVIDENCE_ID = re.compile(r"ev_[0-9a-f]{16}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
 _SALT_LINE = re.compile(rb"[0-9a-f]{%d}\n" % (2 * SALT_SIZE))
+_HEX_SALT = re.compile(f"[0-9a-f]{{{2 * SALT_SIZE}}}")
 # Lines of canonical base64 of a 32-byte hash: 43 characters, the last with its two spare bits
 # zero, then "=".
 _B64_HASHES = re.compile(r"(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n)*")
@@ -87,6 +97,9 @@ _HEAD_FIELDS = frozenset(
 _INDEX_FIELDS = frozenset(
     {"format", "origin", "checkpoint", "items", "known_checkpoint", "with_content"}
 )
+# What bundle.json adds from custos/exhibit/v3 on.
+_INDEX_FIELDS_V3 = _INDEX_FIELDS | {"disclosed"}
+_OPENING_FIELDS = frozenset({"salt", "text"})
 
 
 class MalformedMember(VerifierError, ValueError):
@@ -257,6 +270,41 @@ def parse_salt(data: bytes) -> bytes:
     return bytes.fromhex(data[:-1].decode("ascii"))
 
 
+# -- a disclosed text and its salt (an opening of a commitment) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What opens a salted commitment (custody.commitment): the text and its salt. A bundle
+    holds one for each disclosed finding or note (``items/<id>/disclosed/<index>``) and each
+    display name (``parties/<id>/names/<index>``), by the ledger index of the event that
+    commits to it."""
+
+    salt: bytes
+    text: str
+
+    def to_json(self) -> bytes:
+        """The member: ``{"salt": "<64 hex>", "text": "..."}`` as RFC 8785 JSON."""
+        return canonical_json({"salt": self.salt.hex(), "text": self.text})
+
+
+def parse_opening(data: bytes) -> Opening:
+    """Parse a disclosure or a name member: exactly a salt (lowercase hex) and a text."""
+    obj = _json_object(data, "the disclosed text", _OPENING_FIELDS)
+    salt, text = obj["salt"], obj["text"]
+    if not isinstance(salt, str) or _HEX_SALT.fullmatch(salt) is None:
+        raise MalformedMember(
+            f"the disclosed salt is {SALT_SIZE} bytes as {2 * SALT_SIZE} lowercase hex digits"
+        )
+    if not isinstance(text, str):
+        raise MalformedMember("the disclosed text is a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedMember("the disclosed text is not UTF-8 text") from None
+    return Opening(bytes.fromhex(salt), text)
+
+
 # -- bundle.json -----------------------------------------------------------------------------------
 
 
@@ -272,30 +320,41 @@ class BundleIndex:
     known_checkpoint: bool
     with_content: bool
     format: str = BUNDLE_FORMAT
-    """BUNDLE_FORMAT, or BUNDLE_FORMAT_V1 for a bundle without the key history."""
+    """BUNDLE_FORMAT, or an older one of FORMATS."""
+    disclosed: bool = False
+    """From v3: whether the bundle discloses its items' findings and notes (it does when its
+    exporter may read them, custody.disclosure); always false before v3."""
+
+    @property
+    def version(self) -> int:
+        """The format's version number: 1, 2 or 3."""
+        return len(FORMATS) - FORMATS.index(self.format)
 
     def to_json(self) -> bytes:
         """``bundle.json`` as RFC 8785 JSON."""
-        return canonical_json(
-            {
-                "format": self.format,
-                "origin": self.origin,
-                "checkpoint": {"size": self.checkpoint_size, "root": self.checkpoint_root},
-                "items": list(self.items),
-                "known_checkpoint": self.known_checkpoint,
-                "with_content": self.with_content,
-            }
-        )
+        index: dict[str, Any] = {
+            "format": self.format,
+            "origin": self.origin,
+            "checkpoint": {"size": self.checkpoint_size, "root": self.checkpoint_root},
+            "items": list(self.items),
+            "known_checkpoint": self.known_checkpoint,
+            "with_content": self.with_content,
+        }
+        if self.version >= 3:
+            index["disclosed"] = self.disclosed
+        return canonical_json(index)
 
 
 def parse_bundle_index(data: bytes) -> BundleIndex:
     """Parse ``bundle.json`` strictly: exactly its documented members, of their types."""
-    obj = _json_object(data, "bundle.json", _INDEX_FIELDS)
-    if obj["format"] not in (BUNDLE_FORMAT, BUNDLE_FORMAT_V1):
+    obj = _json_object(data, "bundle.json", None)
+    if obj.get("format") not in FORMATS:
         raise MalformedMember(
-            f"bundle.json names format {obj['format']!r}, not {BUNDLE_FORMAT} "
-            f"(or {BUNDLE_FORMAT_V1})"
+            f"bundle.json names format {obj.get('format')!r}, not {BUNDLE_FORMAT} "
+            f"(or {BUNDLE_FORMAT_V2}, {BUNDLE_FORMAT_V1})"
         )
+    fields = _INDEX_FIELDS_V3 if obj["format"] == BUNDLE_FORMAT else _INDEX_FIELDS
+    _check_members(obj, f"bundle.json of {obj['format']}", fields)
     checkpoint = obj["checkpoint"]
     if (
         not isinstance(checkpoint, dict)
@@ -309,7 +368,7 @@ def parse_bundle_index(data: bytes) -> BundleIndex:
         raise MalformedMember("bundle.json's items are a non-empty list of evidence ids")
     if len(set(items)) != len(items):
         raise MalformedMember("bundle.json names an item twice")
-    for name in ("known_checkpoint", "with_content"):
+    for name in sorted(fields & {"known_checkpoint", "with_content", "disclosed"}):
         if not isinstance(obj[name], bool):
             raise MalformedMember(f"bundle.json's {name} is true or false")
     if not isinstance(obj["origin"], str):
@@ -322,6 +381,7 @@ def parse_bundle_index(data: bytes) -> BundleIndex:
         known_checkpoint=obj["known_checkpoint"],
         with_content=obj["with_content"],
         format=obj["format"],
+        disclosed=obj.get("disclosed", False),
     )
 
 
@@ -436,8 +496,8 @@ def _hashes(lines: list[str]) -> tuple[bytes, ...]:
     raise MalformedMember("a proof hash is not in canonical base64")
 
 
-def _json_object(data: bytes, what: str, fields: frozenset[str]) -> dict[str, Any]:
-    """Decode UTF-8 JSON holding one object with exactly ``fields``."""
+def _json_object(data: bytes, what: str, fields: frozenset[str] | None) -> dict[str, Any]:
+    """Decode UTF-8 JSON holding one object with exactly ``fields`` (any, if None)."""
     try:
         obj = strict_loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -446,8 +506,13 @@ def _json_object(data: bytes, what: str, fields: frozenset[str]) -> dict[str, An
         raise MalformedMember(f"{what} is not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise MalformedMember(f"{what} is not a JSON object")
+    if fields is not None:
+        _check_members(obj, what, fields)
+    return obj
+
+
+def _check_members(obj: dict[str, Any], what: str, fields: frozenset[str]) -> None:
     if set(obj) != fields:
         missing = ", ".join(sorted(fields - set(obj))) or "none"
         unknown = ", ".join(sorted(set(obj) - fields)) or "none"
         raise MalformedMember(f"{what} has the wrong members: missing {missing}; unknown {unknown}")
-    return obj

@@ -1,5 +1,6 @@
-"""Steps (6), (7) and (9) of the exhibit checklist, for one item: what its signed manifest,
-its bytes and, for a provider's response, its order and receipt say against its ingest event.
+"""Steps (6), (7), (9) and (10) of the exhibit checklist, for one item: what its signed
+manifest, its bytes, for a provider's response its order and receipt, and its disclosed
+findings and notes say against its events.
 
 The ingest event (``evidence.ingested``, or ``evidence.registered`` for a physical item) is
 the item's first event, which steps (3) and (4) tie to the ledger; everything here is held to
@@ -20,6 +21,7 @@ from typing import Any
 
 from custody.checkpoint import Checkpoint
 from custody.commitment import commitment
+from custody.event_types import DISCLOSED_FIELDS
 from custody.note import NoteSignature
 from custody.note_types import MANIFEST_TYPE, ORDER_TYPE, json_note_body
 from custody.verify.archive import Archive, ArchiveError, ItemMembers
@@ -34,7 +36,7 @@ from custody.verify.chain import (
     read_events,
 )
 from custody.verify.errors import VerificationError
-from custody.verify.formats import LeafEvent, MalformedMember, parse_salt
+from custody.verify.formats import LeafEvent, MalformedMember, parse_opening, parse_salt
 from custody.verify.history import checkpoint_place
 from custody.verify.receipt import verify_receipt_against
 from custody.verify.results import ItemResult, TimelineEvent
@@ -44,6 +46,7 @@ __all__ = [
     "Digested",
     "ItemState",
     "check_bytes",
+    "check_disclosures",
     "check_manifest",
     "check_order",
     "digest",
@@ -73,6 +76,8 @@ class ItemState:
     """The signed manifest's JSON, once step (6) opened it with a pinned key."""
     order_events: list[LeafEvent] = field(default_factory=list)
     completeness: str = ""
+    disclosed: dict[int, str] = field(default_factory=dict)
+    """The findings and notes step (10) found to open their events' commitments, by index."""
 
     @property
     def digests(self) -> dict[str, str]:
@@ -92,10 +97,11 @@ class ItemState:
             description=_text(manifest.get("description")),
             size=size if type(size) is int else None,
             digests={k: v for k, v in self.digests.items() if isinstance(v, str)},
-            events=[_timeline(event) for event in self.events],
+            events=[_timeline(event, self.disclosed.get(event.index)) for event in self.events],
             order_id=order if isinstance(order, str) else None,
             order_events=[_timeline(event) for event in self.order_events],
             kind=_text(data.get("kind")),
+            manifest=dict(manifest),
         )
 
 
@@ -119,6 +125,8 @@ def check_manifest(keys: PinnedKeys, item: ItemState) -> str:
         "parent": data.get("parent"),
         "size": data.get("size"),
         "digests": data.get("digests", {}),
+        # A physical item's seizure (where, when, by whom, authority, packaging), if recorded.
+        "seizure": data.get("seizure"),
         "ledger_index": ingest.index,
         "received_at": ingest.time,
     }
@@ -355,6 +363,76 @@ def _check_commitments(
     )
 
 
+# (10): the disclosed findings and notes open the commitments of their events
+
+
+def check_disclosures(archive: Archive, item: ItemState) -> str:
+    """Each examination's findings and each note's text the bundle discloses, with its salt,
+    opens the commitment its event carries; a bundle that says it discloses must disclose
+    every one of them, and nothing else."""
+    index = archive.index
+    committing = [event for event in item.events if event.type in DISCLOSED_FIELDS]
+    disclosed = item.members.disclosed
+    if index.version < 3:
+        raise NotApplicable(
+            f"a {index.format} bundle discloses no findings or notes: their events carry "
+            "salted commitments only"
+        )
+    if not index.disclosed and committing:
+        raise NotApplicable(
+            "the bundle was exported without disclosure, by a reader who may not read "
+            f"findings and notes: the item's {len(committing)} examination and note events "
+            "show their salted commitments only"
+        )
+    at = {event.index: event for event in committing}
+    for extra in sorted(set(disclosed) - set(at)):
+        raise CheckFailed(
+            f"items/{item.evidence_id}/disclosed/{extra:020d} names no examination or note of "
+            "this item",
+            extra,
+        )
+    if not committing:
+        raise NotApplicable("the item has no examination findings or notes to disclose")
+    opened: dict[int, str] = {}
+    for event in committing:
+        field_name = DISCLOSED_FIELDS[event.type]
+        what = "findings" if field_name == "findings" else "text"
+        member = disclosed.get(event.index)
+        if member is None:
+            raise CheckFailed(
+                f"the {what} of event {event.index} ({event.type}) are not disclosed, though "
+                "bundle.json says the bundle discloses every finding and note",
+                event.index,
+            )
+        try:
+            opening = parse_opening(member)
+        except MalformedMember as exc:
+            raise CheckFailed(
+                f"the disclosed {what} of event {event.index} are malformed: {exc}", event.index
+            ) from None
+        recorded = event.data.get(f"{field_name}_commitment")
+        computed = commitment(opening.salt, opening.text.encode("utf-8"))
+        if recorded != computed:
+            raise CheckFailed(
+                f"the disclosed {what} of event {event.index} ({event.type}) do not match its "
+                f"{field_name}_commitment: SHA-256 over the disclosed salt and text is "
+                f"{computed}, but the event commits to {recorded}: the text or the salt is not "
+                "the one recorded",
+                event.index,
+            )
+        opened[event.index] = opening.text
+    item.disclosed = opened
+    return (
+        f"{_count(len(opened), 'finding or note', 'findings and notes')} disclosed (events "
+        f"{', '.join(str(i) for i in opened)}), each opening the salted commitment its event "
+        "carries"
+    )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"the one {one}" if n == 1 else f"{n} {many}"
+
+
 def _typed_json(text: str, note_type: str, what: str) -> dict[str, Any]:
     """The JSON object of a ``<type line>\\n<JSON>\\n`` note text."""
     line = json_note_body(text, note_type)
@@ -384,7 +462,7 @@ def _signers(signatures: Iterable[NoteSignature]) -> str:
     return ", ".join(key_id(sig) for sig in signatures)
 
 
-def _timeline(event: LeafEvent) -> TimelineEvent:
+def _timeline(event: LeafEvent, disclosed: str | None = None) -> TimelineEvent:
     return TimelineEvent(
         index=event.index,
         type=event.type,
@@ -392,6 +470,7 @@ def _timeline(event: LeafEvent) -> TimelineEvent:
         actor_id=event.actor_id,
         actor_role=event.actor_role,
         data=dict(event.data),
+        disclosed=disclosed,
     )
 
 

@@ -12,6 +12,8 @@ own modules.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +39,7 @@ from custody.receipt import (
 from custody.verify.errors import PinnedKeyError, VerificationError
 
 __all__ = [
+    "ARTIFACT_STEP",
     "INGEST_EVENT_TYPE",
     "RECEIPT_CHECKS",
     "ReceiptReport",
@@ -53,8 +56,13 @@ RECEIPT_CHECKS: tuple[str, ...] = (
     "the checkpoint is signed by a pinned key of the log that signed the receipt",
     "the leaf hashes to the receipt's leaf and is in the checkpoint's tree at the receipt's index",
     f"the leaf is the {INGEST_EVENT_TYPE} event of the receipt's evidence, size, digests and time",
+    "the artifact's bytes have the receipt's size and every digest it records (--artifact)",
 )
 """The numbered checks of :func:`verify_receipt`; check (n) is ``RECEIPT_CHECKS[n - 1]``."""
+
+ARTIFACT_STEP = 6
+"""The check of the files the caller holds; with none given there is nothing to check."""
+_CHUNK = 1024**2
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,13 @@ def pinned_verifiers(keys: Sequence[str]) -> list[NoteVerifier]:
     return verifiers
 
 
-def verify_receipt(bundle_bytes: bytes, keys: Sequence[str]) -> ReceiptReport:
-    """Verify a receipt bundle file against pinned verifier keys and report what it proves.
+def verify_receipt(
+    bundle_bytes: bytes,
+    keys: Sequence[str],
+    artifacts: Sequence[str | os.PathLike[str]] = (),
+) -> ReceiptReport:
+    """Verify a receipt bundle file against pinned verifier keys and report what it proves;
+    with ``artifacts``, also that each of those files holds the bytes the receipt describes.
 
     Raises VerificationError naming the first check that failed, or PinnedKeyError (a
     ValueError) if a pinned key is malformed. A key is trusted only if it is in ``keys``: the
@@ -135,9 +148,15 @@ def verify_receipt(bundle_bytes: bytes, keys: Sequence[str]) -> ReceiptReport:
         proof at the receipt's ``index`` verifies against the checkpoint's root and size
         (section 2.1.3.2);
     (5) the leaf is an ``evidence.ingested`` event for the receipt's evidence id, whose size
-        and digests equal the receipt's and whose time equals its ``received``.
+        and digests equal the receipt's and whose time equals its ``received``;
+    (6) each artifact has the receipt's size and every digest it records (none given: not
+        checked).
     """
-    return verify_receipt_against(bundle_bytes, pinned_verifiers(keys))
+    report = verify_receipt_against(bundle_bytes, pinned_verifiers(keys))
+    # (6): the artifact's bytes have the receipt's size and every digest it records
+    for artifact in artifacts:
+        _check_artifact(report, artifact)
+    return report
 
 
 def verify_receipt_against(bundle_bytes: bytes, verifiers: Sequence[NoteVerifier]) -> ReceiptReport:
@@ -227,6 +246,39 @@ def verify_receipt_against(bundle_bytes: bytes, verifiers: Sequence[NoteVerifier
         receipt_signed_by=_key_ids(receipt_signatures),
         checkpoint_signed_by=_key_ids(checkpoint_note.signatures),
     )
+
+
+def _check_artifact(report: ReceiptReport, artifact: str | os.PathLike[str]) -> None:
+    """Check (6) for one file: read once through every digest the receipt records. An OSError
+    (a file that cannot be read) is the caller's to report: nothing was verified of it."""
+    hashers = {}
+    for alg in report.digests:
+        try:
+            hashers[alg] = hashlib.new(alg)
+        except (ValueError, TypeError):
+            hashers.pop(alg, None)
+        if alg not in hashers or not hashers[alg].digest_size:
+            raise VerificationError(
+                ARTIFACT_STEP, f"the receipt records a {alg} digest, which this verifier lacks"
+            )
+    size = 0
+    with open(artifact, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            size += len(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    what = f"the artifact {os.fspath(artifact)}"
+    if size != report.size:
+        raise VerificationError(
+            ARTIFACT_STEP, f"{what} is {size} bytes, but the receipt records {report.size}"
+        )
+    for alg, recorded in sorted(report.digests.items()):
+        if hashers[alg].hexdigest() != recorded:
+            raise VerificationError(
+                ARTIFACT_STEP,
+                f"{what} has {alg} {hashers[alg].hexdigest()}, but the receipt records "
+                f"{recorded}: these are not the bytes that were received",
+            )
 
 
 def _first_line(data: bytes) -> str:

@@ -1,13 +1,16 @@
 """The custody report: an exhibit bundle's verification as one printable HTML page for a judge.
 
 :func:`render_report` turns an :class:`ExhibitVerification` into a self-contained page: the
-verdict first, then each exhibit with its digests and its custody timeline (who, when, what,
-where, why), every numbered check of the verification with its result, the completeness
-statement, the checkpoint and the fingerprints of the keys that were trusted. It carries one
-inline style sheet with print rules for A4, no script, nothing fetched from elsewhere and no
-link but to anchors in the page. Every value comes from the bundle, which is untrusted input,
-so every value is HTML-escaped, its invisible characters (bidi controls ...) shown as escapes
-(``custody.verify.escaping``).
+verdict first, then each exhibit with its digests, the acquisition its signed manifest
+records, and its custody timeline (who, when, what, where, why, in the words of the register
+of event types), with the findings and notes the bundle discloses marked as checked against
+their commitments; the people and providers named, by the names checked against the ledger
+(ids small beside them); the checklist and every numbered check of the verification with its
+result, the completeness statement, the checkpoint and the fingerprints of the keys that
+were trusted. It carries one inline style sheet with print rules for A4, no script, nothing
+fetched from elsewhere and no link but to anchors in the page. Every value comes from the
+bundle, which is untrusted input, so every value is HTML-escaped, its invisible characters
+(bidi controls ...) shown as escapes (``custody.verify.escaping``).
 
 The page is a function of the verification alone (no clock, no environment), so the same
 bundle gives the same bytes. Imports only the standard library, the verifier's results and the
@@ -20,9 +23,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from custody.event_types import EVENT_TYPES
+from custody.event_types import DISCLOSED_FIELDS, EVENT_TYPES, field_words
 from custody.verify.escaping import escape_html
-from custody.verify.results import ExhibitVerification, ItemResult, StepResult, TimelineEvent
+from custody.verify.results import (
+    ExhibitVerification,
+    ItemResult,
+    PartyResult,
+    StepResult,
+    TimelineEvent,
+)
 
 __all__ = ["EVENT_LABELS", "event_label", "render_report"]
 
@@ -30,35 +39,42 @@ EVENT_LABELS: Mapping[str, str] = {name: t.label for name, t in EVENT_TYPES.item
 """Human labels of custody event types (custody.event_types); others read as their verb (see
 :func:`event_label`)."""
 
-FIELD_LABELS: Mapping[str, str] = {
+# The manifest's acquisition record (custody.evidence.ACQUISITION_FIELDS) and the other
+# fields an intake may sign, in the words and order the report gives them.
+ACQUISITION_WORDS: Mapping[str, str] = {
+    "tool": "Acquisition tool",
+    "tool_version": "Tool version",
+    "device": "Device",
+    "serial": "Serial number",
+    "acquired_at": "Acquired at",
+    "acquired_by": "Acquired by",
     "location": "Location",
-    "from": "From",
-    "to": "To",
-    "reason": "Reason",
-    "purpose": "Purpose",
-    "authority": "Authority",
-    "by": "Received by",
-    "condition": "Condition",
-    "method": "Method",
-    "seal": "Seal",
-    "tool": "Tool",
-    "version": "Tool version",
-    "findings_commitment": "Findings (salted SHA-256 commitment)",
-    "text_commitment": "Note (salted SHA-256 commitment)",
-    "document_commitment": "Order document (salted SHA-256 commitment)",
-    "content_deleted": "Content deleted",
-    "case": "Case",
-    "exhibit": "Exhibit",
-    "kind": "Kind",
-    "parent": "Derived from",
-    "manifest": "Manifest (SHA-256)",
-    "size": "Size",
-    "digests": "Digests",
-    "storage": "Stored as",
-    "evidence": "Evidence",
-    "order": "Order",
-    "state": "Order state",
+    "digests": "Digests at acquisition",
 }
+MANIFEST_WORDS: Mapping[str, str] = {
+    "authority": "Authority (warrant, order)",
+    "media_type": "Media type",
+    "file_name": "File name",
+    "received_at": "Received at",
+    "created_by": "Received by",
+}
+# The manifest fields shown elsewhere on the page (the item's facts, its digests).
+_SHOWN_ELSEWHERE = frozenset(
+    {
+        "id",
+        "kind",
+        "case",
+        "exhibit",
+        "parent",
+        "size",
+        "digests",
+        "storage",
+        "ledger_index",
+        "description",
+        "acquisition",
+        "order",
+    }
+)
 # Where and why an act happened, in the words of its event (see service/evidence.py's act
 # schemas); every other field is shown as a detail of the act.
 WHERE_FIELDS = ("location", "from", "to")
@@ -131,6 +147,12 @@ li.failed .what { border-left-color: #a40000; }
 .what dl.fields { grid-template-columns: 5em 1fr; font-size: 9.5pt; }
 .what .failure { color: #a40000; font-weight: bold; margin: .2em 0; }
 ul.pairs { list-style: none; margin: 0; padding: 0; }
+.name { font-weight: bold; }
+.ident { font-size: 8pt; color: #444; }
+.what p.about { margin: 0 0 .2em; font-size: 9pt; font-style: italic; }
+.disclosed { border-left: 3px solid #17632f; padding: .2em .6em; margin: .2em 0; }
+.checked { font-size: 8.5pt; }
+ol.checklist { margin: .3em 0 .8em; padding-left: 1.6em; }
 footer { margin-top: 2em; font-size: 9pt; border-top: 1px solid #444; padding-top: .4em; }
 @media print {
   body { margin: 0; max-width: none; font-size: 10pt; }
@@ -168,7 +190,23 @@ def event_label(event_type: str) -> str:
 
 
 def _field_label(name: str) -> str:
-    return FIELD_LABELS.get(name) or (name[:1].upper() + name[1:]).replace("_", " ")
+    return field_words(name)
+
+
+def _party(party_id: str, role: str, names: Mapping[str, PartyResult]) -> str:
+    """Who acted, by the name checked against the ledger, the id small beside it: a
+    provider's principal with its provider's name; an id the bundle does not name, alone."""
+    party = names.get(party_id)
+    ident = f'<span class="ident">{_mono(party_id)}{f" ({_e(role)})" if role else ""}</span>'
+    if party is None:
+        return f"{_mono(party_id)}{f' ({_e(role)})' if role else ''}"
+    provider = names.get(party.provider) if party.provider else None
+    name = party.name
+    if provider is not None and provider.name:
+        name = f"{name}, for {provider.name}" if name else f"{provider.name}'s account"
+    if not name:
+        return f"{_mono(party_id)}{f' ({_e(role)})' if role else ''}"
+    return f'<span class="name">{_e(name)}</span> {ident}'
 
 
 def _size(size: object) -> str:
@@ -203,17 +241,25 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def _time(value: str) -> str:
-    """An RFC 3339 UTC time as a date line and a time line; anything else as given."""
+def _utc(value: str) -> datetime | None:
+    """An RFC 3339 time with an offset, in UTC; None for anything else."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    return None if parsed.utcoffset() is None else parsed.astimezone(UTC)
+
+
+def _clock(parsed: datetime) -> str:
+    return parsed.strftime("%H:%M:%S") + (f".{parsed:%f}" if parsed.microsecond else "")
+
+
+def _time(value: str) -> str:
+    """An RFC 3339 UTC time as a date line and a time line; anything else as given."""
+    parsed = _utc(value)
+    if parsed is None:
         return f"<span>{_e(value)}</span>"
-    if parsed.utcoffset() is None:
-        return f"<span>{_e(value)}</span>"
-    parsed = parsed.astimezone(UTC)
-    clock = parsed.strftime("%H:%M:%S") + (f".{parsed:%f}" if parsed.microsecond else "")
-    return f"<span>{parsed:%Y-%m-%d}</span><span>{clock} UTC</span>"
+    return f"<span>{parsed:%Y-%m-%d}</span><span>{_clock(parsed)} UTC</span>"
 
 
 def _failed(steps: Iterable[StepResult]) -> list[StepResult]:
@@ -285,7 +331,9 @@ def _digests(digests: Mapping[str, str]) -> str:
     )
 
 
-def _event(event: TimelineEvent, failures: Sequence[StepResult]) -> str:
+def _event(
+    event: TimelineEvent, failures: Sequence[StepResult], names: Mapping[str, PartyResult]
+) -> str:
     data = dict(event.data)
     where = [(n, data.pop(n)) for n in WHERE_FIELDS if n in data]
     why = [(n, data.pop(n)) for n in WHY_FIELDS if n in data]
@@ -293,13 +341,24 @@ def _event(event: TimelineEvent, failures: Sequence[StepResult]) -> str:
     def joined(pairs: list[tuple[str, object]]) -> str:
         return "<br>".join(f"{_e(_field_label(n))}: {_value(n, v)}" for n, v in pairs)
 
-    rows = [("Who", f"{_mono(event.actor_id)} ({_e(event.actor_role)})")]
+    rows = [("Who", _party(event.actor_id, event.actor_role, names))]
     if where:
         rows.append(("Where", joined(where)))
     if why:
         rows.append(("Why", joined(why)))
     if data:
         rows.append(("Details", joined(list(data.items()))))
+    if event.disclosed is not None:
+        what = "Findings" if DISCLOSED_FIELDS.get(event.type) == "findings" else "Note"
+        rows.append(
+            (
+                what,
+                '<span class="status pass">CHECKED</span> '
+                '<span class="checked">matches the commitment in this event (check 10)</span>'
+                f'<div class="disclosed text">{_e(event.disclosed)}</div>',
+            )
+        )
+    about = _about(event.type)
     failure = "".join(
         f'<p class="failure">Check ({_e(s.number)}) failed here: {_e(s.detail)}</p>'
         for s in failures
@@ -310,8 +369,16 @@ def _event(event: TimelineEvent, failures: Sequence[StepResult]) -> str:
         f'<div class="when">{_time(event.time)}'
         f'<span class="index">ledger index {_e(event.index)}</span></div>'
         f'<div class="what"><h4>{_e(event_label(event.type))} {_mono(event.type)}</h4>'
-        f"{failure}{_fields(rows)}</div></li>"
+        f"{about}{failure}{_fields(rows)}</div></li>"
     )
+
+
+def _about(event_type: str) -> str:
+    """What an event of this type records, in the register's words (custody.event_types)."""
+    registered = EVENT_TYPES.get(event_type)
+    if registered is None:
+        return ""
+    return f'<p class="about">{_e(registered.doc[:1].upper() + registered.doc[1:])}.</p>'
 
 
 def _read(value: str) -> str:
@@ -328,15 +395,61 @@ def _events(count: int) -> str:
 
 
 def _timeline(
-    events: Sequence[TimelineEvent], failures_at: Callable[[int], list[StepResult]], empty: str
+    events: Sequence[TimelineEvent],
+    failures_at: Callable[[int], list[StepResult]],
+    empty: str,
+    names: Mapping[str, PartyResult],
 ) -> str:
     if not events:
         return f"<p>{_e(empty)}</p>"
-    entries = "".join(_event(e, failures_at(e.index)) for e in events)
+    entries = "".join(_event(e, failures_at(e.index), names) for e in events)
     return f'<ol class="timeline">{entries}</ol>'
 
 
-def _item(number: int, item: ItemResult, steps: Sequence[StepResult]) -> str:
+def _acquisition(item: ItemResult, names: Mapping[str, PartyResult]) -> str:
+    """What the signed manifest records of how the item was acquired, and under what."""
+    manifest = item.manifest
+    if not manifest:
+        return (
+            "<h3>Acquisition</h3><p>Not shown: the signed manifest was not verified (check 6).</p>"
+        )
+    rows: list[tuple[str, str]] = []
+    acquisition = manifest.get("acquisition")
+    if isinstance(acquisition, Mapping):
+        ordered = [k for k in ACQUISITION_WORDS if k in acquisition]
+        ordered += sorted(str(k) for k in acquisition if k not in ACQUISITION_WORDS)
+        rows += [
+            (ACQUISITION_WORDS.get(k) or field_words(k), _manifest_value(k, acquisition[k]))
+            for k in ordered
+        ]
+    for name, words in MANIFEST_WORDS.items():
+        value = manifest.get(name)
+        if value is None:
+            continue
+        if name == "created_by" and isinstance(value, str):
+            rows.append((words, _party(value, "", names)))
+        else:
+            rows.append((words, _manifest_value(name, value)))
+    for name in sorted(set(manifest) - _SHOWN_ELSEWHERE - set(MANIFEST_WORDS)):
+        rows.append((field_words(name), _manifest_value(name, manifest[name])))
+    lead = '<p class="lead">As the manifest signed at intake records it (verified by check 6).</p>'
+    if not rows:
+        return f"<h3>Acquisition</h3>{lead}<p>The manifest records no acquisition details.</p>"
+    return f"<h3>Acquisition</h3>{lead}" + _fields(rows)
+
+
+def _manifest_value(name: str, value: object) -> str:
+    """A manifest field as escaped HTML; a time on one line, in UTC."""
+    if name.endswith("_at") and isinstance(value, str):
+        parsed = _utc(value)
+        if parsed is not None:
+            return _e(f"{parsed:%Y-%m-%d} {_clock(parsed)} UTC")
+    return _value(name, value)
+
+
+def _item(
+    number: int, item: ItemResult, steps: Sequence[StepResult], names: Mapping[str, PartyResult]
+) -> str:
     """One exhibit on a page of its own (the first follows the overview)."""
     failed = _failed(steps)
 
@@ -364,7 +477,9 @@ def _item(number: int, item: ItemResult, steps: Sequence[StepResult]) -> str:
             f"<h3>Timeline of order {_mono(item.order_id)} ({_events(len(order_events))})</h3>"
             '<p class="lead">The item is a service provider\'s response to this order; these '
             "are the order's events, from its drafting to the response.</p>"
-            + _timeline(order_events, failures_at, "The bundle holds no events for the order.")
+            + _timeline(
+                order_events, failures_at, "The bundle holds no events for the order.", names
+            )
         )
     page_break = ' class="page"' if number > 1 else ""
     return (
@@ -373,14 +488,44 @@ def _item(number: int, item: ItemResult, steps: Sequence[StepResult]) -> str:
         + _fields(fields)
         + "<h3>Digests</h3>"
         + _digests(item.digests)
+        + _acquisition(item, names)
         + f"<h3>Custody timeline ({_events(len(events))})</h3>"
         '<p class="lead">Every act on the item, oldest first, as recorded in the custody '
         "ledger: who acted (principal and role), when (UTC), what was done, and where and why "
         "when the act recorded it.</p>"
-        + _timeline(events, failures_at, "The bundle holds no events for this item.")
+        + _timeline(events, failures_at, "The bundle holds no events for this item.", names)
         + order
         + "</section>"
     )
+
+
+def _parties(parties: Sequence[PartyResult]) -> str:
+    """The people and providers the bundle names, as step (11) checked them."""
+    if not parties:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(p.name) if p.name else '<em>no display name given</em>'}</td>"
+        f"<td>{_mono(p.id)}</td>"
+        f"<td>{_e(p.role or ('service provider' if p.kind == 'provider' else ''))}</td></tr>"
+        for p in parties
+    )
+    return (
+        '<section id="parties"><h2>People and providers</h2>'
+        "<p>The events name who acted by an id; the bundle carries each one's record from "
+        "the ledger, and the names below were checked against it (check 11): a person's "
+        "display name against the salted commitment its ledger event carries, a provider's "
+        "name as registered.</p>"
+        "<table><thead><tr><th>Name</th><th>ID</th><th>Role</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _checklist(titles: Sequence[str]) -> str:
+    """The numbered procedure itself, so a reader sees every check, done or not."""
+    if not titles:
+        return ""
+    entries = "".join(f"<li>{_e(t)}</li>" for t in titles)
+    return f'<h3>The checklist</h3><ol class="checklist">{entries}</ol>'
 
 
 def _steps(steps: Sequence[StepResult], many_items: bool) -> str:
@@ -397,6 +542,8 @@ def _steps(steps: Sequence[StepResult], many_items: bool) -> str:
         "<p>The verifier follows one numbered checklist (docs/bundle.md); an expert witness can "
         'repeat each check with <span class="mono">python -m custody.verify</span>. A check '
         "is skipped only when it does not apply, and says why.</p>"
+        + _checklist(_titles(steps))
+        + "<h3>Results</h3>"
         '<table class="steps"><thead><tr><th>#</th><th>Check</th><th>Result</th>'
         "<th>Detail</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></section>"
@@ -426,10 +573,17 @@ def _keys(verification: ExhibitVerification) -> str:
     )
 
 
+def _titles(steps: Sequence[StepResult]) -> list[str]:
+    """Each numbered check's title, in checklist order, from the results."""
+    titles = {step.number: step.title for step in steps}
+    return [titles[n] for n in sorted(titles)]
+
+
 def render_report(verification: ExhibitVerification) -> str:
     """The custody report of one verified (or refused) exhibit bundle, as an HTML page."""
     steps = list(verification.steps)
     items = list(verification.items)
+    names = verification.names
     if len(items) == 1:
         title = f"Custody report: exhibit {_e(items[0].exhibit or items[0].evidence_id)}"
     else:
@@ -446,6 +600,7 @@ def render_report(verification: ExhibitVerification) -> str:
                 f'<a href="#item-{n}">Exhibit {_exhibit_name(i)}</a>'
                 for n, i in enumerate(items, 1)
             ),
+            *(['<a href="#parties">People and providers</a>'] if verification.parties else []),
             '<a href="#steps">Verification</a>',
             '<a href="#completeness">Completeness</a>',
             '<a href="#keys">Keys and checkpoint</a>',
@@ -464,7 +619,8 @@ def render_report(verification: ExhibitVerification) -> str:
         + '<section id="exhibits"><h2>Exhibits</h2>'
         "<table><thead><tr><th>Exhibit</th><th>Case</th><th>Evidence ID</th>"
         f"<th>Description</th></tr></thead><tbody>{overview}</tbody></table></section>"
-        + "".join(_item(n, i, steps) for n, i in enumerate(items, 1))
+        + "".join(_item(n, i, steps, names) for n, i in enumerate(items, 1))
+        + _parties(verification.parties)
         + _steps(steps, len(items) > 1)
         + '<section id="completeness"><h2>Completeness</h2>'
         f'<p class="note text">{_e(verification.completeness_note)}</p></section>'

@@ -21,6 +21,7 @@ __all__ = [
     "SKIPPED",
     "ExhibitVerification",
     "ItemResult",
+    "PartyResult",
     "StepResult",
     "TimelineEvent",
 ]
@@ -73,6 +74,9 @@ class TimelineEvent:
     actor_id: str
     actor_role: str
     data: dict[str, Any]
+    disclosed: str | None = None
+    """The finding's or note's text, once step (10) found it opens the event's commitment;
+    None for any other event, and when the bundle does not disclose it."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,31 @@ class TimelineEvent:
             "time": self.time,
             "actor": {"id": self.actor_id, "role": self.actor_role},
             "data": self.data,
+            "disclosed": self.disclosed,
+        }
+
+
+@dataclass(frozen=True)
+class PartyResult:
+    """A principal (``kind`` ``principal``) or provider the bundle's events mention, with the
+    name step (11) checked against the ledger: a principal's display name opens the
+    commitment of its last ``principal.created`` or ``principal.named`` that carries one; a
+    provider's name is in its ``provider.registered`` event. ``name`` is empty when the
+    principal was never given one. A principal of a provider names it in ``provider``."""
+
+    id: str
+    kind: str
+    name: str
+    role: str = ""
+    provider: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "role": self.role,
+            "provider": self.provider,
         }
 
 
@@ -105,6 +134,9 @@ class ItemResult:
     order_events: list[TimelineEvent] = field(default_factory=list)
     kind: str = ""
     """``digital`` or ``physical``, from the first event; empty when unread."""
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """The signed manifest's fields (acquisition, authority, ...), once step (6) verified
+    it; empty otherwise."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +150,7 @@ class ItemResult:
             "events": [event.as_json() for event in self.events],
             "order_id": self.order_id,
             "order_events": [event.as_json() for event in self.order_events],
+            "manifest": dict(self.manifest),
         }
 
 
@@ -140,6 +173,14 @@ class ExhibitVerification:
     checkpoint_root: str
     key_fingerprints: list[str]
     completeness_note: str
+    parties: list[PartyResult] = field(default_factory=list)
+    """The principals and providers whose names step (11) checked, by id; empty when it did
+    not pass or the bundle carries no names."""
+
+    @property
+    def names(self) -> dict[str, PartyResult]:
+        """The checked parties by id."""
+        return {party.id: party for party in self.parties}
 
     @property
     def failed(self) -> list[StepResult]:
@@ -164,4 +205,5 @@ class ExhibitVerification:
             "failed_steps": sorted({step.number for step in self.failed}),
             "steps": [step.as_json() for step in self.steps],
             "items": [item.as_json() for item in self.items],
+            "parties": [party.as_json() for party in self.parties],
         }

@@ -17,7 +17,20 @@ from flask import Blueprint, Flask, Response, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from custody.errors import CustosError
-from service.pages import court, errors, provider, sessions, sign_in, verify
+from service.pages import (
+    admin,
+    admin_providers,
+    authority,
+    court,
+    errors,
+    examiner,
+    examiner_acts,
+    examiner_intake,
+    provider,
+    sessions,
+    sign_in,
+    verify,
+)
 from service.pages.provider import STREAMED
 
 HERE = Path(__file__).resolve().parent.parent
@@ -39,7 +52,8 @@ pages = Blueprint(
 @pages.before_request
 def check_csrf() -> None:
     """A POST (or PUT) without this session's CSRF token is refused before its view runs."""
-    if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in STREAMED:
+    streamed = (*STREAMED, *examiner_intake.STREAMED)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint not in streamed:
         csrf.protect()
 
 
@@ -63,6 +77,12 @@ pages.register_blueprint(sign_in.bp)
 pages.register_blueprint(provider.bp)
 pages.register_blueprint(court.bp)
 pages.register_blueprint(verify.bp)
+pages.register_blueprint(admin.bp)
+pages.register_blueprint(admin_providers.bp)
+pages.register_blueprint(examiner.bp)
+pages.register_blueprint(examiner_acts.bp)
+pages.register_blueprint(examiner_intake.bp)
+pages.register_blueprint(authority.bp)
 
 
 def init_app(app: Flask) -> None:

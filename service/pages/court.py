@@ -1,19 +1,22 @@
-"""The court's desk: the items a court may read (the API's rule), each item's exhibit bundle
-to download and verify offline, and its custody report as a page."""
+"""The court's desk: the items a court may read (the API's rule: what its running grants
+give it), each item's exhibit bundle to download and verify offline, and its custody report
+as a page."""
 
 from __future__ import annotations
 
 import io
 from typing import BinaryIO
 
-from flask import Blueprint, Response, current_app, g, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 
 from custody.verify.report import render_report
 from service.bundles import zip_response
 from service.pages import display
+from service.pages.sessions import deployment as _deployment
 from service.pages.sessions import signed_in
+from service.pages.timeline import custody_timeline
+from service.pages.zones import reader_zone
 from service.request_input import decode_cursor, encode_cursor, page
-from storage.deployment import Deployment
 
 bp = Blueprint("court", __name__, url_prefix="/court")
 PAGE_SIZE = 50
@@ -22,18 +25,13 @@ COURT_ROLES = ("court",)
 REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
-def _deployment() -> Deployment:
-    deployment: Deployment = current_app.extensions["custos"]
-    return deployment
-
-
 @bp.route("/items")
 @signed_in(*COURT_ROLES)
 def items() -> str:
     """The items, by case, oldest first, paged."""
     case = request.args.get("case", "").strip() or None
-    records = _deployment().evidence.list(
-        case, None, PAGE_SIZE + 1, decode_cursor(request.args.get("cursor"))
+    records = _deployment().handling.list(
+        g.principal.actor, case, None, PAGE_SIZE + 1, decode_cursor(request.args.get("cursor"))
     )
     shown, next_cursor = page(records, PAGE_SIZE, lambda r: r.ledger_index)
     return render_template(
@@ -52,12 +50,17 @@ def items() -> str:
 @signed_in(*COURT_ROLES)
 def item(evidence_id: str) -> str:
     deployment = _deployment()
-    record = deployment.handling.get(evidence_id)
+    record = deployment.handling.get(evidence_id, g.principal.actor)
+    names = deployment.principals.shown_names([record.created_by])
+    zone = reader_zone()
     return render_template(
         "court/item.html",
         record=record,
+        received_by=names.get(record.created_by, record.created_by),
         size=display.size(record.size),
-        received=display.local_time(record.received_at),
+        received=display.local_time(record.received_at, zone),
+        timeline=custody_timeline(deployment, record, g.principal.actor, zone),
+        zone=zone,
     )
 
 
@@ -78,7 +81,7 @@ def report(evidence_id: str) -> Response:
 def bundle(evidence_id: str) -> Response:
     """The item's exhibit bundle, for the one-file verifier."""
     deployment = _deployment()
-    record = deployment.handling.get(evidence_id)
+    record = deployment.handling.get(evidence_id, g.principal.actor)
 
     def export(out: BinaryIO) -> None:
         deployment.bundles.export([record.id], out, by=g.principal.actor)

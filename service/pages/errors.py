@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Response, current_app, make_response, redirect, render_template, url_for
 from flask_wtf.csrf import CSRFError
+from marshmallow import Schema
 
 from custody.errors import Conflict, CustosError, StorageError
 from custody.principals import Unauthenticated
@@ -53,3 +56,12 @@ def domain_error(error: CustosError) -> Response:
         allowed = ", ".join(a.replace("_", " ") for a in error.allowed_actions)
         detail += f". What is possible now: {allowed or 'nothing'}."
     return error_page(status, detail)
+
+
+def form_errors(schema: Schema, values: Mapping[str, str]) -> dict[str, str]:
+    """Every field's error at once, as the API's schema finds them."""
+    found = schema.validate(values)
+    return {
+        name: " ".join(messages) if isinstance(messages, list) else str(messages)
+        for name, messages in found.items()
+    }

@@ -14,7 +14,6 @@ from typing import Any, BinaryIO, cast
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     jsonify,
     make_response,
@@ -31,9 +30,13 @@ from custody.errors import BadRequest, Forbidden, NotFound, TooLarge
 from custody.evidence import is_evidence_id
 from custody.order_desk import PROVIDER_ROLES, SERVED_STATES, OrderDesk, StoredOrder
 from custody.orders import ACTOR_OF_ACTION
+from custody.providers import Provider
 from custody.verify.report import event_label
+from service.body_limit import streams_upload
 from service.order_page import order_document_html
 from service.pages import display
+from service.pages.errors import form_errors
+from service.pages.sessions import deployment as _deployment
 from service.pages.sessions import signed_in
 from service.pages.uploads import StreamedForm
 from service.provider_api import (
@@ -42,7 +45,6 @@ from service.provider_api import (
     ResponseAnnouncementSchema,
 )
 from service.request_input import decode_cursor, page
-from storage.deployment import Deployment
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 PAGE_SIZE = 25
@@ -60,23 +62,29 @@ FORM_OVERHEAD = 256 * 1024
 STREAMED = ("pages.provider.upload_form",)
 
 
-def _deployment() -> Deployment:
-    deployment: Deployment = current_app.extensions["custos"]
-    return deployment
-
-
 def _desk() -> OrderDesk:
     return _deployment().orders
 
 
+def _provider() -> Provider | None:
+    """The signed-in principal's provider, read once per request."""
+    if "provider" not in g:
+        provider_id = g.principal.provider_id
+        g.provider = _deployment().providers.get(provider_id) if provider_id else None
+    provider: Provider | None = g.provider
+    return provider
+
+
 def _zone() -> str:
-    """The provider's time zone (UTC until providers record their own)."""
-    return "UTC"
+    """The one place that picks the zone the provider's pages show times in: the
+    provider's own (IANA, where it is established; UTC when it gave none)."""
+    provider = _provider()
+    return provider.time_zone if provider is not None else "UTC"
 
 
 def _provider_name() -> str:
-    provider_id = g.principal.provider_id
-    return str(_deployment().providers.get(provider_id).name) if provider_id else ""
+    provider = _provider()
+    return provider.name if provider is not None else ""
 
 
 @bp.route("/orders")
@@ -178,7 +186,7 @@ def _left(summary: Mapping[str, Any], now: datetime) -> str:
 def _names(order: Mapping[str, Any]) -> dict[str, str]:
     """The names of the provider and the principals the order names, by id."""
     deployment = _deployment()
-    names = {p.id: p.name for p in deployment.principals.list()}
+    names = {p.id: p.shown_as for p in deployment.principals.list()}
     provider = deployment.providers.store.get(order["provider"])
     if provider is not None:
         names[provider.id] = provider.name
@@ -211,20 +219,11 @@ def button(order_id: str, step: str) -> Response:
     return _act(order_id, BUTTON_ACTIONS[step])
 
 
-def _form_errors(schema: Schema, values: Mapping[str, str]) -> dict[str, str]:
-    """Every field's error at once, as the API's schema finds them."""
-    found = schema.validate(values)
-    return {
-        name: " ".join(messages) if isinstance(messages, list) else str(messages)
-        for name, messages in found.items()
-    }
-
-
 def _answer(
     order_id: str, form: str, schema: Schema, fields: tuple[str, ...], action: str
 ) -> Response:
     values = {name: request.form[name] for name in fields if request.form.get(name)}
-    errors = _form_errors(schema, values)
+    errors = form_errors(schema, values)
     if errors:
         return _order_page(_stored(order_id), errors={form: errors}, values=values, status=422)
     return _act(order_id, action, schema.load(values))
@@ -254,11 +253,12 @@ def _announcement(fields: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, 
     if fields.get("media_type"):
         values["media_type"] = fields["media_type"]
     schema = ResponseAnnouncementSchema()
-    errors = _form_errors(schema, values)
+    errors = form_errors(schema, values)
     return ({} if errors else schema.load(values)), errors
 
 
 @bp.route("/orders/<order_id>/responses", methods=["POST"])
+@streams_upload
 @signed_in(*PROVIDER_ROLES)
 def upload_form(order_id: str) -> Response:
     """A response sent from the plain form: fields, then the file, streamed and hashed.
@@ -329,6 +329,7 @@ def announce(order_id: str) -> Response:
 
 
 @bp.route("/orders/<order_id>/responses/<evidence_id>/content", methods=["PUT"])
+@streams_upload
 @signed_in(*PROVIDER_ROLES)
 def upload_content(order_id: str, evidence_id: str) -> Response:
     """The script's second step: the file as a raw body, into the same intake as the API."""
@@ -353,7 +354,9 @@ def _receipt_bundle(evidence_id: str) -> tuple[Any, dict[str, Any]]:
     principal = g.principal
     deployment = _deployment()
     bundle = deployment.intake.receipt_for(evidence_id, principal.actor, principal.provider_id)
-    record = deployment.handling.get(evidence_id)
+    # receipt_for found the response the provider's own; anything else raised NotFound.
+    record = deployment.evidence.get(evidence_id)
+    assert record is not None
     return bundle, record.as_json()
 
 

@@ -16,10 +16,25 @@ from flask import abort, current_app, g, redirect, request, session, url_for
 
 from custody.principals import Principal, Unauthenticated
 from custody.sign_in import SignIn
+from storage.deployment import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_SECRET = "sid"
-HOMES = {"provider": "pages.provider.inbox", "court": "pages.court.items"}
+HOMES = {
+    "provider": "pages.provider.inbox",
+    "court": "pages.court.items",
+    "admin": "pages.admin.principals",
+    "examiner": "pages.examiner.cases",
+    "authority": "pages.authority.board",
+    "approver": "pages.authority.approvals",
+    "validator": "pages.authority.approvals",
+}
+
+
+def deployment() -> Deployment:
+    """The deployment the app serves, as every page reads it."""
+    found: Deployment = current_app.extensions["custos"]
+    return found
 
 
 def sign_in_service() -> SignIn:

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import case as sql_case
 from sqlalchemy.exc import SQLAlchemyError
 
+from custody.cases import Scope
 from custody.errors import Conflict, NotFound, StorageError
-from custody.evidence import CustodyState, EvidenceRecord, UploadSession
+from custody.evidence import (
+    CommittedText,
+    CustodyState,
+    EvidenceRecord,
+    UploadSession,
+    blob_key,
+    search_text,
+)
 from custody.interfaces import AppendTransaction
 from storage.sql.database import WRITE
 from storage.sql.ledger import connection_of
@@ -22,6 +44,111 @@ OPEN, RECEIVING = "open", "receiving"
 
 def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+_MAX_CASE_PARTS = 200
+"""Above this many cases in a reader's scope, a list reads them with one IN instead."""
+_WINDOW_PAGES = 8
+"""How many pages of records in ledger order a scoped list reads before it reads by case."""
+_LISTED = (evidence.c.record, evidence.c.state, evidence.c.ledger_index)
+
+
+@functools.lru_cache(maxsize=64)
+def _first_of_each_statement(parts: int, items: bool, exhibit: bool, case: bool) -> Select[Any]:
+    """The first ``:page`` records after ``:after`` of the cases ``:case0`` ... and the items
+    ``:items`` (of the case ``:case``): built once for each shape, as building a union of a
+    hundred parts costs more than running it."""
+    head = (
+        select(evidence.c.ledger_index)
+        .where(evidence.c.ledger_index > bindparam("after"))
+        .order_by(evidence.c.ledger_index)
+        .limit(bindparam("page"))
+    )
+    if exhibit:
+        head = head.where(evidence.c.exhibit == bindparam("exhibit"))
+    heads = [head.where(evidence.c.case_ref == bindparam(f"case{n}")) for n in range(parts)]
+    if items:
+        singles = head.where(evidence.c.id.in_(bindparam("items", expanding=True)))
+        if case:
+            singles = singles.where(evidence.c.case_ref == bindparam("case"))
+        heads.append(singles)
+    pages = union_all(*(select(h.subquery()) for h in heads)).subquery()
+    first = select(pages.c.ledger_index).order_by(pages.c.ledger_index).limit(bindparam("page"))
+    return (
+        select(*_LISTED)
+        .where(evidence.c.ledger_index.in_(first.scalar_subquery()))
+        .order_by(evidence.c.ledger_index)
+    )
+
+
+def _scoped_window(
+    c: Connection, filters: list[Any], cases: list[str], items: list[str], limit: int
+) -> tuple[list[Any], int, bool]:
+    """The next ``_WINDOW_PAGES`` pages of records in ledger order, keeping those in scope:
+    one short index range, which gives the whole page whenever the scope covers a fair
+    share of the store (a court granted every case of an agency). Returns the rows in
+    scope, the window's last ledger index, and whether the window reached the end."""
+    in_scope = or_(evidence.c.case_ref.in_(cases), evidence.c.id.in_(items))
+    window = (
+        select(evidence.c.ledger_index)
+        .where(*filters)
+        .order_by(evidence.c.ledger_index)
+        .limit(limit * _WINDOW_PAGES)
+        .subquery()
+    )
+    query = (
+        select(
+            evidence.c.ledger_index,
+            sql_case((in_scope, evidence.c.record)).label("record"),
+            evidence.c.state,
+        )
+        .join(window, window.c.ledger_index == evidence.c.ledger_index)
+        .order_by(evidence.c.ledger_index)
+    )
+    rows = c.execute(query).all()
+    kept = [r for r in rows if r.record is not None][:limit]
+    last = rows[-1].ledger_index if rows else -1
+    return kept, last, len(rows) < limit * _WINDOW_PAGES
+
+
+def _first_of_each(
+    c: Connection,
+    cases: list[str],
+    items: list[str],
+    case: str | None,
+    exhibit: str | None,
+    after: int,
+    limit: int,
+) -> list[Any]:
+    """The first ``limit`` records in scope after ``after``, for a scope too sparse for a
+    window: each case's first rows from the (case, ledger index) index, then the first of
+    them all, whose records alone are read."""
+    if len(cases) > _MAX_CASE_PARTS:  # SQLite takes at most 500 parts in a union
+        query = (
+            select(*_LISTED)
+            .where(evidence.c.ledger_index > after)
+            .where(or_(evidence.c.case_ref.in_(cases), evidence.c.id.in_(items)))
+            .order_by(evidence.c.ledger_index)
+            .limit(limit)
+        )
+        if case is not None:
+            query = query.where(evidence.c.case_ref == case)
+        if exhibit is not None:
+            query = query.where(evidence.c.exhibit == exhibit)
+        return list(c.execute(query))
+    params: dict[str, Any] = {"after": after, "page": limit, "case": case, "exhibit": exhibit}
+    params.update((f"case{n}", reference) for n, reference in enumerate(cases))
+    if items:
+        params["items"] = items
+    statement = _first_of_each_statement(
+        len(cases), bool(items), exhibit is not None, case is not None
+    )
+    return list(c.execute(statement, params))
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SEARCH_BATCH = 200
+"""Candidate rows a search reads at a time."""
 
 
 def _record(row: Any) -> EvidenceRecord:
@@ -195,17 +322,94 @@ class SqlEvidenceStore:
         return [_record(r) for r in rows]
 
     def list(
-        self, case: str | None, exhibit: str | None, limit: int, after: int | None
+        self,
+        case: str | None,
+        exhibit: str | None,
+        limit: int,
+        after: int | None,
+        scope: Scope | None = None,
     ) -> list[EvidenceRecord]:
-        query = select(evidence.c.record, evidence.c.state).order_by(evidence.c.ledger_index)
+        filters = []
         if case is not None:
-            query = query.where(evidence.c.case_ref == case)
+            filters.append(evidence.c.case_ref == case)
         if exhibit is not None:
-            query = query.where(evidence.c.exhibit == exhibit)
+            filters.append(evidence.c.exhibit == exhibit)
         if after is not None:
-            query = query.where(evidence.c.ledger_index > after)
+            filters.append(evidence.c.ledger_index > after)
+        if scope is None or scope.everything:
+            query = select(*_LISTED).where(*filters).order_by(evidence.c.ledger_index).limit(limit)
+            with self._connect() as c:
+                return [_record(r) for r in c.execute(query)]
+        cases = sorted(scope.cases if case is None else scope.cases & {case})
+        items = sorted(scope.items)
+        if not cases and not items:
+            return []
         with self._connect() as c:
-            return [_record(r) for r in c.execute(query.limit(limit))]
+            found, last, exhausted = _scoped_window(c, filters, cases, items, limit)
+            if len(found) < limit and not exhausted:
+                found += _first_of_each(c, cases, items, case, exhibit, last, limit - len(found))
+        return [_record(r) for r in found]
+
+    def search(self, text: str, limit: int, scope: Scope) -> Sequence[EvidenceRecord]:
+        exact = self._named(text.strip(), limit, scope)
+        if exact:
+            return exact
+        # The rows whose stored JSON holds the text (escaped as the JSON escapes it) are
+        # candidates, read in batches; the record itself decides (a key may hold it too).
+        escaped = json.dumps(search_text(text))[1:-1]
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", escaped) + "%"
+        query = select(evidence.c.record, evidence.c.state, evidence.c.ledger_index).where(
+            evidence.c.record.ilike(pattern, escape="\\")
+        )
+        if not scope.everything:
+            query = query.where(
+                or_(
+                    evidence.c.case_ref.in_(sorted(scope.cases)),
+                    evidence.c.id.in_(sorted(scope.items)),
+                )
+            )
+        found: list[EvidenceRecord] = []
+        after = -1
+        while len(found) < limit:
+            batch = query.where(evidence.c.ledger_index > after).order_by(evidence.c.ledger_index)
+            with self._connect() as c:
+                rows = list(c.execute(batch.limit(_SEARCH_BATCH)))
+            found += [r for r in map(_record, rows) if r.matches(text)]
+            if len(rows) < _SEARCH_BATCH:
+                break
+            after = rows[-1].ledger_index
+        return found[:limit]
+
+    def _named(self, text: str, limit: int, scope: Scope) -> Sequence[EvidenceRecord]:
+        """The items ``text`` names exactly, read from indexes: a case's reference (its first
+        items), an exhibit number in the caller's cases, an item's id, or a SHA-256 digest
+        (hex, or ``sha256:HEX``). What a person searching for one item types answers at once,
+        where a search for other text reads every item in scope."""
+        if not text:
+            return []
+        digest = search_text(text)
+        cases = None if scope.everything else sorted(scope.cases)
+        exhibit = select(*_LISTED).where(evidence.c.exhibit == text)
+        if cases is not None:  # read through the (case, exhibit) index
+            exhibit = exhibit.where(evidence.c.case_ref.in_(cases))
+        queries = [
+            exhibit.order_by(evidence.c.ledger_index).limit(limit),
+            select(*_LISTED).where(evidence.c.id == text),
+        ]
+        if _SHA256_HEX.fullmatch(digest):
+            queries.append(
+                select(*_LISTED)
+                .where(evidence.c.storage_key == blob_key(digest))
+                .order_by(evidence.c.ledger_index)
+                .limit(limit)
+            )
+        with self._connect() as c:
+            rows = [row for query in queries for row in c.execute(query)]
+        found = {r.id: r for r in map(_record, rows) if scope.covers(r.case, r.id)}
+        if scope.covers(text):
+            found.update((r.id, r) for r in self.list(text, None, limit, None, scope=scope))
+        ordered = sorted(found.values(), key=lambda r: r.ledger_index)
+        return ordered[:limit]
 
     def newest(self, limit: int) -> Sequence[EvidenceRecord]:
         query = select(evidence.c.record, evidence.c.state).order_by(evidence.c.ledger_index.desc())
@@ -221,6 +425,16 @@ class SqlEvidenceStore:
             if len(chunk) < batch:
                 return
             after = chunk[-1].ledger_index
+
+    def documents(self, evidence_id: str) -> Sequence[CommittedText]:
+        query = (
+            select(evidence_documents)
+            .where(evidence_documents.c.evidence_id == evidence_id)
+            .order_by(evidence_documents.c.ledger_index)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [CommittedText(r.ledger_index, bytes(r.salt), bytes(r.text)) for r in rows]
 
     def save_document(
         self, tx: AppendTransaction, evidence_id: str, ledger_index: int, salt: bytes, text: bytes

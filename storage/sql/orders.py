@@ -1,4 +1,5 @@
-"""Providers, orders, committed order texts and the notice outbox on SQL."""
+"""Providers, orders, committed order texts and the notice outbox on SQL (and the outbox
+policy's storage, which the alerts' outbox shares)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
@@ -19,6 +29,7 @@ from custody.notices import PENDING, Notice
 from custody.order_deadlines import OrderClock, Period, PeriodRule, Place
 from custody.order_desk import StoredOrder
 from custody.order_document import OrderDocument
+from custody.order_enforcing import EnforcingReview
 from custody.orders import Order, deadline
 from custody.providers import Provider
 from storage.sql.database import WRITE
@@ -96,6 +107,36 @@ def _legacy_clock(served_at: datetime, data: Mapping[str, Any]) -> OrderClock:
     )
 
 
+def _review_json(review: EnforcingReview | None) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    return {
+        "place": review.place.as_json(),
+        "emergency": review.emergency,
+        "received_at": _time(review.received_at),
+        "answer": review.answer,
+        "answered_at": _time(review.answered_at),
+        "in_time": review.in_time,
+        "restriction_owed": review.restriction_owed,
+        "restricted": review.restricted,
+    }
+
+
+def _review(data: Mapping[str, Any] | None) -> EnforcingReview | None:
+    if data is None:
+        return None
+    return EnforcingReview(
+        place=Place(**data["place"]),
+        emergency=data["emergency"],
+        received_at=_parse(data["received_at"]),
+        answer=data["answer"],
+        answered_at=_parse(data["answered_at"]),
+        in_time=data["in_time"],
+        restriction_owed=data["restriction_owed"],
+        restricted=data["restricted"],
+    )
+
+
 def order_json(order: Order) -> str:
     return _dump(
         {
@@ -112,6 +153,10 @@ def order_json(order: Order) -> str:
             "resume_state": None if order.resume_state is None else order.resume_state.value,
             "extensions": order.extensions,
             "enforcement_sought_at": _time(order.enforcement_sought_at),
+            "responses": order.responses,
+            "enforcing": _review_json(order.enforcing),
+            "validated_by": order.validated_by,
+            "user_informed_at": _time(order.user_informed_at),
         }
     )
 
@@ -142,6 +187,10 @@ def _order_from_json(text: str) -> Order:
         resume_state=data.get("resume_state"),
         extensions=data.get("extensions", 0),
         enforcement_sought_at=_parse(data.get("enforcement_sought_at")),
+        responses=data.get("responses", 0),
+        enforcing=_review(data.get("enforcing")),
+        validated_by=data.get("validated_by"),
+        user_informed_at=_parse(data.get("user_informed_at")),
     )
 
 
@@ -225,7 +274,9 @@ def _list_query(filters: frozenset[str]) -> Any:
         "states": orders.c.state.in_(bindparam("states", expanding=True)),
         "provider": orders.c.provider_id == bindparam("provider"),
         "case": orders.c.case_ref == bindparam("case"),
+        "cases": orders.c.case_ref.in_(bindparam("cases", expanding=True)),
         "due": orders.c.due < bindparam("due"),
+        "due_from": orders.c.due >= bindparam("due_from"),
         "after": orders.c.seq > bindparam("after"),
     }
     query = select(*_ORDER_COLUMNS).order_by(orders.c.seq).limit(bindparam("limit"))
@@ -264,7 +315,9 @@ class SqlOrderStore(_Sql):
         states: Sequence[str] | None = None,
         provider: str | None = None,
         case: str | None = None,
+        cases: Sequence[str] | None = None,
         due_before: datetime | None = None,
+        due_from: datetime | None = None,
         limit: int = 50,
         after: int | None = None,
     ) -> list[StoredOrder]:
@@ -272,7 +325,9 @@ class SqlOrderStore(_Sql):
             "states": None if states is None else list(states),
             "provider": provider,
             "case": case,
+            "cases": None if cases is None else list(cases),
             "due": None if due_before is None else format_time(due_before),
+            "due_from": None if due_from is None else format_time(due_from),
             "after": after,
         }
         given = {name: value for name, value in values.items() if value is not None}
@@ -314,6 +369,7 @@ def _notice(row: Any) -> Notice:
         event=row.event,
         ledger_index=row.ledger_index,
         revision=row.revision,
+        addressee=row.addressee,
         url=row.url,
         note=bytes(row.note),
         created_at=row.created_at,
@@ -325,8 +381,63 @@ def _notice(row: Any) -> Notice:
     )
 
 
-class SqlNoticeStore(_Sql):
+class SqlOutbox(_Sql):
+    """``custody.outbox.OutboxStore`` over a table of messages with the outbox's columns
+    (``id``, ``state``, ``attempts``, ``next_attempt_at``, ``delivered_at``, ``last_error``)."""
+
+    table: Table
+
+    def message(self, row: Any) -> Any:
+        """The message a row holds."""
+        raise NotImplementedError
+
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Any]:
+        table = self.table
+        claimed = []
+        with self._connect(write=True) as c:
+            due = c.execute(
+                select(table)
+                .where(table.c.state == PENDING, table.c.next_attempt_at <= now)
+                .order_by(table.c.next_attempt_at, table.c.id)
+                .limit(limit)
+            ).all()
+            for row in due:
+                # Moved only if nobody moved it since we read it: a lease of our own.
+                moved = c.execute(
+                    update(table)
+                    .where(
+                        table.c.id == row.id,
+                        table.c.state == PENDING,
+                        table.c.next_attempt_at == row.next_attempt_at,
+                    )
+                    .values(next_attempt_at=lease_until)
+                )
+                if moved.rowcount == 1:
+                    claimed.append(self.message(row))
+        return claimed
+
+    def record_attempt(self, message: Any) -> None:
+        with self._connect(write=True) as c:
+            c.execute(
+                update(self.table)
+                .where(self.table.c.id == message.id)
+                .values(
+                    state=message.state,
+                    attempts=message.attempts,
+                    next_attempt_at=message.next_attempt_at,
+                    delivered_at=message.delivered_at,
+                    last_error=message.last_error,
+                )
+            )
+
+
+class SqlNoticeStore(SqlOutbox):
     """``custody.notices.NoticeStore`` on SQLite or PostgreSQL."""
+
+    table = notices
+
+    def message(self, row: Any) -> Notice:
+        return _notice(row)
 
     def add(self, tx: AppendTransaction, notice: Notice) -> None:
         connection_of(tx).execute(
@@ -336,6 +447,7 @@ class SqlNoticeStore(_Sql):
                 event=notice.event,
                 ledger_index=notice.ledger_index,
                 revision=notice.revision,
+                addressee=notice.addressee,
                 url=notice.url,
                 note=notice.note,
                 created_at=notice.created_at,
@@ -350,41 +462,3 @@ class SqlNoticeStore(_Sql):
     def for_order(self, order_id: str) -> list[Notice]:
         query = select(notices).where(notices.c.order_id == order_id).order_by(notices.c.id)
         return [_notice(r) for r in self._rows(query)]
-
-    def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Notice]:
-        claimed = []
-        with self._connect(write=True) as c:
-            due = c.execute(
-                select(notices)
-                .where(notices.c.state == PENDING, notices.c.next_attempt_at <= now)
-                .order_by(notices.c.next_attempt_at, notices.c.id)
-                .limit(limit)
-            ).all()
-            for row in due:
-                # Moved only if nobody moved it since we read it: a lease of our own.
-                moved = c.execute(
-                    update(notices)
-                    .where(
-                        notices.c.id == row.id,
-                        notices.c.state == PENDING,
-                        notices.c.next_attempt_at == row.next_attempt_at,
-                    )
-                    .values(next_attempt_at=lease_until)
-                )
-                if moved.rowcount == 1:
-                    claimed.append(_notice(row))
-        return claimed
-
-    def record_attempt(self, notice: Notice) -> None:
-        with self._connect(write=True) as c:
-            c.execute(
-                update(notices)
-                .where(notices.c.id == notice.id)
-                .values(
-                    state=notice.state,
-                    attempts=notice.attempts,
-                    next_attempt_at=notice.next_attempt_at,
-                    delivered_at=notice.delivered_at,
-                    last_error=notice.last_error,
-                )
-            )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, insert, or_, select, update
 
 from custody.interfaces import AppendTransaction
-from custody.principals import Principal
+from custody.principals import CommittedName, Principal
 from storage.sql.ledger import connection_of
-from storage.sql.schema import principals
+from storage.sql.schema import principal_names, principals
 
 _COLUMNS = (
     principals.c.id,
@@ -19,6 +20,8 @@ _COLUMNS = (
     principals.c.provider_id,
     principals.c.created_at,
     principals.c.revoked_at,
+    principals.c.email,
+    principals.c.display_name,
 )
 
 
@@ -36,6 +39,8 @@ def _principal(row: Any) -> Principal:
         provider_id=row.provider_id,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        email=row.email,
+        display_name=row.display_name,
     )
 
 
@@ -54,8 +59,33 @@ class SqlPrincipalStore:
                 provider_id=principal.provider_id,
                 token_hash=token_hash,
                 created_at=principal.created_at,
+                email=principal.email,
             )
         )
+
+    def save_name(self, tx: AppendTransaction, principal_id: str, name: CommittedName) -> None:
+        connection = connection_of(tx)
+        connection.execute(
+            insert(principal_names).values(
+                ledger_index=name.ledger_index,
+                principal_id=principal_id,
+                salt=name.salt,
+                name=name.name,
+            )
+        )
+        connection.execute(
+            update(principals).where(principals.c.id == principal_id).values(display_name=name.name)
+        )
+
+    def names(self, principal_id: str) -> list[CommittedName]:
+        query = (
+            select(principal_names)
+            .where(principal_names.c.principal_id == principal_id)
+            .order_by(principal_names.c.ledger_index)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [CommittedName(r.ledger_index, bytes(r.salt), r.name) for r in rows]
 
     def revoke(self, tx: AppendTransaction, principal_id: str, at: datetime) -> None:
         connection_of(tx).execute(
@@ -83,3 +113,32 @@ class SqlPrincipalStore:
         with self.engine.connect() as connection:
             rows = connection.execute(select(*_COLUMNS).order_by(principals.c.created_at))
             return [_principal(r) for r in rows]
+
+    def email_addresses(
+        self,
+        principal_ids: Sequence[str],
+        provider_id: str | None,
+        tx: AppendTransaction | None = None,
+    ) -> Sequence[str]:
+        concerned: list[ColumnElement[bool]] = []
+        if principal_ids:
+            concerned.append(principals.c.id.in_(list(principal_ids)))
+        if provider_id is not None:
+            concerned.append(principals.c.provider_id == provider_id)
+        if not concerned:
+            return []
+        query = (
+            select(principals.c.email)
+            .where(
+                or_(*concerned),
+                principals.c.revoked_at.is_(None),
+                principals.c.email.is_not(None),
+            )
+            .order_by(principals.c.name)
+        )
+        if tx is not None:
+            rows = connection_of(tx).execute(query).all()
+        else:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+        return [row.email for row in rows]

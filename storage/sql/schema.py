@@ -116,6 +116,21 @@ principals = Table(
     Column("token_hash", LargeBinary(32), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # Where the principal gets e-mail alerts, if anywhere (migration 0008).
+    Column("email", String(254), nullable=True),
+    # The display name in force: the last of principal_names (migration 0009).
+    Column("display_name", String(200), nullable=True),
+)
+
+# Each display name a principal was given, with the salt of the commitment its event
+# (principal.created or principal.named, at ledger_index) carries.
+principal_names = Table(
+    "principal_names",
+    metadata,
+    Column("ledger_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("principal_id", String(64), nullable=False, index=True),
+    Column("salt", LargeBinary(32), nullable=False),
+    Column("name", Text, nullable=False),
 )
 
 evidence = Table(
@@ -130,7 +145,46 @@ evidence = Table(
     Column("record", Text, nullable=False),
     Column("state", Text, nullable=False),
     Index("ix_evidence_case_exhibit", "case_ref", "exhibit"),
+    Index("ix_evidence_case_ledger", "case_ref", "ledger_index"),
     Index("ix_evidence_storage_key", "storage_key"),
+)
+
+# Cases (custody.cases): the records items and orders belong to, by ``reference`` (the
+# ``case_ref`` of evidence and orders), their members and the courts' grants (migration 0010).
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("reference", String(200), nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("authority", String(200), nullable=False),
+    Column("title_salt", LargeBinary(32), nullable=False),
+    Column("opened_at", String(32), nullable=False),
+    Column("opened_by", String(64), nullable=False),
+    Column("closed_at", String(32), nullable=True),
+)
+
+case_members = Table(
+    "case_members",
+    metadata,
+    Column("case_id", String(32), primary_key=True),
+    Column("principal_id", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("added_at", String(32), nullable=False),
+    Index("ix_case_members_principal", "principal_id"),
+)
+
+case_grants = Table(
+    "case_grants",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("case_id", String(32), nullable=False, index=True),
+    Column("court_id", String(64), nullable=False, index=True),
+    Column("proceeding", String(200), nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("granted_at", String(32), nullable=False),
+    # The evidence ids granted, as a JSON list; null grants the whole case.
+    Column("exhibits", Text, nullable=True),
 )
 
 upload_sessions = Table(
@@ -213,7 +267,30 @@ notices = Table(
     Column("last_error", Text, nullable=True),
     # The order's revision the notice announces (migration 0004).
     Column("revision", Integer, nullable=False, server_default="1"),
+    # The provider, or the order's enforcing authority (migration 0011).
+    Column("addressee", String(32), nullable=False, server_default="provider"),
     Index("ix_notices_state_next", "state", "next_attempt_at"),
+)
+
+# The outbox of e-mail alerts (custody.alerts), written with the event each announces;
+# ``once_key`` makes an alert that must go once (a near deadline) unique (migration 0008).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Index64, primary_key=True, autoincrement=True),
+    Column("order_id", String(32), nullable=False, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("once_key", String(400), nullable=True, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_alerts_state_next", "state", "next_attempt_at"),
 )
 
 # Browser sessions and sign-in links of the pages (``custody.sign_in``): only the SHA-256 of

@@ -128,6 +128,10 @@ class SqlSignInStore:
             ).scalar_one_or_none()
         return None if found is None else str(found)
 
+    def enrolled(self) -> set[str]:
+        with self.engine.connect() as c:
+            return {str(r) for r in c.execute(select(second_factors.c.principal_id)).scalars()}
+
     def use_totp_step(self, principal_id: str, step: int) -> bool:
         with self._write() as c:
             # Only a later step than the last one used: a code is good once.

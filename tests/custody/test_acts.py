@@ -12,17 +12,20 @@ from custody.evidence import EvidenceRecord
 from storage.deployment import Deployment
 from tests.custody.test_handling import PHYSICAL, add_principal
 from tests.factories import ACT_BODIES as BODIES
+from tests.factories import in_case
 
 
 @pytest.fixture
 def examiner(deployment: Deployment) -> Actor:
-    return add_principal(deployment, "alice", "examiner")
+    alice = add_principal(deployment, "alice", "examiner")
+    in_case(deployment, "CASE-1", "alice")
+    return alice
 
 
 @pytest.fixture
 def item(deployment: Deployment, examiner: Actor) -> EvidenceRecord:
     appended = deployment.intake.register_physical(dict(PHYSICAL), examiner)
-    return deployment.handling.get(appended.event.subject.id)
+    return deployment.handling.get(appended.event.subject.id, examiner)
 
 
 def test_every_act_has_a_body_matching_its_table() -> None:
@@ -62,7 +65,7 @@ def test_handling_refuses_an_act_missing_its_required_fields(
 
     assert [name for name, _ in refused.value.errors] == required
     assert deployment.ledger.size() == size
-    assert deployment.handling.get(item.id).state == item.state
+    assert deployment.handling.get(item.id, examiner).state == item.state
 
 
 def test_a_transfer_without_a_location_is_refused(

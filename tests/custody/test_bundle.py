@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody import bundle as bundle_module
 from custody import merkle
-from custody.bundle import CONTENT_LEFT_TO_THE_COURT, BundleSummary
+from custody.bundle import CONTENT_LEFT_TO_THE_COURT, STORED_BELOW, BundleSummary
 from custody.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from custody.errors import BadRequest, Conflict, Forbidden, NotFound
 from custody.events import Actor, Event
@@ -31,6 +31,7 @@ from custody.verify.receipt import verify_receipt
 from custody.verify.report import render_report
 from storage.deployment import Deployment, rotate_key
 from tests.conftest import Home, add_provider
+from tests.factories import SEIZURE, in_case
 from tests.service.test_provider_api import order_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "bundle.md"
@@ -57,7 +58,13 @@ class Desk:
         return session.id
 
     def physical(self) -> str:
-        metadata = {"kind": "physical", "case": "C-1", "exhibit": "PH-1", "description": "phone"}
+        metadata = {
+            "kind": "physical",
+            "case": "C-1",
+            "exhibit": "PH-1",
+            "description": "phone",
+            "seizure": SEIZURE,
+        }
         appended = self.deployment.intake.register_physical(metadata, self.examiner)
         return appended.event.subject.id
 
@@ -114,13 +121,17 @@ class Exhibit:
 def make_desk(deployment: Deployment) -> Desk:
     principals = deployment.principals
     operator = principals.get("operator").actor
-    return Desk(
+    desk = Desk(
         deployment,
         examiner=principals.add("alice", "examiner", operator)[0].actor,
         court=principals.add("clerk", "court", operator)[0].actor,
         approver=principals.add("judge", "approver", operator)[0].actor,
         authority=principals.add("prosecutor", "authority", operator)[0].actor,
     )
+    # The items' case (C-1) and the orders' (CASE-1), with everyone in them.
+    for case in ("C-1", "CASE-1"):
+        in_case(deployment, case, "alice", "clerk", "judge", "prosecutor")
+    return desk
 
 
 @pytest.fixture
@@ -157,6 +168,7 @@ def documented_members() -> list[re.Pattern[str]]:
         for name in re.findall(r"`([^`]+)`", cell):
             name = name.replace("…/", "items/<evidence-id>/")
             regex = re.escape(name).replace(re.escape("<evidence-id>"), r"ev_[0-9a-f]{16}")
+            regex = regex.replace(re.escape("<id>"), r"(?:pr|prv)_[0-9a-f]{16}")
             patterns.append(re.compile(regex.replace(re.escape("<index>"), "[0-9]{20}")))
     return patterns
 
@@ -164,13 +176,16 @@ def documented_members() -> list[re.Pattern[str]]:
 def test_a_full_bundle_has_every_documented_member_and_nothing_else(desk: Desk) -> None:
     response, _ = desk.response()
     known = desk.deployment.ledger.checkpoint(covering=0).note
-    rotate_key(desk.deployment, desk.deployment.principals.get("operator").actor)
+    operator = desk.deployment.principals.get("operator").actor
+    rotate_key(desk.deployment, operator)
+    desk.act(response, "noted", {"text": "opened on the examiner's workstation"})
+    desk.deployment.principals.name("alice", "Alice Examiner", operator)
 
     exhibit = desk.export(response, with_content=True, known_checkpoint=known)
 
     patterns = documented_members()
     names = exhibit.names()
-    assert len(patterns) == 19
+    assert len(patterns) == 24
     for pattern in patterns:
         assert any(pattern.fullmatch(n) for n in names), f"no member {pattern.pattern}"
     for name in names:
@@ -181,6 +196,7 @@ def test_a_full_bundle_has_every_documented_member_and_nothing_else(desk: Desk) 
 def test_members_come_in_the_documented_order(desk: Desk) -> None:
     response, _ = desk.response()
     physical = desk.physical()
+    desk.act(physical, "noted", {"text": "bagged and labelled"})
     known = desk.deployment.ledger.checkpoint(covering=0).note
 
     exhibit = desk.export(physical, response, with_content=True, known_checkpoint=known)
@@ -189,6 +205,8 @@ def test_members_come_in_the_documented_order(desk: Desk) -> None:
         parts = name.split("/")
         if parts[0] == "log":
             return (2, ["head", "events", "proofs"].index(parts[2]), name)
+        if parts[0] == "parties":
+            return (6, parts[1], ["head", "events", "proofs", "names"].index(parts[2]), name)
         if parts[0] != "items":
             tail = {"known-checkpoint": 7, "consistency": 8, "report.html": 9}
             return ({"bundle.json": 0, "checkpoint": 1, **tail}[name],)
@@ -204,6 +222,7 @@ def test_members_come_in_the_documented_order(desk: Desk) -> None:
             "order/proofs",
             "order/head",
             "receipt.json",
+            "disclosed",
         ]
         rest = "/".join(parts[2:])
         kind = next(k for k in reversed(order) if rest == k or rest.startswith(k + "/"))
@@ -224,7 +243,7 @@ def test_bundle_json_names_the_checkpoint_items_and_options(desk: Desk) -> None:
     index = json.loads(exhibit.read("bundle.json"))
     checkpoint, _ = open_checkpoint(exhibit.read("checkpoint"), desk.deployment.keys.verifiers)
     assert index == {
-        "format": "custos/exhibit/v2",
+        "format": "custos/exhibit/v3",
         "origin": desk.deployment.keys.origin,
         "checkpoint": {
             "size": checkpoint.size,
@@ -233,6 +252,7 @@ def test_bundle_json_names_the_checkpoint_items_and_options(desk: Desk) -> None:
         "items": sorted([first, second]),
         "known_checkpoint": False,
         "with_content": False,
+        "disclosed": True,  # a court may read findings and notes
     }
     assert (
         exhibit.read("bundle.json")
@@ -244,7 +264,7 @@ def test_bundle_json_names_the_checkpoint_items_and_options(desk: Desk) -> None:
 def test_events_are_the_exact_leaves_of_every_event_of_the_item(desk: Desk) -> None:
     item = desk.ingest()
     desk.act(item, "sealed", {"seal": "S-1"})
-    desk.act(item, "transferred", {"from": "lab", "to": "court", "location": "L", "reason": "R"})
+    desk.act(item, "transferred", {"from": "lab", "to": "alice", "location": "L", "reason": "R"})
     ledger = desk.deployment.ledger
 
     exhibit = desk.export(item)
@@ -267,7 +287,11 @@ def test_every_proof_verifies_against_the_bundle_checkpoint(desk_on_each_databas
     desk = desk_on_each_database
     response, _ = desk.response()
     desk.ingest(exhibit="HD-2")  # more leaves, so that the proofs have several hashes
-    desk.act(response, "examined", {"tool": "t", "version": "1", "purpose": "p", "findings": "f"})
+    desk.act(
+        response,
+        "examined",
+        {"tool": "t", "version": "1", "purpose": "p", "location": "lab", "findings": "f"},
+    )
 
     exhibit = desk.export(response)
 
@@ -330,18 +354,21 @@ def test_members_have_a_fixed_time_mode_and_compression(desk: Desk) -> None:
 
     exhibit = desk.export(item, with_content=True)
 
-    for info in exhibit.zip.infolist():
+    infos = exhibit.zip.infolist()
+    for info in infos:
         assert info.date_time == (1980, 1, 1, 0, 0, 0)
         assert info.create_system == 3 and info.external_attr == 0o100644 << 16
-        stored = info.filename.endswith("/content")
+        stored = info.filename.endswith("/content") or info.file_size < STORED_BELOW
         assert info.compress_type == (zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    methods = {info.compress_type for info in infos if not info.filename.endswith("/content")}
+    assert methods == {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}  # events stored, report not
 
 
 def test_a_later_event_of_the_item_moves_the_checkpoint(desk: Desk) -> None:
     item = desk.ingest()
     before = desk.export(item)
 
-    desk.act(item, "sealed")
+    desk.act(item, "sealed", {"seal": "S-1"})
     after = desk.export(item)
 
     assert after.summary.checkpoint_size > before.summary.checkpoint_size
@@ -394,7 +421,9 @@ def test_with_content_the_bytes_and_their_access_are_in_the_bundle(desk: Desk) -
     last = max(events)
     access = Event.decode(events[last])
     assert access.type == "evidence.accessed"
-    assert access.data == {"purpose": "exhibit export"} and access.actor == desk.court
+    digests = {"sha256": hashlib.sha256(CONTENT).hexdigest()}  # what the bytes re-hashed to
+    assert access.data == {"purpose": "exhibit export", "digests": digests}
+    assert access.actor == desk.court
     assert exhibit.summary.accessed == (last,) and ledger.entry(last) == events[last]
     assert json.loads(exhibit.read("bundle.json"))["with_content"] is True
 

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from custody.case_export import ExhibitMaterial, InvalidMaterial, base_iri, case_document
-from custody.errors import Forbidden
-from custody.events import Actor, Event
+from custody.errors import Forbidden, NotFound
+from custody.events import SYSTEM, Actor, Event
 from custody.evidence import EvidenceRecord
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import TEST_ORIGIN, add_provider, make_config, require
-from tests.factories import ACT_BODIES
+from tests.factories import ACT_BODIES, SEIZURE, in_case
 
 VECTOR = Path(__file__).parent.parent / "vectors" / "case" / "chain-of-custody-example.jsonld"
 ALL_DIGESTS = ("sha256", "sha512", "sha3_256", "sha1", "md5")
@@ -41,6 +41,7 @@ ACTS: list[tuple[str, dict[str, str]]] = [
     (act, ACT_BODIES[act])
     for act in (
         "evidence.transferred",
+        "evidence.received",
         "evidence.checked_out",
         "evidence.checked_in",
         "evidence.sealed",
@@ -62,13 +63,15 @@ def deployment(tmp_path: Path, sqlite_url: str) -> Iterator[Deployment]:
 @pytest.fixture
 def examiner(deployment: Deployment) -> Actor:
     operator = deployment.principals.get("operator")
-    return deployment.principals.add("alice", "examiner", operator.actor)[0].actor
+    alice = deployment.principals.add("alice", "examiner", operator.actor)[0].actor
+    in_case(deployment, "CASE-1", "alice")
+    return alice
 
 
 def material_of(deployment: Deployment, record: EvidenceRecord) -> ExhibitMaterial:
     entries = deployment.ledger.subject_entries(f"evidence:{record.id}")
     return ExhibitMaterial(
-        record=deployment.handling.get(record.id),
+        record=deployment.handling.get(record.id, SYSTEM),
         events=[(e.index, e.leaf) for e in entries],
         origin=deployment.keys.origin,
     )
@@ -95,10 +98,16 @@ def digital(deployment: Deployment, examiner: Actor) -> ExhibitMaterial:
 
 @pytest.fixture
 def physical(deployment: Deployment, examiner: Actor) -> ExhibitMaterial:
-    metadata = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a phone"}
+    metadata = {
+        "kind": "physical",
+        "case": "CASE-1",
+        "exhibit": "P-1",
+        "description": "a phone",
+        "seizure": SEIZURE,
+    }
     evidence_id = deployment.intake.register_physical(metadata, examiner).event.subject.id
     deployment.handling.record_act(evidence_id, *ACTS[0], examiner)
-    return material_of(deployment, deployment.handling.get(evidence_id))
+    return material_of(deployment, deployment.handling.get(evidence_id, SYSTEM))
 
 
 # -- reading a JSON-LD graph ---------------------------------------------------------------------
@@ -341,8 +350,19 @@ def test_the_examiner_and_the_court_get_the_case_document(
 ) -> None:
     operator = deployment.principals.get("operator").actor
     member = deployment.principals.add("member", role, operator)[0].actor
+    in_case(deployment, "CASE-1", "member")
 
     assert deployment.case_exports.document(physical.record.id, member) == case_document(physical)
+
+
+def test_an_item_outside_the_caller_s_cases_has_no_case_document(
+    deployment: Deployment, physical: ExhibitMaterial
+) -> None:
+    operator = deployment.principals.get("operator").actor
+    outsider = deployment.principals.add("outsider", "examiner", operator)[0].actor
+
+    with pytest.raises(NotFound):
+        deployment.case_exports.document(physical.record.id, outsider)
 
 
 def test_the_published_chain_of_custody_example_validates_and_has_our_shape() -> None:

@@ -26,6 +26,7 @@ from custody.verify.receipt import verify_receipt
 from storage.config import Config
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import Home
+from tests.factories import in_case
 
 WRITERS = 6
 PROCESSES = 3
@@ -183,6 +184,7 @@ def _ingest_many(config: Config, worker: int) -> list[bytes]:
     try:
         operator = deployment.principals.get("operator").actor
         examiner, _ = deployment.principals.add(f"examiner{worker}", "examiner", operator)
+        in_case(deployment, DIGITAL["case"], examiner.name)
 
         def ingest(thread: int) -> list[bytes]:
             bundles = []

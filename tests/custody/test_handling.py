@@ -10,6 +10,7 @@ import io
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,21 @@ from sqlalchemy import select
 from custody.acts import ACTS
 from custody.audit import audit_ledger
 from custody.errors import Conflict, Forbidden, IntegrityError, NotFound
-from custody.events import Actor, Event
+from custody.events import SYSTEM, Actor, Event
 from custody.evidence import CustodyState, EvidenceRecord
 from storage.deployment import Deployment, initialise, open_deployment
 from storage.sql.schema import evidence_documents
 from tests.conftest import make_config
-from tests.factories import ACT_BODIES
+from tests.factories import ACT_BODIES, CUSTODIAN, SEIZURE, in_case
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
-PHYSICAL = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a laptop"}
+PHYSICAL = {
+    "kind": "physical",
+    "case": "CASE-1",
+    "exhibit": "P-1",
+    "description": "a laptop",
+    "seizure": SEIZURE,
+}
 CONTENT = b"\x00\x01 image " * 20_000
 assert set(ACT_BODIES) == set(ACTS)
 
@@ -40,12 +47,16 @@ def add_principal(deployment: Deployment, name: str, role: str) -> Actor:
 
 @pytest.fixture
 def examiner(deployment: Deployment) -> Actor:
-    return add_principal(deployment, "alice", "examiner")
+    alice = add_principal(deployment, "alice", "examiner")
+    in_case(deployment, "CASE-1", "alice")
+    return alice
 
 
 @pytest.fixture
-def approver(deployment: Deployment) -> Actor:
-    return add_principal(deployment, "judge", "approver")
+def approver(deployment: Deployment, examiner: Actor) -> Actor:
+    judge = add_principal(deployment, "judge", "approver")
+    in_case(deployment, "CASE-1", "judge")
+    return judge
 
 
 def ingest(
@@ -67,7 +78,7 @@ def act(
 
 
 def state(deployment: Deployment, evidence_id: str) -> CustodyState:
-    return deployment.handling.get(evidence_id).state
+    return deployment.handling.get(evidence_id, SYSTEM).state
 
 
 def last_event(deployment: Deployment) -> Event:
@@ -99,12 +110,14 @@ def assert_refused(
 
 # (acts that must come first, the act, the state it leaves)
 SEQUENCES = [
-    ([], "evidence.transferred", CustodyState()),
+    # A transfer is pending until its custodian (here the examiner, ``CUSTODIAN``) confirms.
+    ([], "evidence.transferred", CustodyState(transfer_pending_to=CUSTODIAN)),
+    (["evidence.transferred"], "evidence.received", CustodyState()),
     ([], "evidence.checked_out", CustodyState(checked_out_to="carol")),
     (["evidence.checked_out"], "evidence.checked_in", CustodyState()),
     ([], "evidence.examined", CustodyState()),
     ([], "evidence.noted", CustodyState()),
-    ([], "evidence.sealed", CustodyState(sealed=True)),
+    ([], "evidence.sealed", CustodyState(sealed=True, seal="S-0042")),
     (["evidence.sealed"], "evidence.unsealed", CustodyState()),
     ([], "evidence.hold_set", CustodyState(on_hold=True)),
     (["evidence.hold_set"], "evidence.hold_released", CustodyState()),
@@ -134,8 +147,12 @@ def test_each_act_is_one_event_chained_to_the_items_last(
     assert event.type == name
     assert event.actor == by
     assert event.prev == previous.leaf_hash.hex()
+    if after.transfer_pending_to is not None:
+        after = replace(after, transfer_pending_to=examiner.id)
     assert state(deployment, record.id) == after
     visible = {k: v for k, v in ACT_BODIES[name].items() if k not in ("findings", "text")}
+    if name == "evidence.transferred":  # the custodian is recorded by its id
+        visible["to"] = examiner.id
     assert visible.items() <= event.data.items()
 
 
@@ -143,22 +160,21 @@ def test_a_physical_item_takes_the_same_acts(
     deployment: Deployment, examiner: Actor, approver: Actor
 ) -> None:
     appended = deployment.intake.register_physical(PHYSICAL, examiner)
-    record = deployment.handling.get(appended.event.subject.id)
+    record = deployment.handling.get(appended.event.subject.id, examiner)
+    acts = ("evidence.sealed", "evidence.hold_set", "evidence.transferred", "evidence.received")
 
-    for name in ("evidence.transferred", "evidence.sealed", "evidence.hold_set"):
+    for name in acts:
         act(deployment, record, name, examiner)
 
-    assert state(deployment, record.id) == CustodyState(sealed=True, on_hold=True)
+    assert state(deployment, record.id) == CustodyState(sealed=True, seal="S-0042", on_hold=True)
     types = [
         Event.decode(e.leaf).type
         for e in deployment.ledger.subject_entries(f"evidence:{record.id}")
     ]
-    assert types == [
-        "evidence.registered",
-        "evidence.transferred",
-        "evidence.sealed",
-        "evidence.hold_set",
-    ]
+    assert types == ["evidence.registered", *acts]
+    assert Event.decode(appended.leaf).data["seizure"] == SEIZURE | {
+        "at": "2026-11-27T09:30:00.000000Z"
+    }
 
 
 @pytest.mark.parametrize(
@@ -237,7 +253,7 @@ def test_states_combine_sealed_and_on_hold(deployment: Deployment, examiner: Act
     act(deployment, record, "evidence.sealed", examiner)
     act(deployment, record, "evidence.hold_set", examiner)
 
-    assert state(deployment, record.id) == CustodyState(sealed=True, on_hold=True)
+    assert state(deployment, record.id) == CustodyState(sealed=True, seal="S-0042", on_hold=True)
     assert_refused(deployment, record, "evidence.hold_set", examiner)
     assert_refused(deployment, record, "evidence.sealed", examiner)
 
@@ -289,6 +305,7 @@ def test_an_item_under_retention_is_not_disposed(tmp_path: Path, sqlite_url: str
     try:
         examiner = add_principal(deployment, "alice", "examiner")
         approver = add_principal(deployment, "judge", "approver")
+        in_case(deployment, "CASE-1", "alice", "judge")
         record = ingest(deployment, examiner)
 
         assert_refused(deployment, record, "evidence.disposed", approver)
@@ -378,7 +395,7 @@ def test_reading_content_records_the_access_before_the_first_byte(
     assert (event.type, event.actor, event.data) == (
         "evidence.accessed",
         examiner,
-        {"purpose": "court copy"},
+        {"purpose": "court copy", "digests": {"sha256": hashlib.sha256(CONTENT).hexdigest()}},
     )
     assert access.index == size
     assert b"".join(chunks) == CONTENT
@@ -420,27 +437,37 @@ def corrupt(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_corrupted_blob_fails_the_read_and_records_the_integrity_failure(
+def test_a_corrupted_blob_fails_the_read_before_any_access_and_records_the_failure(
     deployment: Deployment, examiner: Actor
 ) -> None:
     record = ingest(deployment, examiner)
     corrupt(blob_path(deployment, record))
     size = deployment.ledger.size()
 
+    with pytest.raises(IntegrityError):
+        deployment.handling.read_content(record.id, examiner, "review")
+
+    assert deployment.ledger.size() == size + 1
+    failed = Event.decode(deployment.ledger.entry(size))
+    assert failed.type == "evidence.integrity_failed"
+    assert failed.data["algorithms"] == ["sha256"]
+    assert failed.data["size"] == failed.data["expected_size"] == len(CONTENT)
+
+
+def test_bytes_corrupted_after_the_access_end_the_stream_short(
+    deployment: Deployment, examiner: Actor
+) -> None:
+    record = ingest(deployment, examiner)
     _, _, chunks = deployment.handling.read_content(record.id, examiner, "review")
+    corrupt(blob_path(deployment, record))
+
     received = bytearray()
     with pytest.raises(IntegrityError):
         for chunk in chunks:
             received += chunk
 
     assert len(received) < len(CONTENT)  # never a complete-looking copy
-
-    assert deployment.ledger.size() == size + 2
-    accessed, failed = (Event.decode(deployment.ledger.entry(i)) for i in (size, size + 1))
-    assert accessed.type == "evidence.accessed"
-    assert failed.type == "evidence.integrity_failed"
-    assert failed.data["algorithms"] == ["sha256"]
-    assert failed.data["size"] == failed.data["expected_size"] == len(CONTENT)
+    assert last_event(deployment).type == "evidence.integrity_failed"
 
 
 def test_a_disposal_racing_an_ingest_of_the_same_bytes_never_leaves_a_dangling_record(

@@ -31,16 +31,26 @@ from custody.intake import Ingested
 from custody.verify.receipt import verify_receipt
 from storage.deployment import Deployment, initialise, open_deployment, rotate_key
 from tests.conftest import FakeClock, make_config
+from tests.factories import SEIZURE, in_case
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
-PHYSICAL = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a phone"}
+PHYSICAL = {
+    "kind": "physical",
+    "case": "CASE-1",
+    "exhibit": "P-1",
+    "description": "a phone",
+    "seizure": SEIZURE,
+}
 CONTENT = b"evidence bytes\n" * 10_000  # ~150 KB: several reads, still small
 REPO = Path(__file__).resolve().parents[2]
 
 
 def add_principal(deployment: Deployment, name: str, role: str) -> Actor:
+    """A principal; an examiner is made a member of CASE-1, where these tests take items."""
     operator = deployment.principals.get("operator")
     principal, _ = deployment.principals.add(name, role, operator.actor)
+    if role == "examiner":
+        in_case(deployment, "CASE-1", name)
     return principal.actor
 
 
@@ -128,7 +138,7 @@ def test_a_physical_item_is_registered_at_once(deployment: Deployment, examiner:
     assert event.type == "evidence.registered"
     assert event.actor == examiner
     assert event.data["case"] == "CASE-1" and event.data["exhibit"] == "P-1"
-    record = deployment.handling.get(appended.event.subject.id)
+    record = deployment.handling.get(appended.event.subject.id, examiner)
     assert record.kind == "physical" and record.size is None and record.storage_key is None
     assert record.ledger_index == appended.index
     assert deployment.objects.exists(f"manifests/{record.id}")

@@ -28,7 +28,7 @@ from custody.notices import (
 )
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, add_provider, make_config
-from tests.factories import order_document
+from tests.factories import in_case, order_document
 
 US = 1e-6  # one microsecond, in seconds
 
@@ -58,6 +58,7 @@ def parties_of(deployment: Deployment) -> Parties:
     operator = deployment.principals.get("operator").actor
     author, _ = deployment.principals.add("author", "authority", operator)
     judge, _ = deployment.principals.add("judge", "approver", operator)
+    in_case(deployment, "CASE-1", "author", "judge")  # the orders' case
     return Parties(deployment, author.actor, judge.actor)
 
 

@@ -369,7 +369,12 @@ def test_art_16_an_unacknowledged_order_past_its_deadline_is_overdue_and_stays_o
     late = utc(2026, 3, 17, 0, 0)
     assert overdue(order, late) and not expired(order, late)
     assert "expire" not in allowed_actions(order, late)
-    assert allowed_actions(order, late, by=AUTHORITY) == ["withdraw", "seek_enforcement", "close"]
+    assert allowed_actions(order, late, by=AUTHORITY) == [
+        "withdraw",
+        "seek_enforcement",
+        "close",
+        "record_user_information",
+    ]
     assert allowed_actions(order, late, by=PROVIDER) == [
         "acknowledge",
         "object",

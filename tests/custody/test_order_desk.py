@@ -25,7 +25,7 @@ from custody.errors import BadRequest, Conflict, CustosError, Forbidden, Invalid
 from custody.events import SYSTEM, Actor, Event, format_time
 from custody.note import open_note
 from custody.note_types import NOTICE_TYPE, ORDER_TYPE
-from custody.notices import PENDING, Notice
+from custody.notices import PENDING, Notice, NoticeDelivery
 from custody.order_desk import Acted, OrderDesk, StoredOrder, document_commitment
 from custody.order_document import PRESERVATION, PRODUCTION, OrderDocument
 from custody.orders import OrderState, allowed_actions, deadline, order_document_text
@@ -34,7 +34,7 @@ from custody.providers import Provider
 from storage.deployment import Deployment, initialise, open_deployment
 from storage.sql.schema import order_texts
 from tests.conftest import FakeClock, add_provider, make_config
-from tests.factories import EMAIL, EMERGENCY, FACTS, IP, full_order_document
+from tests.factories import EMAIL, EMERGENCY, FACTS, IP, full_order_document, in_case
 
 DETAILS = "Disclosure would breach the third country's secrecy of correspondence."
 QUESTION = "Which of the two mailboxes on the account is meant?"
@@ -157,7 +157,7 @@ def bench(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[Bench
     deployment = open_deployment(config, clock=clock)
     isp = add_provider(deployment, "Example ISP", notification_url=ISP_URL)
     mailco = add_provider(deployment, "Mail Co")
-    yield Bench(
+    bench = Bench(
         deployment=deployment,
         clock=clock,
         authority=add_principal(deployment, "alice", "authority"),
@@ -168,6 +168,10 @@ def bench(tmp_path: Path, database_url: str, clock: FakeClock) -> Iterator[Bench
         isp_staff=add_principal(deployment, "isp-desk", "provider", isp.id),
         mailco_staff=add_principal(deployment, "mail-desk", "provider", mailco.id),
     )
+    # The orders' cases, with the authority and the approvers in them.
+    for case in ("CASE-1", "CASE-7", "CASE-8"):
+        in_case(deployment, case, "alice", "bruno", "carla")
+    yield bench
     deployment.close()
 
 
@@ -445,7 +449,8 @@ def test_each_refused_action_changes_nothing(bench: Bench) -> None:
             refused = exc
         else:
             pytest.fail(f"{name}: not refused")
-        assert type(refused) is case.error, f"{name}: {refused!r}"
+        # The kind of refusal (a field's own fault is a BadRequest, a document's an Invalid).
+        assert isinstance(refused, case.error), f"{name}: {refused!r}"
         assert trace(bench, stored.id) == before, name
         if isinstance(refused, Conflict):
             # What the refused caller may do now: one party's share of the order's actions.
@@ -868,3 +873,188 @@ def test_list_pages_by_seq_and_filters_by_state_provider_and_case(bench: Bench) 
         b.desk.list(b.authority.actor, state="lost")
     with pytest.raises(Forbidden):
         b.desk.list(b.isp_staff.actor)
+
+
+# -- the enforcing State (Regulation (EU) 2023/1543 Arts 8, 10, 12) ------------------------------
+
+ENFORCING_URL = "https://enforcing.example/epoc"
+
+
+def eu_traffic(**changes: Any) -> dict[str, Any]:
+    """An EU order for traffic data from a Portuguese judge, to be reviewed in Germany."""
+    return {
+        "legal_basis": {"instrument": "eu_2023_1543_epoc", "citation": "Art 5"},
+        "issuing_authority": {
+            "name": "Investigating judge, Porto",
+            "type": "judge",
+            "file_number": "77/26.1",
+            "contact": "tic.porto@example.org",
+            "state": "PT",
+        },
+        "offence": {
+            "description": "ransomware extortion",
+            "provision": "Penal Code s. 221",
+            "max_penalty_years": 8,
+        },
+        "confidentiality": {"no_user_notice": True, "reasons": "It would warn the others."},
+        "language": "de",
+        "enforcing_authority": {
+            "name": "Staatsanwaltschaft Berlin",
+            "state": "DE",
+            "contact": "epoc@sta-berlin.example",
+            "time_zone": "Europe/Berlin",
+            "notification_url": ENFORCING_URL,
+        },
+        **changes,
+    }
+
+
+def deliver_notices(b: Bench) -> list[str]:
+    """Deliver every due notice (each endpoint answers 2xx); the URLs they went to."""
+    sent: list[str] = []
+    worker = NoticeDelivery(
+        b.desk.notices,
+        lambda url, note: sent.append(url),
+        b.clock,
+        on_delivered=b.desk.notice_delivered,
+        max_attempts=3,
+        base_delay=1,
+        max_delay=1,
+    )
+    worker.deliver_due()
+    return sent
+
+
+def test_art_8_issuing_sends_the_enforcing_authority_the_order_and_its_receipt_starts_its_days(
+    bench: Bench,
+) -> None:
+    """Served Saturday 28 November 2026 13:00 UTC and delivered at once (14:00 in Berlin): the
+    enforcing authority's ten days run Sunday 29 November to Tuesday 8 December, ending at
+    midnight in Berlin, 22:59:59.999999 UTC."""
+    b = bench
+    stored = b.served(**eu_traffic())
+    notices = b.desk.notices_of(stored)
+    assert [(n.addressee, n.url) for n in notices] == [
+        ("enforcing_authority", ENFORCING_URL),
+        ("provider", ISP_URL),
+    ]
+    opened = open_note(notices[0].note, b.deployment.keys.verifiers)
+    type_line, body, _ = opened.text.split("\n")
+    sent = json.loads(body)
+    assert type_line == NOTICE_TYPE and sent["addressee"] == "enforcing_authority"
+    assert sent["review_period"] == {"days": 10}
+    # It does not sign in: the notice carries the order as issued, targets and all.
+    assert sent["issued"]["id"] == stored.id and sent["issued"]["targets"][0]["value"] == EMAIL
+    assert b.desk.summary(b.reload(stored))["enforcing_review"]["received_at"] is None
+
+    assert sorted(deliver_notices(b)) == sorted([ENFORCING_URL, ISP_URL])
+    order = b.reload(stored)
+    review = b.desk.summary(order)["enforcing_review"]
+    assert review["received_at"] == "2026-11-28T13:00:00.000000Z"
+    assert review["review_until"] == "2026-12-08T22:59:59.999999Z"
+    assert review["review_until_local"] == "2026-12-08T23:59:59.999999+01:00"
+    received = [e for e in b.desk.timeline(order) if e.event.type == "order.enforcing_received"]
+    assert [e.event.data["review_until"] for e in received] == ["2026-12-08T22:59:59.999999Z"]
+    # The provider's own receipt came from its own notice, its period in its own zone (UTC).
+    assert order.order.received_at == b.clock.now
+    assert b.desk.summary(order)["due"] == "2026-12-08T23:59:59.999999Z"
+
+
+def test_art_8_2_no_notice_goes_to_the_enforcing_authority_of_an_exempt_order(
+    bench: Bench,
+) -> None:
+    stored = bench.served(**eu_traffic(offence_state="PT", residence_state="PT"))
+    assert [n.addressee for n in bench.desk.notices_of(stored)] == ["provider"]
+    assert bench.desk.summary(stored)["enforcing_review"] is None
+
+
+def test_art_8_an_enforcing_authoritys_url_is_checked_by_the_outgoing_request_policy(
+    bench: Bench,
+) -> None:
+    inside = eu_traffic()
+    inside["enforcing_authority"]["notification_url"] = "http://169.254.169.254/latest"
+    with pytest.raises(Invalid, match=r"enforcing_authority\.notification_url"):
+        bench.draft(**inside)
+
+
+def test_art_10_3_a_response_is_withheld_from_the_issuing_authority_until_the_ten_days_end(
+    bench: Bench,
+) -> None:
+    b = bench
+    stored = b.served(**eu_traffic())
+    deliver_notices(b)
+    b.answer(stored, "acknowledge")
+    evidence_id = open_response(b, stored)
+    receive(b, stored, evidence_id, io.BytesIO(b"traffic records\n"))
+    order = b.reload(stored)
+    assert b.desk.summary(order)["responses_withheld"] is True
+    with pytest.raises(Conflict, match=r"withheld.*Art 10\(3\)"):
+        b.desk.check_released(order.id)
+    # Nor does an exhibit bundle carry its bytes; nothing is recorded for the attempt.
+    examiner = add_principal(b.deployment, "eve", "examiner").actor
+    in_case(b.deployment, stored.order.document.case, "eve")
+    size = b.deployment.ledger.size()
+    with pytest.raises(Conflict, match=r"Art 10\(3\)"):
+        b.deployment.bundles.export([evidence_id], io.BytesIO(), by=examiner, with_content=True)
+    assert b.deployment.ledger.size() == size
+    b.clock.now = datetime(2026, 12, 8, 22, 59, 59, 999999, tzinfo=UTC)
+    assert b.desk.responses_withheld(order)
+    b.clock.advance(1e-6)
+    assert not b.desk.responses_withheld(order)
+    b.desk.check_released(order.id)
+    b.desk.check_released(None)  # an item that answers no order
+    b.deployment.bundles.export([evidence_id], io.BytesIO(), by=examiner, with_content=True)
+
+
+def test_art_12_the_authority_records_the_enforcing_authoritys_answer_with_its_text(
+    bench: Bench,
+) -> None:
+    b = bench
+    stored = b.served(**eu_traffic())
+    deliver_notices(b)
+    given = b.clock.now + timedelta(days=3)
+    b.clock.advance(4 * DAY)
+    acted = b.act(
+        stored,
+        "record_enforcing_answer",
+        {
+            "answer": "ground",
+            "ground": "no_dual_criminality",
+            "details": "Not an offence in Germany.",
+            "given_at": given,
+        },
+    )
+    data = acted.event.event.data
+    assert (data["answer"], data["ground"], data["in_time"]) == (
+        "ground",
+        "no_dual_criminality",
+        True,
+    )
+    assert data["given_at"] == format_time(given) and "details_commitment" in data
+    texts = b.desk.store.texts(stored.id)[acted.event.index]
+    assert texts["details"] == "Not an offence in Germany."
+    assert b.desk.summary(acted.stored)["enforcing_review"]["answer"] == "ground"
+    assert [n.event for n in b.desk.notices_of(stored)][-1] == "order.enforcing_answered"
+    with pytest.raises(Conflict) as refused:
+        b.act(stored, "record_enforcing_answer", {"answer": "no_ground"})
+    assert refused.value.allowed_actions == ["withdraw", "record_user_information"]
+
+
+def test_art_8_an_adapted_revision_goes_to_the_enforcing_authority_and_its_review_goes_on(
+    bench: Bench,
+) -> None:
+    b = bench
+    stored = b.served(**eu_traffic())
+    deliver_notices(b)
+    before = b.desk.summary(b.reload(stored))["enforcing_review"]
+    b.clock.advance(DAY)
+    adapted = b.act(
+        stored, "adapt", {"document": {"facts": FACTS + " Adapted."}}, by=b.approver2.actor
+    )
+    sent = [(n.addressee, n.event) for n in b.desk.notices_of(adapted.stored)]
+    assert sent[-2:] == [("enforcing_authority", "order.adapted"), ("provider", "order.adapted")]
+    opened = open_note(b.desk.notices_of(adapted.stored)[-2].note, b.deployment.keys.verifiers)
+    assert json.loads(opened.text.split("\n")[1])["issued"]["revision"] == 2
+    deliver_notices(b)
+    # The ten days still run from the first notice's receipt.
+    assert b.desk.summary(b.reload(stored))["enforcing_review"] == before

@@ -12,7 +12,15 @@ clarification request suspends it, the time left.
 The oracle counts UN and Budapest periods by the exact rule (configured), so their deadlines
 are exact. EU periods follow Regulation 1182/71; the oracle knows only that the end lies from
 N days after receipt to five days later (end of day, a weekend, a holiday-free provider), and
-accepts either outcome of an act bound to the clock inside that window.
+accepts either outcome of an act bound to the clock inside that window. Hour periods (an
+emergency's 8 hours) are exact.
+
+Two of the orders are EU orders for traffic data sent to an enforcing authority (section 1b):
+the oracle lets the authority record its answer once, and record a deletion only where a
+ground came, in an emergency, after the provider had delivered (no notice is delivered in
+this test, so the answer is the enforcing authority's receipt and always in time). One is
+issued by the police, which may not issue it alone: a validator validates it before it may
+be approved (section 5).
 """
 
 from __future__ import annotations
@@ -43,9 +51,16 @@ from tests.custody.test_orders import document
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AUTHORITY = Actor(id="pr_author", role="authority")
 APPROVER = Actor(id="pr_approver", role="approver")
+VALIDATOR = Actor(id="pr_judge", role="validator")
 PROVIDER = Actor(id="pr_mailco", role="provider")
 PROVIDER_ID = "prov_mailco"
-PARTIES = {"authority": AUTHORITY, "approver": APPROVER, "provider": PROVIDER, "system": SYSTEM}
+PARTIES = {
+    "authority": AUTHORITY,
+    "validator": VALIDATOR,
+    "approver": APPROVER,
+    "provider": PROVIDER,
+    "system": SYSTEM,
+}
 UNKNOWN = "unknown"
 
 # -- docs/orders.md, section 5: the lifecycle -----------------------------------------------------
@@ -68,7 +83,9 @@ ALL_STATES = (
 # "same" leaves the state; "adapt" is served for an order to produce, same for a hold.
 DOCS_TABLE: dict[str, tuple[str, tuple[str, ...], str]] = {
     "submit": ("authority", ("draft",), "pending_approval"),
+    "validate": ("validator", ("pending_approval",), "same"),
     "approve": ("approver", ("pending_approval",), "served"),
+    "send_back": ("approver", ("pending_approval",), "draft"),
     "withdraw": ("authority", tuple(s for s in ALL_STATES if s not in ENDS), "withdrawn"),
     "resend": ("authority", ("served",), "served"),
     "adapt": ("approver", (*OPEN_SERVED, "produced_partial"), "adapt"),
@@ -107,11 +124,29 @@ DOCS_TABLE: dict[str, tuple[str, tuple[str, ...], str]] = {
     ),
     "expire": ("system", OPEN_SERVED, "expired"),
 }
+# Section 1b: the enforcing State's review, beside the order's state, and after it ended.
+REVIEWED = (
+    "served",
+    "acknowledged",
+    "objected",
+    "clarification_requested",
+    "produced_partial",
+    "produced",
+    "no_data",
+    "closed",
+    "withdrawn",
+)
+DOCS_TABLE["record_enforcing_answer"] = ("authority", REVIEWED, "same")
+DOCS_TABLE["restrict_data"] = ("authority", REVIEWED, "same")
+# Section 7: informing the user (Art 13), once served, even after the order ended.
+DOCS_TABLE["record_user_information"] = ("authority", REVIEWED, "same")
 PRESERVATION_ONLY = {"extend", "confirm_production_request", "confirm_preservation", "expire"}
-PRODUCTION_ONLY = {"respond", "complete", "seek_enforcement"}
+PRODUCTION_ONLY = {"respond", "complete", "seek_enforcement", "record_user_information"}
+ENFORCING_ONLY = {"record_enforcing_answer", "restrict_data"}
 # Who counts as each party (section 5): an approver is also an authority.
 ROLES_OF = {
     "authority": ("authority", "approver"),
+    "validator": ("validator",),
     "approver": ("approver",),
     "provider": ("provider",),
     "system": ("system",),
@@ -125,6 +160,11 @@ class Oracle:
     kind: str
     eu: bool
     days: int  # the period in days from receipt (section 2, "Periods")
+    hours: int = 0  # or in hours (an emergency)
+    needs_validation: bool = False  # section 5: issued by one who may not issue it alone
+    validated: bool = False
+    notified: bool = False  # sent to an enforcing authority (section 1b)
+    emergency: bool = False
     state: str = "draft"
     before: str | None = None  # where an objection or a request found the order
     served: bool = False
@@ -134,6 +174,10 @@ class Oracle:
     extra_days: int = 0
     extensions: int = 0
     open_ended: bool = False
+    responses: int = 0
+    enforcing_answered: bool = False
+    user_informed: bool = False
+    restriction_owed: bool = False
     events: list[str] = field(default_factory=list)
 
     @property
@@ -144,6 +188,8 @@ class Oracle:
         """Whether the deadline or hold end lies before ``now``: sections 2 and 3."""
         if self.received_at is None or self.suspended_since is not None or self.open_ended:
             return False
+        if self.hours:
+            return now > self.received_at + timedelta(hours=self.hours) + self.suspended
         earliest = self.received_at + timedelta(days=self.days + self.extra_days) + self.suspended
         if not self.eu:
             return now > earliest  # the exact rule
@@ -164,6 +210,18 @@ class Oracle:
             return False
         if act in PRODUCTION_ONLY and not self.production:
             return False
+        if act in ENFORCING_ONLY and not (self.notified and self.served):
+            return False
+        if act == "validate":
+            return self.needs_validation and not self.validated
+        if act == "approve":
+            return self.validated or not self.needs_validation
+        if act == "record_user_information":
+            return self.served and not self.user_informed
+        if act == "record_enforcing_answer":
+            return not self.enforcing_answered
+        if act == "restrict_data":
+            return self.restriction_owed
         if act == "resend":
             return self.received_at is None
         if act in ("extend", "confirm_production_request"):
@@ -187,6 +245,19 @@ class Oracle:
             self.received_at = now  # section 2: the provider's first act is its receipt
         if act == "approve":
             self.served = True
+        elif act == "validate":
+            self.validated = True
+        elif act == "send_back":
+            self.validated = False  # section 5: the draft is validated anew once resubmitted
+        elif act == "respond":
+            self.responses += 1
+        elif act == "record_enforcing_answer":  # the answer given is a ground (DATA)
+            self.enforcing_answered = True
+            self.restriction_owed = self.emergency and self.responses > 0
+        elif act == "restrict_data":
+            self.restriction_owed = False
+        elif act == "record_user_information":
+            self.user_informed = True  # DATA records that the user was informed
         elif act == "adapt" and self.production:
             self.received_at, self.suspended_since, self.suspended = None, None, timedelta(0)
             self.before = None
@@ -212,8 +283,55 @@ class Oracle:
             self.state = target
 
 
+EU_TRAFFIC = {
+    "legal_basis": {"instrument": "eu_2023_1543_epoc", "citation": "Art 5"},
+    "data_categories": ["traffic"],
+    "offence": {"description": "extortion", "provision": "s. 221", "max_penalty_years": 8},
+    "enforcing_authority": {
+        "name": "Staatsanwaltschaft Berlin",
+        "state": "DE",
+        "contact": "epoc@sta-berlin.example",
+        "time_zone": "Europe/Berlin",
+        "notification_url": "https://enforcing.example/epoc",
+    },
+    "language": "de",
+}
 ORDERS = {
     "un production": ("production", False, {}),
+    "eu subscriber, from the police, validated": (
+        "production",
+        True,
+        {
+            "legal_basis": {"instrument": "eu_2023_1543_epoc", "citation": "Art 5"},
+            "issuing_authority": {
+                "name": "Polícia Judiciária",
+                "type": "other",
+                "file_number": "PJ-17",
+                "contact": "pj@example.org",
+                "state": "PT",
+            },
+            "validating_authority": {
+                "name": "Public Prosecutor, Lisbon",
+                "type": "prosecutor",
+                "file_number": "17/26",
+                "contact": "dp@example.org",
+                "state": "PT",
+            },
+        },
+    ),
+    "eu traffic, notified": ("production", True, EU_TRAFFIC),
+    "eu traffic, notified, emergency": (
+        "production",
+        True,
+        {
+            **EU_TRAFFIC,
+            "emergency": {
+                "flag": True,
+                "category": "threat_to_life",
+                "justification": "A threat to life tonight.",
+            },
+        },
+    ),
     "eu production": (
         "production",
         True,
@@ -227,13 +345,21 @@ ORDERS = {
     ),
 }
 DATA: dict[str, dict[str, Any]] = {
+    "send_back": {"reason": "Say which mailbox."},
     "object": {"ground": "incomplete"},
     "request_clarification": {"question": "Which mailbox?"},
     "answer_objection": {"answer": "This one."},
     "answer_clarification": {"answer": "This one."},
     "respond": {"evidence": "ev_0123456789abcdef"},
+    "record_enforcing_answer": {
+        "answer": "ground",
+        "ground": "fundamental_rights",
+        "details": "Disproportionate.",
+    },
+    "restrict_data": {"measure": "deleted"},
+    "record_user_information": {"informed": True, "details": "Told of the remedies."},
 }
-ADVANCES = st.sampled_from((0, 3600, 2 * 86400, 9 * 86400, 25 * 86400, 70 * 86400))
+ADVANCES = st.sampled_from((0, 3600, 5 * 3600, 2 * 86400, 9 * 86400, 25 * 86400, 70 * 86400))
 
 
 def expected_actions(oracle: Oracle, now: datetime, party: str) -> list[str] | None:
@@ -262,7 +388,16 @@ def test_random_acts_follow_the_documented_rules(name: str, draws: st.DataObject
     kind, eu, changes = ORDERS[name]
     doc = document(kind, **changes)
     days = doc.preservation_days or 10
-    oracle = Oracle(kind=kind, eu=eu, days=days)
+    emergency = doc.emergency.flag
+    oracle = Oracle(
+        kind=kind,
+        eu=eu,
+        days=days,
+        hours=8 if emergency else 0,
+        notified="enforcing_authority" in changes,
+        emergency=emergency,
+        needs_validation="validating_authority" in changes,
+    )
     now = T0
     order, _, _ = draft_order(doc, AUTHORITY, now - timedelta(days=1))
     terms = ServiceTerms(place=Place(), rule=PeriodRule.EXACT)

@@ -13,12 +13,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.commitment import commit
-from custody.errors import BadRequest, Conflict, Forbidden
+from custody.errors import BadRequest, Conflict, FieldErrors, Forbidden
 from custody.events import SYSTEM, Actor, NewEvent, Subject
 from custody.json_codec import canonical_json
 from custody.note import NoteSigner, open_note, sign_note
 from custody.note_types import ORDER_TYPE
-from custody.order_deadlines import OrderClock
+from custody.order_deadlines import MAX_PRESERVATION_DAYS, OrderClock
 from custody.order_document import (
     KINDS,
     OBJECTION_GROUNDS,
@@ -82,14 +82,25 @@ def order_in(state: OrderState, kind: str = PRODUCTION, **changes: Any) -> Order
     )
 
 
-ACTOR_OF_PARTY = {"authority": AUTHORITY, "approver": APPROVER, "provider": PROVIDER}
+VALIDATOR = Actor(id="pr_judge", role="validator")
+ACTOR_OF_PARTY = {
+    "authority": AUTHORITY,
+    "validator": VALIDATOR,
+    "approver": APPROVER,
+    "provider": PROVIDER,
+}
 DATA: dict[str, dict[str, Any]] = {
     "extend": {"days": 30},
+    "send_back": {"reason": "Name the account's creation date among the targets."},
     "object": {"ground": "data_not_held"},
     "request_clarification": {"question": "Which of the two mailboxes is meant?"},
     "answer_objection": {"answer": "The order stands: the mailbox is yours."},
     "answer_clarification": {"answer": "The first one."},
     "respond": {"evidence": "ev_0123456789abcdef"},
+    "record_user_information": {
+        "informed": True,
+        "details": "Told by letter of the order and of the remedies of Art 18.",
+    },
 }
 
 
@@ -112,7 +123,11 @@ def act(
 _S = OrderState
 _ENDS: dict[OrderState, dict[str, OrderState]] = {
     _S.DRAFT: {"submit": _S.PENDING_APPROVAL, "withdraw": _S.WITHDRAWN},
-    _S.PENDING_APPROVAL: {"approve": _S.SERVED, "withdraw": _S.WITHDRAWN},
+    _S.PENDING_APPROVAL: {
+        "approve": _S.SERVED,
+        "send_back": _S.DRAFT,
+        "withdraw": _S.WITHDRAWN,
+    },
     _S.PRODUCED: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
     _S.NO_DATA: {"withdraw": _S.WITHDRAWN, "close": _S.CLOSED},
     _S.CLOSED: {},
@@ -221,6 +236,24 @@ PRESERVATION_LIFECYCLE: dict[OrderState, dict[str, OrderState]] = {
         "object": _S.OBJECTED,
     },
 }
+# Once served, an order to produce records whether its user was informed (Art 13), in every
+# state it can reach, even after it was closed or withdrawn.
+_INFORMED = (
+    _S.SERVED,
+    _S.ACKNOWLEDGED,
+    _S.OBJECTED,
+    _S.CLARIFICATION_REQUESTED,
+    _S.PRESERVED,
+    _S.PRODUCED_PARTIAL,
+    _S.PRODUCED,
+    _S.NO_DATA,
+    _S.CLOSED,
+    _S.WITHDRAWN,
+)
+PRODUCTION_LIFECYCLE = {
+    state: {**moves, "record_user_information": state} if state in _INFORMED else moves
+    for state, moves in PRODUCTION_LIFECYCLE.items()
+}
 LIFECYCLE = {
     PRODUCTION: PRODUCTION_LIFECYCLE,
     PARTIAL_TRAFFIC_DISCLOSURE: PRODUCTION_LIFECYCLE,
@@ -230,7 +263,13 @@ LIFECYCLE = {
 
 def test_every_action_is_the_act_of_one_party_and_records_one_event_type() -> None:
     assert set(ACTOR_OF_ACTION) == set(ACTIONS) == set(EVENT_OF_ACTION)
-    assert set(ACTOR_OF_ACTION.values()) == {"authority", "approver", "provider", "system"}
+    assert set(ACTOR_OF_ACTION.values()) == {
+        "authority",
+        "validator",
+        "approver",
+        "provider",
+        "system",
+    }
     for event_type in EVENT_OF_ACTION.values():
         NewEvent(event_type, SYSTEM, Subject("order", ORDER_ID))
 
@@ -279,9 +318,14 @@ def test_production_order_is_never_confirmed_as_preserved_or_extended() -> None:
 
 
 def test_nothing_but_reading_follows_closing_withdrawal_or_expiry() -> None:
+    """Except, for an order to produce, recording that its user was informed (Art 13) and
+    the enforcing State's answer to one sent to it (tested in test_order_enforcing.py)."""
     for state in (OrderState.CLOSED, OrderState.WITHDRAWN, OrderState.EXPIRED):
         for kind in KINDS:
-            assert allowed_actions(order_in(state, kind), LATE) == []
+            after = (
+                ["record_user_information"] if kind != PRESERVATION and state in _INFORMED else []
+            )
+            assert allowed_actions(order_in(state, kind), LATE) == after
 
 
 def test_production_journey_from_draft_to_close() -> None:
@@ -447,6 +491,9 @@ def test_objection_grounds_are_those_of_the_issue() -> None:
         ("extend", {"days": 0}, "days"),
         ("extend", {"days": 91}, "days"),
         ("extend", {"days": True}, "days"),
+        ("record_user_information", {"details": "Told."}, "informed"),
+        ("record_user_information", {"informed": "yes", "details": "Told."}, "informed"),
+        ("record_user_information", {"informed": False}, "details"),
     ],
 )
 def test_action_data_is_checked(action: str, data: dict[str, Any], field: str) -> None:
@@ -474,7 +521,7 @@ def test_a_reason_given_for_withdrawal_or_closing_is_text(state: OrderState, act
 
 def test_a_time_that_falls_before_year_one_in_utc_is_a_bad_request() -> None:
     data = order_document(time_range={"start": "0001-01-01T00:00:00+01:00", "end": T0.isoformat()})
-    with pytest.raises(BadRequest, match=r"time_range\.start"):
+    with pytest.raises(FieldErrors, match=r"time_range\.start"):
         OrderDocument.from_json(data)
 
 
@@ -573,7 +620,7 @@ def prosecutor() -> dict[str, str]:
         (
             PRODUCTION,
             {"time_range": {"start": "2026-01-01", "end": "2026-02-01"}},
-            "time_range.start",
+            "time_range",  # start and end, both without a time zone
         ),
         (
             PRODUCTION,
@@ -666,25 +713,88 @@ def prosecutor() -> dict[str, str]:
 def test_document_refuses_invalid_fields_naming_them(
     kind: str, changes: dict[str, Any], field: str
 ) -> None:
-    with pytest.raises(BadRequest) as refused:
+    with pytest.raises(FieldErrors) as refused:
         OrderDocument.from_json({**order_document(kind=kind), **changes})
-    assert str(refused.value).startswith(field), str(refused.value)
+    named = [name for name, _ in refused.value.errors]
+    assert named and all(name.startswith(field) for name in named), refused.value.errors
+
+
+def test_document_names_every_invalid_field_at_once_each_with_its_reason() -> None:
+    data = {
+        **order_document(),
+        "facts": " ",
+        "kind": "seizure",
+        "colour": "red",
+        "issuing_authority": {**prosecutor(), "type": "sheriff", "contact": ""},
+        "targets": [
+            {"type": "email", "value": EMAIL},
+            {"type": "ip", "value": "203.0.113.999"},
+        ],
+    }
+    del data["link"]
+
+    with pytest.raises(FieldErrors) as refused:
+        OrderDocument.from_json(data)
+
+    faults = dict(refused.value.errors)
+    assert faults == {
+        "colour": "not a field of an order document",
+        "link": "required",
+        "issuing_authority.type": "one of judge, court, prosecutor, other, not 'sheriff'",
+        "issuing_authority.contact": "required, as non-empty text",
+        "targets[1].value": "'203.0.113.999' is not an IP address",
+        "targets[1].time": "required for an ip target",
+        "facts": "required, as non-empty text",
+        "kind": f"one of {', '.join(KINDS)}, not 'seizure'",
+    }
+    assert len(refused.value.errors) == len(faults)  # each named once
+
+
+def test_a_rule_joining_fields_waits_for_the_fields_it_reads_and_the_others_still_run() -> None:
+    data = {**order_document(kind=PRESERVATION), "preservation_days": 0}
+    del data["data_categories"]
+    stateless = {**prosecutor(), "state": None, "type": "mayor"}
+
+    with pytest.raises(FieldErrors) as refused:
+        OrderDocument.from_json(data)
+    with pytest.raises(FieldErrors) as eu_refused:
+        OrderDocument.from_json({**order_document(), **eu(issuing_authority=stateless)})
+
+    assert dict(refused.value.errors) == {
+        "data_categories": "required",
+        "preservation_days": f"from 1 to {MAX_PRESERVATION_DAYS}, not 0",
+    }
+    # The issuing State is an EU rule on a sound authority: the type is named, nothing else.
+    assert [name for name, _ in eu_refused.value.errors] == ["issuing_authority.type"]
+
+
+def test_a_part_that_is_not_an_object_is_named_once_and_its_neighbours_still_checked() -> None:
+    data = {**order_document(), "offence": "fraud", "reference": ""}
+
+    with pytest.raises(FieldErrors) as refused:
+        OrderDocument.from_json(data)
+
+    assert refused.value.errors == [
+        ("offence", "must be a JSON object"),
+        ("reference", "required, as non-empty text"),
+    ]
 
 
 def test_document_names_a_missing_required_field() -> None:
     data = order_document()
     del data["link"]
-    with pytest.raises(BadRequest, match=r"^link is required"):
+    with pytest.raises(FieldErrors) as refused:
         OrderDocument.from_json(data)
-    with pytest.raises(BadRequest, match="must be a JSON object"):
+    assert refused.value.errors == [("link", "required")]
+    with pytest.raises(FieldErrors, match="document: must be a JSON object"):
         OrderDocument.from_json([data])
 
 
 def test_eu_order_for_traffic_or_content_needs_a_judge_or_court() -> None:
     traffic = {"data_categories": ["subscriber", "traffic"]}
-    with pytest.raises(BadRequest, match=r"^validating_authority is required.*judge or court"):
+    with pytest.raises(FieldErrors, match=r"validating_authority: required.*judge or court"):
         document(**eu(issuing_authority=prosecutor(), **traffic))
-    with pytest.raises(BadRequest, match=r"^validating_authority"):
+    with pytest.raises(FieldErrors, match=r"validating_authority: required"):
         document(**eu(issuing_authority=prosecutor(), validating_authority=prosecutor(), **traffic))
     judge = {**prosecutor(), "type": "judge", "name": "Investigating judge, Porto"}
     assert document(**eu(issuing_authority=prosecutor(), validating_authority=judge, **traffic))
@@ -695,7 +805,7 @@ def test_eu_subscriber_or_preservation_order_may_come_from_a_prosecutor() -> Non
     assert document(**eu(issuing_authority=prosecutor()))
     assert document(PRESERVATION, **eu(PRESERVATION, issuing_authority=prosecutor()))
     police = {**prosecutor(), "type": "other", "name": "Judicial Police"}
-    with pytest.raises(BadRequest, match=r"^validating_authority"):
+    with pytest.raises(FieldErrors, match=r"validating_authority: required"):
         document(**eu(issuing_authority=police))
     assert document(**eu(issuing_authority=police, validating_authority=prosecutor()))
 
@@ -709,8 +819,9 @@ def test_identification_only_ip_target_needs_no_port() -> None:
 
 
 def test_authority_checks_itself_when_built() -> None:
-    with pytest.raises(BadRequest, match=r"authority.type"):
-        Authority(name="X", type="mayor", file_number="1", contact="x@example.org")
+    with pytest.raises(FieldErrors) as refused:
+        Authority(name="", type="mayor", file_number="1", contact="x@example.org")
+    assert [name for name, _ in refused.value.errors] == ["authority.name", "authority.type"]
 
 
 # --- the issued document and the events ---------------------------------------------------
@@ -855,16 +966,16 @@ def test_an_offence_refuses_a_bad_penalty_or_an_unlisted_category() -> None:
         ({"annex_iv_category": " "}, "annex_iv_category"),
     ):
         given = {"description": "x", "provision": "s. 1", **offence}
-        with pytest.raises(BadRequest, match=rf"offence\.{field_name}"):
+        with pytest.raises(FieldErrors, match=rf"offence\.{field_name}"):
             document(offence=given)
 
 
 def test_an_eu_order_names_its_issuing_state() -> None:
     """Art 8 and Annex I: the enforcing State is another Member State than the issuing one."""
     stateless = {**prosecutor(), "state": None}
-    with pytest.raises(BadRequest, match=r"issuing_authority\.state is required"):
+    with pytest.raises(FieldErrors, match=r"issuing_authority\.state: required"):
         document(**eu(issuing_authority=stateless))
-    with pytest.raises(BadRequest, match=r"authority\.state"):
+    with pytest.raises(FieldErrors, match=r"issuing_authority\.state"):
         document(issuing_authority={**prosecutor(), "state": "Portugal"})
     assert document(issuing_authority=stateless)  # a UN order need not
 

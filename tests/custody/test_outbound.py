@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from custody.errors import BadRequest
+from custody.errors import FieldErrors
 from custody.notices import NoticeDeliveryError
 from custody.outbound import DestinationRefused, OutboundPolicy, outbound_allowance
 from custody.providers import Providers
@@ -132,8 +132,9 @@ def test_registering_a_provider_applies_the_policy(deployment: Deployment) -> No
         "contact": "y",
     }
     for url in ("http://127.0.0.1:8080/", "https://u:p@isp.example/", "https://169.254.169.254/"):
-        with pytest.raises(BadRequest):
+        with pytest.raises(FieldErrors) as refused:
             strict.add({**fields, "notification_url": url}, operator)
+        assert [name for name, _ in refused.value.errors] == ["notification_url"]
     assert deployment.providers.store.by_name("Scanner") is None
 
 

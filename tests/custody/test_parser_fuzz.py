@@ -62,7 +62,7 @@ from custody.verify.receipt import verify_receipt
 from storage.deployment import initialise, open_deployment
 from tests.conftest import add_provider, make_config
 from tests.custody.test_verify_receipt import KEY, LOG, ORIGIN, make_bundle, receipt_for
-from tests.factories import order_document
+from tests.factories import in_case, order_document
 
 FUZZ = settings(
     max_examples=100,
@@ -602,6 +602,7 @@ def exhibit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exhibit]:
     authority = people.add("prosecutor", "authority", operator)[0].actor
     isp = add_provider(dep)
     staff = people.add("isp-desk", "provider", operator, provider_id=isp.id)[0].actor
+    in_case(dep, "CASE-1", "prosecutor", "judge", "clerk")  # the order's case
     known = dep.ledger.checkpoint(covering=dep.ledger.size() - 1).note
     order = dep.orders.draft(order_document(isp.id), authority).stored.id
     dep.orders.act(order, "submit", {}, authority)

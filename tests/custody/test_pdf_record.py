@@ -23,6 +23,7 @@ from custody.verify.bundle import verify_bundle
 from custody.verify.report import render_report
 from storage.deployment import Deployment
 from tests.conftest import require
+from tests.factories import SEIZURE, in_case
 
 MADE_AT = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 
@@ -37,9 +38,18 @@ def poppler(tool: str, *args: str) -> str:
 def exported(deployment: Deployment) -> tuple[bytes, str]:
     """An item's exhibit bundle (without content) and its custody report."""
     operator = deployment.principals.get("operator").actor
-    examiner, _ = deployment.principals.add("examiner-1", "examiner", operator)
+    examiner, _ = deployment.principals.add(
+        "examiner-1", "examiner", operator, display_name="Inès Examiner"
+    )
     court, _ = deployment.principals.add("clerk", "court", operator)
-    metadata = {"kind": "physical", "case": "C-7", "exhibit": "PH-1", "description": "a phone"}
+    in_case(deployment, "C-7", "examiner-1", "clerk")
+    metadata = {
+        "kind": "physical",
+        "case": "C-7",
+        "exhibit": "PH-1",
+        "description": "a phone",
+        "seizure": SEIZURE,
+    }
     appended = deployment.intake.register_physical(metadata, examiner.actor)
     out = io.BytesIO()
     summary = deployment.bundles.export([appended.event.subject.id], out, by=court.actor)
@@ -60,6 +70,9 @@ def test_the_record_is_pdfa_3b_with_the_report_text_and_the_bundle_that_verifies
     assert re.search(r"<pdfaid:conformance>B</pdfaid:conformance>|conformance=\"B\"", metadata)
     text = " ".join(poppler("pdftotext", "-enc", "UTF-8", str(pdf), "-").split())
     assert "Custody report" in text and "PH-1" in text and "VERIFIED" in text
+    # who acted, by the name checked against the ledger, the id beside it
+    examiner = deployment.principals.get("examiner-1")
+    assert "Inès Examiner" in text and examiner.id in text
     listing = poppler("pdfdetach", "-list", str(pdf))
     assert BUNDLE_ATTACHMENT in listing
     detached = tmp_path / "detached.zip"

@@ -5,9 +5,15 @@ from __future__ import annotations
 import dataclasses
 from html.parser import HTMLParser
 
-from custody.event_types import EVENT_TYPES
+from custody.event_types import EVENT_TYPES, FIELD_WORDS
 from custody.verify.report import event_label, render_report
-from custody.verify.results import ExhibitVerification, ItemResult, StepResult, TimelineEvent
+from custody.verify.results import (
+    ExhibitVerification,
+    ItemResult,
+    PartyResult,
+    StepResult,
+    TimelineEvent,
+)
 
 EVIDENCE_ID = "ev_0123456789abcdef"
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -372,3 +378,97 @@ def test_a_type_the_register_lacks_reads_as_its_verb() -> None:
 
 def test_the_same_verification_gives_the_same_page() -> None:
     assert render_report(sample_verification()) == render_report(sample_verification())
+
+
+def named_verification() -> ExhibitVerification:
+    """The sample, with its people named (check 11), its note disclosed (check 10) and its
+    signed manifest read (check 6)."""
+    sound = sample_verification()
+    (item,) = sound.items
+    note = TimelineEvent(
+        index=13,
+        type="evidence.noted",
+        time="2026-12-01T10:00:00.000000Z",
+        actor_id="pr_desk03",
+        actor_role="provider",
+        data={"text_commitment": "ab" * 32},
+        disclosed="Seal intact <b>on arrival</b>",
+    )
+    manifest = {
+        "id": EVIDENCE_ID,
+        "authority": "Warrant 17/2026",
+        "media_type": "application/octet-stream",
+        "received_at": "2026-11-28T12:00:00.000000Z",
+        "created_by": "pr_examiner01",
+        "acquisition": {"tool": "FTK Imager", "tool_version": "4.7", "acquired_by": "DS Byrne"},
+    }
+    item = dataclasses.replace(item, events=[*item.events, note], manifest=manifest)
+    parties = [
+        PartyResult("pr_examiner01", "principal", "Dr Ana Ruiz", "examiner"),
+        PartyResult("pr_desk03", "principal", "Dana", "provider", provider="prv_isp"),
+        PartyResult("prv_isp", "provider", "Own ISP"),
+    ]
+    return dataclasses.replace(sound, items=[item], parties=parties)
+
+
+def test_who_acted_reads_as_a_name_with_the_id_small_beside_it() -> None:
+    page = Page(render_report(named_verification()))
+
+    timeline = page.section("item-1")
+    assert "Dr Ana Ruiz pr_examiner01 (examiner)" in timeline
+    assert "Dana, for Own ISP pr_desk03 (provider)" in timeline
+    # a principal the bundle does not name is shown by its id alone
+    assert "pr_officer02 (examiner)" in timeline
+    people = page.section("parties")
+    assert "Dr Ana Ruiz pr_examiner01 examiner" in people and "Own ISP prv_isp" in people
+
+
+def test_a_disclosed_note_is_shown_escaped_and_marked_as_checked() -> None:
+    html = render_report(named_verification())
+
+    assert "Seal intact &lt;b&gt;on arrival&lt;/b&gt;" in html
+    text = Page(html).section("item-1")
+    assert "Note CHECKED matches the commitment in this event (check 10)" in text
+
+
+def test_the_acquisition_the_signed_manifest_records_is_shown_per_item() -> None:
+    text = Page(render_report(named_verification())).section("item-1")
+
+    for expected in (
+        "Acquisition As the manifest signed at intake records it (verified by check 6).",
+        "Acquisition tool FTK Imager",
+        "Tool version 4.7",
+        "Acquired by DS Byrne",
+        "Authority (warrant, order) Warrant 17/2026",
+        "Received at 2026-11-28 12:00:00 UTC",
+        "Received by Dr Ana Ruiz pr_examiner01",
+    ):
+        assert expected in text
+
+
+def test_without_a_verified_manifest_the_acquisition_says_it_is_not_shown() -> None:
+    text = Page(render_report(sample_verification())).section("item-1")
+
+    assert "Acquisition Not shown: the signed manifest was not verified (check 6)." in text
+
+
+def test_each_event_says_what_it_records_in_the_register_s_words() -> None:
+    text = Page(render_report(sample_verification())).section("item-1")
+
+    assert "Transferred evidence.transferred Custody passed from one holder to another." in text
+
+
+def test_every_data_field_of_every_event_type_has_words() -> None:
+    missing = {
+        f"{t.type}.{name}"
+        for t in EVENT_TYPES.values()
+        for name in t.data
+        if name not in FIELD_WORDS
+    }
+    assert not missing
+
+
+def test_the_report_lists_the_checklist_it_followed() -> None:
+    text = Page(render_report(sample_verification())).section("steps")
+
+    assert "The checklist " + " ".join(CHECKS) in text

@@ -24,11 +24,18 @@ from custody.note import NoteSigner, sign_note
 from custody.scrub import ORPHAN, BlobCheck, ScrubPlan, ScrubReport, scrub_objects
 from storage.deployment import Deployment, initialise
 from tests.conftest import make_config
+from tests.factories import SEIZURE, in_case
 
 REGION = "us-east-1"
 BUCKET = "custos-scrub"
 DIGITAL = {"kind": "digital", "case": "C-1", "exhibit": "E-1", "description": "disk image"}
-PHYSICAL = {"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"}
+PHYSICAL = {
+    "kind": "physical",
+    "case": "C-1",
+    "exhibit": "P-1",
+    "description": "a phone",
+    "seizure": SEIZURE,
+}
 
 
 class Tamper(Protocol):
@@ -105,6 +112,7 @@ def _site(deployment: Deployment, tamper: Tamper) -> Site:
     operator = deployment.principals.get("operator").actor
     examiner, _ = deployment.principals.add("alice", "examiner", operator)
     approver, _ = deployment.principals.add("judge", "approver", operator)
+    in_case(deployment, "C-1", "alice", "judge")
     return Site(deployment, tamper, examiner.actor, approver.actor)
 
 

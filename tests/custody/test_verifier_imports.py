@@ -22,6 +22,7 @@ import pytest
 
 from storage.deployment import Deployment
 from tests.custody.test_verify_receipt import KEY, make_bundle
+from tests.factories import in_case
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,6 +76,7 @@ VERIFIER_MODULES = frozenset(
         "custody.verify.formats",
         "custody.verify.history",
         "custody.verify.item",
+        "custody.verify.parties",
         "custody.verify.results",
         "custody.verify.report",
         "custody.verify.escaping",
@@ -209,6 +211,7 @@ def test_verifier_command_checks_an_exhibit_bundle_without_server_dependencies(
     operator = people.get("operator").actor
     examiner = people.add("alice", "examiner", operator)[0].actor
     court = people.add("clerk", "court", operator)[0].actor
+    in_case(deployment, "C-1", "alice", "clerk")
     metadata = {"kind": "digital", "case": "C-1", "exhibit": "HD-1", "description": "disk"}
     item = deployment.intake.open_session(metadata, examiner).id
     deployment.intake.receive(item, io.BytesIO(b"sector " * 1000), examiner)

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cli import main as custos
 from custody import merkle
 from custody.checkpoint import Checkpoint, sign_checkpoint
+from custody.json_codec import canonical_json
 from custody.note import Note, NoteSigner, sign_note
 from custody.verify import BUNDLE_CHECKS, ExhibitVerification, verify_bundle
 from custody.verify import archive as bundle_archive
@@ -41,11 +42,25 @@ from custody.verify.cosignature import CosignatureSigner
 from custody.witness import Witness
 from storage.deployment import Deployment, initialise, open_deployment, rotate_key
 from tests.conftest import add_provider, make_config
-from tests.factories import order_document
+from tests.factories import SEIZURE, in_case, order_document
 
 CONTENT = b"disk image sector " * 2048
 RESPONSE = b"subscriber,registered\nsuspect@example.com,2024-05-01\n" * 20
 INDEXED = re.compile(r"items/(ev_[0-9a-f]{16})/(order/)?(events|proofs)/([0-9]{20})")
+FINDINGS = "no tampering with the seal; the image's hash matches — « ok »"
+NOTE = "photographed for the file"
+EXAMINER_NAME = "Alice Ndiaye-Okafor"
+CLERK_NAME = "Clerk Ruiz"
+DESK_NAME = "Dana Desk"
+WARRANT = "Warrant 2026/17 of the Dublin District Court"
+ACQUISITION = {
+    "tool": "FTK Imager",
+    "tool_version": "4.7.1",
+    "acquired_by": "DS Byrne",
+    "acquired_at": "2026-11-27T08:15:00Z",
+    "device": "Samsung SSD 860",
+    "serial": "S3Z9NB0K123456",
+}
 
 
 @dataclass
@@ -68,6 +83,8 @@ class Exhibits:
     physical_zip: bytes
     examiner: str
     """The principal id of the examiner who took the item in."""
+    clerk: str = ""
+    """The principal id of the court clerk who exported the bundles (named after creation)."""
 
 
 @pytest.fixture(scope="module")
@@ -85,39 +102,63 @@ def make_exhibits(tmp: Path) -> Exhibits:
     dep = open_deployment(config)
     people = dep.principals
     operator = people.get("operator").actor
-    examiner = people.add("alice", "examiner", operator)[0].actor
+    examiner = people.add("alice", "examiner", operator, display_name=EXAMINER_NAME)[0].actor
     court = people.add("clerk", "court", operator)[0].actor
+    people.name("clerk", CLERK_NAME, operator)
     approver = people.add("judge", "approver", operator)[0].actor
     authority = people.add("prosecutor", "authority", operator)[0].actor
+    custodian = people.add("bob", "examiner", operator)[0].actor
+    for case in ("C-1", "CASE-1"):
+        in_case(dep, case, "alice", "bob", "clerk", "judge", "prosecutor")
 
-    metadata = {"kind": "digital", "case": "C-1", "exhibit": "HD-1", "description": "laptop disk"}
+    metadata = {
+        "kind": "digital",
+        "case": "C-1",
+        "exhibit": "HD-1",
+        "description": "laptop disk",
+        "authority": WARRANT,
+        "acquisition": ACQUISITION,
+    }
     item = dep.intake.open_session(metadata, examiner).id
     dep.intake.receive(item, io.BytesIO(CONTENT), examiner)
-    for act, data in (
+    for act, data, by in (
         (
             "transferred",
             {"from": "lab", "to": "bob", "location": "evidence room 2", "reason": "storage"},
+            examiner,
         ),
+        ("received", {"location": "evidence room 2", "seal_intact": "yes"}, custodian),
         (
             "examined",
             {
                 "tool": "X-Ways",
                 "version": "21.0",
                 "purpose": "seal check",
-                "findings": "no tampering with the seal",
+                "location": "lab 1",
+                "findings": FINDINGS,
             },
+            examiner,
         ),
-        ("sealed", {"seal": "S-0042"}),
-        ("noted", {"text": "photographed for the file"}),
+        ("sealed", {"seal": "S-0042"}, examiner),
+        ("noted", {"text": NOTE}, examiner),
     ):
-        dep.handling.record_act(item, f"evidence.{act}", data, examiner)
+        dep.handling.record_act(item, f"evidence.{act}", data, by)
     physical = dep.intake.register_physical(
-        {"kind": "physical", "case": "C-1", "exhibit": "PH-1", "description": "phone"}, examiner
+        {
+            "kind": "physical",
+            "case": "C-1",
+            "exhibit": "PH-1",
+            "description": "phone",
+            "seizure": SEIZURE,
+        },
+        examiner,
     ).event.subject.id
     known = dep.ledger.checkpoint(covering=dep.ledger.size() - 1).note
 
     isp = add_provider(dep, "Own ISP")
-    staff = people.add("isp-desk", "provider", operator, provider_id=isp.id)[0].actor
+    staff = people.add(
+        "isp-desk", "provider", operator, provider_id=isp.id, display_name=DESK_NAME
+    )[0].actor
     order = dep.orders.draft(order_document(isp.id), authority).stored.id
     dep.orders.act(order, "submit", {}, authority)
     dep.orders.act(order, "approve", {}, approver)
@@ -146,6 +187,7 @@ def make_exhibits(tmp: Path) -> Exhibits:
         known=known,
         physical_zip=export([physical]),
         examiner=examiner.id,
+        clerk=court.id,
     )
 
 
@@ -231,8 +273,11 @@ def test_a_sound_bundle_of_a_provider_response_passes_every_step(exhibits: Exhib
     verification = verify_bundle(exhibits.response_zip, [exhibits.key])
 
     assert verification.ok
-    assert [step.status for step in verification.steps] == ["pass"] * len(BUNDLE_CHECKS)
-    assert [step.number for step in verification.steps] == list(range(1, 10))
+    assert [step.number for step in verification.steps] == list(range(1, len(BUNDLE_CHECKS) + 1))
+    assert {step.number: step.status for step in verification.steps} == {
+        **dict.fromkeys(range(1, 12), "pass"),
+        10: "skipped",  # a response has no findings or notes
+    }
     (item,) = verification.items
     assert (item.evidence_id, item.order_id, item.size) == (
         exhibits.response,
@@ -244,7 +289,7 @@ def test_a_sound_bundle_of_a_provider_response_passes_every_step(exhibits: Exhib
     assert order_events[0] == "order.drafted" and "order.responded" in order_events
     assert verification.key_fingerprints == [fingerprint(exhibits.key)]
     assert verification.checkpoint_size == exhibits.deployment.ledger.size()
-    nine = verification.steps[-1].detail
+    nine = next(step for step in verification.steps if step.number == 9).detail
     assert "from the order.served at" in nine and "commit to this document" in nine
     assert "committed to the draft's text, which the bundle does not hold" in nine
 
@@ -257,6 +302,8 @@ def test_a_sound_item_bundle_reports_its_timeline_and_digests(exhibits: Exhibits
         **dict.fromkeys(range(1, 8), "pass"),
         8: "skipped",
         9: "skipped",
+        10: "pass",
+        11: "pass",
     }
     (item,) = verification.items
     assert (item.case, item.exhibit, item.description, item.kind) == (
@@ -269,12 +316,15 @@ def test_a_sound_item_bundle_reports_its_timeline_and_digests(exhibits: Exhibits
     assert [event.type for event in item.events] == [
         "evidence.ingested",
         "evidence.transferred",
+        "evidence.received",
         "evidence.examined",
         "evidence.sealed",
         "evidence.noted",
         "evidence.accessed",
     ]
-    assert item.events[1].data["to"] == "bob"
+    # The transfer names its custodian by id; the custodian's own event confirms receipt.
+    assert item.events[1].data["to"] == item.events[2].actor_id
+    assert item.events[2].data["seal_intact"] == "yes"
     assert (item.events[0].actor_id, item.events[0].actor_role) == (exhibits.examiner, "examiner")
 
 
@@ -490,6 +540,67 @@ def another_order_s_document_renamed_into_place(x: Exhibits, tmp: Path) -> Tampe
     return Tampered(path, 9, x.response)
 
 
+def index_of(x: Exhibits, event_type: str) -> int:
+    """The ledger index of the sound item's (first) event of ``event_type``."""
+    found = members(x.item_zip)
+    for index in indexes(x.item_zip, x.item):
+        if json.loads(found[event_name(x.item, index)])["type"] == event_type:
+            return index
+    raise AssertionError(f"the item has no {event_type}")
+
+
+def disclosed(x: Exhibits, event_type: str) -> tuple[str, dict[str, str]]:
+    """The member disclosing the text of the item's event of ``event_type``, and its JSON."""
+    name = event_name(x.item, index_of(x, event_type), "disclosed")
+    return name, json.loads(members(x.item_zip)[name])
+
+
+def the_disclosed_findings_changed(x: Exhibits, tmp: Path) -> Tampered:
+    name, opening = disclosed(x, "evidence.examined")
+    assert opening["text"] == FINDINGS
+    changed = canonical_json({**opening, "text": "the seal was broken"})
+    path = rezip(x.item_zip, tmp / "findings-changed.zip", Rewrite(replace={name: changed}))
+    return Tampered(path, 10, x.item, index_of(x, "evidence.examined"))
+
+
+def the_disclosed_note_s_salt_changed(x: Exhibits, tmp: Path) -> Tampered:
+    name, opening = disclosed(x, "evidence.noted")
+    salt = opening["salt"]
+    changed = canonical_json({**opening, "salt": ("1" if salt[0] == "0" else "0") + salt[1:]})
+    path = rezip(x.item_zip, tmp / "note-salt-changed.zip", Rewrite(replace={name: changed}))
+    return Tampered(path, 10, x.item, index_of(x, "evidence.noted"))
+
+
+def a_disclosed_finding_left_out(x: Exhibits, tmp: Path) -> Tampered:
+    name, _ = disclosed(x, "evidence.examined")
+    path = rezip(x.item_zip, tmp / "findings-left-out.zip", Rewrite(drop=frozenset({name})))
+    return Tampered(path, 10, x.item, index_of(x, "evidence.examined"))
+
+
+def name_member(x: Exhibits, principal_id: str) -> tuple[str, int]:
+    """The (last) display-name member of a principal in the sound item bundle, and its index."""
+    prefix = f"parties/{principal_id}/names/"
+    names = sorted(n for n in members(x.item_zip) if n.startswith(prefix))
+    assert names, f"no name of {principal_id} in the bundle"
+    return names[-1], int(names[-1][len(prefix) :])
+
+
+def a_display_name_changed(x: Exhibits, tmp: Path) -> Tampered:
+    name, index = name_member(x, x.examiner)
+    opening = json.loads(members(x.item_zip)[name])
+    assert opening["text"] == EXAMINER_NAME
+    changed = canonical_json({**opening, "text": "Someone Else"})
+    path = rezip(x.item_zip, tmp / "name-changed.zip", Rewrite(replace={name: changed}))
+    return Tampered(path, 11, None, index)
+
+
+def a_party_left_out(x: Exhibits, tmp: Path) -> Tampered:
+    folder = f"parties/{x.examiner}/"
+    dropped = frozenset(n for n in members(x.item_zip) if n.startswith(folder))
+    path = rezip(x.item_zip, tmp / "party-left-out.zip", Rewrite(drop=dropped))
+    return Tampered(path, 11)
+
+
 TAMPER_CORPUS: list[Callable[[Exhibits, Path], Tampered]] = [
     one_byte_of_an_event_changed,
     a_middle_event_dropped,
@@ -506,6 +617,11 @@ TAMPER_CORPUS: list[Callable[[Exhibits, Path], Tampered]] = [
     the_order_s_salt_changed,
     the_order_document_replaced_by_another_signed_one_of_its_id,
     another_order_s_document_renamed_into_place,
+    the_disclosed_findings_changed,
+    the_disclosed_note_s_salt_changed,
+    a_disclosed_finding_left_out,
+    a_display_name_changed,
+    a_party_left_out,
 ]
 
 
@@ -546,6 +662,8 @@ def test_a_failed_step_stops_the_steps_that_need_it_and_not_the_others(
         7: "pass",
         8: "skipped",
         9: "skipped",
+        10: "skipped",
+        11: "pass",
     }
     five = next(step for step in verification.steps if step.number == 5)
     assert five.detail == "not run: it needs step 4, which did not pass"
@@ -652,7 +770,8 @@ def test_a_file_that_is_not_a_zip_fails_step_one(exhibits: Exhibits) -> None:
     verification = verify_bundle(b"PK not really", [exhibits.key])
 
     assert first_failure(verification)[0] == 1
-    assert [step.status for step in verification.steps[1:]] == ["skipped"] * 8
+    later = [step.status for step in verification.steps[1:]]
+    assert later == ["skipped"] * (len(BUNDLE_CHECKS) - 1)
 
 
 def test_an_order_without_its_salt_is_refused_and_a_malformed_one_fails_step_nine(
@@ -1038,6 +1157,25 @@ def test_content_for_a_physical_item_fails_step_seven(exhibits: Exhibits, tmp_pa
     assert "physical" in verification.failed[0].detail
 
 
+def test_a_manifest_whose_seizure_is_not_the_registered_one_fails_step_six(
+    exhibits: Exhibits, tmp_path: Path
+) -> None:
+    found = members(exhibits.physical_zip)
+    (physical,) = json.loads(found["bundle.json"])["items"]
+    name = f"items/{physical}/manifest"
+    kind, body, _ = Note.from_bytes(found[name]).text.split("\n")
+    manifest = json.loads(body)
+    manifest["seizure"] = {**manifest["seizure"], "location": "somewhere else"}
+    text = f"{kind}\n{json.dumps(manifest, sort_keys=True, separators=(',', ':'))}\n"
+    forged = sign_note(text, [exhibits.deployment.keys.current.signer])  # as the service would
+    path = rezip(exhibits.physical_zip, tmp_path / "seizure.zip", Rewrite(replace={name: forged}))
+
+    verification = verify_bundle(path, [exhibits.key])
+
+    assert first_failure(verification)[:2] == (6, physical)
+    assert "seizure" in verification.failed[0].detail
+
+
 def test_every_artifact_given_is_checked_against_its_item(
     exhibits: Exhibits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1104,6 +1242,7 @@ def rotated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotated]:
     operator = dep.principals.get("operator").actor
     examiner = dep.principals.add("alice", "examiner", operator)[0].actor
     court = dep.principals.add("clerk", "court", operator)[0].actor
+    in_case(dep, "C-2", "alice", "clerk")
 
     def ingest(exhibit: str) -> str:
         metadata = {"kind": "digital", "case": "C-2", "exhibit": exhibit, "description": "disk"}
@@ -1204,10 +1343,22 @@ def test_a_bundle_without_the_key_history_is_refused(rotated: Rotated) -> None:
     assert "log/key/head is missing" in verification.steps[0].detail
 
 
+def as_version(bundle: bytes, version: int, drop: frozenset[str] = frozenset()) -> bytes:
+    """The bundle as an older format wrote it: bundle.json naming custos/exhibit/v<version>
+    without ``disclosed``, and without the disclosures and parties v3 added, less ``drop``."""
+    found = members(bundle)
+    index = json.loads(found["bundle.json"])
+    index["format"] = f"custos/exhibit/v{version}"
+    del index["disclosed"]
+    added = frozenset(n for n in found if n.startswith("parties/") or "/disclosed/" in n)
+    return rezipped(
+        bundle,
+        Rewrite(replace={"bundle.json": canonical_json(index)}, drop=drop | added),
+    )
+
+
 def as_version_1(bundle: bytes, drop: frozenset[str] = frozenset()) -> bytes:
-    """The bundle with bundle.json naming custos/exhibit/v1, less ``drop``."""
-    index = members(bundle)["bundle.json"].replace(b"custos/exhibit/v2", b"custos/exhibit/v1")
-    return rezipped(bundle, Rewrite(replace={"bundle.json": index}, drop=drop))
+    return as_version(bundle, 1, drop)
 
 
 def test_a_version_1_bundle_without_the_key_history_verifies_and_says_so(

@@ -4,6 +4,7 @@ Merkle tree built with custody.merkle and a real signed checkpoint, then one att
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -225,18 +226,19 @@ def test_verification_error_names_its_step_and_reason() -> None:
     assert str(err) == "check (4) failed: the leaf was altered"
 
 
-def test_checklist_has_the_five_documented_checks_in_order() -> None:
-    assert len(RECEIPT_CHECKS) == 5
+def test_checklist_has_the_six_documented_checks_in_order() -> None:
+    assert len(RECEIPT_CHECKS) == 6
     assert "well-formed receipt bundle" in RECEIPT_CHECKS[0]
     assert "custos/receipt/v1" in RECEIPT_CHECKS[1]
     assert "checkpoint" in RECEIPT_CHECKS[2]
     assert "tree" in RECEIPT_CHECKS[3]
     assert "evidence.ingested" in RECEIPT_CHECKS[4]
+    assert "artifact" in RECEIPT_CHECKS[5]
 
 
 def test_verify_receipt_source_tags_each_check_with_its_number() -> None:
     source = Path(verify_receipt.__code__.co_filename).read_text(encoding="utf-8")
-    for n in range(1, 6):
+    for n in range(1, 7):
         assert f"    # ({n}): " in source
 
 
@@ -462,10 +464,11 @@ def test_cli_prints_each_check_ok_and_exits_0(
 ) -> None:
     assert main(["receipt", str(receipt_file), "--key", KEY]) == 0
     out = capsys.readouterr().out
-    for n, check in enumerate(RECEIPT_CHECKS, 1):
+    for n, check in enumerate(RECEIPT_CHECKS[:5], 1):
         assert f"({n}) ok    {check}" in out
+    assert f"(6) skip  {RECEIPT_CHECKS[5]}" in out
     assert EVIDENCE_ID in out and DIGESTS["sha256"] in out
-    assert out.rstrip().endswith("VERIFIED: every check passed")
+    assert out.rstrip().endswith("no artifact was given, so no bytes were checked")
 
 
 def test_cli_marks_the_failed_check_and_exits_1(
@@ -479,6 +482,7 @@ def test_cli_marks_the_failed_check_and_exits_1(
         "(3) ok   ",
         "(4) FAIL ",
         "(5) --   ",
+        "(6) --   ",
     ]
     assert "inclusion" in lines[lines.index(next(ln for ln in lines if "FAIL" in ln)) + 1]
     assert lines[-1] == "NOT VERIFIED: check (4) failed"
@@ -492,7 +496,7 @@ def test_cli_json_prints_one_object_with_the_report(
     assert out.count("\n") == 1
     result = json.loads(out)
     assert result["ok"] is True
-    assert [c["result"] for c in result["checks"]] == ["ok"] * 5
+    assert [c["result"] for c in result["checks"]] == ["ok"] * 5 + ["skipped"]
     assert result["report"]["evidence_id"] == EVIDENCE_ID
     assert result["report"]["digests"] == DIGESTS
     assert result["report"]["receipt_signed_by"] == [f"{ORIGIN}+{LOG.key_hash.hex()}"]
@@ -505,9 +509,72 @@ def test_cli_json_names_the_failed_check(
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] is False
     assert result["failed_step"] == 4
-    assert [c["result"] for c in result["checks"]] == ["ok", "ok", "ok", "fail", "not checked"]
+    assert [c["result"] for c in result["checks"]] == [
+        *("ok", "ok", "ok", "fail"),
+        *("not checked", "not checked"),
+    ]
     assert result["checks"][3]["error"] == result["error"]
     assert "report" not in result
+
+
+# --- (6) the artifact ------------------------------------------------------------------------
+
+
+def artifact_receipt(tmp_path: Path, content: bytes) -> Path:
+    """A true receipt file for ``content``, written beside it."""
+    digests = {
+        "md5": hashlib.md5(content).hexdigest(),
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    path = tmp_path / "artifact-receipt.json"
+    path.write_bytes(make_bundle(ingest_event(size=len(content), digests=digests)).to_json())
+    return path
+
+
+def test_an_artifact_with_the_receipt_s_bytes_passes_check_6(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = b"the image as the court holds it\n" * 100
+    artifact = tmp_path / "image.dd"
+    artifact.write_bytes(content)
+    receipt = artifact_receipt(tmp_path, content)
+
+    report = verify_receipt(receipt.read_bytes(), [KEY], [artifact])
+    status = main(["receipt", str(receipt), "--key", KEY, "--artifact", str(artifact)])
+
+    assert report.size == len(content)
+    assert status == 0
+    out = capsys.readouterr().out
+    assert f"(6) ok    {RECEIPT_CHECKS[5]}" in out
+    assert out.rstrip().endswith("VERIFIED: every check passed")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "not the bytes that were received"),  # a bit
+        (lambda b: b + b"x", "bytes, but the receipt records"),
+    ],
+    ids=["changed-byte", "longer"],
+)
+def test_an_artifact_that_is_not_the_receipt_s_bytes_fails_check_6(
+    tmp_path: Path, change: Any, reason: str
+) -> None:
+    content = b"the image as received\n" * 100
+    receipt = artifact_receipt(tmp_path, content)
+    artifact = tmp_path / "image.dd"
+    artifact.write_bytes(change(content))
+
+    with pytest.raises(VerificationError, match=reason) as info:
+        verify_receipt(receipt.read_bytes(), [KEY], [artifact])
+
+    assert info.value.step == 6
+    assert main(["receipt", str(receipt), "--key", KEY, "--artifact", str(artifact)]) == 1
+
+
+def test_a_missing_artifact_is_a_usage_error(receipt_file: Path, tmp_path: Path) -> None:
+    args = ["receipt", str(receipt_file), "--key", KEY, "--artifact", str(tmp_path / "none")]
+    assert main(args) == 2
 
 
 def test_cli_reads_pinned_keys_from_a_file(receipt_file: Path, tmp_path: Path) -> None:

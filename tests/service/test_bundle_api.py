@@ -14,6 +14,7 @@ from custody.events import Event
 from custody.verify.bundle import verify_bundle
 from storage.deployment import Deployment
 from tests.conftest import Home, bearer
+from tests.factories import in_case
 
 CONTENT = b"an acquired image " * 1000
 
@@ -22,10 +23,12 @@ CONTENT = b"an acquired image " * 1000
 def tokens(home: Home) -> dict[str, str]:
     principals = home.deployment.principals
     operator = principals.get("operator").actor
-    return {
+    tokens = {
         role: principals.add(f"a-{role}", role, operator)[1]
         for role in ("examiner", "court", "approver", "authority")
     }
+    in_case(home.deployment, "C-1", "a-examiner", "a-court", "a-approver", "a-authority")
+    return tokens
 
 
 def ingest(client: FlaskClient, token: str, content: bytes = CONTENT) -> str:

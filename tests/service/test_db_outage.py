@@ -30,9 +30,16 @@ from custody.scrub import ORPHAN, scrub_objects
 from service import create_app
 from storage.deployment import Deployment, initialise
 from tests.conftest import bearer, make_config
+from tests.factories import SEIZURE, in_case
 
 DIGITAL = {"kind": "digital", "case": "C-1", "exhibit": "E-1", "description": "disk image"}
-PHYSICAL = {"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"}
+PHYSICAL = {
+    "kind": "physical",
+    "case": "C-1",
+    "exhibit": "P-1",
+    "description": "a phone",
+    "seizure": SEIZURE,
+}
 
 
 class Outage(Protocol):
@@ -151,6 +158,7 @@ def _site(tmp_path: Path, database_url: str, outage: Outage) -> Iterator[Site]:
     operator = deployment.principals.get("operator").actor
     _, examiner = deployment.principals.add("alice", "examiner", operator)
     approver, _ = deployment.principals.add("judge", "approver", operator)
+    in_case(deployment, "C-1", "alice", "judge")
     client = create_app({"TESTING": True}, deployment=deployment).test_client()
     yield Site(deployment, client, outage, bearer(examiner), approver.actor)
     outage.end()

@@ -20,26 +20,32 @@ from werkzeug.test import TestResponse
 
 from custody.acts import ACT_FIELDS, ACTS
 from custody.audit import audit_ledger
-from custody.errors import IntegrityError
 from custody.verify.receipt import verify_receipt
 from service import create_app
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, Home, add_provider, bearer, make_config
-from tests.factories import ACT_BODIES
+from tests.factories import ACT_BODIES, CUSTODIAN, SEIZURE, in_case
 
 DIGITAL = {"kind": "digital", "case": "CASE-1", "exhibit": "E-1", "description": "disk image"}
-PHYSICAL = {"kind": "physical", "case": "CASE-1", "exhibit": "P-1", "description": "a phone"}
+PHYSICAL = {
+    "kind": "physical",
+    "case": "CASE-1",
+    "exhibit": "P-1",
+    "description": "a phone",
+    "seizure": SEIZURE,
+}
 CONTENT = b"acquired image bytes " * 5_000  # ~100 KB
 MISSING_ID = "ev_0000000000000000"
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "evidence.transferred": ("from", "to", "location", "reason"),
+    "evidence.received": ("location", "seal_intact"),
     "evidence.checked_out": ("to", "purpose", "authority"),
-    "evidence.checked_in": ("by", "condition"),
-    "evidence.examined": ("tool", "version", "purpose", "findings"),
+    "evidence.checked_in": ("by", "condition", "location"),
+    "evidence.examined": ("tool", "version", "purpose", "location", "findings"),
     "evidence.noted": ("text",),
-    "evidence.sealed": (),
-    "evidence.unsealed": ("reason",),
+    "evidence.sealed": ("seal",),
+    "evidence.unsealed": ("reason", "seal"),
     "evidence.hold_set": ("authority",),
     "evidence.hold_released": ("authority",),
     "evidence.disposed": ("authority", "method"),
@@ -66,7 +72,7 @@ def add_tokens(home: Home) -> Tokens:
 
     isp = add_provider(home.deployment)
 
-    return Tokens(
+    tokens = Tokens(
         examiner=token("alice", "examiner"),
         other_examiner=token("bob", "examiner"),
         approver=token("judge", "approver"),
@@ -74,6 +80,12 @@ def add_tokens(home: Home) -> Tokens:
         provider=token("isp", "provider", isp.id),
         operator=home.operator_token,
     )
+    # The cases of these tests, with the examiners and the approver in them, granted to the
+    # court: each test here is about what happens within a case (test_case_authorization is
+    # about who may reach it).
+    for case in ("CASE-1", "A", "B"):
+        in_case(home.deployment, case, "alice", "bob", "judge", "clerk")
+    return tokens
 
 
 @pytest.fixture
@@ -234,12 +246,16 @@ def test_a_physical_item_is_registered_at_once(
     assert body["kind"] == "physical" and body["ledger_index"] == size
     assert body["state"] == {
         "sealed": False,
+        "seal": None,
         "on_hold": False,
         "checked_out_to": None,
+        "transfer_pending_to": None,
         "disposed": False,
     }
     events = custody_events(client, body["id"], examiner)
     assert [(e["index"], e["type"]) for e in events] == [(size, "evidence.registered")]
+    assert events[0]["data"]["seizure"] == {**SEIZURE, "at": "2026-11-27T09:30:00.000000Z"}
+    assert body["seizure"] == events[0]["data"]["seizure"]
     assert client.get(f"/v1/evidence/{body['id']}", headers=examiner).get_json() == body
 
 
@@ -554,6 +570,7 @@ def test_every_act_is_recorded_with_its_data_in_the_custody_history(
     item = upload(client, examiner)
     order = [
         "evidence.transferred",
+        "evidence.received",
         "evidence.checked_out",
         "evidence.checked_in",
         "evidence.examined",
@@ -576,9 +593,12 @@ def test_every_act_is_recorded_with_its_data_in_the_custody_history(
     events = custody_events(client, item["id"], examiner)
     assert [e["type"] for e in events] == ["evidence.ingested", *order]
     assert [e["index"] for e in events] == sorted(e["index"] for e in events)
+    custodian = deployment.principals.get(CUSTODIAN).id
     for event in events[1:]:
         body = ACT_BODIES[event["type"]]
         shown = {k: v for k, v in body.items() if k not in ("findings", "text")}
+        if event["type"] == "evidence.transferred":  # the custodian is recorded by its id
+            shown["to"] = custodian
         assert shown.items() <= event["data"].items(), event
     examined, noted = (
         next(e for e in events if e["type"] == t) for t in ("evidence.examined", "evidence.noted")
@@ -821,7 +841,8 @@ def test_every_download_records_the_access_before_streaming(
         assert int(response.headers["Content-Length"]) == len(CONTENT)
         access = custody_events(client, item["id"], bearer(who))[-1]
         assert access["type"] == "evidence.accessed" and access["index"] == size
-        assert access["data"] == {"purpose": purpose}
+        sha256 = hashlib.sha256(CONTENT).hexdigest()
+        assert access["data"] == {"purpose": purpose, "digests": {"sha256": sha256}}
     assert deployment.ledger.size() == size + 1
 
 
@@ -848,7 +869,7 @@ def test_a_physical_item_has_no_content_to_download(
     assert_problem(response, 409)
 
 
-def test_a_corrupted_blob_aborts_the_download_and_records_the_integrity_failure(
+def test_a_corrupted_blob_is_refused_before_any_byte_and_records_the_integrity_failure(
     client: FlaskClient, deployment: Deployment, examiner: dict[str, str]
 ) -> None:
     item = upload(client, examiner)
@@ -857,18 +878,13 @@ def test_a_corrupted_blob_aborts_the_download_and_records_the_integrity_failure(
     path.write_bytes(CONTENT[:-1] + b"!")
     size = deployment.ledger.size()
 
-    received = bytearray()
-    with pytest.raises(IntegrityError):  # raised into the server, which drops the connection
-        response = client.get(
-            f"/v1/evidence/{item['id']}/content?purpose=review", headers=examiner, buffered=False
-        )
-        for chunk in response.iter_encoded():
-            received += chunk
+    response = client.get(f"/v1/evidence/{item['id']}/content?purpose=review", headers=examiner)
 
-    assert len(received) < len(CONTENT)  # no complete-looking copy went out
+    # The bytes are re-hashed before the access is recorded: nothing goes out, no access.
+    assert_problem(response, 500)
     events = custody_events(client, item["id"], examiner)
-    assert [e["type"] for e in events[-2:]] == ["evidence.accessed", "evidence.integrity_failed"]
-    assert events[-1]["index"] == size + 1
+    assert [e["type"] for e in events[-1:]] == ["evidence.integrity_failed"]
+    assert events[-1]["index"] == size
     assert events[-1]["data"]["algorithms"] == ["sha256"]
 
 
@@ -990,3 +1006,50 @@ def test_listing_pages_through_every_item_once_and_filters_by_case_and_exhibit(
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=many", "cursor=%%%"])
 def test_a_bad_list_query_is_400(client: FlaskClient, examiner: dict[str, str], query: str) -> None:
     assert_problem(client.get(f"/v1/evidence?{query}", headers=examiner), 400)
+
+
+def test_examiners_and_courts_read_findings_and_notes_that_open_their_commitments(
+    client: FlaskClient, tokens: Tokens
+) -> None:
+    examiner = bearer(tokens.examiner)
+    item = register(client, examiner)
+    for act, text in (("evidence.examined", "a scratch on the casing"), ("evidence.noted", "ok")):
+        field = "findings" if act == "evidence.examined" else "text"
+        assert post_act(client, item["id"], act, examiner, **{field: text}).status_code == 201
+
+    answers = {
+        role: client.get(f"/v1/evidence/{item['id']}/disclosures", headers=bearer(token))
+        for role, token in (("examiner", tokens.examiner), ("court", tokens.court))
+    }
+
+    for answer in answers.values():
+        assert answer.status_code == 200, answer.get_json()
+        found = answer.get_json()["disclosures"]
+        assert [(d["type"], d["field"], d["text"]) for d in found] == [
+            ("evidence.examined", "findings", "a scratch on the casing"),
+            ("evidence.noted", "text", "ok"),
+        ]
+        events = {e["index"]: e for e in custody_events(client, item["id"], examiner)}
+        for disclosed in found:
+            opened = hashlib.sha256(
+                bytes.fromhex(disclosed["salt"]) + disclosed["text"].encode()
+            ).hexdigest()
+            event = events[disclosed["index"]]
+            assert opened == disclosed["commitment"]
+            assert event["data"][f"{disclosed['field']}_commitment"] == opened
+
+
+def test_no_one_else_reads_findings_and_a_provider_does_not_learn_the_item_exists(
+    client: FlaskClient, tokens: Tokens
+) -> None:
+    examiner = bearer(tokens.examiner)
+    item = register(client, examiner)
+    post_act(client, item["id"], "evidence.examined", examiner, findings="secret finding")
+    path = f"/v1/evidence/{item['id']}/disclosures"
+
+    assert_problem(client.get(path, headers=bearer(tokens.provider)), 404)
+    # An admin is no member of the case: the item does not exist for it.
+    assert_problem(client.get(path, headers=bearer(tokens.operator)), 404)
+    body = assert_problem(client.get(path, headers=bearer(tokens.approver)), 403)
+    assert "secret finding" not in json.dumps(body)
+    assert_problem(client.get(f"/v1/evidence/{MISSING_ID}/disclosures", headers=examiner), 404)

@@ -37,6 +37,7 @@ from custody.errors import StorageError
 from storage.config import ConfigError, load_config
 from storage.deployment import Deployment, open_deployment
 from tests.conftest import bearer
+from tests.factories import in_case
 
 REQUEST_TIMEOUT = 1.5
 WORKER_TIMEOUT = 3
@@ -48,7 +49,7 @@ class HostileServer(Server):
     """``custos serve`` with one worker and short timeouts, so that cut-offs come quickly."""
 
     def __init__(self, home: Path, log: Path) -> None:
-        super().__init__(home, log, workers=1)
+        super().__init__(home, log, workers=1, cases=(ITEM["case"],))
 
     def address_args(self) -> list[str]:
         return [
@@ -372,6 +373,7 @@ def test_an_upload_whose_staged_bytes_cannot_be_removed_still_frees_its_session(
 ) -> None:
     operator = deployment.principals.get("operator").actor
     _, token = deployment.principals.add("examiner", "examiner", operator)
+    in_case(deployment, "C-9", "examiner")
     session = client.post("/v1/evidence", json=ITEM, headers=bearer(token)).get_json()
     stage = deployment.objects.stage
 

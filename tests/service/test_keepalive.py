@@ -23,6 +23,7 @@ import pytest
 
 from service.wsgi import KEEPALIVE
 from tests.conftest import bearer
+from tests.factories import SEIZURE
 from tests.service.test_hostile_uploads import (
     CLIENT_TIMEOUT,
     ITEM,
@@ -164,7 +165,7 @@ def test_a_request_that_hangs_gets_its_worker_restarted(server: ThreadedServer) 
     answers: list[bytes] = []
     try:
         client = server.connect()
-        body = json.dumps({**ITEM, "kind": "physical"}).encode()
+        body = json.dumps({**ITEM, "kind": "physical", "seizure": SEIZURE}).encode()
         head = (
             "POST /v1/evidence HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {server.token}\r\nContent-Type: application/json\r\n"

@@ -31,9 +31,9 @@ from custody.principals import token_hash
 from service import create_app
 from service.process_logs import JsonFormatter, RequestIdFilter
 from storage.deployment import rotate_key
-from storage.sql.schema import evidence_documents, order_texts, orders
+from storage.sql.schema import evidence_documents, order_texts, orders, principal_names
 from tests.conftest import Home, bearer
-from tests.factories import order_document
+from tests.factories import in_case, order_document
 
 FIELDS = {"time", "level", "logger", "message", "request_id"}
 ACCESS = "custos.access"
@@ -107,7 +107,7 @@ def secrets_in(home: Home, tokens: list[str]) -> list[str]:
     with home.deployment.engine.connect() as connection:
         salts = [
             bytes(salt)
-            for table in (evidence_documents, order_texts, orders)
+            for table in (evidence_documents, order_texts, orders, principal_names)
             for salt in connection.execute(select(table.c.salt)).scalars()
         ]
     for salt in salts:
@@ -132,6 +132,8 @@ def test_no_token_hash_salt_or_key_reaches_a_line_and_each_carries_its_request_i
     session.tokens["operator"] = home.operator_token
     for name, role in (("alice", "examiner"), ("pat", "authority"), ("judith", "approver")):
         session.tokens[name] = principals.add(name, role, operator)[1]
+    in_case(deployment, "C-1", "alice", "pat", "judith")
+    in_case(deployment, "CASE-1", "pat", "judith")
 
     isp = session.call(
         "POST",
@@ -273,6 +275,7 @@ def test_custos_serve_writes_json_lines_only_and_its_own_access_line(
 ) -> None:
     operator = home.deployment.principals.get("operator").actor
     _, token = home.deployment.principals.add("alice", "examiner", operator)
+    in_case(home.deployment, "C-1", "alice")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_file = tmp_path / "stderr"

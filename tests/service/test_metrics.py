@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Home, bearer
+from tests.factories import in_case
 from tests.service.test_evidence_api import upload
 
 CHECKPOINT = "/v1/log/checkpoint"
@@ -84,6 +85,7 @@ def test_problem_responses_are_counted_by_status(home: Home, client: FlaskClient
 
 def test_ingested_bytes_add_up_each_upload(home: Home, client: FlaskClient) -> None:
     headers = examiner(home)
+    in_case(home.deployment, "CASE-1", "alice")
     upload(client, headers, b"first image")
     upload(client, headers, b"a second, longer image", exhibit="E-2")
 

@@ -15,7 +15,7 @@ from custody.errors import StorageError
 from custody.note import open_note
 from custody.notices import DELIVERED, FAILED, DeliveryReport, Notice
 from service import create_app
-from service.notices import NoticeWorker
+from service.notices import OutboxWorker
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import add_provider, make_config
 from tests.custody.test_notices import Parties, parties_of
@@ -45,7 +45,7 @@ def deployment(tmp_path: Path, sqlite_url: str) -> Iterator[Deployment]:
 @pytest.fixture
 def notifying_app(deployment: Deployment) -> Iterator[Flask]:
     app = create_app({"TESTING": True, "CUSTOS_NOTIFY": True}, deployment=deployment)
-    worker: NoticeWorker = app.extensions["custos_notices"]
+    worker: OutboxWorker = app.extensions["custos_notices"]
     yield app
     worker.stop()
     assert not worker.running
@@ -107,7 +107,7 @@ def test_the_thread_starts_only_when_the_app_asks_for_it(deployment: Deployment)
 def test_a_stopped_notice_worker_can_be_started_again_in_the_same_process(
     notifying_app: Flask,
 ) -> None:
-    worker: NoticeWorker = notifying_app.extensions["custos_notices"]
+    worker: OutboxWorker = notifying_app.extensions["custos_notices"]
     worker.start()  # already running: nothing changes
     assert worker.running
     worker.stop()
@@ -135,7 +135,7 @@ class FlakyDelivery:
 
 def test_the_thread_outlives_a_failing_pass(caplog: pytest.LogCaptureFixture) -> None:
     flaky = FlakyDelivery()
-    worker = NoticeWorker(flaky, interval=60)  # type: ignore[arg-type]
+    worker = OutboxWorker(flaky, interval=60)  # type: ignore[arg-type]
     worker.start()
     try:
         assert flaky.first_pass.wait(WAIT)

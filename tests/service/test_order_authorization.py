@@ -25,7 +25,7 @@ from custody.principals import Principal
 from service import create_app
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import add_provider, bearer, make_config
-from tests.factories import order_document
+from tests.factories import in_case, order_document
 
 ROLES = (
     "anonymous",
@@ -34,16 +34,44 @@ ROLES = (
     "court",
     "authority",
     "approver",
+    "validator",
     "provider",
     "other_provider",
 )
+EU_EPOC = {"instrument": "eu_2023_1543_epoc", "citation": "Art 5"}
+EU_TRAFFIC = {
+    "legal_basis": EU_EPOC,
+    "data_categories": ["traffic"],
+    "offence": {"description": "extortion", "provision": "s. 221", "max_penalty_years": 8},
+    "language": "de",
+    "enforcing_authority": {
+        "name": "Staatsanwaltschaft Berlin",
+        "state": "DE",
+        "contact": "epoc@sta-berlin.example",
+        "time_zone": "Europe/Berlin",
+        "notification_url": "https://enforcing.example/epoc",
+    },
+}
+EMERGENCY = {"flag": True, "category": "threat_to_life", "justification": "Tonight."}
 
 
 def document_of(provider_id: str, kind: str) -> dict[str, Any]:
-    """An order document of ``kind``; ``eu_preservation`` is an EU preservation order."""
+    """An order document of ``kind``; ``eu_preservation`` is an EU preservation order,
+    ``eu_police`` an EU order its issuer may not issue alone (Art 4), ``eu_traffic`` one sent
+    to an enforcing authority (Art 8), ``eu_emergency`` the same in an emergency."""
     if kind == "eu_preservation":
         eu = {"instrument": "eu_2023_1543_epoc_pr", "citation": "Art 6"}
         return order_document(provider_id, "preservation", legal_basis=eu)
+    if kind == "eu_police":
+        police = {"name": "PJ", "type": "other", "file_number": "1", "contact": "pj", "state": "PT"}
+        judge = {**police, "name": "Judge", "type": "judge"}
+        return order_document(
+            provider_id, legal_basis=EU_EPOC, issuing_authority=police, validating_authority=judge
+        )
+    if kind == "eu_traffic":
+        return order_document(provider_id, **EU_TRAFFIC)
+    if kind == "eu_emergency":
+        return order_document(provider_id, **EU_TRAFFIC, emergency=EMERGENCY)
     return order_document(provider_id, kind)
 
 
@@ -99,8 +127,17 @@ class World:
         session = self.deployment.orders.open_response(order_id, metadata, isp, self.provider_id)
         return session.id
 
-    def produced_partial(self) -> str:
-        order_id = self.order("acknowledged")
+    def restriction_owed(self) -> str:
+        """An emergency order whose response came before the enforcing authority's ground:
+        the issuing authority must delete or restrict the data (Art 10(4))."""
+        order_id = self.produced_partial("eu_emergency")
+        ground = {"answer": "ground", "ground": "fundamental_rights", "details": "No."}
+        authority = self.principals["authority"].actor
+        self.deployment.orders.act(order_id, "record_enforcing_answer", ground, authority)
+        return order_id
+
+    def produced_partial(self, kind: str = "production") -> str:
+        order_id = self.order("acknowledged", kind)
         evidence_id = self.response_session(order_id)
         isp = self.principals["provider"].actor
         self.deployment.orders.receive_response(
@@ -126,6 +163,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ("court", "court", None),
         ("authority", "authority", None),
         ("approver", "approver", None),
+        ("validator", "magistrate", None),
         ("provider", "isp", provider.id),
         ("other_provider", "other-isp", other.id),
     ):
@@ -133,6 +171,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         principal, token = deployment.principals.add(name, actual, operator.actor, bound)
         principals[role], tokens[role] = principal, token
     tokens["admin"] = deployment.principals.add("admin2", "admin", operator.actor)[1]
+    # The orders' case, with the authority, the approver and the validator in it.
+    in_case(deployment, "CASE-1", "authority", "approver", "magistrate")
     yield World(deployment, app.test_client(), principals, tokens, provider.id)
     deployment.close()
 
@@ -166,13 +206,15 @@ NEW_PROVIDER = {
     "contact": "legal@new-isp.example",
 }
 AUTHORITIES = ("authority", "approver")
+# A validator reads the orders it may be asked to validate.
+ORDER_READERS = (*AUTHORITIES, "validator")
 PROVIDER_ONLY = ("provider",)
 
 # (name, method, path, body or a function of the world, prepare, roles allowed, success)
 ENDPOINTS: list[tuple[str, str, str, Any, Prepare, tuple[str, ...], int]] = [
     ("draft", "POST", "/v1/orders", provider_document, nothing, AUTHORITIES, 201),
-    ("list", "GET", "/v1/orders", None, nothing, AUTHORITIES, 200),
-    ("show", "GET", "/v1/orders/{id}", None, order_in("draft"), AUTHORITIES, 200),
+    ("list", "GET", "/v1/orders", None, nothing, ORDER_READERS, 200),
+    ("show", "GET", "/v1/orders/{id}", None, order_in("draft"), ORDER_READERS, 200),
     ("patch", "PATCH", "/v1/orders/{id}", {"facts": "more"}, order_in("draft"), AUTHORITIES, 200),
     ("submit", "POST", "/v1/orders/{id}/submit", {}, order_in("draft"), AUTHORITIES, 200),
     (
@@ -180,6 +222,15 @@ ENDPOINTS: list[tuple[str, str, str, Any, Prepare, tuple[str, ...], int]] = [
         "POST",
         "/v1/orders/{id}/approve",
         {},
+        order_in("pending_approval"),
+        ("approver",),
+        200,
+    ),
+    (
+        "send-back",
+        "POST",
+        "/v1/orders/{id}/send-back",
+        {"reason": "name the date"},
         order_in("pending_approval"),
         ("approver",),
         200,
@@ -246,6 +297,42 @@ ENDPOINTS: list[tuple[str, str, str, Any, Prepare, tuple[str, ...], int]] = [
         "GET",
         "/v1/orders/{id}/document",
         None,
+        order_in("served"),
+        ORDER_READERS,
+        200,
+    ),
+    (
+        "validate",
+        "POST",
+        "/v1/orders/{id}/validate",
+        {},
+        order_in("pending_approval", "eu_police"),
+        ("validator",),
+        200,
+    ),
+    (
+        "record-enforcing-answer",
+        "POST",
+        "/v1/orders/{id}/record-enforcing-answer",
+        {"answer": "no_ground"},
+        order_in("served", "eu_traffic"),
+        AUTHORITIES,
+        200,
+    ),
+    (
+        "restrict-data",
+        "POST",
+        "/v1/orders/{id}/restrict-data",
+        {"measure": "deleted"},
+        lambda w: {"id": w.restriction_owed()},
+        AUTHORITIES,
+        200,
+    ),
+    (
+        "record-user-information",
+        "POST",
+        "/v1/orders/{id}/record-user-information",
+        {"informed": True, "details": "Told of the order and the remedies."},
         order_in("served"),
         AUTHORITIES,
         200,

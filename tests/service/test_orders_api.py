@@ -35,7 +35,7 @@ from custody.orders import OrderState
 from service import create_app, order_page
 from storage.deployment import Deployment, initialise, open_deployment
 from tests.conftest import FakeClock, Home, add_provider, bearer, make_config
-from tests.factories import EMERGENCY, order_document
+from tests.factories import EMERGENCY, in_case, order_document
 
 DAY = 24 * 3600
 MISSING = "ord_0000000000000000"
@@ -43,7 +43,9 @@ MISSING = "ord_0000000000000000"
 # provider acknowledges, objects or asks.
 # ``allowed_actions`` lists what the caller's role may do: the authority may withdraw a served
 # order and, until the provider received it, send its notice again.
+# Once served, an order to produce also records whether its user was informed (Art 13).
 SERVED_ALLOWS = ["withdraw", "resend"]
+INFORM = "record_user_information"
 PATHS = (
     "submit",
     "approve",
@@ -159,6 +161,9 @@ def build_site(config_path: Path, database_url: str, **provider: str) -> Iterato
         )
         headers[name] = bearer(token)
         actors[name] = principal.actor
+    # The cases the orders and items of these tests belong to, with everyone in them.
+    for case in ("CASE-1", "CASE-2", "CASE-7", "CASE-9", "CASE-42"):
+        in_case(deployment, case, "alice", "bob", "judge", "judge2", "eve", "clerk")
     client = create_app({"TESTING": True}, deployment=deployment).test_client()
     yield Site(deployment, client, clock, isp.id, headers, actors)
     deployment.close()
@@ -208,6 +213,18 @@ def test_an_authority_drafts_an_order_and_gets_its_view_with_the_event_index(sit
     assert document["targets"][0]["value"] not in json.dumps(event)
 
 
+def test_an_order_names_who_acted_as_people_read_them(site: Site) -> None:
+    operator = site.deployment.principals.get("operator").actor
+    site.deployment.principals.name("alice", "Ana Ribeiro", operator)
+    drafted = site.client.post("/v1/orders", json=site.document(), headers=site.headers["alice"])
+
+    shown = site.client.get(
+        f"/v1/orders/{drafted.get_json()['id']}", headers=site.headers["bob"]
+    ).get_json()
+
+    assert shown["names"] == [{"id": site.actors["alice"].id, "name": "Ana Ribeiro"}]
+
+
 INVALID_DOCUMENTS: list[tuple[dict[str, Any], str]] = [
     ({"facts": "  "}, "facts"),
     ({"targets": []}, "targets"),
@@ -233,6 +250,47 @@ def test_an_invalid_document_is_422_naming_the_field_and_records_nothing(site: S
 
     assert site.deployment.ledger.size() == size
     assert site.client.get("/v1/orders", headers=site.headers["alice"]).get_json()["items"] == []
+
+
+def test_an_invalid_document_is_one_422_naming_every_field_with_its_reason(site: Site) -> None:
+    size = site.deployment.ledger.size()
+    document = site.document(
+        facts="",
+        targets=[{"type": "ip", "value": "not-an-ip", "time": "2026-01-03T10:00:00Z"}],
+    )
+    del document["link"]
+    document["kind"] = "seizure"
+
+    response = site.client.post("/v1/orders", json=document, headers=site.headers["alice"])
+
+    problem = assert_problem(response, 422)
+    assert sorted(problem["errors"], key=lambda e: e["field"]) == [
+        {"field": "facts", "reason": "required, as non-empty text"},
+        {
+            "field": "kind",
+            "reason": "one of production, preservation, partial_traffic_disclosure, not 'seizure'",
+        },
+        {"field": "link", "reason": "required"},
+        {"field": "targets[0].value", "reason": "'not-an-ip' is not an IP address"},
+    ]
+    for error in problem["errors"]:
+        assert f"{error['field']}: {error['reason']}" in problem["detail"]
+    assert site.deployment.ledger.size() == size
+
+
+def test_an_invalid_patch_names_every_field_it_breaks(site: Site) -> None:
+    order_id = site.draft()
+    before = site.show(order_id)
+
+    response = site.client.patch(
+        f"/v1/orders/{order_id}",
+        json={"facts": " ", "issuing_authority": {"type": "sheriff"}},
+        headers=site.headers["alice"],
+    )
+
+    problem = assert_problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["issuing_authority.type", "facts"]
+    assert site.show(order_id) == before
 
 
 def test_a_document_missing_a_required_field_is_422_naming_it(site: Site) -> None:
@@ -326,7 +384,8 @@ def test_submit_then_approve_serves_the_order_with_its_deadline(site: Site) -> N
     assert approved["approved_by"] == site.actors["judge"].id
     assert approved["ledger_index"] == site.deployment.ledger.size() - 1
     assert (approved["received"], approved["due"]) == (False, None)  # not yet received
-    assert approved["allowed_actions"] == [*SERVED_ALLOWS, "adapt"]  # judge is an approver
+    # the judge is an approver
+    assert approved["allowed_actions"] == [*SERVED_ALLOWS, "adapt", INFORM]
     assert [e["type"] for e in site.show(order_id)["timeline"]] == [
         "order.drafted",
         "order.submitted",
@@ -345,7 +404,7 @@ def test_art_10_the_deadline_runs_from_the_providers_receipt(site: Site) -> None
     assert shown["received_at"] == "2026-11-28T12:00:00.000000Z"
     assert shown["due"] == "2026-12-08T23:59:59.999999Z"
     assert shown["due_local"] == "2026-12-08T23:59:59.999999+00:00"
-    assert shown["allowed_actions"] == ["withdraw"]
+    assert shown["allowed_actions"] == ["withdraw", INFORM]
     assert [e["type"] for e in shown["timeline"]][-1] == "order.read"
 
 
@@ -366,7 +425,7 @@ def test_the_authority_resends_an_order_not_yet_received(site: Site) -> None:
     assert site.show(order_id)["timeline"][-1]["type"] == "order.resent"
     site.provider_reads(order_id)
     refused = site.post(order_id, "resend")
-    assert assert_problem(refused, 409)["allowed_actions"] == ["withdraw"]
+    assert assert_problem(refused, 409)["allowed_actions"] == ["withdraw", INFORM]
 
 
 def test_approval_by_an_author_or_a_plain_authority_is_403_and_changes_nothing(
@@ -394,7 +453,7 @@ def test_approval_by_an_author_or_a_plain_authority_is_403_and_changes_nothing(
         assert site.act(order_id, "approve", "judge2")["state"] == "served"
 
 
-def test_an_order_is_withdrawn_from_every_open_state_and_then_nothing_is_allowed(
+def test_an_order_is_withdrawn_from_every_open_state_and_then_only_art_13_is_recorded(
     site: Site,
 ) -> None:
     orders: dict[str, str] = {}
@@ -428,7 +487,9 @@ def test_an_order_is_withdrawn_from_every_open_state_and_then_nothing_is_allowed
         assert site.show(order_id)["state"] == state
         withdrawn = site.act(order_id, "withdraw", reason=f"no longer needed ({state})")
         assert withdrawn["state"] == "withdrawn"
-        assert withdrawn["allowed_actions"] == []
+        # A withdrawn order to produce that was served may still record informing its user.
+        after = [] if state in ("draft", "pending_approval", "preserved") else [INFORM]
+        assert withdrawn["allowed_actions"] == after
         assert site.show(order_id)["timeline"][-1]["texts"] == {
             "reason": f"no longer needed ({state})"
         }
@@ -440,7 +501,7 @@ def test_an_order_is_withdrawn_from_every_open_state_and_then_nothing_is_allowed
         if path == "adapt":
             body = {"document": {"facts": "Adapted."}}
         refused = site.post(order_id, path, "judge2", **body)
-        assert assert_problem(refused, 409)["allowed_actions"] == []
+        assert assert_problem(refused, 409)["allowed_actions"] == [INFORM]
     assert site.deployment.ledger.size() == size
     assert site.show(order_id) == before
 
@@ -476,7 +537,7 @@ def test_a_preservation_hold_is_extended_and_a_production_order_is_not(site: Sit
     assert extended["due"] == "2027-03-29T23:59:59.999999Z"
     assert again["due"] == "2027-06-28T23:59:59.999999Z"
     assert (again["extensions"], again["hold_until_answered"]) == (2, False)
-    assert assert_problem(refused, 409)["allowed_actions"] == SERVED_ALLOWS
+    assert assert_problem(refused, 409)["allowed_actions"] == [*SERVED_ALLOWS, INFORM]
 
 
 def test_an_extension_out_of_range_or_mistyped_is_422_and_changes_nothing(site: Site) -> None:
@@ -966,10 +1027,10 @@ def test_still_forbidden_transitions_are_409_with_what_the_caller_may_do(site: S
         "no_data",
     ]
     refused = assert_problem(site.post(order_id, "seek-enforcement", reason="Art 16"), 409)
-    assert refused["allowed_actions"] == ["withdraw", "resend"]
+    assert refused["allowed_actions"] == ["withdraw", "resend", INFORM]
     assert "not overdue" in refused["detail"]
     refused = assert_problem(site.post(order_id, "close"), 409)
-    assert refused["allowed_actions"] == ["withdraw", "resend"]
+    assert refused["allowed_actions"] == ["withdraw", "resend", INFORM]
     assert site.deployment.ledger.size() == size
 
 
@@ -985,3 +1046,116 @@ def test_art_16_enforcement_is_recorded_on_an_overdue_order_that_stays_open(site
     assert site.show(order_id)["timeline"][-1]["texts"] == {"reason": "Art 16 procedure opened."}
     late = provider_post(site, order_id, "acknowledge")
     assert late.status_code == 200 and late.get_json()["state"] == "acknowledged"
+
+
+# -- the law's parties over HTTP: validator (Art 4), enforcing State (Arts 8-12), user (Art 13) ---
+
+
+def add_validator(site: Site) -> dict[str, str]:
+    operator = site.deployment.principals.get("operator").actor
+    _, token = site.deployment.principals.add("magistrate", "validator", operator)
+    for case in ("CASE-1", "CASE-2", "CASE-7", "CASE-9", "CASE-42"):
+        in_case(site.deployment, case, "magistrate")
+    return bearer(token)
+
+
+def test_art_4_an_order_from_the_police_is_approved_only_after_a_validator_validates_it(
+    site: Site,
+) -> None:
+    from tests.custody.test_order_parties import EU_EPOC, POLICE, PROSECUTOR
+
+    validator = add_validator(site)
+    order_id = site.draft(**EU_EPOC, issuing_authority=POLICE, validating_authority=PROSECUTOR)
+    site.act(order_id, "submit")
+    refused = assert_problem(site.post(order_id, "approve", "judge"), 409)
+    # The approver may send it back to draft, or withdraw it, but not approve it yet.
+    assert refused["allowed_actions"] == ["send_back", "withdraw"]
+    assert "Art 4" in refused["detail"]
+    assert_problem(site.post(order_id, "validate", "judge"), 403)
+    response = site.client.post(f"/v1/orders/{order_id}/validate", headers=validator)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["validated_by"] is not None
+    assert response.get_json()["allowed_actions"] == []
+    assert site.act(order_id, "approve", "judge")["state"] == "served"
+
+
+def test_art_10_3_the_issuing_authority_gets_no_response_while_it_is_withheld(
+    site: Site,
+) -> None:
+    from tests.custody.test_order_enforcing import EU_TRAFFIC
+
+    order_id = site.served(**EU_TRAFFIC)
+    site.provider_reads(order_id)
+    site.provider_acts(order_id, "acknowledge")
+    evidence_id = site.respond(order_id)
+    shown = site.show(order_id)
+    assert shown["responses_withheld"] is True and shown["responses"] == []
+    responded = [e for e in shown["timeline"] if e["type"] == "order.responded"]
+    assert [e["data"]["evidence"] for e in responded] == [None]
+    assert [n["addressee"] for n in shown["notices"]] == ["enforcing_authority"]
+    content = site.client.get(
+        f"/v1/evidence/{evidence_id}/content?purpose=review", headers=site.headers["eve"]
+    )
+    assert "Art 10(3)" in assert_problem(content, 409)["detail"]
+
+    answered = site.act(order_id, "record-enforcing-answer", answer="no_ground")
+    assert answered["responses_withheld"] is False
+    assert answered["enforcing_review"]["answer"] == "no_ground"
+    assert site.show(order_id)["responses"] == [evidence_id]
+    content = site.client.get(
+        f"/v1/evidence/{evidence_id}/content?purpose=review", headers=site.headers["eve"]
+    )
+    assert content.status_code == 200 and content.data == b"subscriber records"
+
+
+def test_art_12_the_enforcing_answer_and_the_deletion_are_checked_and_refused_over_http(
+    site: Site,
+) -> None:
+    from tests.custody.test_order_enforcing import EU_TRAFFIC
+
+    order_id = site.served(**EU_TRAFFIC)
+    body = assert_problem(site.post(order_id, "record-enforcing-answer", answer="ground"), 422)
+    assert "ground" in body["detail"]
+    assert_problem(site.post(order_id, "record-enforcing-answer", answer="perhaps"), 422)
+    refused = assert_problem(site.post(order_id, "restrict-data", measure="deleted"), 409)
+    assert "Art 10(4)" in refused["detail"]
+    assert refused["allowed_actions"] == [
+        "withdraw",
+        "resend",
+        "record_enforcing_answer",
+        "record_user_information",
+    ]
+
+    exempt = site.served(**EU_TRAFFIC, offence_state="PT", residence_state="PT")
+    refused = assert_problem(site.post(exempt, "record-enforcing-answer", answer="no_ground"), 409)
+    assert (
+        "Art 8" in refused["detail"] and "record_enforcing_answer" not in refused["allowed_actions"]
+    )
+
+
+def test_art_13_the_authority_records_whether_the_user_was_informed(site: Site) -> None:
+    order_id = site.served()
+    assert_problem(site.post(order_id, "record-user-information", informed=True), 422)
+    acted = site.act(
+        order_id, "record-user-information", informed=False, details="It would warn them."
+    )
+    assert acted["state"] == "served"
+    last = site.show(order_id)["timeline"][-1]
+    assert (last["type"], last["data"]["informed"]) == ("order.user_informed", False)
+    assert last["texts"] == {"details": "It would warn them."}
+
+
+def test_an_approver_sends_an_order_back_to_draft_with_its_reason(site: Site) -> None:
+    order_id = site.draft(who="judge")
+    site.act(order_id, "submit", "judge")
+
+    own = site.post(order_id, "send-back", "judge", reason="I wrote it.")
+    without = site.post(order_id, "send-back", "judge2")
+    sent = site.act(order_id, "send-back", "judge2", reason="Name the account's creation date.")
+
+    assert_problem(own, 403)
+    assert_problem(without, 422)
+    assert sent["state"] == "draft" and "submit" in sent["allowed_actions"]
+    last = site.show(order_id)["timeline"][-1]
+    assert last["type"] == "order.sent_back"
+    assert last["texts"] == {"reason": "Name the account's creation date."}

@@ -21,14 +21,15 @@ from custody.note import open_note
 from custody.note_types import ORDER_TYPE
 from custody.order_document import PRESERVATION, PRODUCTION
 from custody.verify.receipt import verify_receipt
-from service import create_app
+from service import create_app, order_page
 from service.evidence import IngestedSchema, UploadSessionSchema
 from service.orders import OrderActedSchema, OrderPageSchema
+from service.pages.display import local_time
 from service.provider_api import ProviderOrderDetailSchema
 from storage.deployment import Deployment
 from storage.sql.schema import upload_sessions
 from tests.conftest import Home, add_provider, bearer
-from tests.factories import order_document
+from tests.factories import in_case, order_document
 
 CONTENT = b"subscriber,registered\nsuspect@example.com,2024-05-01\n" * 200
 UNKNOWN_ORDER = "ord_0000000000000000"
@@ -104,6 +105,8 @@ def build_site(home: Home) -> Site:
         "own": principals.add("own-isp", "provider", operator, provider_id=own.id),
         "other": principals.add("other-isp", "provider", operator, provider_id=other.id),
     }
+    # The orders' case (and so the responses'), with the authority's people in it.
+    in_case(deployment, "CASE-1", "prosecutor", "judge", "alice")
     app = create_app({"TESTING": True}, deployment=deployment)
     return Site(
         deployment=deployment,
@@ -257,7 +260,7 @@ def test_the_document_is_the_signed_order_note_and_reading_it_is_the_first_read(
 
 def test_the_document_as_html_is_a_printable_page_of_the_signed_order(site: Site) -> None:
     order_id = site.order()
-    site.show(order_id)
+    view = site.show(order_id)
 
     response = site.client.get(
         f"/v1/provider/orders/{order_id}/document",
@@ -269,6 +272,8 @@ def test_the_document_as_html_is_a_printable_page_of_the_signed_order(site: Site
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     page = response.get_data(as_text=True)
     assert "PO-2026-0017" in page and "suspect@example.com" in page
+    # The deadline as people read it: to the minute (the provider's zone is UTC here).
+    assert f"<dd>{local_time(view['due'])}</dd>" in page
     assert_problem(
         site.client.get(
             f"/v1/provider/orders/{order_id}/document",
@@ -276,6 +281,23 @@ def test_the_document_as_html_is_a_printable_page_of_the_signed_order(site: Site
             headers=site.headers(),
         ),
         400,
+    )
+
+
+def test_the_printable_deadline_is_in_utc_and_the_provider_s_zone_to_the_minute() -> None:
+    view = {
+        "due": "2026-12-17T23:59:59.999999+00:00",
+        "due_local": "2026-12-18T00:59:59.999999+01:00",
+        "time_zone": "Europe/Berlin",
+    }
+
+    assert order_page._deadline({"kind": "production"}, view) == (
+        "Answer due by",
+        "17 Dec 2026, 23:59 UTC (18 Dec 2026, 00:59 CET, Europe/Berlin)",
+    )
+    assert order_page._deadline({"kind": "preservation"}, {**view, "time_zone": "UTC"}) == (
+        "Preserve until",
+        "17 Dec 2026, 23:59 UTC",
     )
 
 

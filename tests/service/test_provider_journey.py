@@ -184,6 +184,14 @@ def site(custos_home: Path, listener: NoticeListener, server: Server) -> Site:
         ["principal", "add", "mail-isp", "--role", "provider", "--provider", provider["id"]],
     )
     assert isp["provider"] == provider["id"]
+    # The case the order belongs to, opened by the prosecutor, with the judge and the examiner.
+    opened = ["case", "open", "CASE-42", "--title", "Mailbox fraud", "--authority", "DPP"]
+    (case,) = custos_json(custos_home, [*opened, "--as", "prosecutor"])
+    custos_json(
+        custos_home,
+        ["case", "add-member", case["id"], "judge", "--as", "prosecutor"],
+        ["case", "add-member", case["id"], "alice", "--as", "prosecutor"],
+    )
     server.wait_ready()
     added = dict(zip(["authority", "approver", "examiner"], staff, strict=True)) | {"provider": isp}
     return Site(

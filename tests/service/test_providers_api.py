@@ -117,6 +117,20 @@ def test_an_invalid_provider_is_422_naming_the_field_and_records_nothing(
     assert home.deployment.ledger.size() == size
 
 
+def test_a_provider_with_several_fields_at_fault_is_one_422_naming_each(
+    client: FlaskClient, home: Home, headers: dict[str, dict[str, str]]
+) -> None:
+    size = home.deployment.ledger.size()
+    body = {**NEW, "name": "  ", "contact": "", "notification_url": "ftp://mail.example/"}
+
+    response = client.post("/v1/providers", json=body, headers=headers["admin"])
+
+    problem = assert_problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["name", "contact", "notification_url"]
+    assert all(e["reason"] for e in problem["errors"])
+    assert home.deployment.ledger.size() == size
+
+
 def test_a_provider_body_that_is_not_a_json_object_is_400(
     client: FlaskClient, headers: dict[str, dict[str, str]]
 ) -> None:

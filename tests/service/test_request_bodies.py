@@ -17,7 +17,8 @@ from custody.principals import ROLES
 from service import create_app
 from service.body_limit import is_upload_view
 from tests.conftest import Home, add_provider, bearer
-from tests.service.test_schemathesis import existing_orders
+from tests.factories import SEIZURE, in_case
+from tests.service.test_schemathesis import PHYSICAL, existing_orders, put_in_cases
 
 LIMIT = 4096
 
@@ -32,7 +33,9 @@ def bounded(home: Home) -> Flask:
 @pytest.fixture
 def examiner(home: Home) -> str:
     operator = home.deployment.principals.get("operator").actor
-    return home.deployment.principals.add("ex", "examiner", operator)[1]
+    token = home.deployment.principals.add("ex", "examiner", operator)[1]
+    in_case(home.deployment, "C-1", "ex")
+    return token
 
 
 def intake(client: FlaskClient, token: str, body: bytes, **headers: str) -> tuple[int, dict]:
@@ -71,7 +74,13 @@ def test_a_chunked_json_body_over_the_bound_is_413(bounded: Flask, examiner: str
 
 
 def test_a_body_within_the_bound_is_read(bounded: Flask, examiner: str) -> None:
-    body = {"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"}
+    body = {
+        "kind": "physical",
+        "case": "C-1",
+        "exhibit": "P-1",
+        "description": "a phone",
+        "seizure": SEIZURE,
+    }
     status, _ = intake(bounded.test_client(), examiner, json.dumps(body).encode())
     assert status == 201
 
@@ -88,7 +97,15 @@ def test_an_upload_is_not_bound_by_the_body_bound(bounded: Flask, examiner: str)
 
 def test_exactly_the_upload_routes_are_marked_as_uploads(app: Flask) -> None:
     uploads = {name for name, view in app.view_functions.items() if is_upload_view(view)}
-    assert uploads == {"evidence.upload", "provider.response_content"}
+    # The pages' uploads are bounded where they are read: the provider's response forms by
+    # CUSTOS_PAGE_UPLOAD_MAX_BYTES, the examiner's by CUSTOS_PAGE_INGEST_MAX_BYTES.
+    assert uploads == {
+        "evidence.upload",
+        "provider.response_content",
+        "pages.provider.upload_form",
+        "pages.provider.upload_content",
+        "pages.examiner_intake.upload",
+    }
 
 
 @pytest.mark.parametrize("depth", [65, 1_000, 100_000])
@@ -209,11 +226,12 @@ def fuzz_target(home: Home) -> FuzzTarget:
         )[1]
         for role in ROLES
     ]
+    put_in_cases(deployment, "fuzz")
     orders = existing_orders(deployment)
     client = app.test_client()
     item = client.post(
         "/v1/evidence",
-        json={"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"},
+        json={**PHYSICAL, "case": "C-1"},
         headers=bearer(tokens[ROLES.index("examiner")]),
     ).get_json()["id"]
     values = {"order_id": orders["order_id"], "evidence_id": [item], "provider_id": [isp.id]}

@@ -34,7 +34,7 @@ from custody.principals import ROLES
 from service import create_app
 from storage.deployment import Deployment
 from tests.conftest import Home, add_provider, bearer
-from tests.factories import order_document
+from tests.factories import SEIZURE, in_case, order_document
 
 OPENAPI = "/v1/openapi.json"
 # Examples for the whole API, shared among its operations, so that the test takes about as
@@ -43,7 +43,13 @@ OPENAPI = "/v1/openapi.json"
 REQUESTS = int(os.environ.get("CUSTOS_SCHEMATHESIS_REQUESTS") or 450)
 BUDGET = {GenerationMode.POSITIVE: REQUESTS * 2 // 3, GenerationMode.NEGATIVE: REQUESTS // 3}
 FEWEST_EXAMPLES = 3
-PHYSICAL = {"kind": "physical", "case": "C-1", "exhibit": "P-1", "description": "a phone"}
+PHYSICAL = {
+    "kind": "physical",
+    "case": "C-1",
+    "exhibit": "P-1",
+    "description": "a phone",
+    "seizure": SEIZURE,
+}
 DIGITAL = {"kind": "digital", "case": "C-1", "exhibit": "D-1", "description": "an image"}
 
 
@@ -77,12 +83,21 @@ def tokens(home_on_each_database: Home) -> dict[str, str]:
     deployment = home_on_each_database.deployment
     operator = deployment.principals.get("operator").actor
     isp = add_provider(deployment)
-    return {
+    tokens = {
         role: deployment.principals.add(
             f"schemathesis-{role}", role, operator, isp.id if role == "provider" else None
         )[1]
         for role in ROLES
     }
+    put_in_cases(deployment, "schemathesis")
+    return tokens
+
+
+def put_in_cases(deployment: Deployment, prefix: str) -> None:
+    """The items' case (C-1) and the orders' (CASE-1), with each role's principal in them."""
+    people = [f"{prefix}-{role}" for role in ("examiner", "authority", "approver", "court")]
+    in_case(deployment, "C-1", *people)
+    in_case(deployment, "CASE-1", *people)
 
 
 def existing_orders(deployment: Deployment) -> dict[str, list[Any]]:

@@ -63,6 +63,13 @@ def test_several_witnesses_cosign_and_one_that_is_down_delays_nothing(
     entries.append(f"http://127.0.0.1:{free_port()}/nothing {down.verifier.verifier_key()}")
     examiner = str(custos(home, "principal", "add", "alice", "--role", "examiner")["token"])
     court = str(custos(home, "principal", "add", "clerk", "--role", "court")["token"])
+    opened = custos(
+        home, "case", "open", "C-9", "--title", "t", "--authority", "a", "--as", "alice"
+    )
+    until = "2099-01-01T00:00:00+00:00"
+    grant = ["case", "grant", "C-9", "clerk", "--proceeding", "trial", "--until", until]
+    custos(home, *grant, "--as", "alice")
+    assert opened["reference"] == "C-9"
     evidence = tmp_path / "disk.img"
     evidence.write_bytes(b"sectors " * 1000)
     item = str(

@@ -31,6 +31,7 @@ from storage.deployment import initialise, open_object_store
 from storage.filesystem import TEMP_PREFIX, FilesystemObjectStore
 from storage.s3 import S3ObjectStore, ensure_bucket
 from tests.conftest import FakeClock, make_config
+from tests.factories import in_case
 
 REGION = "us-east-1"
 BACKENDS = ["filesystem", "s3-in-process", "s3-over-http"]
@@ -220,6 +221,24 @@ def test_keys_lists_what_was_stored_under_a_prefix(store: ObjectStore) -> None:
         store.put(key, key.encode())
     assert sorted(store.keys("checkpoints/")) == ["checkpoints/10", "checkpoints/2"]
     assert sorted(store.keys("")) == ["checkpoints/10", "checkpoints/2", "manifests/e1"]
+
+
+def test_keys_under_a_partial_or_nested_prefix_are_those_that_begin_with_it(
+    store: ObjectStore,
+) -> None:
+    for key in ("witness/1/a", "witness/1/b", "witness/10/a", "witness/2/a", "witnessed/x"):
+        store.put(key, key.encode())
+    assert sorted(store.keys("witness/1/")) == ["witness/1/a", "witness/1/b"]
+    assert sorted(store.keys("witness/1")) == ["witness/1/a", "witness/1/b", "witness/10/a"]
+    assert sorted(store.keys("witness")) == [
+        "witness/1/a",
+        "witness/1/b",
+        "witness/10/a",
+        "witness/2/a",
+        "witnessed/x",
+    ]
+    assert list(store.keys("witness/3/")) == []
+    assert list(store.keys("nothing/here/")) == []
 
 
 def test_a_failed_stream_leaves_nothing_visible_or_staged(
@@ -543,6 +562,7 @@ def test_an_ingest_on_s3_records_the_committed_version_under_retention(
     try:
         operator = deployment.principals.get("operator")
         examiner, _ = deployment.principals.add("alice", "examiner", operator.actor)
+        in_case(deployment, "C-1", "alice")
         content = os.urandom(3 * 1024 * 1024)
         session = deployment.intake.open_session(
             {"kind": "digital", "case": "C-1", "exhibit": "E-1", "description": "image"},

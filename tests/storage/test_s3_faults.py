@@ -35,6 +35,7 @@ from storage.config import ConfigError, load_config
 from storage.deployment import Deployment, initialise
 from storage.s3 import S3ObjectStore
 from tests.conftest import bearer, make_config
+from tests.factories import in_case
 
 REGION = "us-east-1"
 BUCKET = "custos-faults"
@@ -231,9 +232,12 @@ def site(
         max_attempts=ATTEMPTS,
         timeout=TIMEOUT,
     )
-    intake = Intake(deployment.evidence, deployment.ledger, faulty, IntakeSettings())
+    intake = Intake(
+        deployment.evidence, deployment.ledger, faulty, IntakeSettings(), deployment.cases
+    )
     operator = deployment.principals.get("operator").actor
     examiner, token = deployment.principals.add("alice", "examiner", operator)
+    in_case(deployment, "C-1", "alice")
     client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     proxy.heal()
     yield Site(deployment, intake, faulty, examiner.actor, token, client, prefix)

@@ -9,7 +9,7 @@ import pytest
 
 from service import create_app
 from storage.deployment import open_deployment
-from tests.service.pages.browser import Demo, chromium, demo_site
+from tests.service.pages.browser import Demo, chromium, demo, demo_site, sign_in_with_code
 
 pytestmark = pytest.mark.slow
 __all__ = ["chromium", "demo_site"]
@@ -21,6 +21,9 @@ DOWNLOADS = {
     "pages.verify.keys",
     "pages.verify.verifier",
     "pages.court.bundle",
+    "pages.examiner.bundle",
+    "pages.examiner.receipt",
+    "pages.authority.note",
 }
 SERIOUS = ("serious", "critical")
 
@@ -48,6 +51,52 @@ def page_paths(site: Demo) -> dict[str, tuple[str | None, str]]:
         "pages.court.item": ("clerk.lisbon", f"/court/items/{seeded.items['disk']}"),
         "pages.court.report": ("clerk.lisbon", f"/court/items/{seeded.items['disk']}/report"),
         "pages.verify.guide": ("clerk.lisbon", "/verify"),
+        "pages.admin.principals": ("operator", "/admin/principals"),
+        "pages.admin.new_principal": ("operator", "/admin/principals/new"),
+        "pages.admin.principal": ("operator", "/admin/principals/eva.examiner"),
+        "pages.admin.confirm_revoke": ("operator", "/admin/principals/rui.custodian/revoke"),
+        "pages.admin_providers.providers": ("operator", "/admin/providers"),
+        "pages.admin_providers.new_provider": ("operator", "/admin/providers/new"),
+        # The authority's desk: the board, its lists, drafting, a draft's preview, an order
+        # awaiting approval, a served one and its printable page.
+        "pages.authority.board": ("ana.ribeiro", "/authority/orders"),
+        "pages.authority.listing": ("ana.ribeiro", "/authority/orders/list/all"),
+        "pages.authority.approvals": ("ana.ribeiro", "/authority/approvals"),
+        "pages.authority.new": ("ana.ribeiro", "/authority/orders/new"),
+        "pages.authority.edit": ("ana.ribeiro", f"/authority/orders/{seeded.orders['draft']}/edit"),
+        "pages.authority.order": ("ana.ribeiro", f"/authority/orders/{seeded.orders['draft']}"),
+        "pages.authority.order (awaiting approval)": (
+            "ana.ribeiro",
+            f"/authority/orders/{seeded.orders['submitted']}",
+        ),
+        "pages.authority.order (objected)": (
+            "ana.ribeiro",
+            f"/authority/orders/{seeded.orders['objected']}",
+        ),
+        "pages.authority.printable": (
+            "ana.ribeiro",
+            f"/authority/orders/{seeded.orders['objected']}/printable",
+        ),
+        **examiner_paths(site),
+    }
+
+
+def examiner_paths(site: Demo) -> dict[str, tuple[str | None, str]]:
+    """The examiner's pages: the case list with a search, the case, an item (with its act
+    forms, timeline and receipt) and the intake forms."""
+    deployment = open_deployment(site.config)
+    try:
+        case = deployment.cases.store.by_reference(demo.CASE)
+    finally:
+        deployment.close()
+    assert case is not None
+    disk = site.seeded.items["disk"]
+    return {
+        "pages.examiner.cases": ("eva.examiner", "/examiner/cases?q=EX-0"),
+        "pages.examiner.case": ("eva.examiner", f"/examiner/cases/{case.id}"),
+        "pages.examiner.item": ("eva.examiner", f"/examiner/items/{disk}"),
+        "pages.examiner_intake.register": ("eva.examiner", f"/examiner/cases/{case.id}/register"),
+        "pages.examiner_intake.upload_form": ("eva.examiner", f"/examiner/cases/{case.id}/upload"),
     }
 
 
@@ -76,14 +125,19 @@ def serious_violations(page: Any) -> list[str]:
 
 
 def test_every_page_route_is_checked(demo_site: Demo) -> None:
-    unchecked = get_endpoints(demo_site) - DOWNLOADS - set(page_paths(demo_site))
+    checked = {endpoint.split(" ")[0] for endpoint in page_paths(demo_site)}
+    unchecked = get_endpoints(demo_site) - DOWNLOADS - checked
 
     assert unchecked == set(), "add these pages to page_paths (or DOWNLOADS)"
 
 
 def signed_in_context(chromium: Any, site: Demo, name: str | None) -> Any:
     context = chromium.new_context(viewport={"width": 1200, "height": 900})
-    if name is not None:
+    if name == "operator":  # an admin signs in with a second factor too
+        page = context.new_page()
+        sign_in_with_code(page, site, name)
+        page.close()
+    elif name is not None:
         page = context.new_page()
         page.goto(site.sign_in_link(name))
         page.get_by_role("button", name="Continue to sign in").click()
@@ -119,3 +173,68 @@ def test_pages_with_errors_are_accessible_too(chromium: Any, demo_site: Demo) ->
     assert missing is not None and missing.status == 404
 
     assert (form_errors, serious_violations(page)) == ([], [])
+
+
+def test_the_admin_s_answers_and_forms_with_errors_are_accessible(
+    chromium: Any, demo_site: Demo
+) -> None:
+    """The pages a form answers with (a token, a sign-in link, a second factor shown once;
+    a form sent back with its errors), which no GET reaches, and a court's page."""
+    page = signed_in_context(chromium, demo_site, "operator").new_page()
+    found: dict[str, list[str]] = {}
+    page.goto(f"{demo_site.url}/admin/principals/new")
+    page.get_by_role("button", name="Add the principal").click()
+    found["new principal, with errors"] = serious_violations(page)
+    page.get_by_label("Name", exact=True).fill("axe.check")
+    page.get_by_label("Approver").check()
+    page.get_by_role("button", name="Add the principal").click()
+    found["principal added"] = serious_violations(page)
+    page.get_by_role("button", name="Enrol a second factor").click()
+    found["second factor"] = serious_violations(page)
+    page.goto(f"{demo_site.url}/admin/principals/axe.check")
+    page.get_by_role("button", name="Make a sign-in link").click()
+    found["sign-in link"] = serious_violations(page)
+    page.goto(f"{demo_site.url}/admin/principals/clerk.lisbon")
+    page.get_by_role("button", name="Grant the case").click()
+    found["court's page, grant with errors"] = serious_violations(page)
+    page.goto(f"{demo_site.url}/admin/providers/new")
+    page.get_by_role("button", name="Register the provider").click()
+    assert "There is a problem" in page.inner_text("main")
+    found["new provider, with errors"] = serious_violations(page)
+
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_examiner_s_forms_with_errors_are_accessible_too(
+    chromium: Any, demo_site: Demo
+) -> None:
+    context = signed_in_context(chromium, demo_site, "eva.examiner")
+    page = context.new_page()
+    page.goto(f"{demo_site.url}/examiner/items/{demo_site.seeded.items['mail']}")
+    for summary in page.locator("details.act summary").all():
+        summary.click()  # every act form open, as a reader may open them
+    act_forms = serious_violations(page)
+    page.get_by_role("button", name="Record the seal").click()  # no seal number
+    assert "There is a problem" in page.inner_text("main")
+    act_errors = serious_violations(page)
+    page.goto(f"{demo_site.url}/examiner/cases")
+    page.get_by_role("link", name=demo.CASE).click()
+    page.get_by_role("link", name="Register a physical item").click()
+    page.get_by_role("button", name="Register the item").click()  # nothing filled in
+    assert "There is a problem" in page.inner_text("main")
+
+    assert (act_forms, act_errors, serious_violations(page)) == ([], [], [])
+
+
+def test_the_drafting_form_with_its_errors_is_accessible(chromium: Any, demo_site: Demo) -> None:
+    context = signed_in_context(chromium, demo_site, "ana.ribeiro")
+    page = context.new_page()
+    page.goto(f"{demo_site.url}/authority/orders/new")
+    page.get_by_role("button", name="Save the draft").click()  # nothing filled in
+    assert "There is a problem" in page.inner_text("main")
+    draft_errors = serious_violations(page)
+    page.goto(f"{demo_site.url}/authority/orders/{demo_site.seeded.orders['objected']}")
+    page.get_by_role("button", name="Answer the objection").click()  # no answer given
+    assert "There is a problem" in page.inner_text("main")
+
+    assert (draft_errors, serious_violations(page)) == ([], [])

@@ -11,6 +11,7 @@ import pytest
 from service import create_app
 from storage.deployment import Deployment
 from tests.conftest import Home
+from tests.factories import in_case
 from tests.service.pages.desks import Browser, browser
 
 
@@ -21,6 +22,7 @@ def court(home: Home) -> tuple[Deployment, Browser, str]:
     operator = people.get("operator").actor
     examiner = people.add("eva", "examiner", operator)[0].actor
     _, token = people.add("clerk", "court", operator)
+    in_case(deployment, "C-9", "eva", "clerk")
     metadata = {"kind": "digital", "case": "C-9", "exhibit": "USB-1", "description": "stick"}
     item = deployment.intake.open_session(metadata, examiner).id
     deployment.intake.receive(item, io.BytesIO(b"usb image " * 100), examiner)
@@ -101,3 +103,20 @@ def test_a_provider_may_not_use_the_court_pages(home: Home) -> None:
     person.sign_in(token)
 
     assert person.get("/court/items").status_code == 403
+
+
+def test_the_item_page_and_its_report_name_the_examiner(
+    court: tuple[Deployment, Browser, str],
+) -> None:
+    deployment, person, item = court
+    operator = deployment.principals.get("operator").actor
+    deployment.principals.name("eva", "Eva Lindqvist", operator)
+    deployment.principals.name("clerk", "Clerk of the Court", operator)
+
+    page = person.get(f"/court/items/{item}").get_data(as_text=True)
+    report = person.get(f"/court/items/{item}/report").get_data(as_text=True)
+
+    examiner = deployment.principals.get("eva")
+    assert "Received by" in page and "Eva Lindqvist" in page and examiner.id in page
+    assert "Signed in as <strong>Clerk of the Court</strong>" in page
+    assert "Eva Lindqvist" in report

@@ -141,3 +141,96 @@ def test_court_journey_from_sign_in_to_a_verified_bundle(
     checked = run_verifier(verifier, keys, str(bundle))
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_authority_journey_from_a_draft_with_faults_to_an_order_served_and_due(
+    chromium: Any, demo_site: Demo
+) -> None:
+    """Draft with two invalid fields, both reported at once; fix them; preview; submit; a
+    second person (the approver, with the second factor) approves; the drafter had no approve
+    button and its forged approval is refused; the board shows the order served and due."""
+    import pyotp
+
+    site = demo_site
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    sign_in(page, site, "ana.ribeiro")
+    assert page.get_by_role("heading", level=1).inner_text() == "Orders"
+    screenshot(page, "authority-board")
+
+    page.get_by_role("link", name="Draft a new order").click()
+    page.fill("#f-reference", "PO-2026-0120")
+    page.select_option("#f-case", "CASE-2026-0417")
+    page.select_option("#f-provider", label="Northwind Mail")
+    page.check("#f-kind-production")
+    page.select_option("#f-legal-basis-instrument", "un_cybercrime_art27")
+    page.fill("#f-legal-basis-citation", "Code of Criminal Procedure, art. 189")
+    page.fill("#f-issuing-authority-name", "Investigating judge, Lisbon Criminal Court")
+    # The issuing authority's type is left unchosen.
+    page.fill("#f-issuing-authority-file-number", "417/26.3JGLSB")
+    page.fill("#f-issuing-authority-contact", "jic.lisboa@tribunais.example.org")
+    page.fill("#f-offence-description", "Ransomware extortion of a hospital")
+    page.fill("#f-offence-provision", "Penal Code, art. 223")
+    page.fill("#f-facts", "The hospital's records system was encrypted on 3 January 2026.")
+    page.fill("#f-link", "The ransom note names the mailbox below.")
+    page.fill("#f-necessity-and-proportionality", "One identifier, for two months.")
+    page.select_option("#f-targets-0-type", "email")
+    page.fill("#f-targets-0-value", "payme-now@northwind.example")
+    page.select_option("#f-targets-1-type", "ip")
+    page.fill("#f-targets-1-value", "203.0.113.77")  # with no time of use
+    page.check("#f-data-categories-subscriber-box")
+    page.get_by_role("button", name="Save the draft").click()
+
+    summary = page.locator(".error-summary").inner_text()
+    assert "Type of the issuing authority: required" in summary
+    assert "Target 2, time of use (UTC): required for an ip target" in summary
+    assert page.locator("#f-issuing-authority-type-error").is_visible()
+    assert page.locator("#f-targets-1-time-error").is_visible()
+    assert page.input_value("#f-targets-1-value") == "203.0.113.77"  # kept as typed
+    screenshot(page, "authority-draft-errors")
+
+    page.select_option("#f-issuing-authority-type", "judge")
+    page.fill("#f-targets-1-time", "2026-01-03T02:14")
+    page.get_by_role("button", name="Save the draft").click()
+    assert "Done: draft saved" in page.inner_text("main")
+    assert "What the provider will see" in page.inner_text("main")
+    assert "203.0.113.77" in page.locator(".document").inner_text()
+    screenshot(page, "authority-preview")
+    order_url = page.url.split("?")[0]
+    page.get_by_role("button", name="Submit for approval").click()
+    assert "Awaiting approval" in page.inner_text("main")
+    assert page.get_by_role("button", name="Approve and serve the order").count() == 0
+    token = page.locator("input[name=csrf_token]").first.input_value()
+    forged = page.request.post(f"{order_url}/approve", form={"csrf_token": token})
+    assert forged.status == 403
+
+    judge = chromium.new_page(viewport={"width": 1200, "height": 900})
+    judge.goto(site.sign_in_link("judge.costa"))
+    judge.get_by_role("button", name="Continue to sign in").click()
+    judge.get_by_label("Code").fill(
+        pyotp.parse_uri(site.seeded.second_factors["judge.costa"]).now()
+    )
+    judge.get_by_role("button", name="Sign in").click()
+    assert judge.get_by_role("heading", level=1).inner_text() == "Orders awaiting approval"
+    screenshot(judge, "authority-approvals")
+    judge.get_by_role("link", name="PO-2026-0120").click()
+    judge.get_by_role("button", name="Approve and serve the order").click()
+    assert "Done: approve and serve the order" in judge.inner_text("main")
+    judge.close()
+
+    page.goto(f"{site.url}/authority/orders")
+    not_received = page.locator(
+        "section", has=page.get_by_role("heading", name="Not yet received by the provider")
+    )
+    row = not_received.locator("tr", has_text="PO-2026-0120")
+    assert "Served, awaiting acknowledgement" in row.inner_text()
+    assert "Runs from the provider's receipt" in row.inner_text()
+    site.api("GET", f"/v1/provider/orders/{order_url.rsplit('/', 1)[1]}", "northwind.compliance")
+    page.goto(f"{site.url}/authority/orders/list/all")
+    listed = page.locator("tr", has_text="PO-2026-0120").inner_text()
+    assert "Served, awaiting acknowledgement" in listed and " left)" in listed
+    assert "Not yet received" not in listed
+    page.get_by_role("link", name="PO-2026-0120").click()
+    main = page.inner_text("main")
+    assert "Answer due by" in main and " left)" in main
+    assert "Order served on the provider, by Judge Marta Costa" in main
+    screenshot(page, "authority-order")

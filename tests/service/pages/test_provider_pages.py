@@ -11,7 +11,7 @@ import re
 import pytest
 
 from service import create_app
-from tests.conftest import Home
+from tests.conftest import Home, add_provider
 from tests.service.pages.desks import Browser, browser, csrf_of
 from tests.service.test_provider_api import Site, build_site
 
@@ -119,6 +119,25 @@ def test_the_inbox_filters_by_state_and_pages(site: Site) -> None:
     assert shown_first | shown_second == {acknowledged, *served}
 
 
+def test_due_times_are_shown_in_the_provider_s_own_time_zone(site: Site) -> None:
+    deployment = site.deployment
+    operator = deployment.principals.get("operator").actor
+    tokyo = add_provider(deployment, "Tokyo ISP", time_zone="Asia/Tokyo")
+    _, token = deployment.principals.add("tokyo-isp", "provider", operator, provider_id=tokyo.id)
+    theirs, own = site.order(provider=tokyo.id), site.order()
+    person = browser(create_app({"TESTING": True}, deployment=deployment))
+    assert person.sign_in(token).status_code == 303
+
+    order_page = text(person.get(f"/provider/orders/{theirs}"))  # the first read: due is set
+    inbox = text(person.get("/provider/orders"))
+    own_page = text(provider(site).get(f"/provider/orders/{own}"))
+
+    assert "Times are in Asia/Tokyo" in inbox
+    assert re.search(r"<td[^>]*>\s*\d\d \w{3} \d{4}, \d\d:\d\d JST", inbox)
+    assert re.search(r"\d\d:\d\d JST", order_page)
+    assert "JST" not in own_page and re.search(r"\d\d:\d\d UTC", own_page)
+
+
 def test_an_unknown_state_filter_is_400(site: Site) -> None:
     assert provider(site).get("/provider/orders?state=lost").status_code == 400
 
@@ -174,6 +193,34 @@ def test_a_file_sent_with_the_plain_form_is_hashed_and_its_receipt_shown(
     record = site.deployment.evidence.get(evidence_id)
     assert record is not None and record.size == len(CONTENT)
     assert record.description["media_type"] == "text/csv"
+
+
+def test_a_file_larger_than_the_api_s_body_bound_is_received_whole_from_both_forms(
+    site: Site,
+) -> None:
+    """The page's uploads are bounded by CUSTOS_PAGE_UPLOAD_MAX_BYTES where they are read,
+    not by the 1 MiB bound on every other request body."""
+    content = b"subscriber,record\n" * 200_000  # 3.6 MB
+    assert len(content) > site.deployment.config.max_body_bytes
+    person = provider(site)
+    first = site.acknowledged()
+
+    assert send_file(person, first, content, description="all records").status_code == 303
+
+    second = site.acknowledged()
+    token = csrf_of(person.get(f"/provider/orders/{second}"))
+    announced = person.client.post(
+        f"/provider/orders/{second}/responses/announce",
+        data={"csrf_token": token, "description": "all records"},
+        headers={"X-CSRFToken": token},
+    )
+    assert announced.status_code == 200, text(announced)
+    uploaded = person.client.put(
+        announced.get_json()["upload"], data=content, headers={"X-CSRFToken": token}
+    )
+    assert uploaded.status_code == 200, text(uploaded)
+    sizes = [r.size for r in site.deployment.evidence.newest(2)]
+    assert sizes == [len(content), len(content)]
 
 
 def test_the_plain_form_checks_its_csrf_token_before_it_opens_anything(site: Site) -> None:

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from flask import Flask
 
 from cli import main
-from custody.sign_in import SignIn
 from service import create_app
 from tests.service.pages.desks import Browser, browser, token_of
 from tests.service.test_orders_api import Site, build_site
@@ -26,13 +25,8 @@ def site(tmp_path: Path, sqlite_url: str) -> Iterator[Site]:
 
 def app_requiring(site: Site, *roles: str) -> Flask:
     deployment = site.deployment
-    sign_in = SignIn(
-        deployment.sign_in.store,
-        deployment.principals,
-        deployment.ledger.clock,
-        second_factor_roles=frozenset(roles),
-    )
-    return create_app({"TESTING": True}, deployment=replace(deployment, sign_in=sign_in))
+    config = replace(deployment.config, totp_roles=tuple(roles))
+    return create_app({"TESTING": True}, deployment=replace(deployment, config=config))
 
 
 def enrolled(site: Site, name: str) -> pyotp.TOTP:
