@@ -132,16 +132,18 @@ def test_every_page_route_is_checked(demo_site: Demo) -> None:
 
 
 def signed_in_context(chromium: Any, site: Demo, name: str | None) -> Any:
+    """A browser context with one page, signed in as ``name`` (or anonymous). The sign-in
+    page is left open and settled: closing it while its redirect was still in flight raced
+    the session cookie and, now and then, hung Chromium's close."""
     context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
     if name == "operator":  # an admin signs in with a second factor too
-        page = context.new_page()
         sign_in_with_code(page, site, name)
-        page.close()
     elif name is not None:
-        page = context.new_page()
         page.goto(site.sign_in_link(name))
         page.get_by_role("button", name="Continue to sign in").click()
-        page.close()
+        page.wait_for_url(lambda url: "/sign-in/link" not in url)  # the desk, or a code
+    page.wait_for_load_state()
     return context
 
 
@@ -153,18 +155,16 @@ def test_no_page_has_a_serious_or_critical_accessibility_violation(
     for endpoint, (who, path) in sorted(page_paths(demo_site).items()):
         if who not in contexts:
             contexts[who] = signed_in_context(chromium, demo_site, who)
-        page = contexts[who].new_page()
+        page = contexts[who].pages[0]
         response = page.goto(demo_site.url + path)
         assert response is not None and response.status == 200, (endpoint, path)
         found[endpoint] = serious_violations(page)
-        page.close()
 
     assert {k: v for k, v in found.items() if v} == {}
 
 
 def test_pages_with_errors_are_accessible_too(chromium: Any, demo_site: Demo) -> None:
-    context = signed_in_context(chromium, demo_site, "northwind.compliance")
-    page = context.new_page()
+    page = signed_in_context(chromium, demo_site, "northwind.compliance").pages[0]
     page.goto(f"{demo_site.url}/provider/orders/{demo_site.seeded.orders['emergency']}")
     page.get_by_role("button", name="Send the objection").click()  # no ground chosen
     assert "There is a problem" in page.inner_text("main")
@@ -180,7 +180,7 @@ def test_the_admin_s_answers_and_forms_with_errors_are_accessible(
 ) -> None:
     """The pages a form answers with (a token, a sign-in link, a second factor shown once;
     a form sent back with its errors), which no GET reaches, and a court's page."""
-    page = signed_in_context(chromium, demo_site, "operator").new_page()
+    page = signed_in_context(chromium, demo_site, "operator").pages[0]
     found: dict[str, list[str]] = {}
     page.goto(f"{demo_site.url}/admin/principals/new")
     page.get_by_role("button", name="Add the principal").click()
@@ -208,8 +208,7 @@ def test_the_admin_s_answers_and_forms_with_errors_are_accessible(
 def test_the_examiner_s_forms_with_errors_are_accessible_too(
     chromium: Any, demo_site: Demo
 ) -> None:
-    context = signed_in_context(chromium, demo_site, "eva.examiner")
-    page = context.new_page()
+    page = signed_in_context(chromium, demo_site, "eva.examiner").pages[0]
     page.goto(f"{demo_site.url}/examiner/items/{demo_site.seeded.items['mail']}")
     for summary in page.locator("details.act summary").all():
         summary.click()  # every act form open, as a reader may open them
@@ -227,8 +226,7 @@ def test_the_examiner_s_forms_with_errors_are_accessible_too(
 
 
 def test_the_drafting_form_with_its_errors_is_accessible(chromium: Any, demo_site: Demo) -> None:
-    context = signed_in_context(chromium, demo_site, "ana.ribeiro")
-    page = context.new_page()
+    page = signed_in_context(chromium, demo_site, "ana.ribeiro").pages[0]
     page.goto(f"{demo_site.url}/authority/orders/new")
     page.get_by_role("button", name="Save the draft").click()  # nothing filled in
     assert "There is a problem" in page.inner_text("main")
