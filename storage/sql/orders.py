@@ -15,11 +15,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    and_,
     bindparam,
     insert,
     select,
     update,
 )
+from sqlalchemy import case as sql_case
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
@@ -266,11 +268,14 @@ def _columns(order: Order) -> dict[str, Any]:
     }
 
 
-@lru_cache(maxsize=64)
-def _list_query(filters: frozenset[str]) -> Any:
-    """The list statement for the filters given, built once each (lists are the hot read:
-    building a statement costs about as much as running it)."""
-    conditions: dict[str, ColumnElement[bool]] = {
+_WINDOW_PAGES = 8
+"""How many pages of orders in ``seq`` order a filtered list reads before it asks an index."""
+_BY_INDEX = frozenset({"provider", "after"})
+"""Filters that read in ``seq`` order from an index already (a provider's inbox): no window."""
+
+
+def _conditions() -> dict[str, ColumnElement[bool]]:
+    return {
         "states": orders.c.state.in_(bindparam("states", expanding=True)),
         "provider": orders.c.provider_id == bindparam("provider"),
         "case": orders.c.case_ref == bindparam("case"),
@@ -279,10 +284,55 @@ def _list_query(filters: frozenset[str]) -> Any:
         "due_from": orders.c.due >= bindparam("due_from"),
         "after": orders.c.seq > bindparam("after"),
     }
+
+
+@lru_cache(maxsize=64)
+def _list_query(filters: frozenset[str]) -> Any:
+    """The list statement for the filters given, built once each (lists are the hot read:
+    building a statement costs about as much as running it)."""
+    conditions = _conditions()
     query = select(*_ORDER_COLUMNS).order_by(orders.c.seq).limit(bindparam("limit"))
     for name in sorted(filters):
         query = query.where(conditions[name])
     return query
+
+
+@lru_cache(maxsize=64)
+def _window_query(filters: frozenset[str]) -> Any:
+    """The next ``:window`` orders after ``:after`` in ``seq`` order, each with whether it
+    passes the filters: one short range of the ``seq`` index, and no record read.
+
+    A planner given ``state = 'served'`` or a scope's cases picks that index, reads every
+    order it matches (most of them, on a busy desk) and sorts them all to show a page; in
+    ``seq`` order the page is usually among the first few dozen orders."""
+    conditions = _conditions()
+    passes = and_(*(conditions[name] for name in sorted(filters - {"after"})))
+    return (
+        select(orders.c.seq, sql_case((passes, True), else_=False).label("passes"))
+        .where(conditions["after"])
+        .order_by(orders.c.seq)
+        .limit(bindparam("window"))
+    )
+
+
+_BY_SEQ = (
+    select(*_ORDER_COLUMNS)
+    .where(orders.c.seq.in_(bindparam("seqs", expanding=True)))
+    .order_by(orders.c.seq)
+)
+
+
+def _window(c: Connection, given: Mapping[str, Any], limit: int) -> tuple[list[Any], int, bool]:
+    """The orders of the next ``_WINDOW_PAGES`` pages in ``seq`` order that pass the
+    filters, at most ``limit`` of them; the window's last ``seq``; and whether it reached
+    the last order. Only the records shown are read."""
+    window = limit * _WINDOW_PAGES
+    params = {**given, "after": given.get("after", -1), "window": window}
+    flags = c.execute(_window_query(frozenset(params) - {"window"}), params).all()
+    seqs = [row.seq for row in flags if row.passes][:limit]
+    kept = list(c.execute(_BY_SEQ, {"seqs": seqs})) if seqs else []
+    last = flags[-1].seq if flags else params["after"]
+    return kept, last, len(flags) < window
 
 
 class SqlOrderStore(_Sql):
@@ -331,9 +381,14 @@ class SqlOrderStore(_Sql):
             "after": after,
         }
         given = {name: value for name, value in values.items() if value is not None}
-        query = _list_query(frozenset(given))
         with self._connect() as c:
-            rows = c.execute(query, {**given, "limit": limit}).all()
+            if set(given) <= _BY_INDEX:
+                rows = c.execute(_list_query(frozenset(given)), {**given, "limit": limit}).all()
+                return [_stored(r) for r in rows]
+            rows, last, exhausted = _window(c, given, limit)
+            if len(rows) < limit and not exhausted:  # sparse: by its index, after the window
+                rest = {**given, "after": last, "limit": limit - len(rows)}
+                rows += c.execute(_list_query(frozenset(rest) - {"limit"}), rest).all()
         return [_stored(r) for r in rows]
 
     def save_text(

@@ -432,3 +432,54 @@ def test_concurrent_claims_never_share_a_notice(stores: Stores) -> None:
         thread.join(timeout=60)
     every = [i for mine in claims for i in mine]
     assert len(every) == len(set(every)) == 24
+
+
+def state_of(n: int) -> OrderState:
+    """Order n's state: served first in a dense run, objected now and then, three drafts
+    late (outside the first window of a small page), acknowledged for the rest."""
+    if n < 30:
+        return OrderState.SERVED
+    if n % 9 == 0:
+        return OrderState.OBJECTED
+    if 60 <= n < 63:
+        return OrderState.DRAFT
+    return OrderState.ACKNOWLEDGED
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 50])
+def test_a_filtered_list_pages_through_exactly_the_orders_it_matches(
+    stores: Stores, limit: int
+) -> None:
+    made: dict[int, tuple[OrderState, str]] = {}
+    for n in range(72):
+        state, case = state_of(n), f"CASE-{n % 3}"
+        served = None if state is OrderState.DRAFT else SERVED
+        insert(stores, make_order(state=state, served_at=served, case=case), seq=n)
+        made[n] = (state.value, case)
+    filters: list[dict[str, Any]] = [
+        {"states": ["served"]},
+        {"states": ["draft"]},
+        {"states": ["objected", "draft"]},
+        {"cases": ["CASE-0", "CASE-2"]},
+        {"states": ["acknowledged"], "cases": ["CASE-1"]},
+        {"states": ["draft"], "case": "CASE-1"},
+        {"states": ["served"], "provider": PROVIDER},
+    ]
+    for given in filters:
+        expected = [
+            n
+            for n, (state, case) in made.items()
+            if state in given.get("states", [state])
+            and case in given.get("cases", [case])
+            and case == given.get("case", case)
+        ]
+        seen: list[int] = []
+        after = None
+        while True:
+            page = stores.orders.list(**given, limit=limit, after=after)
+            assert len(page) <= limit
+            seen += [stored.seq for stored in page]
+            if len(page) < limit:
+                break
+            after = page[-1].seq
+        assert seen == expected, given
