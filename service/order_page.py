@@ -77,6 +77,17 @@ EMERGENCY_CATEGORY_LABELS = {
     "threat_to_safety": "Imminent threat to the safety of a person",
     "threat_to_critical_infrastructure": "Imminent threat to a critical infrastructure",
 }
+LISTED_OFFENCE_LABELS = {
+    "non_cash_payment_fraud": "Non-cash payment fraud",
+    "child_sexual_abuse": "Child sexual abuse and exploitation",
+    "attacks_against_information_systems": "Attacks against information systems",
+    "terrorism": "Terrorist offences",
+}
+ADDRESSEE_TYPE_LABELS = {
+    "designated_establishment": "Designated establishment",
+    "legal_representative": "Legal representative",
+    "establishment": "Establishment (in an emergency)",
+}
 
 _STYLE = """
 @page { size: A4; margin: 18mm 16mm; }
@@ -143,6 +154,63 @@ def _authority(authority: Mapping[str, Any] | None) -> str:
     )
 
 
+def _addressees(doc: Mapping[str, Any]) -> str:
+    """Whom of the provider the order is addressed to (Annex I), and in an emergency."""
+    rows = []
+    for key, title in (("addressee", "Addressed to"), ("emergency_addressee", "In an emergency")):
+        part = doc.get(key)
+        if part:
+            rows.append(
+                (
+                    title,
+                    f"{_e(part.get('name'))}, {_label(ADDRESSEE_TYPE_LABELS, part.get('type'))}"
+                    f" in {_e(part.get('state'))}; {_e(part.get('contact'))}",
+                )
+            )
+    return (
+        _rows(rows) if rows else "<p>The provider (no establishment or representative named).</p>"
+    )
+
+
+def _transfer(doc: Mapping[str, Any]) -> str:
+    """Where the data go, and the Budapest Art 29(2)(d) and (f) facts where given."""
+    receiving = doc.get("receiving_authority")
+    rows = [
+        (
+            "Receiving authority",
+            f"{_e(receiving.get('name'))}; {_e(receiving.get('contact'))}"
+            if receiving
+            else "The issuing authority",
+        ),
+        ("Return channel", _e(doc.get("return_channel"))),
+    ]
+    if doc.get("custodian"):
+        rows.append(("Custodian of the data", _e(doc["custodian"])))
+    if doc.get("system_location"):
+        rows.append(("Location of the system", _e(doc["system_location"])))
+    if doc.get("mla_request_intended") is not None:
+        rows.append(
+            (
+                "Request for mutual assistance",
+                "Will follow" if doc["mla_request_intended"] else "Not intended",
+            )
+        )
+    return _rows(rows)
+
+
+def _enforcing(doc: Mapping[str, Any]) -> str:
+    enforcing = doc.get("enforcing_authority")
+    if not enforcing:
+        return "<p>The order names no enforcing authority.</p>"
+    return _rows(
+        [
+            ("Name", _e(enforcing.get("name"))),
+            ("State", _e(enforcing.get("state"))),
+            ("Contact", _e(enforcing.get("contact"))),
+        ]
+    )
+
+
 def _targets(targets: Iterable[Mapping[str, Any]]) -> str:
     head = "<tr><th>#</th><th>Type</th><th>Identifier</th><th>Port</th><th>Time of use</th></tr>"
     body = "".join(
@@ -152,6 +220,22 @@ def _targets(targets: Iterable[Mapping[str, Any]]) -> str:
         for i, t in enumerate(targets, 1)
     )
     return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
+def _offence_rows(doc: Mapping[str, Any], offence: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The offence's threshold facts (Art 5(4)) and places (Art 8(2)), those given."""
+    rows = []
+    if offence.get("max_penalty_years") is not None:
+        rows.append(("Maximum sentence", f"{_e(offence['max_penalty_years'])} years"))
+    if offence.get("listed_category"):
+        rows.append(("Listed offence", _label(LISTED_OFFENCE_LABELS, offence["listed_category"])))
+    if offence.get("annex_iv_category"):
+        rows.append(("Category in Annex IV", _e(offence["annex_iv_category"])))
+    if doc.get("offence_state"):
+        rows.append(("Committed in", _e(doc["offence_state"])))
+    if doc.get("residence_state"):
+        rows.append(("The person resides in", _e(doc["residence_state"])))
+    return rows
 
 
 def _minute(moment: str | None, zone: str = "UTC") -> str | None:
@@ -283,7 +367,6 @@ def issued_order_html(
                     _deadline(doc, view),
                     ("State", _e(str(view.get("state", "")).replace("_", " "))),
                     ("Language", _e(doc.get("language"))),
-                    ("Return channel", _e(doc.get("return_channel"))),
                 ]
             ),
         ),
@@ -298,12 +381,15 @@ def issued_order_html(
         ),
         _section("Issuing authority", _authority(doc.get("issuing_authority"))),
         _section("Validating authority", _authority(doc.get("validating_authority"))),
+        _section("Addressee", _addressees(doc)),
+        _section("Enforcing authority", _enforcing(doc)),
         _section(
             "Offence",
             _rows(
                 [
                     ("Description", _text(offence.get("description"))),
                     ("Provision", _e(offence.get("provision"))),
+                    *_offence_rows(doc, offence),
                 ]
             ),
         ),
@@ -338,6 +424,7 @@ def issued_order_html(
                 ]
             ),
         ),
+        _section("Where the data go", _transfer(doc)),
         _section(
             "Emergency",
             _rows(
@@ -358,7 +445,12 @@ def issued_order_html(
                         "Notice to the user",
                         "Must not be given" if confidentiality.get("no_user_notice") else "Allowed",
                     ),
-                    ("Until", _e(confidentiality.get("until") or "Not limited")),
+                    ("Until", _e(_minute(confidentiality.get("until")) or "Not limited")),
+                    *(
+                        [("Reasons", _text(confidentiality["reasons"]))]
+                        if confidentiality.get("reasons")
+                        else []
+                    ),
                 ]
             )
             if confidentiality.get("no_user_notice")

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from custody.order_document import (
+    ADDRESSEE_TYPES,
     AUTHORITY_TYPES,
     DATA_CATEGORIES,
+    EMERGENCY_ADDRESSEE_TYPES,
     KINDS,
     LEGAL_BASES,
     LISTED_OFFENCES,
@@ -18,11 +20,13 @@ from custody.order_document import (
 from custody.order_enforcing import ANSWERS, REFUSAL_GROUNDS, RESTRICTIONS
 from custody.verify.report import event_label
 from service.order_page import (
+    ADDRESSEE_TYPE_LABELS,
     AUTHORITY_TYPE_LABELS,
     DATA_CATEGORY_LABELS,
     EMERGENCY_CATEGORY_LABELS,
     INSTRUMENT_LABELS,
     KIND_LABELS,
+    LISTED_OFFENCE_LABELS,
     TARGET_TYPE_LABELS,
 )
 from service.pages.display import GROUND_LABELS
@@ -91,12 +95,6 @@ ENFORCING_ANSWER_LABELS = {
     "conditions": "The data may be used under conditions",
 }
 RESTRICTION_LABELS = {"deleted": "Deleted", "restricted": "Restricted"}
-LISTED_OFFENCE_LABELS = {
-    "non_cash_payment_fraud": "Non-cash payment fraud",
-    "child_sexual_abuse": "Child sexual abuse and exploitation",
-    "attacks_against_information_systems": "Attacks against information systems",
-    "terrorism": "Terrorist offences",
-}
 assert set(REFUSAL_GROUND_LABELS) == set(REFUSAL_GROUNDS)
 assert set(ENFORCING_ANSWER_LABELS) == set(ANSWERS)
 assert set(RESTRICTION_LABELS) == set(RESTRICTIONS)
@@ -109,6 +107,10 @@ AUTHORITY_TYPE_OPTIONS = [(t, AUTHORITY_TYPE_LABELS[t]) for t in AUTHORITY_TYPES
 TARGET_TYPE_OPTIONS = [(t, TARGET_TYPE_LABELS[t]) for t in TARGET_TYPES]
 CATEGORY_OPTIONS = [(c, DATA_CATEGORY_LABELS[c]) for c in DATA_CATEGORIES]
 EMERGENCY_OPTIONS = list(EMERGENCY_CATEGORY_LABELS.items())
+ADDRESSEE_TYPE_OPTIONS = [(t, ADDRESSEE_TYPE_LABELS[t]) for t in ADDRESSEE_TYPES]
+EMERGENCY_ADDRESSEE_TYPE_OPTIONS = [
+    (t, ADDRESSEE_TYPE_LABELS[t]) for t in EMERGENCY_ADDRESSEE_TYPES
+]
 LISTED_OFFENCE_OPTIONS = [
     (c, f"{LISTED_OFFENCE_LABELS[c]} ({LISTED_OFFENCES[c]})") for c in LISTED_OFFENCES
 ]
@@ -151,7 +153,17 @@ FIELD_LABELS = {
     "enforcing_authority": "Enforcing authority",
     "enforcing_authority.state": "Enforcing State",
     "enforcing_authority.notification_url": "The address the enforcing authority's notice goes to",
+    "addressee": "Addressee",
+    "emergency_addressee": "Addressee in an emergency",
+    "receiving_authority": "Receiving authority",
+    "receiving_authority.name": "Name of the receiving authority",
+    "receiving_authority.contact": "Contact of the receiving authority",
+    "custodian": "Custodian of the data",
+    "system_location": "Location of the system",
+    "mla_request_intended": "Request for mutual assistance",
+    "linked_order": "Linked order",
 }
+ADDRESSEE_FIELD_LABELS = {"type": "Type", "name": "Name", "state": "State", "contact": "Contact"}
 AUTHORITY_FIELD_LABELS = {
     "name": "Name",
     "type": "Type",
@@ -176,6 +188,8 @@ def field_label(path: str) -> str:
     part, _, name = path.partition(".")
     if part in ("issuing_authority", "validating_authority") and name in AUTHORITY_FIELD_LABELS:
         return f"{AUTHORITY_FIELD_LABELS[name]} of the {FIELD_LABELS[part].lower()}"
+    if part in ("addressee", "emergency_addressee") and name in ADDRESSEE_FIELD_LABELS:
+        return f"{ADDRESSEE_FIELD_LABELS[name]} of the {FIELD_LABELS[part].lower()}"
     if part == "enforcing_authority" and name:
         return f"The enforcing authority's {name.replace('_', ' ')}"
     target = _TARGET.match(path)

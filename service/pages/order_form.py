@@ -19,6 +19,7 @@ from custody.order_document import DATA_CATEGORIES
 SPARE_TARGETS = 1
 MIN_TARGETS = 2
 AUTHORITY_FIELDS = ("name", "type", "file_number", "contact", "state")
+ADDRESSEE_FIELDS = ("type", "name", "state", "contact")
 # The parts of the document the form writes, each field by its path.
 TEXT_FIELDS = (
     "reference",
@@ -54,13 +55,30 @@ TEXT_FIELDS = (
     "enforcing_authority.contact",
     "enforcing_authority.time_zone",
     "enforcing_authority.notification_url",
+    *(f"addressee.{name}" for name in ADDRESSEE_FIELDS),
+    *(f"emergency_addressee.{name}" for name in ADDRESSEE_FIELDS),
+    "receiving_authority.name",
+    "receiving_authority.contact",
+    "custodian",
+    "system_location",
+    "mla_request_intended",
+    "linked_order",
 )
 TARGET_FIELDS = ("type", "value", "port", "time")
 # Parts the form leaves out altogether when none of their fields is filled in.
-OPTIONAL_PARTS = ("validating_authority", "time_range", "enforcing_authority")
+OPTIONAL_PARTS = (
+    "validating_authority",
+    "time_range",
+    "enforcing_authority",
+    "addressee",
+    "emergency_addressee",
+    "receiving_authority",
+)
 NUMBERS = ("offence.max_penalty_years", "preservation_days")
 TIMES = ("time_range.start", "time_range.end", "confidentiality.until")
-YES_NO = ("emergency.flag", "confidentiality.no_user_notice")
+YES_NO = ("emergency.flag", "confidentiality.no_user_notice", "mla_request_intended")
+# A yes or no whose "no" is said, not assumed: it is kept as "no" when a draft is edited.
+SAID_NO = ("mla_request_intended",)
 # A browser's datetime-local value: the form asks for times in UTC.
 _LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$")
 _INDEX = re.compile(r"\[(\d+)\]")
@@ -129,6 +147,9 @@ def values_from_document(document: Mapping[str, Any]) -> dict[str, str]:
     values: dict[str, str] = {}
     for path in TEXT_FIELDS:
         found = _get(document, path)
+        if found is False and path in SAID_NO:
+            values[path] = "no"
+            continue
         if found is None or found is False:
             continue
         if found is True:

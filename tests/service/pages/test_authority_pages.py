@@ -148,6 +148,53 @@ def test_a_new_order_starts_from_an_earlier_one_without_its_reference(site: Site
     assert site.document()["legal_basis"]["citation"] in page
 
 
+def test_the_addressee_where_the_data_go_and_the_budapest_facts_are_drafted_and_shown(
+    site: Site,
+) -> None:
+    browser = person(site, "alice")
+    data = draft_form(site)
+    data.update(
+        {
+            "addressee.type": "legal_representative",
+            "addressee.name": "Northwind Legal Ltd",
+            "addressee.state": "IE",
+            "addressee.contact": "lawful@northwind.example",
+            "receiving_authority.name": "Lisbon Cybercrime Unit",
+            "receiving_authority.contact": "unit@pj.example",
+            "custodian": "Northwind's mail platform",
+            "system_location": "Dublin data centre",
+            "mla_request_intended": "no",
+            "linked_order": "PP-2026-0003",
+        }
+    )
+
+    saved = save_draft(browser, data)
+
+    assert saved.status_code == 303, text(saved)
+    order_id = saved.headers["Location"].split("/")[3].split("?")[0]
+    document = site.show(order_id)["document"]
+    assert document["addressee"] == {
+        "type": "legal_representative",
+        "name": "Northwind Legal Ltd",
+        "state": "IE",
+        "contact": "lawful@northwind.example",
+    }
+    assert document["receiving_authority"]["name"] == "Lisbon Cybercrime Unit"
+    assert (document["mla_request_intended"], document["linked_order"]) == (False, "PP-2026-0003")
+    preview = text(browser.get(f"/authority/orders/{order_id}"))
+    for words in (
+        "Northwind Legal Ltd, Legal representative in IE",
+        "Lisbon Cybercrime Unit; unit@pj.example",
+        "Dublin data centre",
+        "<dt>Request for mutual assistance</dt><dd>Not intended</dd>",
+    ):
+        assert words in preview
+    edit = text(browser.get(f"/authority/orders/{order_id}/edit"))
+    assert 'value="no" checked' in edit  # a "no" said stays said
+    again = text(browser.get(f"{NEW}?from={order_id}"))
+    assert 'value="Northwind Legal Ltd"' in again
+
+
 def test_the_preview_warns_of_what_would_bar_issuing_it(site: Site) -> None:
     browser, order_id = drafted(
         site,
