@@ -65,15 +65,6 @@ TEXT_FIELDS = (
     "linked_order",
 )
 TARGET_FIELDS = ("type", "value", "port", "time")
-# Parts the form leaves out altogether when none of their fields is filled in.
-OPTIONAL_PARTS = (
-    "validating_authority",
-    "time_range",
-    "enforcing_authority",
-    "addressee",
-    "emergency_addressee",
-    "receiving_authority",
-)
 NUMBERS = ("offence.max_penalty_years", "preservation_days")
 TIMES = ("time_range.start", "time_range.end", "confidentiality.until")
 YES_NO = ("emergency.flag", "confidentiality.no_user_notice", "mla_request_intended")
