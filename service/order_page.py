@@ -259,7 +259,9 @@ def _deadline(issued: Mapping[str, Any], view: Mapping[str, Any]) -> tuple[str, 
         return name, "Suspended until the authority answers the request for clarification"
     if view.get("served_at") and not view.get("received"):
         return name, "Not yet received by the provider: the period runs from its receipt"
-    return name, "None"
+    if not view.get("served_at") and not issued.get("served_at"):
+        return name, "Set when the order is served"
+    return name, "Nothing is owed now"
 
 
 def _signatures(note: Note) -> str:
@@ -362,8 +364,8 @@ def issued_order_html(
                     ("Addressee provider", who(doc.get("provider"))),
                     ("Drafted by", who(doc.get("drafted_by"))),
                     ("Revised by", ", ".join(map(who, doc.get("revised_by") or [])) or "No one"),
-                    ("Approved by", who(doc.get("approved_by"))),
-                    ("Served at", _e(_minute(doc.get("served_at")))),
+                    ("Approved by", who(doc.get("approved_by")) or "Not yet"),
+                    ("Served at", _e(_minute(doc.get("served_at")) or "Not yet")),
                     _deadline(doc, view),
                     ("State", _e(str(view.get("state", "")).replace("_", " "))),
                     ("Language", _e(doc.get("language"))),

@@ -120,6 +120,8 @@ def test_a_draft_is_saved_then_previewed_as_the_provider_will_see_it(site: Site)
     assert "What the provider will see" in page
     assert "The order as it will be signed" in page
     assert "Not signed yet" in page
+    assert "<dt>Answer due by</dt><dd>Set when the order is served</dd>" in page
+    assert "<dt>Approved by</dt><dd>Not yet</dd>" in page
     assert html.escape(site.document()["facts"]) in page
     assert "Submit for approval" in page and "Change the draft" in page
 
