@@ -86,29 +86,32 @@ def _scoped_window(
 ) -> tuple[list[Any], int, bool]:
     """The next ``_WINDOW_PAGES`` pages of records in ledger order, keeping those in scope:
     one short index range, which gives the whole page whenever the scope covers a fair
-    share of the store (a court granted every case of an agency). Returns the rows in
-    scope, the window's last ledger index, and whether the window reached the end."""
+    share of the store (a court granted every case of an agency). The window is read as
+    ledger indexes and whether each is in scope; only the records shown are read. Returns
+    the rows in scope, the window's last ledger index, and whether the window reached the
+    end."""
     in_scope = or_(evidence.c.case_ref.in_(cases), evidence.c.id.in_(items))
     window = (
-        select(evidence.c.ledger_index)
+        select(evidence.c.ledger_index, sql_case((in_scope, True), else_=False).label("kept"))
         .where(*filters)
         .order_by(evidence.c.ledger_index)
         .limit(limit * _WINDOW_PAGES)
-        .subquery()
     )
-    query = (
-        select(
-            evidence.c.ledger_index,
-            sql_case((in_scope, evidence.c.record)).label("record"),
-            evidence.c.state,
+    flags = c.execute(window).all()
+    indexes = [row.ledger_index for row in flags if row.kept][:limit]
+    kept = (
+        list(
+            c.execute(
+                select(*_LISTED)
+                .where(evidence.c.ledger_index.in_(indexes))
+                .order_by(evidence.c.ledger_index)
+            )
         )
-        .join(window, window.c.ledger_index == evidence.c.ledger_index)
-        .order_by(evidence.c.ledger_index)
+        if indexes
+        else []
     )
-    rows = c.execute(query).all()
-    kept = [r for r in rows if r.record is not None][:limit]
-    last = rows[-1].ledger_index if rows else -1
-    return kept, last, len(rows) < limit * _WINDOW_PAGES
+    last = flags[-1].ledger_index if flags else -1
+    return kept, last, len(flags) < limit * _WINDOW_PAGES
 
 
 def _first_of_each(
