@@ -329,7 +329,7 @@ class OrderDesk:
 
         Any other order, or one not yet served, does not exist for a provider.
         """
-        stored = self._provider_view(order_id, by, provider_id)
+        stored = self.provider_order(order_id, by, provider_id)
         if stored.order.first_read_at is not None:
             return stored
         with self.ledger.recording() as recorder:
@@ -403,7 +403,9 @@ class OrderDesk:
         stored = self.store.get(order_id)
         check_released(stored.order if stored else None, self.ledger.clock())
 
-    def _provider_view(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
+    def provider_order(self, order_id: str, by: Actor, provider_id: str | None) -> StoredOrder:
+        """A served order of the provider's own, as it stands (nothing is recorded); any
+        other order, or one not yet served, does not exist for a provider (NotFound)."""
         require_role(by.role, PROVIDER_ROLES, "use the provider API")
         stored = self.store.get(order_id) if is_order_id(order_id) else None
         # An order withdrawn before service was never the provider's: no clock, never served.
@@ -621,7 +623,7 @@ class OrderDesk:
     ) -> Acted:
         """Take ``action`` on the order: Forbidden, NotFound or Conflict change nothing."""
         if by.role in PROVIDER_ROLES:
-            self._provider_view(order_id, by, provider_id)
+            self.provider_order(order_id, by, provider_id)
         elif by.role != SYSTEM.role:
             require_role(by.role, AUTHORITY_ROLES, "act on orders")
             self.get(order_id, by)
@@ -698,7 +700,7 @@ class OrderDesk:
         Refused (409) when the order's state or kind does not take a response: a preservation
         order, a closed, withdrawn or expired one, or one not yet acknowledged.
         """
-        stored = self._provider_view(order_id, by, provider_id)
+        stored = self.provider_order(order_id, by, provider_id)
         order = stored.order
         check_may(order, "respond", by, self.ledger.clock(), provider_id=provider_id)
         description = metadata.get("description")
@@ -731,7 +733,7 @@ class OrderDesk:
     ) -> Ingested:
         """Stream a response in exactly as evidence intake does; its ``evidence.ingested``
         and the order's ``order.responded`` commit together."""
-        stored = self._provider_view(order_id, by, provider_id)
+        stored = self.provider_order(order_id, by, provider_id)
         # Refuse before reading the body; the check is made again when the response commits.
         check_may(stored.order, "respond", by, self.ledger.clock(), provider_id=provider_id)
         session = self.intake.store.session(evidence_id)

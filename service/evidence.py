@@ -388,6 +388,7 @@ def custody(evidence_id: str) -> dict[str, Any]:
 @requires(*ACTORS)
 def record_act(evidence_id: str) -> tuple[dict[str, Any], int]:
     """Record a custody act; 409 with ``allowed_actions`` when the item's state forbids it."""
+    _deployment().handling.get(evidence_id, g.principal.actor)  # 404 before the body is read
     body = dict(read_json_object())
     act = load_body(ActSchema(), body)["type"]
     del body["type"]

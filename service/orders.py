@@ -587,6 +587,7 @@ def revise(order_id: str) -> dict[str, Any]:
 
     The reviser joins the drafter among those who may not approve it.
     """
+    _desk().get(order_id, g.principal.actor)  # 404 before the body is read
     return _acted(_desk().revise(order_id, read_json_object(), g.principal.actor))
 
 
@@ -676,6 +677,7 @@ def _action_view(path: str, body: type[Schema], summary: str) -> Callable[[str],
     action = path.replace("-", "_")
 
     def act(order_id: str) -> dict[str, Any]:
+        _desk().get(order_id, g.principal.actor)  # 404 before the body is read
         raw = read_json_object(optional=True)
         data = load_body(body(), raw)
         if action == "adapt":

@@ -8,6 +8,7 @@ never 403, so that a provider learns nothing of anyone else's orders.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, BinaryIO, cast
@@ -144,6 +145,19 @@ def _provider_only(view: Any) -> Any:
     return requires(*PROVIDER_ROLES)(bearer_auth(blp)(view))
 
 
+def _own_order(view: Any) -> Any:
+    """Answer 404 for an order that is not the provider's own before its arguments are
+    read: another provider's order is 404 whatever the request carries, never 400 or 422."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        principal = g.principal
+        _desk().provider_order(kwargs["order_id"], principal.actor, principal.provider_id)
+        return view(*args, **kwargs)
+
+    return checked
+
+
 @blp.route("/orders", methods=["GET"])
 @_provider_only
 @blp.arguments(ProviderOrderListQuery, location="query", error_status_code=400, as_kwargs=True)
@@ -182,6 +196,7 @@ def show_order(order_id: str) -> dict[str, Any]:
 
 @blp.route("/orders/<order_id>/document", methods=["GET"])
 @_provider_only
+@_own_order
 @blp.arguments(DocumentQuery, location="query", error_status_code=400)
 @blp.doc(
     responses={
@@ -235,6 +250,7 @@ def acknowledge(order_id: str) -> dict[str, Any]:
 
 @blp.route("/orders/<order_id>/object", methods=["POST"])
 @_provider_only
+@_own_order
 @blp.arguments(ObjectionSchema)
 @problem_responses(blp, 400)
 @_action
@@ -248,6 +264,7 @@ def object_to(objection: dict[str, Any], order_id: str) -> dict[str, Any]:
 
 @blp.route("/orders/<order_id>/request-clarification", methods=["POST"])
 @_provider_only
+@_own_order
 @blp.arguments(ClarificationRequestSchema)
 @problem_responses(blp, 400)
 @_action
@@ -282,6 +299,7 @@ def complete(order_id: str) -> dict[str, Any]:
 
 @blp.route("/orders/<order_id>/responses", methods=["POST"])
 @_provider_only
+@_own_order
 @blp.arguments(ResponseAnnouncementSchema)
 @blp.alt_response(
     201, schema=UploadSessionSchema, description="the response's upload session", success=True

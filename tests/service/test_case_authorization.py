@@ -470,6 +470,34 @@ def test_every_order_action_on_another_case_s_order_is_404(world: World, role: s
     assert world.deployment.orders.store.get(order) == before
 
 
+@pytest.mark.parametrize("role", AUTHORITIES)
+def test_a_bad_body_on_another_case_s_order_or_item_is_404_not_422(
+    world: World, role: str
+) -> None:
+    """What a request carries is looked at only once the caller may see the order or item:
+    a body no route would take answers 404 outside the caller's cases, as a good one does."""
+    order, item = world.order("B"), world.item("B")
+    size = world.deployment.ledger.size()
+    bad = {"no such member": True}
+    headers = world.headers(NAMES[role])
+
+    answers = {
+        action: world.client.post(f"/v1/orders/{order}/{action}", json=bad, headers=headers)
+        for action in order_action_paths(world.app)
+    }
+    answers["revise"] = world.client.patch(f"/v1/orders/{order}", json=bad, headers=headers)
+    answers["malformed"] = world.client.post(
+        f"/v1/orders/{order}/submit", data=b"{not json", headers=headers
+    )
+    if role == "approver":  # an act on an item is an examiner's or an approver's
+        answers["item act"] = world.client.post(
+            f"/v1/evidence/{item}/events", json={"type": "no-such-act"}, headers=headers
+        )
+
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 404)
+    assert world.deployment.ledger.size() == size
+
+
 def test_the_matrix_names_every_evidence_and_bundle_route(world: World) -> None:
     """Each route that reaches an item is in ROUTES, but the upload, which only the examiner
     who announced the item reaches (tests/service/test_evidence_api.py)."""

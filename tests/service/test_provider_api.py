@@ -361,6 +361,27 @@ def test_an_order_the_provider_may_not_know_of_is_404_on_every_endpoint(site: Si
         assert site.deployment.orders.store.get(order_id) == stored[which]
 
 
+# Requests each route refuses (400 or 422) on an order of the provider's own.
+BAD_REQUESTS: list[tuple[str, str, Any]] = [
+    ("GET", "/v1/provider/orders/{id}/document?format=pdf", None),
+    ("POST", "/v1/provider/orders/{id}/object", {"ground": "not a ground"}),
+    ("POST", "/v1/provider/orders/{id}/request-clarification", {"question": ""}),
+    ("POST", "/v1/provider/orders/{id}/responses", {"description": "x", "unknown": 1}),
+]
+
+
+def test_another_provider_s_order_is_404_whatever_the_request_carries(site: Site) -> None:
+    own, foreign = site.acknowledged(), site.acknowledged(site.other)
+    before = snapshot(site.deployment)
+
+    refused = [call(site, m, t, body, "own", id=own).status_code for m, t, body in BAD_REQUESTS]
+    hidden = [call(site, m, t, body, "own", id=foreign) for m, t, body in BAD_REQUESTS]
+
+    assert all(status in (400, 422) for status in refused), refused
+    assert [response.status_code for response in hidden] == [404] * len(BAD_REQUESTS)
+    assert snapshot(site.deployment) == before
+
+
 def test_other_roles_are_403_even_on_an_order_they_may_read_elsewhere(site: Site) -> None:
     order_id = site.acknowledged()
     upload = site.open_response(order_id)
