@@ -477,6 +477,11 @@ def _condition(order: Order, action: str, now: datetime | None) -> str | None:
         return None if order.validated_by is None else "the order is validated"
     if action == "approve" and order.document.needs_validation() and order.validated_by is None:
         return "the order awaits its validation (Art 4)"
+    if action == "adapt" and order.document.needs_validation():
+        return (
+            "an order validated under Art 4 is not adapted, as its revision would go "
+            "unvalidated: withdraw it and issue a new order"
+        )
     review = order.enforcing
     if action == "record_enforcing_answer":
         if review is None:
@@ -715,6 +720,11 @@ def _adapted(
             raise BadRequest(f"{name}: an adapted order keeps its {name}; issue a new order")
     if document.legal_basis.instrument != old.legal_basis.instrument:
         raise BadRequest("legal_basis.instrument: an adapted order keeps its instrument")
+    if document.needs_validation():
+        raise BadRequest(
+            "issuing_authority: the adapted order would need validation (Art 4), which an "
+            "adaptation does not have; issue a new order"
+        )
     revision = before.revision + 1
     clock = _clock(before)
     document.check_threshold()

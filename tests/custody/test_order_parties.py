@@ -83,6 +83,23 @@ def test_art_4_an_eu_order_from_the_police_is_validated_before_it_is_issued() ->
     assert '"validated_by":"pr_judge"' in order_document_text(issued)
 
 
+def test_art_4_a_validated_order_is_not_adapted_into_an_unvalidated_revision() -> None:
+    """An adaptation is the approver's act alone: it may not serve a text that Art 4 wants
+    validated, whether the order needed validation or its revision would."""
+    needing = pending(**EU_EPOC, issuing_authority=POLICE, validating_authority=PROSECUTOR)
+    validated = apply(needing, "validate", VALIDATOR, SERVICE)[0]
+    issued = apply(validated, "approve", APPROVER, SERVICE)[0]
+    revised = document(**EU_EPOC, issuing_authority=POLICE, validating_authority=PROSECUTOR)
+
+    assert "adapt" not in allowed_actions(issued, SERVICE, by=APPROVER)
+    with pytest.raises(Conflict, match=r"validated under Art 4 is not adapted"):
+        apply(issued, "adapt", APPROVER, SERVICE + timedelta(days=1), {"document": revised})
+    by_judge = apply(pending(**EU_EPOC), "approve", APPROVER, SERVICE)[0]
+    assert "adapt" in allowed_actions(by_judge, SERVICE, by=APPROVER)
+    with pytest.raises(BadRequest, match=r"would need validation \(Art 4\)"):
+        apply(by_judge, "adapt", APPROVER, SERVICE + timedelta(days=1), {"document": revised})
+
+
 def test_art_4_an_order_its_issuer_may_issue_alone_is_not_validated() -> None:
     judge = pending(**EU_EPOC)  # the factory's issuer is a judge
     prosecutor = pending(**EU_EPOC, issuing_authority=PROSECUTOR)

@@ -216,6 +216,8 @@ class Oracle:
             return self.needs_validation and not self.validated
         if act == "approve":
             return self.validated or not self.needs_validation
+        if act == "adapt":  # the table's row: not an order that needs validation
+            return not self.needs_validation
         if act == "record_user_information":
             return self.served and not self.user_informed
         if act == "record_enforcing_answer":

@@ -471,9 +471,7 @@ def test_every_order_action_on_another_case_s_order_is_404(world: World, role: s
 
 
 @pytest.mark.parametrize("role", AUTHORITIES)
-def test_a_bad_body_on_another_case_s_order_or_item_is_404_not_422(
-    world: World, role: str
-) -> None:
+def test_a_bad_body_on_another_case_s_order_or_item_is_404_not_422(world: World, role: str) -> None:
     """What a request carries is looked at only once the caller may see the order or item:
     a body no route would take answers 404 outside the caller's cases, as a good one does."""
     order, item = world.order("B"), world.item("B")
