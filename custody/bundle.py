@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -267,6 +268,28 @@ class Bundles:
         ``bundle.json``): the content is never held nor read twice, and step (7) of an item
         whose content is in the bundle says the court checks it.
         """
+        with self.ledger.store.reads_together():
+            return self._export(
+                evidence_ids,
+                out,
+                by=by,
+                with_content=with_content,
+                known_checkpoint=known_checkpoint,
+                report=report,
+                progress=progress,
+            )
+
+    def _export(
+        self,
+        evidence_ids: Sequence[str],
+        out: BinaryIO,
+        *,
+        by: Actor,
+        with_content: bool,
+        known_checkpoint: bytes | None,
+        report: bool,
+        progress: Progress | None,
+    ) -> BundleSummary:
         require_role(by.role, EXPORT_ROLES, "export exhibit bundles")
         items = [_Item(record) for record in self._records(evidence_ids, by)]
         known = self._check_known(known_checkpoint)
@@ -396,25 +419,30 @@ class Bundles:
         checkpoint's tree), else one signed now: the same ledger gives the same one."""
         newest = known.size - 1 if known is not None else 0
         subjects = [s for item in items for s in self._subjects(item.record)]
-        for subject in [*subjects, *self._party_subjects([KEY_SUBJECT, *subjects])]:
-            entries = self.ledger.subject_entries(subject)
+        # Each subject read once here; what is written is read again once the checkpoint is
+        # chosen (_entries), so that an event appended meanwhile goes in exactly when covered.
+        entries_of = functools.cache(self.ledger.subject_entries)
+        for subject in [*subjects, *self._party_subjects([KEY_SUBJECT, *subjects], entries_of)]:
+            entries = entries_of(subject)
             if entries:
                 newest = max(newest, entries[-1].index)
         return self.ledger.checkpoint(covering=newest)
 
-    def _party_subjects(self, subjects: Sequence[str]) -> list[str]:
+    def _party_subjects(
+        self, subjects: Sequence[str], entries_of: Callable[[str], list[LedgerEntry]]
+    ) -> list[str]:
         """The subjects of the principals who acted in ``subjects``' events and of the
         providers they act for: the checkpoint covers their newest events too, so a display
         name given since the last act is the one the bundle shows."""
         mentioned: set[str] = set()
         for subject in subjects:
-            entries = self.ledger.subject_entries(subject)
+            entries = entries_of(subject)
             mentioned |= mentioned_principals(parse_event(e.index, e.leaf) for e in entries)
         parties = []
         for principal_id in sorted(mentioned):
             subject = Subject("principal", principal_id).key
             parties.append(subject)
-            entries = self.ledger.subject_entries(subject)
+            entries = entries_of(subject)
             first = parse_event(entries[0].index, entries[0].leaf) if entries else None
             provider = first.data.get("provider") if first is not None else None
             if isinstance(provider, str):

@@ -157,6 +157,10 @@ class LedgerStore(Protocol):
     def appending(self) -> AbstractContextManager[AppendTransaction]:
         """Take the append lock; commit (durably) on normal exit, roll back on an exception."""
 
+    def reads_together(self) -> AbstractContextManager[None]:
+        """Within, the reads below share one connection (each still sees what was committed
+        before it began): for a caller that makes many of them at once."""
+
     def size(self) -> int: ...
 
     def nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]: ...
