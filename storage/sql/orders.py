@@ -14,14 +14,18 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    String,
     Table,
     and_,
+    any_,
     bindparam,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy import case as sql_case
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import StorageError
@@ -274,12 +278,19 @@ _BY_INDEX = frozenset({"provider", "after"})
 """Filters that read in ``seq`` order from an index already (a provider's inbox): no window."""
 
 
-def _conditions() -> dict[str, ColumnElement[bool]]:
+def _conditions(dialect: str) -> dict[str, ColumnElement[bool]]:
+    """Each filter's condition. On PostgreSQL a scope's cases are one array parameter: a
+    list of a hundred cases made each statement's text long and new, which the driver and
+    the server then parsed and planned anew each time."""
+    if dialect == "postgresql":
+        cases = orders.c.case_ref == any_(bindparam("cases", type_=postgresql.ARRAY(String)))
+    else:
+        cases = orders.c.case_ref.in_(bindparam("cases", expanding=True))
     return {
         "states": orders.c.state.in_(bindparam("states", expanding=True)),
         "provider": orders.c.provider_id == bindparam("provider"),
         "case": orders.c.case_ref == bindparam("case"),
-        "cases": orders.c.case_ref.in_(bindparam("cases", expanding=True)),
+        "cases": cases,
         "due": orders.c.due < bindparam("due"),
         "due_from": orders.c.due >= bindparam("due_from"),
         "after": orders.c.seq > bindparam("after"),
@@ -287,10 +298,10 @@ def _conditions() -> dict[str, ColumnElement[bool]]:
 
 
 @lru_cache(maxsize=64)
-def _list_query(filters: frozenset[str]) -> Any:
+def _list_query(filters: frozenset[str], dialect: str) -> Any:
     """The list statement for the filters given, built once each (lists are the hot read:
     building a statement costs about as much as running it)."""
-    conditions = _conditions()
+    conditions = _conditions(dialect)
     query = select(*_ORDER_COLUMNS).order_by(orders.c.seq).limit(bindparam("limit"))
     for name in sorted(filters):
         query = query.where(conditions[name])
@@ -298,41 +309,55 @@ def _list_query(filters: frozenset[str]) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _window_query(filters: frozenset[str]) -> Any:
+def _window_query(filters: frozenset[str], dialect: str) -> Any:
     """The next ``:window`` orders after ``:after`` in ``seq`` order, each with whether it
-    passes the filters: one short range of the ``seq`` index, and no record read.
+    passes the filters, and the columns of the first ``:limit`` that pass (NULL for the
+    rest): one short range of the ``seq`` index, and only the records shown read.
 
     A planner given ``state = 'served'`` or a scope's cases picks that index, reads every
     order it matches (most of them, on a busy desk) and sorts them all to show a page; in
     ``seq`` order the page is usually among the first few dozen orders."""
-    conditions = _conditions()
+    conditions = _conditions(dialect)
     passes = and_(*(conditions[name] for name in sorted(filters - {"after"})))
-    return (
-        select(orders.c.seq, sql_case((passes, True), else_=False).label("passes"))
+    window = (
+        select(orders.c.seq)
         .where(conditions["after"])
         .order_by(orders.c.seq)
         .limit(bindparam("window"))
+        .subquery("window")
     )
-
-
-_BY_SEQ = (
-    select(*_ORDER_COLUMNS)
-    .where(orders.c.seq.in_(bindparam("seqs", expanding=True)))
-    .order_by(orders.c.seq)
-)
+    flagged = (
+        select(
+            window.c.seq,
+            sql_case((passes, 1), else_=0).label("passes"),
+        )
+        .join_from(window, orders, orders.c.seq == window.c.seq)
+        .subquery("flagged")
+    )
+    counted = select(
+        flagged.c.seq,
+        flagged.c.passes,
+        func.sum(flagged.c.passes).over(order_by=flagged.c.seq).label("passed"),
+    ).subquery("counted")
+    shown = and_(counted.c.passes == 1, counted.c.passed <= bindparam("limit"))
+    return (
+        select(counted.c.seq, counted.c.passes, orders.c.record, orders.c.salt, orders.c.note)
+        .select_from(counted.outerjoin(orders, and_(orders.c.seq == counted.c.seq, shown)))
+        .order_by(counted.c.seq)
+    )
 
 
 def _window(c: Connection, given: Mapping[str, Any], limit: int) -> tuple[list[Any], int, bool]:
     """The orders of the next ``_WINDOW_PAGES`` pages in ``seq`` order that pass the
     filters, at most ``limit`` of them; the window's last ``seq``; and whether it reached
-    the last order. Only the records shown are read."""
+    the last order. One statement, which reads only the records shown."""
     window = limit * _WINDOW_PAGES
-    params = {**given, "after": given.get("after", -1), "window": window}
-    flags = c.execute(_window_query(frozenset(params) - {"window"}), params).all()
-    seqs = [row.seq for row in flags if row.passes][:limit]
-    kept = list(c.execute(_BY_SEQ, {"seqs": seqs})) if seqs else []
-    last = flags[-1].seq if flags else params["after"]
-    return kept, last, len(flags) < window
+    params = {**given, "after": given.get("after", -1), "window": window, "limit": limit}
+    query = _window_query(frozenset(given) | {"after"}, c.dialect.name)
+    rows = c.execute(query, params).all()
+    kept = [row for row in rows if row.record is not None]
+    last = rows[-1].seq if rows else params["after"]
+    return kept, last, len(rows) < window
 
 
 class SqlOrderStore(_Sql):
@@ -383,12 +408,14 @@ class SqlOrderStore(_Sql):
         given = {name: value for name, value in values.items() if value is not None}
         with self._connect() as c:
             if set(given) <= _BY_INDEX:
-                rows = c.execute(_list_query(frozenset(given)), {**given, "limit": limit}).all()
+                query = _list_query(frozenset(given), c.dialect.name)
+                rows = c.execute(query, {**given, "limit": limit}).all()
                 return [_stored(r) for r in rows]
             rows, last, exhausted = _window(c, given, limit)
             if len(rows) < limit and not exhausted:  # sparse: by its index, after the window
                 rest = {**given, "after": last, "limit": limit - len(rows)}
-                rows += c.execute(_list_query(frozenset(rest) - {"limit"}), rest).all()
+                query = _list_query(frozenset(rest) - {"limit"}, c.dialect.name)
+                rows += c.execute(query, rest).all()
         return [_stored(r) for r in rows]
 
     def save_text(
