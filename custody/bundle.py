@@ -268,79 +268,61 @@ class Bundles:
         ``bundle.json``): the content is never held nor read twice, and step (7) of an item
         whose content is in the bundle says the court checks it.
         """
+        # The export's many ledger reads share one connection.
         with self.ledger.store.reads_together():
-            return self._export(
-                evidence_ids,
-                out,
-                by=by,
+            require_role(by.role, EXPORT_ROLES, "export exhibit bundles")
+            items = [_Item(record) for record in self._records(evidence_ids, by)]
+            known = self._check_known(known_checkpoint)
+            accessed = self._open_contents(items, by) if with_content else []
+            checkpoint = self._choose_checkpoint(items, known)
+            # Every proof carries the same note as ``checkpoint``: the cosigned one, if cosigned.
+            checkpoint = dataclasses.replace(checkpoint, note=self.cosigned(checkpoint))
+            bundle = _ExhibitZip(out, copy_without_content=report)
+            index = BundleIndex(
+                origin=self.ledger.origin,
+                checkpoint_size=checkpoint.size,
+                checkpoint_root=base64.b64encode(checkpoint.root).decode("ascii"),
+                items=tuple(item.record.id for item in items),
+                known_checkpoint=known is not None,
                 with_content=with_content,
-                known_checkpoint=known_checkpoint,
-                report=report,
-                progress=progress,
+                disclosed=may_read_findings(by.role),
             )
-
-    def _export(
-        self,
-        evidence_ids: Sequence[str],
-        out: BinaryIO,
-        *,
-        by: Actor,
-        with_content: bool,
-        known_checkpoint: bytes | None,
-        report: bool,
-        progress: Progress | None,
-    ) -> BundleSummary:
-        require_role(by.role, EXPORT_ROLES, "export exhibit bundles")
-        items = [_Item(record) for record in self._records(evidence_ids, by)]
-        known = self._check_known(known_checkpoint)
-        accessed = self._open_contents(items, by) if with_content else []
-        checkpoint = self._choose_checkpoint(items, known)
-        # Every proof carries the same note as ``checkpoint``: the cosigned one, if cosigned.
-        checkpoint = dataclasses.replace(checkpoint, note=self.cosigned(checkpoint))
-        bundle = _ExhibitZip(out, copy_without_content=report)
-        index = BundleIndex(
-            origin=self.ledger.origin,
-            checkpoint_size=checkpoint.size,
-            checkpoint_root=base64.b64encode(checkpoint.root).decode("ascii"),
-            items=tuple(item.record.id for item in items),
-            known_checkpoint=known is not None,
-            with_content=with_content,
-            disclosed=may_read_findings(by.role),
-        )
-        bundle.add(
-            "bundle.json",
-            index.to_json(),
-            in_copy=dataclasses.replace(index, with_content=False).to_json(),
-        )
-        bundle.add("checkpoint", checkpoint.note)
-        key_history = [
-            e for e in self.ledger.subject_entries(KEY_SUBJECT) if e.index < checkpoint.size
-        ]
-        bundle.add(KEY_FOLDER + "head", self._head(KEY_SUBJECT, key_history, checkpoint))
-        self._write_subject(bundle, KEY_FOLDER, key_history, checkpoint)
-        mentioned = mentioned_principals(parse_event(e.index, e.leaf) for e in key_history)
-        for item in items:
-            mentioned |= self._write_item(bundle, item, checkpoint, progress, by, index.disclosed)
-        self._write_parties(bundle, mentioned, checkpoint)
-        if known is not None:
-            bundle.add("known-checkpoint", known.note)
-            bundle.add("consistency", self._consistency(known.size, checkpoint.size))
-        verification = None
-        if report:
-            left_out = {item.record.id for item in items if item.content is not None}
-            verification = self._own_check(bundle.without_content(), left_out)
-            bundle.add("report.html", render_report(verification).encode("utf-8"))
-        bundle.close()
-        return BundleSummary(
-            items=tuple(item.record.id for item in items),
-            checkpoint_size=checkpoint.size,
-            checkpoint_root=checkpoint.root,
-            members=tuple(bundle.names),
-            with_content=with_content,
-            known_checkpoint=known is not None,
-            accessed=tuple(accessed),
-            verification=verification,
-        )
+            bundle.add(
+                "bundle.json",
+                index.to_json(),
+                in_copy=dataclasses.replace(index, with_content=False).to_json(),
+            )
+            bundle.add("checkpoint", checkpoint.note)
+            key_history = [
+                e for e in self.ledger.subject_entries(KEY_SUBJECT) if e.index < checkpoint.size
+            ]
+            bundle.add(KEY_FOLDER + "head", self._head(KEY_SUBJECT, key_history, checkpoint))
+            self._write_subject(bundle, KEY_FOLDER, key_history, checkpoint)
+            mentioned = mentioned_principals(parse_event(e.index, e.leaf) for e in key_history)
+            for item in items:
+                mentioned |= self._write_item(
+                    bundle, item, checkpoint, progress, by, index.disclosed
+                )
+            self._write_parties(bundle, mentioned, checkpoint)
+            if known is not None:
+                bundle.add("known-checkpoint", known.note)
+                bundle.add("consistency", self._consistency(known.size, checkpoint.size))
+            verification = None
+            if report:
+                left_out = {item.record.id for item in items if item.content is not None}
+                verification = self._own_check(bundle.without_content(), left_out)
+                bundle.add("report.html", render_report(verification).encode("utf-8"))
+            bundle.close()
+            return BundleSummary(
+                items=tuple(item.record.id for item in items),
+                checkpoint_size=checkpoint.size,
+                checkpoint_root=checkpoint.root,
+                members=tuple(bundle.names),
+                with_content=with_content,
+                known_checkpoint=known is not None,
+                accessed=tuple(accessed),
+                verification=verification,
+            )
 
     def _own_check(self, bundle: bytes, content_left_out: set[str]) -> ExhibitVerification:
         """Verify a bundle as a court that pinned every key of the ring would; for the items

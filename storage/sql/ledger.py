@@ -311,9 +311,9 @@ class SqlLedgerStore:
     @contextmanager
     def reads_together(self) -> Iterator[None]:
         """Within, this context's frequent reads share one pooled connection: a bundle's
-        export makes a few dozen, and on PostgreSQL each checkout (its liveness ping and its
-        reset) cost two round trips more than the read itself. Each read still sees what
-        was committed before it began: the connection is in autocommit, as SQLite's are)."""
+        export makes a few dozen, and on PostgreSQL each checkout costs two round trips (its
+        liveness ping and its reset) more than the read itself. Each read still sees what
+        was committed before it began, as the connection is in autocommit (SQLite's are)."""
         if self._shared.get() is not None:
             yield
             return

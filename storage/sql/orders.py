@@ -413,9 +413,9 @@ class SqlOrderStore(_Sql):
                 return [_stored(r) for r in rows]
             rows, last, exhausted = _window(c, given, limit)
             if len(rows) < limit and not exhausted:  # sparse: by its index, after the window
-                rest = {**given, "after": last, "limit": limit - len(rows)}
-                query = _list_query(frozenset(rest) - {"limit"}, c.dialect.name)
-                rows += c.execute(query, rest).all()
+                rest = {**given, "after": last}
+                query = _list_query(frozenset(rest), c.dialect.name)
+                rows += c.execute(query, {**rest, "limit": limit - len(rows)}).all()
         return [_stored(r) for r in rows]
 
     def save_text(
